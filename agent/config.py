@@ -1,0 +1,110 @@
+"""Agent configuration: one INI file in the OS's usual place, overridden by BBT_AGENT_* variables."""
+from __future__ import annotations
+
+import configparser
+import os
+import socket
+import sys
+from dataclasses import dataclass, fields
+from typing import Any, Dict, Optional
+
+import protocol
+from bbt.errors import BbtError
+
+
+class ConfigError(BbtError, ValueError):
+    pass
+
+
+def default_config_path() -> str:
+    if sys.platform == "win32":
+        return os.path.join(os.environ.get("PROGRAMDATA", r"C:\ProgramData"), "bbt", "agent.ini")
+    return "/etc/bbt/agent.ini"
+
+
+def default_data_dir() -> str:
+    if sys.platform == "win32":
+        return os.path.join(os.environ.get("PROGRAMDATA", r"C:\ProgramData"), "bbt", "agent")
+    if os.geteuid() == 0:
+        return "/var/lib/bbt-agent"
+    return os.path.join(os.path.expanduser("~"), ".local", "share", "bbt-agent")
+
+
+def default_device_id() -> str:
+    name = socket.gethostname().split(".")[0]
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:64]
+    return cleaned or "pc"
+
+
+@dataclass
+class AgentConfig:
+    broker: str = "mqtt://127.0.0.1:1883"
+    school: str = ""
+    device: str = ""
+    username: Optional[str] = None
+    password: Optional[str] = None
+    ca_file: Optional[str] = None
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
+    data_dir: str = ""
+    heartbeat_s: float = 60.0
+    idle_minutes: float = 5.0
+    replay_rate: float = 20.0  # messages per second while draining the outbox
+    outbox_max_events: int = 100000
+    outbox_max_mb: float = 50.0
+
+    def check(self) -> "AgentConfig":
+        if not self.device:
+            self.device = default_device_id()
+        if not self.data_dir:
+            self.data_dir = default_data_dir()
+        if not protocol.valid_id(self.school):
+            raise ConfigError("school %r must match %s (set school= in the config or --school)"
+                              % (self.school, protocol.ID_PATTERN))
+        if not protocol.valid_id(self.device):
+            raise ConfigError("device %r must match %s" % (self.device, protocol.ID_PATTERN))
+        if self.heartbeat_s < 1:
+            raise ConfigError("heartbeat_s must be at least 1")
+        return self
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None,
+                environ: Optional[Dict[str, str]] = None) -> AgentConfig:
+    """File (section [agent]) < environment BBT_AGENT_<KEY> < explicit overrides (command line)."""
+    env = os.environ if environ is None else environ
+    values: Dict[str, Any] = {}
+    path = path or env.get("BBT_AGENT_CONFIG")
+    if path or os.path.exists(default_config_path()):
+        p = path or default_config_path()
+        parser = configparser.ConfigParser()
+        try:
+            with open(p, encoding="utf-8") as f:
+                parser.read_file(f)
+        except OSError as e:
+            raise ConfigError("cannot read agent config %s: %s" % (p, e.strerror)) from None
+        except configparser.Error as e:
+            raise ConfigError("agent config %s is not valid INI: %s" % (p, e)) from None
+        if parser.has_section("agent"):
+            values.update(parser.items("agent"))
+    known = {f.name: f for f in fields(AgentConfig)}
+    for name in known:
+        key = "BBT_AGENT_" + name.upper()
+        if key in env:
+            values[name] = env[key]
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            values[k] = v
+    cfg = AgentConfig()
+    for k, v in values.items():
+        if k not in known:
+            raise ConfigError("unknown agent setting %r" % k)
+        default = getattr(AgentConfig, k, None)
+        try:
+            if isinstance(default, float):
+                v = float(v)
+            elif isinstance(default, int) and not isinstance(default, bool):
+                v = int(v)
+        except (TypeError, ValueError):
+            raise ConfigError("agent setting %s=%r is not a number" % (k, v)) from None
+        setattr(cfg, k, v)
+    return cfg.check()

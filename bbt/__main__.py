@@ -1,0 +1,3 @@
+from bbt.cli import main
+
+main()

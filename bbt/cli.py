@@ -1,0 +1,216 @@
+"""The `bbt` command line. It parses, calls the domain and turns its errors into one line.
+
+Python 3.8+ (the agent's classroom PCs): server modules are imported inside the commands.
+Other areas add their commands in their own modules listed in EXTENSIONS (each defines
+``register(main)``).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from typing import Any, Callable, Optional
+
+import click
+
+from bbt import __version__
+from bbt.errors import BbtError
+
+EXTENSIONS: list = []
+
+
+class BbtGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BbtError as e:
+            raise click.ClickException(str(e)) from None
+        except ValueError as e:
+            if type(e).__name__ == "Rejected":
+                raise click.ClickException(str(e)) from None
+            raise
+
+
+def db_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--db", "db_url", envvar="BBT_DB", default=None, metavar="PATH_OR_URL",
+                        help="SQLite file or postgresql:// URL (env BBT_DB; default: the data directory's bbt.db)")(f)
+
+
+def open_db(db_url: Optional[str]) -> Any:
+    from collector import migrations
+    from collector.db import connect
+
+    db = connect(db_url)
+    migrations.migrate(db)
+    return db
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("amqtt", "transitions", "waitress", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(cls=BbtGroup)
+@click.version_option(__version__, prog_name="bbt")
+@click.option("-v", "--verbose", is_flag=True, help="More log output.")
+def main(verbose: bool) -> None:
+    """bbt — 班班通教室电脑监控 / monitoring for classroom multimedia PCs."""
+    setup_logging(verbose)
+
+
+def parse_hostport(value: str, default_host: str = "127.0.0.1") -> "tuple[str, int]":
+    host, _, port = value.rpartition(":")
+    try:
+        return (host or default_host), int(port)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT") from None
+
+
+def broker_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed([
+        click.option("--broker", default=None, help="mqtt://HOST:PORT or mqtts://HOST:PORT"),
+        click.option("--mqtt-username", default=None, envvar="BBT_MQTT_USERNAME"),
+        click.option("--mqtt-password", default=None, envvar="BBT_MQTT_PASSWORD"),
+        click.option("--ca", "ca_file", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="CA certificate that signed the broker's certificate (enables TLS)"),
+        click.option("--cert", "cert_file", default=None, type=click.Path(exists=True, dir_okay=False)),
+        click.option("--key", "key_file", default=None, type=click.Path(exists=True, dir_okay=False)),
+    ]):
+        f = opt(f)
+    return f
+
+
+def broker_from(broker: Optional[str], mqtt_username: Optional[str], mqtt_password: Optional[str],
+                ca_file: Optional[str], cert_file: Optional[str], key_file: Optional[str]) -> Any:
+    if broker is None:
+        return None
+    from bbt.mqttconf import parse_broker_url
+
+    return parse_broker_url(broker, username=mqtt_username, password=mqtt_password, ca_file=ca_file,
+                            cert_file=cert_file, key_file=key_file)
+
+
+@main.command()
+@db_option
+@broker_options
+@click.option("--http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the dashboard")
+@click.option("--mqtt-port", default=1883, show_default=True, help="port of the embedded broker")
+def server(db_url: Optional[str], http: str, mqtt_port: int, **broker_kw: Any) -> None:
+    """Collector + dashboard (and the embedded broker when no --broker is given)."""
+    from collector.server import Server, ServerOptions
+
+    host, port = parse_hostport(http)
+    opts = ServerOptions(db_url=db_url, broker=broker_from(**broker_kw), http_host=host, http_port=port,
+                         mqtt_port=mqtt_port)
+    srv = Server(opts, notice=lambda m: click.echo(m, err=True))
+    srv.start()
+    assert srv.broker_cfg is not None
+    click.echo(f"bbt server: broker {srv.broker_cfg.url}, dashboard {srv.url}")
+    srv.serve_forever()
+
+
+@main.group()
+def agent() -> None:
+    """The classroom agent."""
+
+
+@agent.command("run")
+@click.option("--config", "config_path", default=None, help="agent INI file")
+@click.option("--broker", default=None)
+@click.option("--school", default=None)
+@click.option("--device", default=None)
+def agent_run(config_path: Optional[str], broker: Optional[str], school: Optional[str],
+              device: Optional[str]) -> None:
+    """Run the agent in the foreground."""
+    import signal
+    import threading
+
+    from agent.config import load_config
+    from agent.runner import Agent
+
+    cfg = load_config(config_path, {"broker": broker, "school": school, "device": device})
+    a = Agent(cfg)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    a.start()
+    click.echo(f"bbt agent {cfg.school}/{cfg.device} -> {cfg.broker.split('@')[-1]}", err=True)
+    done.wait()
+    a.stop()
+
+
+@main.command("import")
+@click.argument("kind")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--school", required=True)
+@db_option
+def import_(kind: str, file: str, school: str, db_url: Optional[str]) -> None:
+    """Import school data (devices, bell, timetable, substitutions, calendar) from CSV or XLSX."""
+    from collector.imports import run_import
+
+    n = run_import(open_db(db_url), kind, school, file)
+    click.echo(f"imported {n} {kind} rows for {school}")
+
+
+@main.group()
+def user() -> None:
+    """Dashboard users."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", required=True)
+@click.option("--school", default=None)
+@click.option("--class", "klass", default=None)
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@db_option
+def user_add(name: str, role: str, school: Optional[str], klass: Optional[str], password_stdin: bool,
+             db_url: Optional[str]) -> None:
+    """Add a user (roles: admin, headteacher, class_teacher, teacher, maintainer)."""
+    from dashboard.users import add_user
+
+    if not password_stdin:
+        raise click.UsageError("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    add_user(open_db(db_url), name, role, password, school, klass)
+    click.echo(f"user {name} added ({role})")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--user", "name", required=True)
+@db_option
+def token_create(name: str, db_url: Optional[str]) -> None:
+    """Print a new API token for a user (alone on the last line)."""
+    from dashboard.users import create_token
+
+    click.echo(create_token(open_db(db_url), name))
+
+
+@main.command()
+@click.option("--speed", default=300.0, show_default=True, help="simulated seconds per real second")
+@click.option("--http", default="127.0.0.1:8080", show_default=True)
+@click.option("--mqtt-port", default=1883, show_default=True)
+@click.option("--data-dir", default=None, help="where the demo keeps its files (default: ./bbt-demo)")
+@click.option("--duration", default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
+def demo(speed: float, http: str, mqtt_port: int, data_dir: Optional[str], duration: float) -> None:
+    """The demo school, end to end: server, broker and simulated classroom PCs."""
+    from bbt.demo_run import run_demo
+
+    host, port = parse_hostport(http)
+    run_demo(data_dir or os.path.join(os.getcwd(), "bbt-demo"), speed, host, port, mqtt_port, duration)
+
+
+def _load_extensions() -> None:
+    for name in EXTENSIONS:
+        importlib.import_module(name).register(main)
+
+
+_load_extensions()

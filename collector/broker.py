@@ -1,0 +1,100 @@
+"""The embedded MQTT broker (amqtt) for `bbt server` without --broker: one command, whole system."""
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import threading
+from typing import Any
+
+from bbt.errors import BbtError
+
+log = logging.getLogger(__name__)
+
+
+class BrokerStartError(BbtError):
+    pass
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedBroker:
+    """amqtt running on its own event loop in a daemon thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, pick_free: bool = True) -> None:
+        self.host = host
+        self.requested = port
+        self.port = port
+        self.pick_free = pick_free
+        self.note = ""
+        self._loop = asyncio.new_event_loop()
+        self._broker: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> int:
+        if not port_free(self.host, self.port):
+            if not self.pick_free:
+                raise BrokerStartError(
+                    f"port {self.host}:{self.port} is already in use (another MQTT broker such as Mosquitto?); "
+                    f"use it with --broker mqtt://{self.host}:{self.port} or pick another --mqtt-port")
+            self.port = free_port(self.host)
+            self.note = (f"端口 {self.requested} 已被占用（可能已有 Mosquitto 在运行），内置 MQTT 代理改用 "
+                         f"{self.host}:{self.port}。Port {self.requested} is in use (another broker?); the embedded "
+                         f"broker listens on {self.host}:{self.port} instead. To use the running broker: "
+                         f"--broker mqtt://{self.host}:{self.requested}")
+        from amqtt.broker import Broker
+
+        cfg = {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+               "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}
+        self._broker = Broker(cfg, loop=self._loop)
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self._broker.start())
+            except BaseException as e:  # reported to the starter
+                failure.append(e)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="bbt-broker", daemon=True)
+        self._thread.start()
+        ready.wait(15)
+        if failure:
+            e = failure[0]
+            if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
+                raise BrokerStartError(f"port {self.host}:{self.port} is already in use")
+            raise BrokerStartError(f"the embedded broker did not start: {e}")
+        log.info("embedded MQTT broker on %s:%d", self.host, self.port)
+        return self.port
+
+    def stop(self) -> None:
+        if self._broker is None or not self._loop.is_running():
+            return
+        logging.getLogger("amqtt").setLevel(logging.CRITICAL)  # its shutdown logs cancelled tasks as errors
+        fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+        try:
+            fut.result(10)
+        except Exception as e:  # shutting down anyway
+            log.debug("broker shutdown: %s", e)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(5)

@@ -1,0 +1,107 @@
+"""`bbt server`: embedded (or external) broker + collector + dashboard in one process."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from bbt.mqttconf import BrokerConfig
+from collector.broker import EmbeddedBroker
+from collector.service import Collector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerOptions:
+    db_url: str | None = None
+    broker: BrokerConfig | None = None  # None: run the embedded broker
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    secret_key: str | None = None
+    client_id: str = "bbt-collector"
+    extra_config: dict[str, Any] = field(default_factory=dict)
+
+
+class Server:
+    def __init__(self, opts: ServerOptions, notice: Callable[[str], None] = print) -> None:
+        self.opts = opts
+        self.notice = notice
+        self.embedded: EmbeddedBroker | None = None
+        self.collector: Collector | None = None
+        self.http: Any = None
+        self._http_thread: threading.Thread | None = None
+        self.broker_cfg: BrokerConfig | None = None
+        self.http_port = opts.http_port
+        self.started: list[Callable[["Server"], Callable[[], None] | None]] = []
+        self._stoppers: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        o = self.opts
+        if o.broker is None:
+            self.embedded = EmbeddedBroker(o.mqtt_host, o.mqtt_port)
+            port = self.embedded.start()
+            if self.embedded.note:
+                self.notice(self.embedded.note)
+            self.broker_cfg = BrokerConfig(host=o.mqtt_host, port=port)
+        else:
+            self.broker_cfg = o.broker
+        self.collector = Collector(o.db_url, self.broker_cfg, client_id=o.client_id)
+        self.collector.start()
+        if not self.collector.connected.wait(10):
+            self.notice(f"警告：连接不上 MQTT 代理 {self.broker_cfg.url}，将继续重试。"
+                        f"Warning: cannot reach the broker at {self.broker_cfg.url}; retrying in the background.")
+        self._start_http()
+        for hook in self.started:
+            stop = hook(self)
+            if stop is not None:
+                self._stoppers.append(stop)
+
+    def _start_http(self) -> None:
+        from waitress.server import create_server
+
+        from dashboard import create_app
+
+        config = {"BBT_DB": self.opts.db_url, "BROKER": self.broker_cfg}
+        if self.opts.secret_key:
+            config["SECRET_KEY"] = self.opts.secret_key
+        config.update(self.opts.extra_config)
+        app = create_app(config)
+        self.http = create_server(app, host=self.opts.http_host, port=self.opts.http_port, threads=8)
+        self.http_port = self.http.effective_port
+        self._http_thread = threading.Thread(target=self.http.run, name="bbt-http", daemon=True)
+        self._http_thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.opts.http_host}:{self.http_port}/"
+
+    def stop(self) -> None:
+        for stop in reversed(self._stoppers):
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping a component failed")
+        if self.http is not None:
+            self.http.close()
+        if self.collector is not None:
+            self.collector.stop()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+    def serve_forever(self) -> None:
+        done = threading.Event()
+
+        def handler(signum: int, frame: Any) -> None:
+            done.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+        try:
+            done.wait()
+        finally:
+            self.stop()

@@ -1,0 +1,140 @@
+"""The collector: MQTT in, one writer thread, batched durable commits, acknowledge after commit.
+
+paho's callbacks only enqueue (they never block or raise). The writer takes up to
+``batch_size`` messages or waits ``batch_ms``, commits them in one transaction and only then
+sends PUBACK for each (``manual_ack``), so a collector killed at any moment loses nothing
+the broker accepted: unacknowledged messages are redelivered on the persistent session.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+import protocol
+from bbt.mqttconf import BrokerConfig, make_client
+from collector import migrations
+from collector.db import Database, connect
+from collector.ingest import Incoming, Prepared, prepare
+from collector.store import BatchResult, apply_batch
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTIONS = (f"{protocol.PREFIX}/+/+/status", f"{protocol.PREFIX}/+/+/events", f"{protocol.PREFIX}/+/+/cmd/ack")
+
+
+class Collector:
+    def __init__(self, db_url: str | None, broker: BrokerConfig, client_id: str = "bbt-collector",
+                 batch_size: int = 500, batch_ms: int = 50, share_group: str | None = None,
+                 ack_handler: Callable[[Database, Prepared], None] | None = None) -> None:
+        self.db = connect(db_url)
+        migrations.migrate(self.db)
+        self.broker = broker
+        self.client_id = client_id
+        self.batch_size = batch_size
+        self.batch_ms = batch_ms
+        self.share_group = share_group
+        self.ack_handler = ack_handler
+        self.totals = BatchResult()
+        self.connected = threading.Event()
+        self._q: queue.Queue[Incoming] = queue.Queue()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._client: Any = None
+        self.listeners: list[Callable[[list[Prepared], BatchResult], None]] = []
+
+    # -- MQTT side: enqueue only -------------------------------------------
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        if rc.is_failure:
+            log.error("broker refused the collector: %s", rc)
+            return
+        prefix = f"$share/{self.share_group}/" if self.share_group else ""
+        client.subscribe([(prefix + t, 1) for t in SUBSCRIPTIONS])
+        self.connected.set()
+        log.info("collector connected to %s", self.broker.url)
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("collector lost the broker (%s); reconnecting", rc)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self._q.put(Incoming(msg.topic, bytes(msg.payload), time.time(), msg.mid, msg.qos, bool(msg.retain)))
+
+    # -- writer side ---------------------------------------------------------
+    def _take_batch(self) -> list[Incoming]:
+        try:
+            first = self._q.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.batch_ms / 1000
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._q.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def commit(self, batch: list[Incoming]) -> BatchResult:
+        """Validate and store a batch, retrying on database errors until it is stored."""
+        prepared = [prepare(m) for m in batch]
+        delay = 0.1
+        while True:
+            try:
+                res = apply_batch(self.db, prepared, self.ack_handler)
+                break
+            except Exception as e:  # disk full, locked, PostgreSQL down: keep the messages unacked
+                log.error("could not store a batch of %d messages (%s); retrying in %.1fs", len(batch), e, delay)
+                if self._stop.wait(delay):
+                    raise
+                delay = min(delay * 2, 5.0)
+        self.totals.add(res)
+        for listener in self.listeners:
+            try:
+                listener(prepared, res)
+            except Exception:
+                log.exception("batch listener failed")
+        return res
+
+    def _run_writer(self) -> None:
+        while not (self._stop.is_set() and self._q.empty()):
+            batch = self._take_batch()
+            if not batch:
+                continue
+            self.commit(batch)
+            client = self._client
+            if client is not None:
+                for m in batch:
+                    if m.qos:
+                        client.ack(m.mid, m.qos)
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        self._client = make_client(self.broker, self.client_id, clean_session=False, manual_ack=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.max_inflight_messages_set(1000)
+        self._writer = threading.Thread(target=self._run_writer, name="bbt-writer", daemon=True)
+        self._writer.start()
+        self._client.connect_async(self.broker.host, self.broker.port, self.broker.keepalive)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._writer:
+            self._writer.join(10)
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+        self.db.close()
+
+    @property
+    def client(self) -> Any:
+        return self._client

@@ -1,0 +1,111 @@
+"""Users, roles, passwords (argon2) and API tokens — no Flask here."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from bbt.errors import BbtError
+from collector.db import Database
+
+ROLES = ("admin", "headteacher", "class_teacher", "teacher", "maintainer")
+ROLE_NAMES = {"admin": "管理员（电教管理员/信息中心）", "headteacher": "校领导/教导处", "class_teacher": "班主任",
+              "teacher": "任课教师", "maintainer": "维护人员"}
+MIN_PASSWORD = 8
+_hasher = PasswordHasher()
+
+
+class UserError(BbtError, ValueError):
+    pass
+
+
+@dataclass
+class User:
+    name: str
+    role: str
+    school: str | None
+    klass: str | None
+    must_change: bool = False
+
+    def may_see_school(self, school: str) -> bool:
+        return self.school is None or self.school == school
+
+
+def _row_to_user(r: dict) -> User:
+    return User(r["name"], r["role"], r["school"], r["class"], bool(r["must_change"]))
+
+
+def add_user(db: Database, name: str, role: str, password: str, school: str | None = None,
+             klass: str | None = None, must_change: bool = True) -> User:
+    name = name.strip()
+    if not name:
+        raise UserError("user name is empty")
+    if role not in ROLES:
+        raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if role == "class_teacher" and not klass:
+        raise UserError("a class_teacher needs --class")
+    if role != "admin" and not school:
+        raise UserError(f"a {role} needs --school")
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+    if db.query("SELECT 1 AS x FROM users WHERE name = ?", (name,)):
+        raise UserError(f"user {name!r} already exists")
+    now = time.time()
+    db.execute("INSERT INTO users (name, role, school, class, password_hash, must_change, password_changed, created)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               (name, role, school, klass, _hasher.hash(password), int(must_change), now, now))
+    return User(name, role, school, klass, must_change)
+
+
+def get_user(db: Database, name: str) -> User | None:
+    rows = db.query("SELECT * FROM users WHERE name = ? AND disabled = 0", (name,))
+    return _row_to_user(rows[0]) if rows else None
+
+
+def check_password(db: Database, name: str, password: str) -> User | None:
+    rows = db.query("SELECT * FROM users WHERE name = ? AND disabled = 0", (name,))
+    if not rows or not rows[0]["password_hash"]:
+        _hasher.hash(password)  # same cost whether or not the user exists
+        return None
+    try:
+        _hasher.verify(rows[0]["password_hash"], password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return _row_to_user(rows[0])
+
+
+def set_password(db: Database, name: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+    n = db.execute("UPDATE users SET password_hash = ?, must_change = 0, password_changed = ? WHERE name = ?",
+                   (_hasher.hash(password), time.time(), name))
+    if not n:
+        raise UserError(f"no user {name!r}")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(db: Database, name: str) -> str:
+    if get_user(db, name) is None:
+        raise UserError(f"no user {name!r}")
+    token = "bbt_" + secrets.token_urlsafe(32)
+    db.execute("INSERT INTO tokens (token_hash, user_name, created) VALUES (?, ?, ?)",
+               (_digest(token), name, time.time()))
+    return token
+
+
+def revoke_token(db: Database, token: str) -> bool:
+    return bool(db.execute("UPDATE tokens SET revoked = ? WHERE token_hash = ? AND revoked IS NULL",
+                           (time.time(), _digest(token))))
+
+
+def user_for_token(db: Database, token: str) -> User | None:
+    rows = db.query("SELECT u.* FROM tokens t JOIN users u ON u.name = t.user_name "
+                    "WHERE t.token_hash = ? AND t.revoked IS NULL AND u.disabled = 0", (_digest(token),))
+    return _row_to_user(rows[0]) if rows else None
