@@ -1,0 +1,1 @@
+"""The collector: ingest, storage, school data, usage and alerts (server side)."""
