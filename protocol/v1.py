@@ -343,3 +343,73 @@ def validate_policy(obj: object) -> Dict[str, Any]:
 
 def is_future(when: datetime, now: datetime) -> bool:
     return when - now > FUTURE_TOLERANCE
+
+
+# -- commands (docs/commands.md) ---------------------------------------------
+
+COMMAND_KINDS = ("shutdown", "message", "refresh_inventory", "cancel_shutdown")
+MAX_MESSAGE_TEXT = 500
+
+
+def _check_int_arg(kind: str, args: Dict[str, Any], key: str, lo: int) -> None:
+    if key in args:
+        v = args[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise Rejected("bad_command", "%s args.%s must be an integer >= %d, got %r" % (kind, key, lo, v))
+
+
+def validate_command_args(kind: str, args: object) -> Dict[str, Any]:
+    """Check a command's args for its kind; return them."""
+    if kind not in COMMAND_KINDS:
+        raise Rejected("bad_command", "command kind %r is not one of %s" % (kind, ", ".join(COMMAND_KINDS)))
+    if not isinstance(args, dict):
+        raise Rejected("bad_command", "command args must be an object, got %s" % _typename(args))
+    text = args.get("text")
+    if kind == "message" and text is None:
+        raise Rejected("bad_command", "a message command needs args.text")
+    if text is not None and not (isinstance(text, str) and 1 <= len(text) <= MAX_MESSAGE_TEXT):
+        raise Rejected("bad_command", "args.text must be a string of 1-%d characters" % MAX_MESSAGE_TEXT)
+    _check_int_arg(kind, args, "delay_s", 0)
+    _check_int_arg(kind, args, "duration_s", 1)
+    return args
+
+
+def validate_command(obj: object) -> Dict[str, Any]:
+    """Check a command object; return it with ``_issued`` and ``_expires`` (aware datetimes) added."""
+    if not isinstance(obj, dict):
+        raise Rejected("bad_command", "a command must be a JSON object, got %s" % _typename(obj))
+    if not valid_id(obj.get("id")):
+        raise Rejected("bad_command", "command id must match %s" % ID_PATTERN)
+    kind = obj.get("kind")
+    if not isinstance(kind, str):
+        raise Rejected("bad_command", "command kind must be a string, got %s" % _typename(kind))
+    validate_command_args(kind, obj.get("args", {}))
+    try:
+        issued = parse_time(obj.get("issued"), "issued")
+        expires = parse_time(obj.get("expires"), "expires")
+    except Rejected as r:
+        raise Rejected("bad_command", r.message) from None
+    if expires <= issued:
+        raise Rejected("bad_command", "command expires before it is issued")
+    out = dict(obj)
+    out.setdefault("args", {})
+    out["_issued"] = issued
+    out["_expires"] = expires
+    return out
+
+
+def decode_command(payload: bytes) -> Dict[str, Any]:
+    return validate_command(decode_json(payload))
+
+
+def make_command(command_id: str, kind: str, args: Dict[str, Any], issued: datetime,
+                 expires: datetime) -> Dict[str, Any]:
+    cmd = {"id": command_id, "kind": kind, "args": args, "issued": format_time(issued),
+           "expires": format_time(expires)}
+    validate_command(cmd)
+    return cmd
+
+
+def command_expired(cmd: Dict[str, Any], now: datetime) -> bool:
+    """True when a validated command must no longer be executed."""
+    return now >= cmd["_expires"]
