@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bbt.sim import Lesson
@@ -101,7 +102,7 @@ def build(seed: int = 7) -> DemoSchool:
 
 def write_csvs(school: DemoSchool, folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    files = {
+    files: dict[str, tuple[list[str], list[dict[str, Any]]]] = {
         "devices": (["device", "class", "room", "building", "floor"], school.devices),
         "bell": (["period", "start", "end"], [{"period": p, "start": s, "end": e} for p, s, e in BELL]),
         "timetable": (["class", "weekday", "period", "teacher", "subject"], school.timetable),

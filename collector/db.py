@@ -75,7 +75,7 @@ class SQLiteDB:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cur = self._conn().execute(sql, tuple(params))
         cols = [d[0] for d in cur.description or ()]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._conn().execute(sql, tuple(params)).rowcount

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import protocol
@@ -62,7 +62,7 @@ def _event_row(school: str, device: str, ev: dict[str, Any], now: datetime) -> E
 
 def prepare(msg: Incoming) -> Prepared:
     """Validate one message against the contract; never raises."""
-    now = datetime.fromtimestamp(msg.received, timezone.utc)
+    now = datetime.fromtimestamp(msg.received, UTC)
     try:
         topic = protocol.parse_topic(msg.topic)
         if topic.kind == "events":

@@ -37,7 +37,7 @@ class Server:
         self._http_thread: threading.Thread | None = None
         self.broker_cfg: BrokerConfig | None = None
         self.http_port = opts.http_port
-        self.started: list[Callable[["Server"], Callable[[], None] | None]] = []
+        self.started: list[Callable[[Server], Callable[[], None] | None]] = []
         self._stoppers: list[Callable[[], None]] = []
 
     def start(self) -> None:

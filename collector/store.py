@@ -23,7 +23,7 @@ class BatchResult:
     statuses: int = 0
     acks: int = 0
 
-    def add(self, other: "BatchResult") -> None:
+    def add(self, other: BatchResult) -> None:
         for k in self.__dataclass_fields__:
             setattr(self, k, getattr(self, k) + getattr(other, k))
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import browser, login
 from tests.brokers import free_port
+from tests.browser import browser, login
 from tests.helpers import ROOT, bbt_cmd, wait_for
 
 pytestmark = pytest.mark.browser

@@ -7,12 +7,13 @@ import signal
 import subprocess
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from tests.brokers import Mosquitto, free_port
 from tests.helpers import ROOT, bbt_cmd, run_bbt, wait_for
 
 
-def api(port: int, path: str, token: str) -> object:
+def api(port: int, path: str, token: str) -> Any:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())

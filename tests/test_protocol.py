@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -41,7 +41,7 @@ def test_bad_topics_rejected(topic: str) -> None:
 
 def test_single_and_batch_events_accepted() -> None:
     [one] = protocol.decode_events(enc(ev()), "pc1")
-    assert one["_t"] == datetime(2026, 11, 23, 0, 5, tzinfo=timezone.utc)
+    assert one["_t"] == datetime(2026, 11, 23, 0, 5, tzinfo=UTC)
     many = protocol.decode_events(enc([ev(id=str(i), seq=i, data={"in_use": True}) for i in range(500)]), "pc1")
     assert [e["seq"] for e in many] == list(range(500))
 
@@ -93,7 +93,7 @@ def test_time_parsing() -> None:
     assert t.utcoffset() == timedelta(hours=8) and t.microsecond == 123000
     assert protocol.parse_time("2026-11-23T00:05:00Z") == t.replace(microsecond=0)
     assert protocol.format_time(t) == "2026-11-23T08:05:00.123+08:00"
-    now = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 23, tzinfo=UTC)
     assert protocol.is_future(now + timedelta(minutes=6), now)
     assert not protocol.is_future(now + timedelta(minutes=4), now)
 
@@ -113,6 +113,7 @@ def test_status_and_ack() -> None:
 def test_policy_validation() -> None:
     p = protocol.validate_policy({"software": {"deny": ["*game*"]}, "shutdown_after": "17:30", "x": 1})
     assert p["software"]["action"] == "report" and p["heartbeat_s"] == 60 and p["x"] == 1
+    bad: object
     for bad in ({"software": {"deny": "x"}}, {"shutdown_after": "25:00"}, {"heartbeat_s": 0},
                 {"software": {"action": "nuke"}}, []):
         with pytest.raises(Rejected):
