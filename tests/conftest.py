@@ -1,4 +1,9 @@
-"""Shared fixtures: a real Mosquitto per test module, a fresh SQLite store per test."""
+"""Shared fixtures: a real Mosquitto per test, a fresh store per test on SQLite AND PostgreSQL.
+
+``db`` (and ``db_url``) are parametrized over both backends, so every storage test runs on
+both: pass ``db.url`` (or ``db_url``) wherever a store URL is needed (Collector, create_app,
+``--db``). ``db_path`` stays a SQLite file for tests that are about SQLite files.
+"""
 from __future__ import annotations
 
 import os
@@ -8,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.brokers import Mosquitto, mosquitto_binary
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,12 +37,46 @@ def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "bbt.db")
 
 
+@pytest.fixture(scope="session")
+def pg_databases():  # type: ignore[no-untyped-def]
+    """The per-session PostgreSQL template (None when PostgreSQL is unavailable and CI is not set)."""
+    from tests import pg
+
+    reason = pg.available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.exit(f"PostgreSQL is not reachable at {pg.ADMIN_URL} and CI=true: {reason}", returncode=3)
+        yield None
+        return
+    dbs = pg.PgDatabases()
+    yield dbs
+    dbs.close()
+
+
 @pytest.fixture
-def db(db_path: str):  # type: ignore[no-untyped-def]
+def pg_url(pg_databases) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A fresh, migrated PostgreSQL database for this test; dropped afterwards."""
+    if pg_databases is None:
+        pytest.skip("PostgreSQL not reachable (scripts/postgres.sh starts it)")
+    url = pg_databases.create()
+    yield url
+    pg_databases.drop(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store's URL: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "bbt.db")
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def db(db_url: str):  # type: ignore[no-untyped-def]
     from collector import migrations
     from collector.db import connect
 
-    d = connect(db_path)
+    d = connect(db_url)
     migrations.migrate(d)
     yield d
     d.close()
