@@ -46,6 +46,7 @@ class AgentConfig:
     ca_file: Optional[str] = None
     cert_file: Optional[str] = None
     key_file: Optional[str] = None
+    command_key: Optional[str] = None  # base64 Ed25519 public key: commands/policy must be signed by it
     data_dir: str = ""
     heartbeat_s: float = 60.0
     idle_minutes: float = 5.0
@@ -86,6 +87,9 @@ def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] 
             raise ConfigError("agent config %s is not valid INI: %s" % (p, e)) from None
         if parser.has_section("agent"):
             values.update(parser.items("agent"))
+            for k in ("ca_file", "cert_file", "key_file"):  # relative to the config file's folder
+                if values.get(k) and not os.path.isabs(values[k]):
+                    values[k] = os.path.join(os.path.dirname(os.path.abspath(p)), values[k])
     known = {f.name: f for f in fields(AgentConfig)}
     for name in known:
         key = "BBT_AGENT_" + name.upper()

@@ -17,7 +17,7 @@ import click
 from bbt import __version__
 from bbt.errors import BbtError
 
-EXTENSIONS: list = []
+EXTENSIONS: list = ["bbt.cli_trust"]
 
 
 class BbtGroup(click.Group):

@@ -70,9 +70,41 @@ def make_client(cfg: BrokerConfig, client_id: str, clean_session: bool = True, m
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password)
     if cfg.tls:
+        client.tls_set_context(tls_context(cfg))
+    client.reconnect_delay_set(1, 60)
+    return client
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """paho-mqtt leaves the socket open when the TLS handshake fails; an agent retrying a refused
+    broker every minute for months would leak a descriptor each time. Close it on failure."""
+
+    def do_handshake(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().do_handshake(*args, **kwargs)
+        except BaseException:
+            self.close()
+            raise
+
+
+def tls_context(cfg: BrokerConfig) -> ssl.SSLContext:
+    """Verify the broker against the pinned CA only (not the system store) and check its host name.
+
+    With ``ca_file`` set, only that CA is trusted: a broker with a certificate from any other CA
+    (a fake broker behind a hosts-file entry) fails the handshake and nothing is published to it.
+    """
+    try:
+        # cafile given: create_default_context loads only it, never the system's CAs
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg.ca_file)
         if cfg.cert_file:
             ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-        client.tls_set_context(ctx)
-    client.reconnect_delay_set(1, 60)
-    return client
+    except FileNotFoundError as e:
+        raise BrokerURLError("TLS file not found: %s" % e.filename) from None
+    except (ssl.SSLError, OSError) as e:
+        raise BrokerURLError("cannot load the TLS files (ca %s, cert %s): %s"
+                             % (cfg.ca_file, cfg.cert_file, e)) from None
+    ctx.sslsocket_class = _ClosingSSLSocket
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
