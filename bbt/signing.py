@@ -2,9 +2,9 @@
 
 A signed object carries, next to its v1 keys (unknown keys are ignored by the contract):
 
-    "issued":  RFC 3339 time it was signed,
+    "issued":  RFC 3339 time it was made (added when missing),
     "expires": RFC 3339 time after which it must not be executed (commands),
-    "sig":     {"alg": "Ed25519", "kid": <16 hex of the key's SHA-256>, "value": <base64 signature>}
+    "sig":     "ed25519:<kid>:<base64 signature>"   (kid: 16 hex of the public key's SHA-256)
 
 The signature covers the canonical JSON of the object without ``sig`` (sorted keys, no spaces,
 UTF-8), so any change to any other key breaks it. Replays are stopped by :class:`ReplayGuard`:
@@ -98,13 +98,13 @@ def sign(obj: Dict[str, Any], private_key: Any, ttl_s: Optional[float] = None,
          now: Optional[datetime] = None) -> Dict[str, Any]:
     """A copy of ``obj`` with ``issued`` (and ``expires`` when ttl_s is given) and ``sig``."""
     when = now or _now()
-    out = {k: v for k, v in obj.items() if k != "sig"}
-    out["issued"] = protocol.format_time(when)
+    out = {k: v for k, v in obj.items() if k != "sig" and not k.startswith("_")}
+    out.setdefault("issued", protocol.format_time(when))
     if ttl_s is not None:
         out["expires"] = protocol.format_time(when + timedelta(seconds=ttl_s))
     raw = base64.b64decode(public_b64(private_key))
-    out["sig"] = {"alg": ALG, "kid": key_id(raw),
-                  "value": base64.b64encode(private_key.sign(canonical(out))).decode("ascii")}
+    value = base64.b64encode(private_key.sign(canonical(out))).decode("ascii")
+    out["sig"] = "%s:%s:%s" % (ALG.lower(), key_id(raw), value)
     return out
 
 
@@ -116,18 +116,22 @@ def verify(obj: Any, public_key_b64: str) -> Dict[str, Any]:
     if not isinstance(obj, dict):
         raise SignatureError("not a JSON object")
     sig = obj.get("sig")
-    if not isinstance(sig, dict) or not isinstance(sig.get("value"), str):
-        raise SignatureError("unsigned: no sig.value")
-    if sig.get("alg") != ALG:
-        raise SignatureError("signature algorithm %r is not %s" % (sig.get("alg"), ALG))
+    if not isinstance(sig, str) or not sig:
+        raise SignatureError("unsigned: no sig")
+    parts = sig.split(":")
+    if len(parts) != 3 or parts[0] != ALG.lower():
+        raise SignatureError("sig must be ed25519:<kid>:<base64>")
     try:
         raw = base64.b64decode(public_key_b64, validate=True)
         key = Ed25519PublicKey.from_public_bytes(raw)
-        value = base64.b64decode(sig["value"], validate=True)
+        value = base64.b64decode(parts[2], validate=True)
     except ValueError:
         raise SignatureError("bad key or signature encoding") from None
+    if parts[1] != key_id(raw):
+        raise SignatureError("signed with key %s, not the pinned key %s" % (parts[1], key_id(raw)))
+    body = {k: v for k, v in obj.items() if not k.startswith("_")}
     try:
-        key.verify(value, canonical(obj))
+        key.verify(value, canonical(body))
     except InvalidSignature:
         raise SignatureError("signature does not verify (wrong key or altered content)") from None
     return obj
