@@ -47,18 +47,120 @@ def deploy_certs(school: str, out: str, devices_csv: Optional[str], device_ids: 
 @click.command("keys")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False))
 def deploy_keys(out: str) -> None:
-    """Only the command-signing key pair (command-signing.key / .pub), kept if it exists."""
+    """The command-signing key pair (command-signing.key / .pub) and the backup key; existing ones are kept."""
     from bbt.signing import ensure_keypair
 
     created: list = []
     kept: list = []
+    from collector.backup import make_key
+
     pub = ensure_keypair(Path(out) / "command-signing.key", created, kept)
     click.echo(f"{'created' if created else 'kept'} {Path(out) / 'command-signing.key'}")
+    made = make_key(Path(out) / "backup.key")
+    click.echo(f"{'created' if made else 'kept'} {Path(out) / 'backup.key'} (keep a copy away from the backups)")
     click.echo(pub)
+
+
+def _key(key_file: Optional[str]) -> Optional[bytes]:
+    from collector.backup import load_key
+
+    return load_key(key_file) if key_file else None
+
+
+key_option = click.option("--key", "key_file", envvar="BBT_BACKUP_KEY", default=None,
+                          help="backup key file (env BBT_BACKUP_KEY): encrypt / decrypt the backup")
+
+
+@click.command("backup")
+@db_option
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="backup folder")
+@click.option("--keep", default=14, show_default=True, help="keep only the newest N backups in the folder")
+@key_option
+def backup_cmd(db_url: Optional[str], out: str, keep: int, key_file: Optional[str]) -> None:
+    """Online backup of the store (SQLite backup API or pg_dump), while the server keeps running."""
+    from collector.backup import backup
+    from collector.retention import audit
+
+    db = open_db(db_url)
+    path = backup(db, out, keep, _key(key_file))
+    with db.transaction():
+        audit(db, "backup", path.name, {"bytes": path.stat().st_size, "encrypted": bool(key_file)})
+    click.echo(str(path))
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False))
+@db_option
+@key_option
+@click.option("--force", is_flag=True, help="replace a store that already holds data")
+def restore_cmd(file: str, db_url: Optional[str], key_file: Optional[str], force: bool) -> None:
+    """Replace the store with a backup (stop `bbt server` first)."""
+    from collector.backup import BackupError, restore
+    from collector.db import connect
+    from collector.retention import audit
+
+    target = connect(db_url)
+    try:
+        has = target.query("SELECT COUNT(*) AS n FROM schema_migrations")[0]["n"] if _has_schema(target) else 0
+    finally:
+        target.close()
+    if has and not force:
+        raise BackupError("the store already holds data; add --force to replace it with the backup")
+    db = restore(file, db_url, _key(key_file))
+    with db.transaction():
+        audit(db, "restore", Path(file).name, {})
+    n = db.query("SELECT COUNT(*) AS n FROM events")[0]["n"]
+    click.echo(f"restored {Path(file).name}: {n} events")
+
+
+def _has_schema(db: Any) -> bool:
+    from collector.retention import table_columns
+
+    return "schema_migrations" in table_columns(db)
+
+
+@click.command("purge")
+@db_option
+@click.option("--teacher", default=None, help="destroy this departed teacher's personal data (timetable name)")
+@click.option("--school", default=None, help="only in this school")
+@click.option("--heartbeats", is_flag=True, help="delete raw heartbeats older than --days")
+@click.option("--days", default=None, type=float, help="heartbeat retention (default BBT_HEARTBEAT_DAYS or 400)")
+def purge_cmd(db_url: Optional[str], teacher: Optional[str], school: Optional[str], heartbeats: bool,
+              days: Optional[float]) -> None:
+    """Retention and personal-data purges; every purge is written to the audit log."""
+    import os
+
+    from collector.retention import HEARTBEAT_DAYS, purge_heartbeats, purge_teacher
+
+    if not teacher and not heartbeats:
+        raise click.UsageError("give --teacher NAME or --heartbeats")
+    db = open_db(db_url)
+    if teacher:
+        res = purge_teacher(db, teacher, school)
+        rows = ", ".join(f"{k} {v}" for k, v in res["rows"].items() if v)
+        click.echo(f"已销毁该教师的个人信息，现记为 {res['pseudonym']} / personal data destroyed ({rows})")
+    if heartbeats:
+        n = purge_heartbeats(db, days if days is not None else float(os.environ.get("BBT_HEARTBEAT_DAYS",
+                                                                                    HEARTBEAT_DAYS)))
+        click.echo(f"deleted {n} heartbeats")
+
+
+@click.command("audit")
+@db_option
+@click.option("--limit", default=50, show_default=True)
+def audit_cmd(db_url: Optional[str], limit: int) -> None:
+    """The audit log: backups, restores, purges (newest first)."""
+    import time
+
+    db = open_db(db_url)
+    for r in db.query("SELECT t, actor, action, target, detail FROM audit ORDER BY t DESC LIMIT ?", (limit,)):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["t"]))
+        click.echo(f"{when}  {r['actor']}  {r['action']}  {r['target'] or ''}  {r['detail']}")
 
 
 def register(main: click.Group) -> None:
     deploy = _group(main, "deploy", "Deployment: certificates and keys.")
     deploy.add_command(deploy_certs)
     deploy.add_command(deploy_keys)
-    _ = (db_option, open_db, Any)
+    for cmd in (backup_cmd, restore_cmd, purge_cmd, audit_cmd):
+        main.add_command(cmd)

@@ -27,6 +27,18 @@ class ServerOptions:
     extra_config: dict[str, Any] = field(default_factory=dict)
 
 
+# "module:function" hooks every Server runs once started (each returns an optional stop function);
+# areas add theirs here so that `bbt server`, the demo and tests all get them.
+HOOKS: list[str] = ["collector.trust_jobs:start"]
+
+
+def _load_hook(spec: str) -> Callable[[Server], Callable[[], None] | None]:
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
 class Server:
     def __init__(self, opts: ServerOptions, notice: Callable[[str], None] = print) -> None:
         self.opts = opts
@@ -37,7 +49,7 @@ class Server:
         self._http_thread: threading.Thread | None = None
         self.broker_cfg: BrokerConfig | None = None
         self.http_port = opts.http_port
-        self.started: list[Callable[[Server], Callable[[], None] | None]] = []
+        self.started: list[Callable[[Server], Callable[[], None] | None]] = [_load_hook(h) for h in HOOKS]
         self._stoppers: list[Callable[[], None]] = []
 
     def start(self) -> None:

@@ -1,0 +1,63 @@
+"""The server's daily trust jobs: an online backup (newest N kept) and the heartbeat retention purge.
+
+Settings (environment): BBT_BACKUP (0 turns the jobs off), BBT_BACKUP_DIR (default: ``backups``
+next to the SQLite file, else the data directory's), BBT_BACKUP_KEEP (14), BBT_BACKUP_AT (HH:MM,
+server local time, default 02:30), BBT_BACKUP_KEY (a key file: backups are encrypted),
+BBT_HEARTBEAT_DAYS (raw heartbeats kept, default 400).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from collector.db import connect, default_db_url
+from collector.retention import HEARTBEAT_DAYS
+
+log = logging.getLogger(__name__)
+
+
+def backup_dir(db_url: str) -> Path:
+    configured = os.environ.get("BBT_BACKUP_DIR")
+    if configured:
+        return Path(configured)
+    if "://" not in db_url or db_url.startswith("sqlite:///"):
+        return Path(db_url.replace("sqlite:///", "")).expanduser().resolve().parent / "backups"
+    return Path(default_db_url()).expanduser().resolve().parent / "backups"
+
+
+def run_daily(db_url: str, now: float | None = None) -> None:
+    """One run of the daily jobs (also what the scheduler calls); logs, never raises."""
+    from collector.backup import backup, load_key
+    from collector.retention import audit, purge_heartbeats
+
+    db = connect(db_url)
+    try:
+        key_file = os.environ.get("BBT_BACKUP_KEY")
+        path = backup(db, backup_dir(db_url), int(os.environ.get("BBT_BACKUP_KEEP", "14")),
+                      load_key(key_file) if key_file else None, now=now)
+        with db.transaction():
+            audit(db, "backup", path.name, {"scheduled": True, "bytes": path.stat().st_size}, "scheduler")
+        log.info("daily backup written: %s", path)
+        n = purge_heartbeats(db, float(os.environ.get("BBT_HEARTBEAT_DAYS", HEARTBEAT_DAYS)), who="scheduler")
+        log.info("retention: %d old heartbeats deleted", n)
+    except Exception:
+        log.exception("the daily backup/retention job failed")
+    finally:
+        db.close()
+
+
+def start(server: Any) -> Callable[[], None] | None:
+    if os.environ.get("BBT_BACKUP", "1") == "0":
+        return None
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    hh, _, mm = os.environ.get("BBT_BACKUP_AT", "02:30").partition(":")
+    db_url = server.opts.db_url or default_db_url()
+    sched = BackgroundScheduler(daemon=True)
+    sched.add_job(run_daily, "cron", hour=int(hh), minute=int(mm or 0), args=[db_url], id="bbt-backup",
+                  max_instances=1, coalesce=True, misfire_grace_time=6 * 3600)
+    sched.start()
+    server.trust_scheduler = sched
+    return lambda: sched.shutdown(wait=False)
