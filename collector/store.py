@@ -1,4 +1,20 @@
-"""Applying prepared messages to the store: one transaction per batch, idempotent."""
+"""Applying prepared messages to the store: one transaction per batch, idempotent, few round trips.
+
+A batch costs a handful of statements whatever its size (this matters on PostgreSQL, where
+each statement is a network round trip): one upsert touching every device of the batch,
+multi-row inserts for events (``ON CONFLICT DO NOTHING RETURNING`` tells which were new) and
+quarantine, one read of the devices' state, one ``executemany`` writing it back, one counters
+update. Irregular things (gaps, faults, statuses, acks) add their own statements.
+
+Several collectors may store batches concurrently (district set-up, MQTT shared
+subscriptions). The device upsert locks the batch's device rows in sorted order for the rest
+of the transaction (PostgreSQL row locks; SQLite locks the whole database), so one device's
+batches are applied one after the other and two collectors never deadlock. Shared
+subscriptions deliver a device's messages round-robin, so batches may arrive out of seq order:
+a gap that is filled within ``REORDER_WINDOW_S`` was a reordering, not a loss, and is removed
+again (the ``gaps`` counter goes back down); fault raise/clear pairs are applied by their
+order on the device, not their arrival.
+"""
 from __future__ import annotations
 
 import json
@@ -10,8 +26,11 @@ from typing import Any
 from collector.db import Database
 from collector.ingest import EventRow, Prepared, data_json
 
-INSERT_EVENT = ("INSERT INTO events (school, device, id, seq, type, ts, t, received, data, clock_fault) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+EVENT_COLS = "(school, device, id, seq, type, ts, t, received, data, clock_fault)"
+INSERT_EVENT = f"INSERT INTO events {EVENT_COLS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+CHUNK = 500  # rows per multi-row statement (10 parameters each: well inside both backends' limits)
+REORDER_WINDOW_S = 10.0
+COUNTERS = ("duplicates", "gaps", "rejected", "stored")  # sorted: the same lock order everywhere
 
 
 @dataclass
@@ -28,28 +47,88 @@ class BatchResult:
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
+@dataclass
+class DeviceState:
+    last_seq: int | None
+    in_use: int
+    in_use_t: float
+    last_heartbeat_t: float | None
+    clock_open: bool
+
+
+def _values(n_rows: int, n_cols: int) -> str:
+    one = "(" + ", ".join("?" * n_cols) + ")"
+    return ", ".join([one] * n_rows)
+
+
 def touch_device(db: Database, school: str, device: str, seen: float) -> None:
-    db.execute(
-        "INSERT INTO devices (school, device, first_seen, last_seen) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (school, device) DO UPDATE SET last_seen = "
-        "CASE WHEN devices.last_seen IS NULL OR devices.last_seen < excluded.last_seen "
-        "THEN excluded.last_seen ELSE devices.last_seen END, "
-        "first_seen = COALESCE(devices.first_seen, excluded.first_seen)",
-        (school, device, seen, seen))
+    touch_devices(db, {(school, device): seen})
+
+
+def touch_devices(db: Database, seen: dict[tuple[str, str], float]) -> None:
+    """Create or update devices' first/last seen in one statement, locking their rows in key order."""
+    keys = sorted(seen)
+    for i in range(0, len(keys), CHUNK):
+        part = keys[i:i + CHUNK]
+        if db.dialect == "postgresql":  # three array parameters instead of 4 per row: cheap to parse
+            source = "SELECT s, d, t, t FROM unnest(?::text[], ?::text[], ?::float8[]) AS u(s, d, t) ORDER BY s, d"
+            params: list[Any] = [[k[0] for k in part], [k[1] for k in part], [seen[k] for k in part]]
+        else:
+            source = f"VALUES {_values(len(part), 4)}"
+            params = []
+            for k in part:
+                params += [k[0], k[1], seen[k], seen[k]]
+        db.execute(
+            f"INSERT INTO devices (school, device, first_seen, last_seen) {source} "
+            "ON CONFLICT (school, device) DO UPDATE SET last_seen = "
+            "CASE WHEN devices.last_seen IS NULL OR devices.last_seen < excluded.last_seen "
+            "THEN excluded.last_seen ELSE devices.last_seen END, "
+            "first_seen = COALESCE(devices.first_seen, excluded.first_seen)", params)
+
+
+PG_EVENT_SOURCE = ("SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], "
+                   "?::float8[], ?::float8[], ?::text[], ?::bigint[])")
+
+
+def insert_events(db: Database, rows: list[tuple[EventRow, float]]) -> list[bool]:
+    """Insert events (row, received); for each, True if it was new, False if a duplicate."""
+    new: list[bool] = []
+    for i in range(0, len(rows), CHUNK):
+        part = rows[i:i + CHUNK]
+        values = [(r.school, r.device, r.id, r.seq, r.type, r.ts, r.t, received, data_json(r), int(r.clock_fault))
+                  for r, received in part]
+        params: list[Any]
+        if db.dialect == "postgresql":  # one array per column
+            source, params = PG_EVENT_SOURCE, [list(col) for col in zip(*values, strict=True)]
+        else:
+            source, params = f"VALUES {_values(len(part), 10)}", [v for row in values for v in row]
+        got = db.query(f"INSERT INTO events {EVENT_COLS} {source} ON CONFLICT DO NOTHING "
+                       "RETURNING school, device, id", params)
+        inserted = {(g["school"], g["device"], g["id"]) for g in got}
+        for r, _ in part:
+            key = (r.school, r.device, r.id)
+            new.append(key in inserted)
+            inserted.discard(key)  # a second copy within the same batch is a duplicate
+    return new
 
 
 def apply_batch(db: Database, batch: list[Prepared], ack_handler: Any = None) -> BatchResult:
     """Store a batch in one transaction. Raises on a database error (nothing is applied)."""
     res = BatchResult()
     with db.transaction():
-        by_device: dict[tuple[str, str], list[EventRow]] = defaultdict(list)
+        quarantined = [p.quarantine_row() for p in batch if p.kind == "rejected"]
+        res.rejected = len(quarantined)
+        if quarantined:
+            db.executemany("INSERT INTO quarantine (received, topic, code, reason, size, head) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", quarantined)
+        seen: dict[tuple[str, str], float] = {}
         for p in batch:
-            if p.kind == "rejected":
-                db.execute("INSERT INTO quarantine (received, topic, code, reason, size, head) "
-                           "VALUES (?, ?, ?, ?, ?, ?)", p.quarantine_row())
-                res.rejected += 1
-                continue
-            touch_device(db, p.school, p.device, p.msg.received)
+            if p.kind != "rejected":
+                key = (p.school, p.device)
+                seen[key] = max(seen.get(key, p.msg.received), p.msg.received)
+        touch_devices(db, seen)
+        candidates: list[tuple[EventRow, float]] = []
+        for p in batch:
             if p.kind == "status":
                 _apply_status(db, p)
                 res.statuses += 1
@@ -57,21 +136,62 @@ def apply_batch(db: Database, batch: list[Prepared], ack_handler: Any = None) ->
                 if ack_handler is not None:
                     ack_handler(db, p)
                 res.acks += 1
+            elif p.kind == "events":
+                candidates += [(row, p.msg.received) for row in p.events]
+        by_device: dict[tuple[str, str], list[EventRow]] = defaultdict(list)
+        for (row, _), is_new in zip(candidates, insert_events(db, candidates), strict=True):
+            if is_new:
+                res.stored += 1
+                by_device[(row.school, row.device)].append(row)
             else:
-                for row in p.events:
-                    if db.execute(INSERT_EVENT, (row.school, row.device, row.id, row.seq, row.type, row.ts,
-                                                 row.t, p.msg.received, data_json(row), int(row.clock_fault))):
-                        res.stored += 1
-                        by_device[(row.school, row.device)].append(row)
-                    else:
-                        res.duplicates += 1
-        for (school, device), rows in by_device.items():
-            res.gaps += _apply_device_events(db, school, device, rows)
-        for name in ("stored", "duplicates", "rejected", "gaps"):
-            value = getattr(res, name)
-            if value:
-                db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (value, name))
+                res.duplicates += 1
+        states = _device_states(db, sorted(by_device))
+        updates = []
+        for key in sorted(by_device):
+            gaps, st = _apply_device_events(db, key[0], key[1], by_device[key], states[key])
+            res.gaps += gaps
+            updates.append((st.last_seq, st.in_use, st.in_use_t, st.last_heartbeat_t, key[0], key[1]))
+        _write_states(db, updates)
+        deltas = [(getattr(res, name), name) for name in COUNTERS if getattr(res, name)]
+        if deltas:
+            db.executemany("UPDATE counters SET value = value + ? WHERE name = ?", deltas)
     return res
+
+
+def _write_states(db: Database, updates: list[tuple[Any, ...]]) -> None:
+    if not updates:
+        return
+    if db.dialect == "postgresql":
+        cols = [list(c) for c in zip(*updates, strict=True)]
+        db.execute("UPDATE devices SET last_seq = u.ls, in_use = u.iu, in_use_t = u.iut, last_heartbeat_t = u.hb "
+                   "FROM unnest(?::bigint[], ?::bigint[], ?::float8[], ?::float8[], ?::text[], ?::text[]) "
+                   "AS u(ls, iu, iut, hb, s, d) WHERE devices.school = u.s AND devices.device = u.d", cols)
+    else:
+        db.executemany("UPDATE devices SET last_seq = ?, in_use = ?, in_use_t = ?, last_heartbeat_t = ? "
+                       "WHERE school = ? AND device = ?", updates)
+
+
+def _device_states(db: Database, keys: list[tuple[str, str]]) -> dict[tuple[str, str], DeviceState]:
+    out: dict[tuple[str, str], DeviceState] = {}
+    wanted = set(keys)
+    for i in range(0, len(keys), CHUNK):
+        names = sorted({k[1] for k in keys[i:i + CHUNK]})
+        params: list[Any]
+        if db.dialect == "postgresql":
+            where, params = "= ANY(?::text[])", [names]
+        else:
+            where, params = f"IN ({', '.join('?' * len(names))})", names
+        rows = db.query(
+            "SELECT d.school, d.device, d.last_seq, d.in_use, d.in_use_t, d.last_heartbeat_t, "
+            "(SELECT COUNT(*) FROM faults f WHERE f.school = d.school AND f.device = d.device "
+            " AND f.code = 'clock' AND f.cleared_t IS NULL) AS clock_open "
+            f"FROM devices d WHERE d.device {where}", params)
+        for r in rows:
+            key = (r["school"], r["device"])
+            if key in wanted:
+                out[key] = DeviceState(r["last_seq"], int(r["in_use"] or 0), r["in_use_t"] or 0.0,
+                                       r["last_heartbeat_t"], bool(r["clock_open"]))
+    return out
 
 
 def _apply_status(db: Database, p: Prepared) -> None:
@@ -95,13 +215,15 @@ def _apply_status(db: Database, p: Prepared) -> None:
                (*params, p.school, p.device))
 
 
-def _apply_device_events(db: Database, school: str, device: str, rows: list[EventRow]) -> int:
-    """Seq gaps, in-use state and faults for newly stored events of one device. Returns new gaps."""
-    cur = db.query("SELECT last_seq, in_use_t FROM devices WHERE school = ? AND device = ?", (school, device))[0]
-    last_seq, in_use_t = cur["last_seq"], cur["in_use_t"] or 0.0
+def _apply_device_events(db: Database, school: str, device: str, rows: list[EventRow],
+                         st: DeviceState) -> tuple[int, DeviceState]:
+    """Seq gaps, in-use state and faults for newly stored events of one device (its row is locked).
+
+    Returns the change in the number of gaps and the device's new state (written by the caller).
+    """
+    last_seq = st.last_seq
     new_gaps = 0
     now = time.time()
-    state: tuple[int, float] | None = None
     for row in sorted(rows, key=lambda r: r.seq):
         if last_seq is None or row.seq == last_seq + 1:
             last_seq = row.seq
@@ -111,25 +233,18 @@ def _apply_device_events(db: Database, school: str, device: str, rows: list[Even
             new_gaps += 1
             last_seq = row.seq
         else:
-            _fill_gap(db, school, device, row.seq, now)
+            new_gaps += _fill_gap(db, school, device, row.seq, now)
         in_use = _in_use_after(row)
-        if in_use is not None and row.t >= in_use_t and not row.clock_fault:
-            in_use_t = row.t
-            state = (in_use, row.t)
+        if in_use is not None and row.t >= st.in_use_t and not row.clock_fault:
+            st.in_use, st.in_use_t = in_use, row.t
         if row.type == "fault":
             _apply_fault(db, row)
-    _apply_clock(db, school, device, rows)
-    sets, params = ["last_seq = ?"], [last_seq]
-    if state is not None:
-        sets += ["in_use = ?", "in_use_t = ?"]
-        params += [state[0], state[1]]
+    st.last_seq = last_seq
+    _apply_clock(db, school, device, rows, st.clock_open)
     hb = [r.t for r in rows if r.type == "heartbeat" and not r.clock_fault]
-    if hb:
-        sets.append("last_heartbeat_t = CASE WHEN last_heartbeat_t IS NULL OR last_heartbeat_t < ? "
-                    "THEN ? ELSE last_heartbeat_t END")
-        params += [max(hb), max(hb)]
-    db.execute(f"UPDATE devices SET {', '.join(sets)} WHERE school = ? AND device = ?", (*params, school, device))
-    return new_gaps
+    if hb and (st.last_heartbeat_t is None or st.last_heartbeat_t < max(hb)):
+        st.last_heartbeat_t = max(hb)
+    return new_gaps, st
 
 
 def _in_use_after(row: EventRow) -> int | None:
@@ -142,13 +257,20 @@ def _in_use_after(row: EventRow) -> int | None:
     return None
 
 
-def _fill_gap(db: Database, school: str, device: str, seq: int, now: float) -> None:
-    gaps = db.query("SELECT id, seq_from, seq_to, filled FROM gaps WHERE school = ? AND device = ? "
+def _fill_gap(db: Database, school: str, device: str, seq: int, now: float) -> int:
+    """Count a late event into its gap; a gap filled within the reorder window is removed (returns -1)."""
+    gaps = db.query("SELECT id, seq_from, seq_to, filled, opened FROM gaps WHERE school = ? AND device = ? "
                     "AND closed IS NULL AND seq_from <= ? AND seq_to >= ?", (school, device, seq, seq))
     for g in gaps[:1]:
         filled = g["filled"] + 1
-        closed = now if filled >= g["seq_to"] - g["seq_from"] + 1 else None
-        db.execute("UPDATE gaps SET filled = ?, closed = ? WHERE id = ?", (filled, closed, g["id"]))
+        if filled < g["seq_to"] - g["seq_from"] + 1:
+            db.execute("UPDATE gaps SET filled = ? WHERE id = ?", (filled, g["id"]))
+        elif now - g["opened"] <= REORDER_WINDOW_S:
+            db.execute("DELETE FROM gaps WHERE id = ?", (g["id"],))
+            return -1
+        else:
+            db.execute("UPDATE gaps SET filled = ?, closed = ? WHERE id = ?", (filled, now, g["id"]))
+    return 0
 
 
 def open_fault(db: Database, school: str, device: str, code: str, severity: str, source: str,
@@ -163,13 +285,26 @@ def open_fault(db: Database, school: str, device: str, code: str, severity: str,
 
 
 def close_fault(db: Database, school: str, device: str, code: str, cleared_t: float) -> int:
+    """Close the open fault(s) of that code that were opened at or before ``cleared_t``."""
     return db.execute("UPDATE faults SET cleared_t = ? WHERE school = ? AND device = ? AND code = ? "
-                      "AND cleared_t IS NULL", (cleared_t, school, device, code))
+                      "AND cleared_t IS NULL AND opened_t <= ?", (cleared_t, school, device, code, cleared_t))
+
+
+def _cleared_later(db: Database, row: EventRow, code: str) -> bool:
+    """True when a 'cleared' of this fault code with a higher seq was already stored (reordered delivery)."""
+    for r in db.query("SELECT data FROM events WHERE school = ? AND device = ? AND type = 'fault' AND seq > ?",
+                      (row.school, row.device, row.seq)):
+        d = json.loads(r["data"])
+        if d.get("code") == code and d.get("state") == "cleared":
+            return True
+    return False
 
 
 def _apply_fault(db: Database, row: EventRow) -> None:
     d = row.data
     if d.get("state") == "raised":
+        if _cleared_later(db, row, d["code"]):
+            return
         detail = d.get("detail")
         if detail is not None and not isinstance(detail, str):
             detail = json.dumps(detail, ensure_ascii=False)
@@ -178,11 +313,11 @@ def _apply_fault(db: Database, row: EventRow) -> None:
         close_fault(db, row.school, row.device, d["code"], row.t)
 
 
-def _apply_clock(db: Database, school: str, device: str, rows: list[EventRow]) -> None:
+def _apply_clock(db: Database, school: str, device: str, rows: list[EventRow], clock_open: bool) -> None:
     """An event stamped >5 min ahead opens a 'clock' fault; a later sane event clears it."""
     future = [r for r in rows if r.clock_fault]
     if future:
         open_fault(db, school, device, "clock", "warning", "collector",
                    f"device clock ahead: event {future[0].id} stamped {future[0].ts}", time.time(), future[0].id)
-    elif rows:
+    elif rows and clock_open:
         close_fault(db, school, device, "clock", time.time())
