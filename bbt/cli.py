@@ -17,7 +17,7 @@ import click
 from bbt import __version__
 from bbt.errors import BbtError
 
-EXTENSIONS: list = ["bbt.cli_trust"]
+EXTENSIONS: list = ["bbt.cli_trust", "bbt.cli_district"]
 
 
 class BbtGroup(click.Group):
@@ -98,13 +98,18 @@ def broker_from(broker: Optional[str], mqtt_username: Optional[str], mqtt_passwo
 @broker_options
 @click.option("--http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the dashboard")
 @click.option("--mqtt-port", default=1883, show_default=True, help="port of the embedded broker")
-def server(db_url: Optional[str], http: str, mqtt_port: int, **broker_kw: Any) -> None:
+@click.option("--share-group", default=None, envvar="BBT_SHARE_GROUP",
+              help="join the collectors' MQTT shared-subscription group (district set-up)")
+@click.option("--client-id", default="bbt-collector", show_default=True, envvar="BBT_CLIENT_ID",
+              help="the collector's MQTT client id (unique per process, stable across restarts)")
+def server(db_url: Optional[str], http: str, mqtt_port: int, share_group: Optional[str], client_id: str,
+           **broker_kw: Any) -> None:
     """Collector + dashboard (and the embedded broker when no --broker is given)."""
     from collector.server import Server, ServerOptions
 
     host, port = parse_hostport(http)
     opts = ServerOptions(db_url=db_url, broker=broker_from(**broker_kw), http_host=host, http_port=port,
-                         mqtt_port=mqtt_port)
+                         mqtt_port=mqtt_port, share_group=share_group, client_id=client_id)
     srv = Server(opts, notice=lambda m: click.echo(m, err=True))
     srv.start()
     assert srv.broker_cfg is not None

@@ -24,6 +24,7 @@ class ServerOptions:
     http_port: int = 8080
     secret_key: str | None = None
     client_id: str = "bbt-collector"
+    share_group: str | None = None  # district: one of several collectors on $share/GROUP/...
     extra_config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,7 +63,7 @@ class Server:
             self.broker_cfg = BrokerConfig(host=o.mqtt_host, port=port)
         else:
             self.broker_cfg = o.broker
-        self.collector = Collector(o.db_url, self.broker_cfg, client_id=o.client_id)
+        self.collector = Collector(o.db_url, self.broker_cfg, client_id=o.client_id, share_group=o.share_group)
         self.collector.start()
         if not self.collector.connected.wait(10):
             self.notice(f"警告：连接不上 MQTT 代理 {self.broker_cfg.url}，将继续重试。"
