@@ -51,5 +51,59 @@ def collect(db_url: Optional[str], share_group: Optional[str], client_id: Option
     col.stop()
 
 
+@click.command("simulate")
+@click.option("--schools", default=2, show_default=True, help="number of schools")
+@click.option("--devices", default=36, show_default=True, help="classroom PCs per school")
+@click.option("--speed", default=60.0, show_default=True,
+              help="simulated seconds per real second (0: as fast as the broker takes it)")
+@broker_options
+@click.option("--day", default=None, help="the school day to simulate, YYYY-MM-DD (default: the last weekday)")
+@click.option("--heartbeat-s", default=60, show_default=True, help="seconds between a device's heartbeats")
+@click.option("--connections", default=0, help="pooled MQTT connections (default: one per 500 devices)")
+@click.option("--seed", default=1, show_default=True, help="random seed (the same seed, the same district)")
+@click.option("--school-data", default=None, type=click.Path(file_okay=False),
+              help="also write each school's devices, bell and timetable CSV files here (for bbt import)")
+def simulate(schools: int, devices: int, speed: float, day: Optional[str], heartbeat_s: int, connections: int,
+             seed: int, school_data: Optional[str], **broker_kw: Any) -> None:
+    """Simulate a district's classroom PCs through a school day, over a real broker."""
+    import signal
+    from datetime import date as date_
+    from pathlib import Path
+
+    from bbt.errors import BbtError
+    from bbt.fleet import Fleet, FleetResult, FleetSpec, write_school_data
+
+    if schools < 1 or devices < 1 or speed < 0 or heartbeat_s < 1:
+        raise BbtError("--schools, --devices and --heartbeat-s must be at least 1, --speed at least 0")
+    try:
+        the_day = date_.fromisoformat(day) if day else None
+    except ValueError:
+        raise BbtError(f"--day {day!r} is not YYYY-MM-DD") from None
+    broker = broker_from(**{**broker_kw, "broker": broker_kw.get("broker") or "mqtt://127.0.0.1:1883"})
+    spec = FleetSpec(schools=schools, devices=devices, day=the_day, heartbeat_s=heartbeat_s, seed=seed,
+                     connections=connections)
+    fleet = Fleet(spec, broker)
+    if school_data:
+        n = len(write_school_data(spec, fleet.day, Path(school_data)))
+        click.echo(f"wrote {n} CSV files under {school_data}", err=True)
+    signal.signal(signal.SIGTERM, lambda *_: fleet.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: fleet.stop_event.set())
+    last = [0.0]
+
+    def progress(r: FleetResult) -> None:
+        import time
+
+        if time.monotonic() - last[0] >= 2:
+            last[0] = time.monotonic()
+            click.echo(f"  {fleet.clock_text(r.sim_end)}  {r.events} events, {r.messages} messages", err=True)
+
+    click.echo(f"simulating {schools} schools x {devices} PCs on {fleet.day} via {broker.url} "
+               f"({'flat out' if not speed else f'{speed:g}x'})", err=True)
+    res = fleet.run_day(speed, progress)
+    click.echo(f"published {res.events} events in {res.messages} messages and {res.statuses} statuses "
+               f"for {res.devices} devices in {res.real_s:.1f} s")
+
+
 def register(main: click.Group) -> None:
     main.add_command(collect)
+    main.add_command(simulate)
