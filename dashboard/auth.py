@@ -1,68 +1,123 @@
-"""Login (session cookie) and API tokens (Bearer); role checks shared by pages and API."""
+"""Login (server-side session behind the cookie), password changes, API tokens (Bearer)."""
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
+from typing import Any
 
-from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 
 from dashboard import get_db
-from dashboard.users import User, check_password, get_user, user_for_token
+from dashboard import sessions as store
+from dashboard.access import ANY_USER, PUBLIC, allow
+from dashboard.users import MIN_PASSWORD, User, UserError, check_password, get_user, set_password, user_for_token
 
 bp = Blueprint("auth", __name__)
 
 
+def client_ip() -> str:
+    return request.remote_addr or "-"
+
+
 def load_user() -> None:
+    """before_request: the user from a Bearer token or the session, and whether they must change password."""
     g.user = None
-    header = request.headers.get("Authorization", "")
+    g.via_token = False
+    g.password_change_required = False
     db = get_db()
+    header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         g.user = user_for_token(db, header[7:].strip())
         g.via_token = True
         return
-    name = session.get("user")
-    if name:
-        g.user = get_user(db, name)
-    g.via_token = False
+    sid = session.get("sid")
+    if not sid:
+        return
+    name = store.lookup(db, sid)
+    user = get_user(db, name) if name else None
+    if user is None:
+        session.pop("sid", None)
+        return
+    g.user = user
+    g.password_change_required = user.must_change or user.password_expired(current_app.config["PASSWORD_MAX_DAYS"])
 
 
 def current_user() -> User | None:
     return g.get("user")
 
 
-def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if current_user() is None:
-            if request.path.startswith("/api/"):
-                return jsonify(error="unauthorized", message="需要登录或 API 令牌 (Bearer token)"), 401
-            return redirect(url_for("auth.login", next=request.path))
-        return view(*args, **kwargs)
-    return wrapped
-
-
-def require_roles(*roles: str) -> None:
-    user = current_user()
-    if user is None or user.role not in roles:
-        abort(403)
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/") and not value.startswith("//") else "/"
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@allow(PUBLIC)
 def login() -> Any:
+    error, status = None, 200
+    if request.method == "POST":
+        db = get_db()
+        name = request.form.get("username", "").strip()[:100]
+        wait = store.locked_for(db, name, client_ip())
+        if wait > 0:
+            error = _("登录失败次数过多，请 %(n)d 分钟后再试。", n=int(wait // 60) + 1)
+            status = 429
+        else:
+            user = check_password(db, name, request.form.get("password", ""))
+            store.note_attempt(db, name, client_ip(), user is not None)
+            if user is not None:
+                old = session.get("sid")
+                if old:
+                    store.revoke(db, old)
+                lang = session.get("lang")
+                session.clear()  # a new session (and a new id) at every login
+                session.permanent = True
+                session["sid"] = store.create(db, user.name, client_ip())
+                if lang:
+                    session["lang"] = lang
+                return redirect(_safe_next(request.args.get("next")))
+            error, status = _("用户名或密码错误"), 401
+    return render_template("auth/login.html", error=error), status
+
+
+@bp.post("/logout")
+@allow(PUBLIC)
+def logout() -> Any:
+    sid = session.get("sid")
+    if sid:
+        store.revoke(get_db(), sid)
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@allow(*ANY_USER)
+def password() -> Any:
+    user = current_user()
+    assert user is not None
+    db = get_db()
     error = None
     if request.method == "POST":
-        name = request.form.get("username", "")
-        user = check_password(get_db(), name, request.form.get("password", ""))
-        if user is not None:
-            session.clear()  # a fresh session at login
-            session["user"] = user.name
-            nxt = request.args.get("next") or "/"
-            return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else "/")
-        error = "用户名或密码错误"
-    return render_template("login.html", error=error), (401 if error else 200)
-
-
-@bp.route("/logout", methods=["POST"])
-def logout() -> Any:
-    session.clear()
-    return redirect(url_for("auth.login"))
+        new = request.form.get("new", "")
+        if check_password(db, user.name, request.form.get("current", "")) is None:
+            error = _("当前密码不正确")
+        elif new != request.form.get("confirm", ""):
+            error = _("两次输入的新密码不一致")
+        elif len(new) < MIN_PASSWORD:
+            error = _("新密码至少需要 %(n)d 个字符", n=MIN_PASSWORD)
+        elif new == request.form.get("current") or new == user.name:
+            error = _("新密码不能与旧密码或用户名相同")
+        else:
+            try:
+                set_password(db, user.name, new)
+            except UserError as e:
+                error = str(e)
+            else:
+                store.revoke_user(db, user.name, keep=session.get("sid"))
+                return redirect(url_for("overview.index"))
+    reason = None
+    if g.password_change_required:
+        reason = (_("首次登录或密码被重置，请先修改密码。") if user.must_change else
+                  _("密码已超过 %(n)d 天未修改，请修改密码。", n=int(current_app.config["PASSWORD_MAX_DAYS"])))
+    return render_template("auth/password.html", error=error, reason=reason), (400 if error else 200)

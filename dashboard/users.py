@@ -30,13 +30,21 @@ class User:
     school: str | None
     klass: str | None
     must_change: bool = False
+    password_changed: float | None = None
+
+    def password_expired(self, max_days: float, now: float | None = None) -> bool:
+        """True when the password is older than ``max_days`` (0 or less: never expires)."""
+        if max_days <= 0:
+            return False
+        now = time.time() if now is None else now
+        return self.password_changed is None or now - self.password_changed > max_days * 86400
 
     def may_see_school(self, school: str) -> bool:
         return self.school is None or self.school == school
 
 
 def _row_to_user(r: dict) -> User:
-    return User(r["name"], r["role"], r["school"], r["class"], bool(r["must_change"]))
+    return User(r["name"], r["role"], r["school"], r["class"], bool(r["must_change"]), r["password_changed"])
 
 
 def add_user(db: Database, name: str, role: str, password: str, school: str | None = None,
@@ -58,7 +66,7 @@ def add_user(db: Database, name: str, role: str, password: str, school: str | No
     db.execute("INSERT INTO users (name, role, school, class, password_hash, must_change, password_changed, created)"
                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                (name, role, school, klass, _hasher.hash(password), int(must_change), now, now))
-    return User(name, role, school, klass, must_change)
+    return User(name, role, school, klass, must_change, now)
 
 
 def get_user(db: Database, name: str) -> User | None:
@@ -109,3 +117,43 @@ def user_for_token(db: Database, token: str) -> User | None:
     rows = db.query("SELECT u.* FROM tokens t JOIN users u ON u.name = t.user_name "
                     "WHERE t.token_hash = ? AND t.revoked IS NULL AND u.disabled = 0", (_digest(token),))
     return _row_to_user(rows[0]) if rows else None
+
+
+def list_users(db: Database, school: str | None = None) -> list[dict]:
+    """Every user (of one school, plus the school-less admins), without password hashes."""
+    where, params = ("WHERE school = ? OR school IS NULL", (school,)) if school else ("", ())
+    rows = db.query(f"SELECT name, role, school, class, must_change, password_changed, created, disabled "
+                    f"FROM users {where} ORDER BY role, name", params)
+    return rows
+
+
+def update_user(db: Database, name: str, role: str, school: str | None, klass: str | None, disabled: bool) -> None:
+    if role not in ROLES:
+        raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if role == "class_teacher" and not klass:
+        raise UserError("a class_teacher needs a class")
+    if role != "admin" and not school:
+        raise UserError(f"a {role} needs a school")
+    n = db.execute("UPDATE users SET role = ?, school = ?, class = ?, disabled = ? WHERE name = ?",
+                   (role, school or None, klass or None, int(disabled), name))
+    if not n:
+        raise UserError(f"no user {name!r}")
+
+
+def reset_password(db: Database, name: str, password: str) -> None:
+    """An admin sets a temporary password: the user must change it at the next login."""
+    set_password(db, name, password)
+    db.execute("UPDATE users SET must_change = 1 WHERE name = ?", (name,))
+
+
+def list_tokens(db: Database, name: str | None = None) -> list[dict]:
+    where, params = ("WHERE user_name = ?", (name,)) if name else ("", ())
+    return db.query(f"SELECT id, user_name, created, revoked, last_used FROM tokens {where} ORDER BY id", params)
+
+
+def revoke_token_id(db: Database, token_id: int) -> bool:
+    return bool(db.execute("UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", (time.time(), token_id)))
+
+
+def revoke_user_tokens(db: Database, name: str) -> int:
+    return db.execute("UPDATE tokens SET revoked = ? WHERE user_name = ? AND revoked IS NULL", (time.time(), name))

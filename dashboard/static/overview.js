@@ -1,35 +1,34 @@
-// Refresh device states every 5 s without reloading the page.
+// The overview refreshes itself every 10 s without reloading the page.
 (function () {
   var root = document.getElementById("floors");
-  if (!root) return;
-  var school = root.dataset.school;
-  var labels = {in_use: "使用中", idle: "开机空闲", offline: "离线/关机", fault: "故障"};
-  function state(d) {
-    if (d.online && d.open_faults.length) return "fault";
-    if (!d.online) return "offline";
-    return d.in_use ? "in_use" : "idle";
-  }
+  var boot = document.getElementById("overview-data");
+  if (!root || !boot) return;
+  var init = JSON.parse(boot.textContent);
+  var labels = init.labels;
+  var chartEl = document.getElementById("floor-chart");
+  if (chartEl && window.bbtCharts && init.chart.categories.length) bbtCharts.floorBar(chartEl, init.chart, labels);
   function refresh() {
-    fetch("/api/v1/devices?school=" + encodeURIComponent(school), {credentials: "same-origin"})
+    fetch(root.dataset.url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (rows) {
-        if (!rows) return;
-        var counts = {in_use: 0, idle: 0, offline: 0, fault: 0};
-        var known = {};
-        rows.forEach(function (d) {
-          var s = state(d); counts[s]++;
-          var el = root.querySelector('[data-device="' + d.device + '"]');
-          if (!el) { known.missing = true; return; }
-          el.className = "device " + s;
-          el.querySelector(".st").textContent = labels[s];
+      .then(function (data) {
+        if (!data) return;
+        var missing = false;
+        data.devices.forEach(function (d) {
+          var el = root.querySelector('[data-device="' + CSS.escape(d.device) + '"]');
+          if (!el) { missing = true; return; }
+          el.className = "device " + d.state;
+          el.querySelector(".st").textContent = labels[d.state];
         });
-        if (known.missing) { location.reload(); return; }
-        Object.keys(counts).forEach(function (k) {
-          var c = document.querySelector('[data-count="' + k + '"]'); if (c) c.textContent = counts[k];
+        if (missing || data.devices.length !== root.querySelectorAll("li.device").length) { location.reload(); return; }
+        Object.keys(data.counts).forEach(function (k) {
+          var c = document.querySelector('[data-count="' + k + '"]'); if (c) c.textContent = data.counts[k];
         });
-        document.getElementById("total").textContent = rows.length;
+        document.getElementById("total").textContent = data.total;
+        var of = document.getElementById("open-faults"); if (of) of.textContent = data.open_faults;
+        var gen = document.getElementById("generated"); if (gen && data.generated) gen.textContent = data.generated.substr(11, 5);
+        if (chartEl && window.bbtCharts && data.floor_chart.categories.length) bbtCharts.floorBar(chartEl, data.floor_chart, labels);
       })
       .catch(function () {});
   }
-  setInterval(refresh, 5000);
+  setInterval(refresh, 10000);
 })();

@@ -1,0 +1,116 @@
+"""Who may call what: every view declares its roles; anything undeclared is refused.
+
+``@allow(...)`` marks a view with the roles that may call it. A ``before_request`` hook
+(:func:`enforce`) checks the declaration for every request, so a view added without one is
+closed to everybody (default deny) rather than open. What a role may *see* inside an allowed
+view (its school, its class, its own lessons) is decided by :class:`Scope`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from flask import abort, current_app, g, jsonify, redirect, request, url_for
+
+from dashboard.users import ROLES, User
+
+PUBLIC = "public"
+ANY_USER = ROLES
+SCHOOL_WIDE = ("admin", "headteacher")           # see every class and teacher of their school
+DEVICE_ROLES = ("admin", "headteacher", "maintainer")  # see every device of their school
+OPERATORS = ("admin", "maintainer")              # send commands, fill in the fault register
+ACK_ROLES = ("admin", "headteacher", "maintainer")
+
+
+def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare the roles that may call a view (``PUBLIC`` for login, static files...)."""
+    for r in roles:
+        if r != PUBLIC and r not in ROLES:
+            raise ValueError(f"unknown role {r!r}")
+
+    def mark(view: Callable[..., Any]) -> Callable[..., Any]:
+        view._bbt_roles = tuple(roles)  # type: ignore[attr-defined]
+        return view
+    return mark
+
+
+def declared_roles(endpoint: str | None) -> tuple[str, ...] | None:
+    if endpoint is None:
+        return None
+    if endpoint == "static" or endpoint.endswith(".static"):
+        return (PUBLIC,)
+    view = current_app.view_functions.get(endpoint)
+    return getattr(view, "_bbt_roles", None)
+
+
+def may(user: User | None, endpoint: str) -> bool:
+    roles = declared_roles(endpoint)
+    if roles is None:
+        return False
+    return PUBLIC in roles or (user is not None and user.role in roles)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def enforce() -> Any:
+    """before_request: 401/login redirect without a user, 403 for a role not declared, password rules."""
+    if request.endpoint is None:  # 404/405: let Flask answer
+        return None
+    roles = declared_roles(request.endpoint)
+    if roles is None:
+        current_app.logger.error("endpoint %s declares no roles: refused", request.endpoint)
+        abort(403)
+    if PUBLIC in roles:
+        return None
+    user: User | None = g.get("user")
+    if user is None:
+        if _wants_json():
+            return jsonify(error="unauthorized", message="需要登录或 API 令牌 (Bearer token)"), 401
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if not g.get("via_token") and g.get("password_change_required") and request.endpoint != "auth.password":
+        if _wants_json():
+            return jsonify(error="password_change_required", message="请先修改密码"), 403
+        return redirect(url_for("auth.password"))
+    if user.role not in roles:
+        abort(403)
+    return None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one user may see inside a school."""
+
+    user: User
+
+    @property
+    def school_wide(self) -> bool:
+        return self.user.role in SCHOOL_WIDE
+
+    def school(self, asked: str | None, known: Iterable[str] = ()) -> str:
+        """The school to show: the one asked for (checked), the user's own, or the first known."""
+        school = asked or self.user.school or next(iter(known), None)
+        if not school:
+            abort(400, description="missing query parameter: school")
+        if not self.user.may_see_school(school):
+            abort(403)
+        return school
+
+    def sees_device_of_class(self, klass: str | None) -> bool:
+        if self.user.role in DEVICE_ROLES:
+            return True
+        return self.user.role == "class_teacher" and klass is not None and klass == self.user.klass
+
+    def sees_class(self, klass: str | None) -> bool:
+        if self.school_wide:
+            return True
+        return self.user.role == "class_teacher" and klass == self.user.klass
+
+    def sees_teacher(self, teacher: str | None) -> bool:
+        if self.school_wide:
+            return True
+        return self.user.role in ("teacher", "class_teacher") and teacher == self.user.name
+
+    def sees_lesson(self, klass: str | None, teacher: str | None) -> bool:
+        return self.sees_class(klass) or self.sees_teacher(teacher)

@@ -1,0 +1,115 @@
+"""What the device detail page shows, read from the store (no Flask here).
+
+The status timeline is built from the status log (online/offline) and session events
+(in use), as segments per day that the page draws as bars.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from collector.db import Database
+
+
+def events(db: Database, school: str, device: str, etype: str, since: float, limit: int = 200) -> list[dict]:
+    rows = db.query("SELECT id, seq, ts, t, data, clock_fault FROM events WHERE school = ? AND device = ? "
+                    "AND type = ? AND t >= ? ORDER BY t DESC LIMIT ?", (school, device, etype, since, limit))
+    for r in rows:
+        r["data"] = json.loads(r["data"])
+    return rows
+
+
+def latest_inventory(db: Database, school: str, device: str) -> dict[str, Any] | None:
+    rows = db.query("SELECT ts, data FROM events WHERE school = ? AND device = ? AND type = 'inventory' "
+                    "ORDER BY t DESC LIMIT 1", (school, device))
+    if not rows:
+        return None
+    data = json.loads(rows[0]["data"])
+    data["_ts"] = rows[0]["ts"]
+    return dict(data)
+
+
+def faults(db: Database, school: str, device: str, limit: int = 100) -> list[dict]:
+    return db.query("SELECT * FROM faults WHERE school = ? AND device = ? ORDER BY opened_t DESC LIMIT ?",
+                    (school, device, limit))
+
+
+def status_changes(db: Database, school: str, device: str, since: float) -> list[dict]:
+    """Status messages since ``since`` plus the last one before it (the state at the start)."""
+    before = db.query("SELECT online, reason, received, t FROM status_log WHERE school = ? AND device = ? "
+                      "AND received < ? ORDER BY received DESC LIMIT 1", (school, device, since))
+    after = db.query("SELECT online, reason, received, t FROM status_log WHERE school = ? AND device = ? "
+                     "AND received >= ? ORDER BY received", (school, device, since))
+    return before + after
+
+
+def sessions(db: Database, school: str, device: str, since: float, until: float) -> list[tuple[float, float]]:
+    """(start, end) epoch pairs of in-use sessions overlapping [since, until]; an unended one runs to the
+    device's last heartbeat (CONTRACT §3)."""
+    out: list[tuple[float, float]] = []
+    open_starts: dict[str, float] = {}
+    for r in db.query("SELECT t, data FROM events WHERE school = ? AND device = ? AND type = 'session' "
+                      "AND t >= ? AND t <= ? ORDER BY t", (school, device, since - 86400, until)):
+        d = json.loads(r["data"])
+        if d.get("state") == "start":
+            open_starts[str(d.get("session_id"))] = r["t"]
+        elif d.get("state") == "end":
+            start = open_starts.pop(str(d.get("session_id")), None)
+            out.append((_epoch(d.get("start")) or start or r["t"], _epoch(d.get("end")) or r["t"]))
+    if open_starts:
+        hb = db.query("SELECT last_heartbeat_t FROM devices WHERE school = ? AND device = ?", (school, device))
+        last = hb[0]["last_heartbeat_t"] if hb and hb[0]["last_heartbeat_t"] else None
+        for start in open_starts.values():
+            out.append((start, max(start, min(last or start, until))))
+    return [(max(s, since), min(e, until)) for s, e in out if e > since and s < until and e > s]
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def online_spans(changes: list[dict], since: float, until: float) -> list[tuple[float, float]]:
+    """Intervals within [since, until] during which the device was online, from status changes."""
+    spans: list[tuple[float, float]] = []
+    up: float | None = None
+    for c in changes:
+        t = max(c["received"], since)
+        if c["online"] and up is None:
+            up = t
+        elif not c["online"] and up is not None:
+            spans.append((up, t))
+            up = None
+    if up is not None:
+        spans.append((up, until))
+    return [(s, e) for s, e in spans if e > s]
+
+
+def day_rows(days: list[date], tz: ZoneInfo, online: list[tuple[float, float]],
+             in_use: list[tuple[float, float]], start_h: int = 7, end_h: int = 19) -> list[dict[str, Any]]:
+    """Per day: segments as (left %, width %) of the school day window [start_h, end_h]."""
+    rows = []
+    for d in days:
+        lo = datetime.combine(d, time(start_h), tz).timestamp()
+        hi = datetime.combine(d, time(end_h), tz).timestamp()
+
+        def clip(spans: list[tuple[float, float]], lo: float = lo, hi: float = hi) -> list[tuple[float, float]]:
+            out = []
+            for s, e in spans:
+                s, e = max(s, lo), min(e, hi)
+                if e > s:
+                    out.append((round(100 * (s - lo) / (hi - lo), 2), round(100 * (e - s) / (hi - lo), 2)))
+            return out
+        used_min = sum(min(e, hi) - max(s, lo) for s, e in in_use if min(e, hi) > max(s, lo)) / 60
+        rows.append({"day": d, "online": clip(online), "in_use": clip(in_use), "in_use_minutes": round(used_min)})
+    return rows
+
+
+def last_days(today: date, n: int = 7) -> list[date]:
+    return [today - timedelta(days=i) for i in range(n - 1, -1, -1)]

@@ -1,0 +1,50 @@
+"""Languages: Chinese by default, English on request (flask-babel).
+
+The choice comes from, in order: the session (set by the language switch), the ``bbt_lang``
+cookie (remembered across logins), the browser's Accept-Language, else Chinese.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, redirect, request, session
+from flask_babel import Babel
+
+from dashboard.access import PUBLIC, allow
+
+LANGUAGES = {"zh": "中文", "en": "English"}
+DEFAULT = "zh"
+COOKIE = "bbt_lang"
+bp = Blueprint("i18n", __name__)
+
+
+def select_locale() -> str:
+    for value in (session.get("lang"), request.cookies.get(COOKIE)):
+        if value in LANGUAGES:
+            return str(value)
+    return request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    Babel(app, locale_selector=select_locale)
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def languages() -> dict[str, Any]:
+        return {"languages": LANGUAGES, "current_lang": select_locale()}
+
+
+@bp.get("/lang/<lang>")
+@allow(PUBLIC)
+def switch(lang: str) -> Any:
+    """Switch the language and go back where the user was (only to a local path)."""
+    if lang not in LANGUAGES:
+        lang = DEFAULT
+    session["lang"] = lang
+    nxt = request.args.get("next") or "/"
+    if not nxt.startswith("/") or nxt.startswith("//"):
+        nxt = "/"
+    resp = redirect(nxt)
+    resp.set_cookie(COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="Lax")
+    return resp

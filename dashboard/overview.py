@@ -1,0 +1,68 @@
+"""The overview: every device by building and floor, today's usage so far, open faults. Refreshes itself."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template, request
+
+from collector import registry
+from dashboard import devstate, get_db
+from dashboard.access import ANY_USER, Scope, allow
+from dashboard.auth import current_user
+
+bp = Blueprint("overview", __name__)
+
+
+def schools_known() -> list[str]:
+    db = get_db()
+    rows = db.query("SELECT school FROM schools UNION SELECT DISTINCT school FROM devices")
+    return sorted(r["school"] for r in rows)
+
+
+def visible_devices(scope: Scope, school: str) -> list[dict[str, Any]]:
+    devices = registry.list_devices(get_db(), school)
+    return devstate.with_states([d for d in devices if scope.sees_device_of_class(d["class"])])
+
+
+def summary(scope: Scope, school: str) -> dict[str, Any]:
+    """Everything the overview shows (the page renders it; the page's script polls it as JSON)."""
+    db = get_db()
+    devices = visible_devices(scope, school) if scope.user.role != "teacher" else []
+    classes = {d["class"] for d in devices}
+    faults = db.query("SELECT f.id, f.device, f.code, f.severity, f.source, f.opened_t, d.class, d.room "
+                      "FROM faults f LEFT JOIN devices d ON d.school = f.school AND d.device = f.device "
+                      "WHERE f.school = ? AND f.cleared_t IS NULL ORDER BY f.opened_t DESC", (school,))
+    faults = [f for f in faults if scope.user.role in ("admin", "headteacher", "maintainer") or f["class"] in classes]
+    tz = registry.school_tz(db, school)
+    for f in faults:
+        f["opened"] = registry.iso(f["opened_t"], tz)
+    return {
+        "school": school, "generated": registry.iso(time.time(), tz),
+        "devices": [{k: d[k] for k in ("device", "class", "room", "building", "floor", "state", "last_seen",
+                                       "open_faults")} for d in devices],
+        "counts": devstate.counts(devices), "total": len(devices),
+        "floor_chart": devstate.floor_chart(devices),
+        "faults": faults[:20], "open_faults": len(faults),
+    }
+
+
+@bp.get("/")
+@allow(*ANY_USER)
+def index() -> Any:
+    user = current_user()
+    assert user is not None
+    scope = Scope(user)
+    school = scope.school(request.args.get("school"), schools_known())
+    data = summary(scope, school)
+    return render_template("overview/index.html", data=data, floors=devstate.by_floor(data["devices"]),
+                           states=devstate.STATES)
+
+
+@bp.get("/overview.json")
+@allow(*ANY_USER)
+def data() -> Any:
+    user = current_user()
+    assert user is not None
+    scope = Scope(user)
+    return jsonify(summary(scope, scope.school(request.args.get("school"), schools_known())))
