@@ -17,7 +17,11 @@ import click
 from bbt import __version__
 from bbt.errors import BbtError
 
-EXTENSIONS: list = ["bbt.cli_trust", "bbt.cli_district"]
+EXTENSIONS: list = [
+    "bbt.cli_trust",
+    "bbt.cli_district",
+    "bbt.cli_dashboard",
+]
 
 
 class BbtGroup(click.Group):

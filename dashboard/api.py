@@ -1,56 +1,48 @@
-"""JSON API under /api/v1 (CONTRACT §4)."""
+"""JSON API under /api/v1 (CONTRACT §4). A role sees only what it may; anything else is 403."""
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from collector import registry
-from dashboard import get_db
-from dashboard.auth import current_user, login_required
+from dashboard import devstate, get_db
+from dashboard.access import DEVICE_ROLES, Scope, allow
+from dashboard.auth import current_user
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-SCHOOL_WIDE = ("admin", "headteacher", "maintainer")
 
-
-def resolve_school() -> str:
-    """The school asked for, checked against what the user may see (400/403 otherwise)."""
+def scope() -> Scope:
     user = current_user()
     assert user is not None
-    school = request.args.get("school") or user.school
-    if not school:
-        abort(400, description="missing query parameter: school")
-    if not user.may_see_school(school):
-        abort(403)
-    return school
+    return Scope(user)
 
 
-@bp.errorhandler(400)
-@bp.errorhandler(403)
-@bp.errorhandler(404)
-def api_error(e: Any) -> Any:
-    return jsonify(error=e.name.lower().replace(" ", "_"), message=e.description), e.code
+def resolve_school(s: Scope) -> str:
+    """The ``school`` query parameter, checked against what the user may see (400/403 otherwise)."""
+    return s.school(request.args.get("school"))
 
 
 @bp.get("/devices")
-@login_required
+@allow(*DEVICE_ROLES, "class_teacher")
 def devices() -> Any:
-    school = resolve_school()
-    user = current_user()
-    assert user is not None
+    s = scope()
+    school = resolve_school(s)
     rows = registry.list_devices(get_db(), school)
-    if user.role == "class_teacher":
-        rows = [r for r in rows if r["class"] == user.klass]
-    elif user.role not in SCHOOL_WIDE:
-        abort(403)
+    rows = devstate.with_states([r for r in rows if s.sees_device_of_class(r["class"])])
     return jsonify(rows)
 
 
 @bp.get("/stats/ingest")
-@login_required
+@allow(*DEVICE_ROLES)
 def stats_ingest() -> Any:
-    user = current_user()
-    if user is None or user.role not in ("admin", "headteacher", "maintainer"):
-        abort(403)
     return jsonify(registry.ingest_stats(get_db()))
+
+
+@bp.get("/me")
+@allow("admin", "headteacher", "class_teacher", "teacher", "maintainer")
+def me() -> Any:
+    u = scope().user
+    return jsonify({"name": u.name, "role": u.role, "school": u.school, "class": u.klass})
+

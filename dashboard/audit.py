@@ -1,23 +1,35 @@
-"""The audit log: who did which admin action or sent which command, when (no Flask here)."""
+"""The audit log of admin actions and commands sent from the dashboard (no Flask here).
+
+It is the one audit log of bbt (migration 500, ``collector.retention.audit``), so `bbt audit`
+shows dashboard actions next to backups and purges. The school and the client address go
+into the entry's detail.
+"""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from collector.db import Database
+from collector.retention import audit as write
 
 
 def record(db: Database, actor: str, action: str, school: str | None = None, target: str | None = None,
            ip: str | None = None, **detail: Any) -> None:
     """Append one entry. ``detail`` must never hold secrets (passwords, tokens)."""
-    db.execute("INSERT INTO audit_log (t, actor, action, school, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
-               (time.time(), actor, action, school, target, json.dumps(detail, ensure_ascii=False, default=str), ip))
+    extra = {k: v for k, v in (("school", school), ("ip", ip)) if v}
+    write(db, action, target, {**extra, **detail}, who=actor)
 
 
-def recent(db: Database, limit: int = 200, school: str | None = None) -> list[dict[str, Any]]:
-    where, params = ("WHERE school = ? OR school IS NULL", [school]) if school else ("", [])
-    rows = db.query(f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ?", (*params, limit))
+def recent(db: Database, limit: int = 200) -> list[dict[str, Any]]:
+    rows = db.query("SELECT id, t, actor, action, target, detail FROM audit ORDER BY t DESC, id DESC LIMIT ?",
+                    (limit,))
     for r in rows:
-        r["detail"] = json.loads(r["detail"] or "{}")
+        try:
+            r["detail"] = json.loads(r["detail"] or "{}")
+        except ValueError:
+            r["detail"] = {"text": r["detail"]}
+        if not isinstance(r["detail"], dict):
+            r["detail"] = {"value": r["detail"]}
+        r["school"] = r["detail"].pop("school", None)
+        r["ip"] = r["detail"].pop("ip", None)
     return rows

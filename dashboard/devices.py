@@ -11,7 +11,7 @@ from collector import registry
 from dashboard import devicedata, devstate, get_db
 from dashboard.access import DEVICE_ROLES, Scope, allow
 from dashboard.auth import current_user
-from dashboard.overview import schools_known, visible_devices
+from dashboard.overview import page_school, visible_devices
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
 VIEWERS = (*DEVICE_ROLES, "class_teacher")
@@ -27,7 +27,7 @@ def _scope() -> Scope:
 @allow(*VIEWERS)
 def index() -> Any:
     scope = _scope()
-    school = scope.school(request.args.get("school"), schools_known())
+    school = page_school(scope)
     devices = visible_devices(scope, school)
     state = request.args.get("state")
     shown = [d for d in devices if not state or d["state"] == state]

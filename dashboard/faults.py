@@ -12,7 +12,7 @@ from collector.store import open_fault
 from dashboard import audit, get_db
 from dashboard.access import ANY_USER, DEVICE_ROLES, Scope, allow
 from dashboard.auth import client_ip, current_user
-from dashboard.overview import schools_known
+from dashboard.overview import page_school
 
 bp = Blueprint("faults", __name__, url_prefix="/faults")
 VIEWERS = (*DEVICE_ROLES, "class_teacher")
@@ -39,7 +39,7 @@ def fault_rows(school: str, state: str, scope: Scope) -> list[dict[str, Any]]:
 @allow(*VIEWERS)
 def index() -> Any:
     scope = _scope()
-    school = scope.school(request.args.get("school"), schools_known())
+    school = page_school(scope)
     state = request.args.get("state", "open")
     if state not in ("open", "cleared", "all"):
         abort(400, description="state must be open, cleared or all")
@@ -62,7 +62,7 @@ def repair() -> Any:
     """报修: anyone may report a broken classroom PC; it opens a fault (source 'report') for the maintainers."""
     scope = _scope()
     user = scope.user
-    school = scope.school(request.values.get("school"), schools_known())
+    school = page_school(scope)
     devices = _device_choices(school)
     if user.role == "class_teacher":
         devices = [d for d in devices if d["class"] == user.klass] or devices

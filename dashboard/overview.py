@@ -20,6 +20,15 @@ def schools_known() -> list[str]:
     return sorted(r["school"] for r in rows)
 
 
+def page_school(scope: Scope) -> str:
+    """The school a page shows: asked for (checked), the user's own, the first known; "" for an empty store."""
+    asked = request.args.get("school") or request.form.get("school")
+    known = schools_known()
+    if not asked and not scope.user.school and not known:
+        return ""
+    return scope.school(asked, known)
+
+
 def visible_devices(scope: Scope, school: str) -> list[dict[str, Any]]:
     devices = registry.list_devices(get_db(), school)
     return devstate.with_states([d for d in devices if scope.sees_device_of_class(d["class"])])
@@ -53,7 +62,7 @@ def index() -> Any:
     user = current_user()
     assert user is not None
     scope = Scope(user)
-    school = scope.school(request.args.get("school"), schools_known())
+    school = page_school(scope)
     data = summary(scope, school)
     return render_template("overview/index.html", data=data, floors=devstate.by_floor(data["devices"]),
                            states=devstate.STATES)
@@ -65,4 +74,4 @@ def data() -> Any:
     user = current_user()
     assert user is not None
     scope = Scope(user)
-    return jsonify(summary(scope, scope.school(request.args.get("school"), schools_known())))
+    return jsonify(summary(scope, page_school(scope)))

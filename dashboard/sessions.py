@@ -53,7 +53,8 @@ def revoke_user(db: Database, user: str, keep: str | None = None) -> int:
 
 
 def note_attempt(db: Database, user: str, ip: str, ok: bool) -> None:
-    db.execute("INSERT INTO login_attempts (t, user_name, ip, ok) VALUES (?, ?, ?, ?)", (time.time(), user, ip, int(ok)))
+    db.execute("INSERT INTO login_attempts (t, user_name, ip, ok) VALUES (?, ?, ?, ?)",
+               (time.time(), user, ip, int(ok)))
 
 
 def locked_for(db: Database, user: str, ip: str, now: float | None = None) -> float:

@@ -1,4 +1,4 @@
-"""Dashboard security: server-side sessions, login attempts (rate limit), audit log."""
+"""Dashboard security: server-side sessions, login attempts (rate limit). (The audit log is m0500.)"""
 
 VERSION = 301
 NAME = "security"
@@ -11,8 +11,4 @@ STATEMENTS = [
         id {id}, t DOUBLE PRECISION NOT NULL, user_name TEXT NOT NULL, ip TEXT NOT NULL, ok BIGINT NOT NULL)""",
     "CREATE INDEX login_attempts_user ON login_attempts (user_name, t)",
     "CREATE INDEX login_attempts_ip ON login_attempts (ip, t)",
-    """CREATE TABLE audit_log (
-        id {id}, t DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-        school TEXT, target TEXT, detail TEXT NOT NULL DEFAULT '{{}}', ip TEXT)""",
-    "CREATE INDEX audit_log_t ON audit_log (t)",
 ]

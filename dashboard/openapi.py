@@ -1,0 +1,81 @@
+"""/api/v1/openapi.json: the API described as OpenAPI 3.0 (schemathesis checks the server against it)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+
+from dashboard.access import PUBLIC, allow
+
+bp = Blueprint("openapi", __name__)
+
+SCHOOL = {"name": "school", "in": "query", "required": True,
+          "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
+WEEK = {"name": "week", "in": "query", "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$"}, "example": "2026-W48"}
+DATE = {"name": "date", "in": "query", "required": True, "schema": {"type": "string", "format": "date"}}
+ERR = {"$ref": "#/components/schemas/Error"}
+
+
+def _op(summary: str, params: list[dict[str, Any]], item: dict[str, Any], array: bool = True) -> dict[str, Any]:
+    schema = {"type": "array", "items": item} if array else item
+    return {"get": {
+        "summary": summary, "parameters": params, "security": [{"bearer": []}],
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+            "400": {"description": "bad parameter", "content": {"application/json": {"schema": ERR}}},
+            "401": {"description": "no or bad token", "content": {"application/json": {"schema": ERR}}},
+            "403": {"description": "not allowed for this role", "content": {"application/json": {"schema": ERR}}},
+        }}}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": required or list(props)}
+
+
+S, N, B, INT = {"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "integer"}
+NS = {"type": "string", "nullable": True}
+RATE = {"type": "number", "minimum": 0, "maximum": 1}
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/v1/devices": _op("Every device the collector has heard from or imported", [SCHOOL], _obj(
+        {"device": S, "class": NS, "online": B, "in_use": B, "last_seen": NS,
+         "open_faults": {"type": "array", "items": S},
+         "state": {"type": "string", "enum": ["in_use", "idle", "off", "offline", "fault"]}})),
+    "/api/v1/stats/ingest": _op("Ingest counters since the store was created", [], _obj(
+        {"stored": INT, "duplicates": INT, "rejected": INT, "gaps": INT}), array=False),
+    "/api/v1/me": _op("The caller", [], _obj({"name": S, "role": S, "school": NS, "class": NS}), array=False),
+    "/api/v1/usage/teachers": _op("Teachers' weekly usage rates", [SCHOOL, WEEK], _obj(
+        {"teacher": S, "scheduled": INT, "used": INT, "rate": RATE, "below_threshold": B})),
+    "/api/v1/usage/classes": _op("Classes' weekly usage rates", [SCHOOL, WEEK], _obj(
+        {"class": S, "scheduled": INT, "used": INT, "rate": RATE, "below_threshold": B})),
+    "/api/v1/lessons": _op("One row per scheduled lesson of a day", [SCHOOL, DATE], _obj(
+        {"class": S, "period": INT, "teacher": S, "subject": NS, "start": S, "end": S, "in_use_minutes": N,
+         "used": B}, ["class", "period", "teacher", "start", "end", "in_use_minutes", "used"])),
+    "/api/v1/alerts": _op("Alerts", [SCHOOL, {"name": "state", "in": "query", "required": False, "schema": {
+        "type": "string", "enum": ["open", "firing", "acknowledged", "resolved", "all"]}}], _obj(
+        {"id": INT, "kind": S, "severity": S, "device": NS, "opened": S, "acked_by": NS, "state": S})),
+}
+
+
+def spec() -> dict[str, Any]:
+    """Only the paths this app actually serves (areas land one by one)."""
+    served = {r.rule for r in current_app.url_map.iter_rules()}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "bbt API", "version": "1",
+                 "description": "班班通监控 API (CONTRACT §4). Authenticate with `Authorization: Bearer <token>` "
+                                "from `bbt token create --user NAME`."},
+        "servers": [{"url": "/"}],
+        "paths": {p: v for p, v in PATHS.items() if p in served},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": _obj({"error": S, "message": S}, ["error"])},
+        },
+    }
+
+
+@bp.get("/api/v1/openapi.json")
+@allow(PUBLIC)
+def openapi() -> Any:
+    return jsonify(spec())
