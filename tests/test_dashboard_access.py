@@ -37,7 +37,8 @@ EXPECTED: dict[str, set[str]] = {
     "admin.routing": {"admin"},
     "api.devices": DEVICE_VIEW, "api.stats_ingest": {"admin", "headteacher", "maintainer"}, "api.me": ALL,
     "api.usage_teachers": ALL - {"maintainer"}, "api.usage_classes": SCHOOL_WIDE | {"class_teacher"},
-    "api.lessons": ALL - {"maintainer"}, "api.alerts": DEVICE_VIEW, "api.alert_ack": {"admin", "headteacher", "maintainer"},
+    "api.lessons": ALL - {"maintainer"}, "api.alerts": DEVICE_VIEW,
+    "api.alert_ack": {"admin", "headteacher", "maintainer"},
     "api.command": {"admin", "maintainer"},
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
