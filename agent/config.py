@@ -53,6 +53,25 @@ class AgentConfig:
     replay_rate: float = 20.0  # messages per second while draining the outbox
     outbox_max_events: int = 100000
     outbox_max_mb: float = 50.0
+    # probe periods (seconds) and thresholds; the school's policy may override idle_minutes/heartbeat_s
+    usage_s: float = 20.0  # in-use decision (idle time, foreground teaching program)
+    scan_s: float = 10.0  # running-program scan against the software policy
+    power_s: float = 15.0  # sleep/wake detection tick
+    fault_s: float = 60.0
+    usb_s: float = 10.0
+    drift_s: float = 3600.0
+    inventory_h: float = 24.0
+    fault_hold_s: float = 300.0  # a fault must stay recovered this long before it clears
+    disk_full_pct: float = 90.0
+    mem_full_pct: float = 95.0
+    temp_limit_c: float = 90.0
+    clock_tolerance_s: float = 120.0
+    time_server: str = ""  # optional SNTP server (host[:port]) for the clock check, e.g. the collector
+    crash_starts: int = 3  # this many unclean starts ...
+    crash_window_s: float = 900.0  # ... within this window raise agent_crash
+    shutdown_warn_s: float = 300.0  # end-of-day shutdown: warning this long before
+    desktop: str = "auto"  # how messages/shutdown reach the OS: auto | none (log only)
+    log_file: str = ""
 
     def check(self) -> "AgentConfig":
         if not self.device:
@@ -64,8 +83,11 @@ class AgentConfig:
                               % (self.school, protocol.ID_PATTERN))
         if not protocol.valid_id(self.device):
             raise ConfigError("device %r must match %s" % (self.device, protocol.ID_PATTERN))
-        if self.heartbeat_s < 1:
-            raise ConfigError("heartbeat_s must be at least 1")
+        for name in ("heartbeat_s", "usage_s", "scan_s", "power_s", "fault_s", "usb_s", "drift_s"):
+            if getattr(self, name) < 0.2:
+                raise ConfigError("%s must be at least 0.2 seconds" % name)
+        if self.outbox_max_events < 10 or self.outbox_max_mb <= 0:
+            raise ConfigError("outbox_max_events must be >= 10 and outbox_max_mb > 0")
         return self
 
 

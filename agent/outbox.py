@@ -15,7 +15,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import protocol
 
+# never dropped when the outbox is full; the rest goes oldest first, heartbeats before anything else
 KEEP_ON_OVERFLOW = ("power", "fault", "software", "session", "drift")
+DROP_ORDER = ("heartbeat", "usb", "inventory")
 
 
 class Outbox:
@@ -33,6 +35,13 @@ class Outbox:
                          "body TEXT NOT NULL, created REAL NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.dropped = 0
+        self._adds = 0
+        self._resync()
+
+    def _resync(self) -> None:
+        """Count and size of what is queued (kept in memory; re-read now and then)."""
+        count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox").fetchone()
+        self._count, self._bytes = int(count), int(size)
 
     # -- meta (small persistent key/values: next seq, last shutdown, ...) ----
     def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
@@ -62,21 +71,56 @@ class Outbox:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._enforce_bounds()
+            self._count += 1
+            self._bytes += len(body)
+            self._adds += 1
+            if self._adds % 1000 == 0:
+                self._resync()
+            if self._count > self.max_events or self._bytes > self.max_bytes:
+                self._resync()
+                self._enforce_bounds()
         return event
 
     def _enforce_bounds(self) -> None:
-        count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox").fetchone()
-        if count <= self.max_events and size <= self.max_bytes:
-            return
-        excess = max(count - self.max_events, 1 if size > self.max_bytes else 0, count // 100)
+        """Drop the least valuable events (heartbeats first, oldest first) down to 99% of the bounds."""
         marks = ",".join("?" * len(KEEP_ON_OVERFLOW))
-        cur = self._db.execute(
-            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE type NOT IN (%s) ORDER BY "
-            "CASE type WHEN 'heartbeat' THEN 0 ELSE 1 END, seq LIMIT ?)" % marks, (*KEEP_ON_OVERFLOW, excess))
-        self.dropped += cur.rowcount
-        if cur.rowcount:
-            self.set_meta("dropped_total", str(int(self.get_meta("dropped_total", "0") or 0) + cur.rowcount))
+        order = " ".join("WHEN '%s' THEN %d" % (t, i) for i, t in enumerate(DROP_ORDER))
+        chunk = max(1, self.max_events // 100)
+        while self._count > self.max_events * 0.99 or self._bytes > self.max_bytes * 0.99:
+            rows = self._db.execute(
+                "SELECT seq, type, LENGTH(body) FROM outbox WHERE type NOT IN (%s) ORDER BY CASE type %s "
+                "ELSE %d END, seq LIMIT ?" % (marks, order, len(DROP_ORDER)), (*KEEP_ON_OVERFLOW, chunk)).fetchall()
+            if not rows:
+                return  # only events that are never dropped are left: keep them all
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(r[0],) for r in rows])
+            self._count -= len(rows)
+            self._bytes -= sum(int(r[2]) for r in rows)
+            self.dropped += len(rows)
+            report = self.drop_report() or {"dropped": 0, "types": {}, "first_seq": rows[0][0], "last_seq": 0}
+            report["dropped"] += len(rows)
+            for r in rows:
+                report["types"][r[1]] = report["types"].get(r[1], 0) + 1
+            report["first_seq"] = min(report["first_seq"], min(r[0] for r in rows))
+            report["last_seq"] = max(report["last_seq"], max(r[0] for r in rows))
+            self.set_meta("drop_report", json.dumps(report))
+            self.set_meta("dropped_total", str(int(self.get_meta("dropped_total", "0") or 0) + len(rows)))
+
+    def drop_report(self) -> Optional[Dict[str, Any]]:
+        """What was dropped since the report was last taken: {dropped, types, first_seq, last_seq}."""
+        raw = self.get_meta("drop_report")
+        return json.loads(raw) if raw else None
+
+    def take_drop_report(self) -> Optional[Dict[str, Any]]:
+        with self._lock:
+            report = self.drop_report()
+            if report:
+                self._db.execute("DELETE FROM meta WHERE key = 'drop_report'")
+            return report
+
+    @property
+    def fill(self) -> float:
+        """How full the outbox is, 0..1 of the tighter bound."""
+        return max(self._count / max(self.max_events, 1), self._bytes / max(self.max_bytes, 1))
 
     def peek(self, limit: int = protocol.MAX_BATCH, max_bytes: int = protocol.MAX_PAYLOAD - 1024
              ) -> List[Tuple[int, Dict[str, Any]]]:
@@ -93,7 +137,18 @@ class Outbox:
 
     def remove(self, seqs: List[int]) -> None:
         with self._lock:
-            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for s in seqs:  # no RETURNING: Python 3.8 on Windows 7 may ship SQLite < 3.35
+                    row = self._db.execute("SELECT LENGTH(body) FROM outbox WHERE seq = ?", (s,)).fetchone()
+                    if row is not None:
+                        self._db.execute("DELETE FROM outbox WHERE seq = ?", (s,))
+                        self._count -= 1
+                        self._bytes -= int(row[0])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

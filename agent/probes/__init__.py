@@ -1,22 +1,50 @@
-"""Probes: one small module per thing measured, registered in PROBES.
+"""Probes: one small module per thing measured, all registered in :func:`all_probes`.
 
-A probe is a callable taking the agent context and returning a list of (type, data) events
-to emit (possibly empty) plus, for heartbeat fields, a dict merged into the next heartbeat.
-A probe that raises is logged and skipped; it never stops the agent.
+A probe declares what it emits (event types and the data fields with their units) and how
+often it runs (the name of an :class:`~agent.config.AgentConfig` setting holding its period
+in seconds). ``run(ctx)`` looks at the machine and calls ``ctx.emit``. A probe that raises is
+logged and skipped by :func:`run_probe`; it never stops the agent.
+
+OS-specific parts (Win32 through ctypes, the registry through winreg, logind, X11, sysfs)
+sit behind small source classes that tests replace with fakes.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agent.context import Context
 
 log = logging.getLogger(__name__)
 
-Emit = List[Tuple[str, Dict[str, Any]]]
+
+class Probe:
+    """Base class. Subclasses set the class attributes and implement :meth:`run`."""
+
+    name = ""
+    period: Optional[str] = None  # AgentConfig attribute with the period in seconds; None = on demand
+    emits: Tuple[str, ...] = ()
+    fields: Dict[str, str] = {}  # data field -> unit / meaning (the data sheet lists these)
+
+    def setup(self, ctx: "Context") -> None:
+        """Runs once when the agent starts (before the first :meth:`run`)."""
+
+    def run(self, ctx: "Context") -> None:
+        raise NotImplementedError
 
 
-def run_probe(name: str, fn: Callable[[], Any], default: Any = None) -> Any:
+def all_probes() -> List[Probe]:
+    """The one place where probes are registered, in start order."""
+    from agent.probes import drift, faults, heartbeat, inventory, power, software, usage, usb
+
+    return [power.PowerProbe(), usage.UsageProbe(), heartbeat.HeartbeatProbe(), software.SoftwareProbe(),
+            faults.FaultProbe(), drift.DriftProbe(), usb.UsbProbe(), inventory.InventoryProbe()]
+
+
+def run_probe(name: str, fn: Callable[..., Any], default: Any = None, *args: Any) -> Any:
     try:
-        return fn()
+        return fn(*args)
     except Exception as e:  # a broken probe is skipped, never fatal
-        log.warning("probe %s failed: %s", name, e)
+        log.warning("probe %s failed: %s: %s", name, type(e).__name__, e)
         return default
