@@ -1,24 +1,32 @@
-"""The agent process: outbox, MQTT connection with birth/Last Will, publisher and scheduled probes."""
+"""The agent process: probes -> outbox -> MQTT, commands in, policy applied live.
+
+Threads: paho's network loop (callbacks only queue work), the publisher (drains the outbox
+oldest first, deletes on PUBACK), the command worker, and APScheduler's single worker that runs
+the probes at their periods.
+"""
 from __future__ import annotations
 
 import json
 import logging
 import os
+import queue
 import threading
 import time
-import uuid
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 import protocol
+from agent.commands import Commands
 from agent.config import AgentConfig
+from agent.context import Context
+from agent.desktop import Desktop, default_desktop
 from agent.outbox import Outbox
-from agent.probes import idle as idle_probe
-from agent.probes import run_probe, system
+from agent.probes import Probe, all_probes, run_probe
 from bbt import __version__
 from bbt.mqttconf import make_client, parse_broker_url
 
 log = logging.getLogger(__name__)
+EOD_CHECK_S = 60.0
 
 
 def now() -> datetime:
@@ -26,35 +34,41 @@ def now() -> datetime:
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, idle_source: Optional[idle_probe.IdleSource] = None) -> None:
+    def __init__(self, cfg: AgentConfig, probes: Optional[List[Probe]] = None,
+                 desktop: Optional[Desktop] = None) -> None:
         self.cfg = cfg
-        self.idle = idle_source or idle_probe.default_source()
         os.makedirs(cfg.data_dir, exist_ok=True)
         self.outbox = Outbox(os.path.join(cfg.data_dir, "outbox.db"), cfg.outbox_max_events,
                              int(cfg.outbox_max_mb * 1024 * 1024))
-        self.boot_id = uuid.uuid4().hex
-        self.policy: Dict[str, Any] = {}  # the school's policy once received; settings fall back to config
-        self.in_use = False
-        self.session_id: Optional[str] = None
-        self.session_start: Optional[datetime] = None
-        self._stop = threading.Event()
         self._wake = threading.Event()
+        self.ctx = Context(cfg, self.outbox, self._wake.set)
+        self.probes = all_probes() if probes is None else probes
+        self.desktop = desktop or default_desktop(cfg.desktop)
+        self.commands = Commands(self.ctx, self.desktop, self._publish_ack, self.refresh_inventory)
+        self.boot_id = os.urandom(8).hex()
+        self._stop = threading.Event()
         self._connected = threading.Event()
+        self._cmds: "queue.Queue[bytes]" = queue.Queue()
         self._threads: List[threading.Thread] = []
+        self._intervals: Dict[str, float] = {}
+        self.scheduler: Any = None
         self.client: Any = None
         self.status_topic = protocol.status_topic(cfg.school, cfg.device)
         self.events_topic = protocol.events_topic(cfg.school, cfg.device)
+        self.ack_topic = protocol.ack_topic(cfg.school, cfg.device)
+        self.ctx.policy_listeners.append(self._reschedule)
 
-    # -- events ------------------------------------------------------------------
+    @property
+    def policy(self) -> Dict[str, Any]:
+        return self.ctx.policy
+
     def emit(self, etype: str, data: Dict[str, Any]) -> Dict[str, Any]:
-        ev = self.outbox.add(etype, data)
-        self._wake.set()
-        return ev
+        return self.ctx.emit(etype, data)
 
     def _status(self, online: bool, reason: str) -> bytes:
         return protocol.dumps(protocol.make_status(online, reason, now(), self.boot_id, __version__))
 
-    # -- MQTT ------------------------------------------------------------------
+    # -- MQTT callbacks: never block, never raise --------------------------------------
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
         if rc.is_failure:
             log.error("broker refused the agent: %s", rc)
@@ -68,17 +82,27 @@ class Agent:
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
         self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from broker (%s); reconnecting with backoff", rc)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         try:
             if msg.topic.endswith("/policy"):
-                self.policy = protocol.validate_policy(json.loads(msg.payload.decode("utf-8")))
-                log.info("policy updated")
-        except Exception as e:  # never raise in a callback
+                if msg.payload:
+                    self.ctx.set_policy(json.loads(msg.payload.decode("utf-8")))
+                    log.info("policy applied")
+            elif msg.topic.endswith("/cmd"):
+                self._cmds.put(bytes(msg.payload))
+        except Exception as e:  # a bad policy keeps the last good one
             log.warning("ignored message on %s: %s", msg.topic, e)
 
+    def _publish_ack(self, ack: Dict[str, Any]) -> None:
+        if self.client is not None:
+            self.client.publish(self.ack_topic, protocol.dumps(ack), qos=1)
+
+    # -- threads -------------------------------------------------------------------------
     def _publisher(self) -> None:
-        """Drain the outbox oldest first; delete only what the broker acknowledged."""
+        """Drain the outbox oldest first; delete only what the broker acknowledged (PUBACK)."""
         while not self._stop.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
@@ -88,62 +112,100 @@ class Agent:
                     break
                 events = [ev for _, ev in batch]
                 payload = protocol.dumps(events if len(events) > 1 else events[0])
-                info = self.client.publish(self.events_topic, payload, qos=1)
                 try:
+                    info = self.client.publish(self.events_topic, payload, qos=1)
                     info.wait_for_publish(timeout=10)
                 except (RuntimeError, ValueError) as e:
                     log.debug("publish not sent: %s", e)
+                    break
                 if not info.is_published():
                     break
                 self.outbox.remove([s for s, _ in batch])
                 if self._stop.is_set():
                     break
-                if len(batch) > 1:
+                if len(self.outbox.peek(1)):  # a backlog: replay at a bounded rate
                     time.sleep(1.0 / max(self.cfg.replay_rate, 0.1))
 
-    # -- probes ------------------------------------------------------------------
-    def heartbeat(self) -> None:
-        fields: Dict[str, Any] = run_probe("system", system.read, {}) or {}
-        idle_s = run_probe("idle", self.idle.idle_seconds)
-        in_use = idle_s is not None and idle_s < float(self.policy.get("idle_minutes") or self.cfg.idle_minutes) * 60
-        self._track_session(in_use)
-        fields.update({"in_use": in_use, "idle_s": int(idle_s) if idle_s is not None else None})
-        if fields["idle_s"] is None:
-            del fields["idle_s"]
-        self.emit("heartbeat", fields)
+    def _command_worker(self) -> None:
+        while not self._stop.is_set():
+            try:
+                payload = self._cmds.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            run_probe("command", self.commands.handle, None, payload)
 
-    def _track_session(self, in_use: bool) -> None:
-        if in_use and not self.in_use:
-            self.session_id = uuid.uuid4().hex[:16]
-            self.session_start = now()
-            self.emit("session", {"state": "start", "session_id": self.session_id})
-        elif not in_use and self.in_use:
-            self._end_session()
-        self.in_use = in_use
-
-    def _end_session(self) -> None:
-        if self.session_id is None or self.session_start is None:
+    def refresh_inventory(self) -> None:
+        inv = next((p for p in self.probes if p.name == "inventory"), None)
+        if inv is None:
             return
-        end = now()
-        self.emit("session", {"state": "end", "session_id": self.session_id,
-                              "start": protocol.format_time(self.session_start), "end": protocol.format_time(end),
-                              "active_s": int((end - self.session_start).total_seconds())})
-        self.session_id = None
-        self.in_use = False
+        if self.scheduler is not None:
+            self.scheduler.add_job(self._run_probe, args=[inv], id="inventory-now", replace_existing=True)
+        else:
+            self._run_probe(inv)
 
-    # -- lifecycle ---------------------------------------------------------------
+    # -- scheduling ---------------------------------------------------------------------
+    def _run_probe(self, probe: Probe) -> None:
+        run_probe(probe.name, probe.run, None, self.ctx)
+
+    def _start_scheduler(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.memory import MemoryJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()}, executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+        for p in self.probes:
+            iv = run_probe(p.name, p.interval, None, self.ctx)
+            if iv:
+                self._intervals[p.name] = iv
+                self.scheduler.add_job(self._run_probe, "interval", seconds=iv, args=[p], id=p.name)
+        self.scheduler.add_job(self._end_of_day, "interval", seconds=EOD_CHECK_S, id="end-of-day")
+        self.scheduler.start()
+
+    def _reschedule(self) -> None:
+        """The policy changed: periods it sets (heartbeat_s) apply now, without a restart, and
+        probes that depend on it (the software scan) run at once."""
+        if self.scheduler is None:
+            return
+        for p in self.probes:
+            if p.rerun_on_policy:
+                self.scheduler.add_job(self._run_probe, args=[p], id=p.name + "-now", replace_existing=True)
+            iv = run_probe(p.name, p.interval, None, self.ctx)
+            if iv and iv != self._intervals.get(p.name):
+                self._intervals[p.name] = iv
+                self.scheduler.reschedule_job(p.name, trigger="interval", seconds=iv)
+                log.info("%s now every %s s (policy)", p.name, iv)
+
+    def _end_of_day(self) -> None:
+        from agent.commands import eod_due
+
+        sa = self.ctx.policy.get("shutdown_after")
+        pending = self.commands.pending
+        if pending is not None and not pending.cancelled and pending.timer.is_alive():
+            return
+        local = datetime.now()
+        if not eod_due(local, sa, self.ctx.in_use, self.ctx.get_state("eod_done")):
+            return
+        warn = float(self.cfg.shutdown_warn_s)
+        text = ("放学了：本机将在 %d 分钟后自动关机，如需继续使用请移动鼠标。/ End of the school day: this PC shuts "
+                "down in %d min unless someone uses it." % (max(1, warn // 60), max(1, warn // 60)))
+
+        def done(ok: bool) -> None:
+            if ok:
+                self.ctx.set_state("eod_done", local.date().isoformat())
+
+        log.info("end-of-day shutdown (policy shutdown_after %s): warning, then off in %d s", sa, warn)
+        self.commands.schedule_shutdown(warn, text, still_ok=lambda: not self.ctx.in_use, on_done=done)
+
+    # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        clean = self.outbox.get_meta("running", "0") != "1"
-        self.outbox.set_meta("running", "1")
-        boot = run_probe("boot_time", system.boot_time, time.time())
-        self.emit("power", {"state": "on", "boot_time": protocol.format_time(
-            datetime.fromtimestamp(boot, timezone.utc).astimezone()), "clean": clean})
-        if not clean:
-            self.emit("fault", {"code": "unclean_shutdown", "severity": "warning", "state": "raised",
-                                "detail": "the previous run did not stop cleanly (power cut or kill)"})
+        for p in self.probes:
+            run_probe(p.name, p.setup, None, self.ctx)
         bcfg = parse_broker_url(self.cfg.broker, username=self.cfg.username, password=self.cfg.password,
                                 ca_file=self.cfg.ca_file, cert_file=self.cfg.cert_file, key_file=self.cfg.key_file)
-        self.client = make_client(bcfg, self.cfg.device, clean_session=True)
+        # a persistent session: commands sent while the PC is off arrive when it connects
+        self.client = make_client(bcfg, self.cfg.device, clean_session=False)
         self.client.will_set(self.status_topic, self._status(False, "lost"), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -151,21 +213,21 @@ class Agent:
         self.client.connect_async(bcfg.host, bcfg.port, bcfg.keepalive)
         self.client.loop_start()
         self._spawn(self._publisher, "publisher")
-        self._spawn(self._heartbeat_loop, "heartbeat")
+        self._spawn(self._command_worker, "commands")
+        self._start_scheduler()
 
     def _spawn(self, target: Any, name: str) -> None:
         t = threading.Thread(target=target, name="bbt-agent-" + name, daemon=True)
         t.start()
         self._threads.append(t)
 
-    def _heartbeat_loop(self) -> None:
-        while not self._stop.is_set():
-            run_probe("heartbeat", self.heartbeat)
-            self._stop.wait(float(self.policy.get("heartbeat_s") or self.cfg.heartbeat_s))
-
     def stop(self, flush_timeout: float = 5.0) -> None:
-        """Clean stop: power off event, flush, retained 'shutdown' status, disconnect."""
-        self._end_session()
+        """Clean stop: end the session, power "off", flush, retained 'shutdown' status, disconnect."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+        usage = getattr(self.ctx, "usage", None)
+        if usage is not None:
+            run_probe("usage", usage.end_session, None, self.ctx)
         self.emit("power", {"state": "off"})
         deadline = time.time() + flush_timeout
         while len(self.outbox) and self._connected.is_set() and time.time() < deadline:
@@ -174,6 +236,7 @@ class Agent:
         self._wake.set()
         for t in self._threads:
             t.join(5)
+        self.commands.cancel_shutdown()
         if self.client is not None:
             if self._connected.is_set():
                 self.client.publish(self.status_topic, self._status(False, "shutdown"), qos=1,

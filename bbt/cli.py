@@ -134,21 +134,10 @@ def agent() -> None:
 def agent_run(config_path: Optional[str], broker: Optional[str], school: Optional[str],
               device: Optional[str]) -> None:
     """Run the agent in the foreground."""
-    import signal
-    import threading
+    from agent.service import run_foreground
 
-    from agent.config import load_config
-    from agent.runner import Agent
-
-    cfg = load_config(config_path, {"broker": broker, "school": school, "device": device})
-    a = Agent(cfg)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    a.start()
-    click.echo(f"bbt agent {cfg.school}/{cfg.device} -> {cfg.broker.split('@')[-1]}", err=True)
-    done.wait()
-    a.stop()
+    run_foreground(config_path, {"broker": broker, "school": school, "device": device},
+                   logging.getLogger().isEnabledFor(logging.DEBUG))
 
 
 @main.command("import")

@@ -26,6 +26,11 @@ class Probe:
     period: Optional[str] = None  # AgentConfig attribute with the period in seconds; None = on demand
     emits: Tuple[str, ...] = ()
     fields: Dict[str, str] = {}  # data field -> unit / meaning (the data sheet lists these)
+    rerun_on_policy = False  # run at once when a new policy arrives
+
+    def interval(self, ctx: "Context") -> Optional[float]:
+        """Seconds between runs (the policy may change it), None for a probe run on demand only."""
+        return float(ctx.setting(self.period)) if self.period else None
 
     def setup(self, ctx: "Context") -> None:
         """Runs once when the agent starts (before the first :meth:`run`)."""

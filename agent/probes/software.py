@@ -1,0 +1,181 @@
+"""Running programs against the school's software policy (deny/allow globs, report or block).
+
+A glob without a path separator is matched against the program name and the file name of its
+executable; a glob with one against the whole executable path ('\\' read as '/'); always
+case-insensitive. ``allow`` wins over ``deny``; with a non-empty ``allow`` list every program
+that is neither allowed nor a system program is reported (rule ``allow-list``).
+One ``software`` event per program start: a running process is remembered by (pid, start time).
+Only new processes are looked at on each scan, so a scan costs little.
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+
+import psutil
+
+from agent.probes import Probe
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agent.context import Context
+
+log = logging.getLogger(__name__)
+
+# Used when the policy gives no deny list: common games, chat and video clients.
+DEFAULT_DENY = [
+    # games
+    "minecraft*", "javaw.exe*minecraft*", "steam", "steam.exe", "steamwebhelper*", "wegame*", "tgp_daemon*",
+    "leagueclient*", "league of legends*", "genshinimpact*", "yuanshen*", "qqgame*", "4399*", "roblox*",
+    "plantsvszombies*", "popcapgame*", "hearthstone*", "crossfire*", "dnf.exe", "epicgameslauncher*",
+    "battle.net*", "sol.exe", "freecell.exe", "spider.exe", "minesweeper*", "mshearts.exe", "chess.exe",
+    "sgame*", "aq*game*", "*\\steamapps\\*", "*/steamapps/*",
+    # chat
+    "qq", "qq.exe", "qqprotect*", "tim.exe", "wechat*", "weixin*", "telegram*", "discord*", "skype*",
+    # video and live streaming
+    "douyin*", "kuaishou*", "bilibili*", "iqiyi*", "qyclient*", "qqlive*", "tencentvideo*", "youku*",
+    "mgtv*", "huya*", "douyu*", "pplive*", "xigua*",
+]
+
+SYSTEM_DIRS_POSIX = ("/usr/sbin/", "/sbin/", "/usr/lib/", "/lib/", "/usr/libexec/", "/usr/lib64/", "/lib64/",
+                     "/usr/local/sbin/", "/opt/bbt/")
+
+
+def system_program(exe: str, name: str) -> bool:
+    """Programs an allow list never reports: the OS itself (kernel threads, system directories)."""
+    if not exe:
+        return True
+    low = exe.replace("\\", "/").lower()
+    if sys.platform == "win32" or ":/" in low:
+        root = os.environ.get("SystemRoot", r"C:\Windows").replace("\\", "/").lower().rstrip("/") + "/"
+        return low.startswith(root)
+    return low.startswith(SYSTEM_DIRS_POSIX)
+
+
+def _glob_hit(glob: str, name: str, exe: str) -> bool:
+    g = glob.replace("\\", "/").lower()
+    path = exe.replace("\\", "/").lower()
+    if "/" in g:
+        return fnmatch.fnmatchcase(path, g)
+    base = path.rsplit("/", 1)[-1]
+    return fnmatch.fnmatchcase(name.lower(), g) or (bool(base) and fnmatch.fnmatchcase(base, g))
+
+
+def verdict(name: str, exe: str, deny: Sequence[str], allow: Sequence[str]) -> Optional[str]:
+    """The rule a program breaks, or None. Pure: the whole policy logic lives here."""
+    for g in allow:
+        if _glob_hit(g, name, exe):
+            return None
+    for g in deny:
+        if _glob_hit(g, name, exe):
+            return g
+    if allow and not system_program(exe, name):
+        return "allow-list"
+    return None
+
+
+def rules(ctx: "Context") -> Tuple[List[str], List[str], str]:
+    raw = ctx.raw_policy.get("software")
+    sw: Dict[str, Any] = raw if isinstance(raw, dict) else {}
+    deny = list(sw["deny"]) if "deny" in sw else list(DEFAULT_DENY)
+    return deny, list(sw.get("allow") or []), str(sw.get("action") or "report")
+
+
+class ProcessTable:
+    """The OS boundary: which processes run, and what they are. psutil on every platform."""
+
+    def pids(self) -> List[int]:
+        return list(psutil.pids())
+
+    def describe(self, pid: int) -> Optional[Tuple[float, str, str]]:
+        """(start time, name, exe) or None when it is gone."""
+        try:
+            p = psutil.Process(pid)
+            with p.oneshot():
+                created, name = p.create_time(), p.name()
+                try:
+                    exe = p.exe()
+                except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
+                    exe = ""
+            return created, name, exe
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
+            return None
+
+    def terminate(self, pid: int, created: float) -> None:
+        p = psutil.Process(pid)
+        if abs(p.create_time() - created) > 0.01:
+            raise psutil.NoSuchProcess(pid)  # the pid now belongs to another process
+        p.terminate()
+        try:
+            p.wait(3)
+        except psutil.TimeoutExpired:
+            p.kill()
+
+
+class SoftwareProbe(Probe):
+    name = "software"
+    period = "scan_s"
+    emits = ("software",)
+    rerun_on_policy = True
+    fields = {"action": "detected / blocked", "name": "program name", "exe": "path of the program file",
+              "rule": "the policy rule that matched"}
+
+    def __init__(self, table: Optional[ProcessTable] = None) -> None:
+        self.table = table or ProcessTable()
+        self.known: Dict[int, float] = {}  # pid -> start time of every process already looked at
+        self.reported: Dict[int, float] = {}
+        self._rescan = False
+
+    def setup(self, ctx: "Context") -> None:
+        self.reported = {int(k): float(v) for k, v in (ctx.get_state("software_reported", {}) or {}).items()}
+        ctx.policy_listeners.append(self.policy_changed)
+        self.run(ctx)
+
+    def policy_changed(self) -> None:
+        """A new policy: look at every running process again (already reported ones stay reported)."""
+        self._rescan = True
+
+    def run(self, ctx: "Context") -> None:
+        deny, allow, action = rules(ctx)
+        if self._rescan:
+            self._rescan = False
+            self.known.clear()
+        pids = self.table.pids()
+        alive = set(pids)
+        for pid in [p for p in self.known if p not in alive]:
+            del self.known[pid]
+        changed = False
+        for pid in [p for p in self.reported if p not in alive]:
+            del self.reported[pid]
+            changed = True
+        me = os.getpid()
+        for pid in pids:
+            if pid in self.known or pid == me:
+                continue
+            info = self.table.describe(pid)
+            if info is None:
+                continue
+            created, name, exe = info
+            self.known[pid] = created
+            rule = verdict(name, exe, deny, allow)
+            if rule is None or self.reported.get(pid) == created:
+                continue
+            self.reported[pid] = created
+            changed = True
+            self._report(ctx, pid, created, name, exe, rule, action)
+        if changed:
+            ctx.set_state("software_reported", {str(k): v for k, v in self.reported.items()})
+
+    def _report(self, ctx: "Context", pid: int, created: float, name: str, exe: str, rule: str,
+                action: str) -> None:
+        data: Dict[str, Any] = {"action": "detected", "name": name, "exe": exe, "rule": rule}
+        if action == "block" and not system_program(exe, name):
+            try:
+                self.table.terminate(pid, created)
+                data["action"] = "blocked"
+            except (psutil.Error, OSError) as e:
+                data["block_error"] = type(e).__name__
+                log.warning("could not block %s (pid %d): %s", name, pid, e)
+        ctx.emit("software", data)

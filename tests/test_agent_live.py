@@ -1,0 +1,116 @@
+"""The agent as a real process against a real Mosquitto, with real psutil on this machine."""
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from agent.outbox import Outbox
+from tests.agent_helpers import Sink, start_agent, stop
+from tests.brokers import Mosquitto
+from tests.helpers import wait_for
+
+
+def fake_program(tmp: Path, name: str) -> subprocess.Popen[bytes]:
+    """A process named like a program: a copy of sleep(1) under that name."""
+    exe = tmp / "bin" / name
+    exe.parent.mkdir(exist_ok=True)
+    shutil.copy("/bin/sleep", exe)
+    return subprocess.Popen([str(exe), "120"])
+
+
+def command(cid: str, kind: str, args: dict | None = None, expires_in: float = 600) -> dict:
+    now = datetime.now(timezone.utc).astimezone()
+    return {"id": cid, "kind": kind, "args": args or {}, "issued": now.isoformat(timespec="seconds"),
+            "expires": (now + timedelta(seconds=expires_in)).isoformat(timespec="seconds")}
+
+
+def test_denied_program_policy_live_and_commands(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    sink = Sink(mosquitto.port)
+    agent = start_agent(tmp_path, mosquitto.url)  # software scan at its default period (10 s)
+    procs = []
+    try:
+        wait_for(lambda: sink.of("power", state="on"), 20, what="power on")
+        # 1. the built-in deny list: a program called minecraft is reported within 15 s
+        t0 = time.monotonic()
+        procs.append(fake_program(tmp_path, "minecraft"))
+        ev = wait_for(lambda: sink.of("software", name="minecraft"), 15, what="minecraft reported")[0]
+        assert time.monotonic() - t0 < 15
+        assert ev["data"]["action"] == "detected" and ev["data"]["rule"] == "minecraft*"
+        assert ev["data"]["exe"].endswith("/bin/minecraft")
+
+        # 2. a policy on the retained topic applies without a restart: deny foo-*, block it; heartbeat 5 s
+        game = fake_program(tmp_path, "foo-game")
+        procs.append(game)
+        beats_before = len(sink.of("heartbeat"))
+        sink.publish("bbt/v1/s1/policy", {"software": {"deny": ["FOO-*"], "action": "block"}, "heartbeat_s": 5},
+                     retain=True)
+        blocked = wait_for(lambda: sink.of("software", name="foo-game"), 8, what="foo-game blocked")[0]
+        assert blocked["data"]["action"] == "blocked" and blocked["data"]["rule"] == "FOO-*"
+        assert game.wait(5) == -signal.SIGTERM
+        wait_for(lambda: len(sink.of("heartbeat")) >= beats_before + 1, 8, what="heartbeat at the policy's 5 s")
+        # minecraft is no longer denied by the new policy and was reported once only
+        assert len(sink.of("software", name="minecraft")) == 1
+
+        # 3. commands: message, shutdown then cancel, an expired one, a redelivered id
+        sink.publish("bbt/v1/s1/pc-1/cmd", command("c-msg", "message", {"text": "请关闭投影仪"}))
+        sink.publish("bbt/v1/s1/pc-1/cmd", command("c-off", "shutdown", {"delay_s": 600}))
+        sink.publish("bbt/v1/s1/pc-1/cmd", command("c-cancel", "cancel_shutdown"))
+        sink.publish("bbt/v1/s1/pc-1/cmd", command("c-old", "message", {"text": "x"}, expires_in=-1) |
+                     {"issued": "2020-01-01T08:00:00+08:00"})
+        sink.publish("bbt/v1/s1/pc-1/cmd", {"id": "c-bad", "kind": "reboot"})
+        for cid in ("c-msg", "c-off", "c-cancel"):
+            assert wait_for(lambda cid=cid: sink.ack(cid), 5, what="ack " + cid)["ok"] is True
+        assert wait_for(lambda: sink.ack("c-old"), 5, what="ack c-old") == {"id": "c-old", "ok": False,
+                                                                            "error": "expired"}
+        bad = wait_for(lambda: sink.ack("c-bad"), 5, what="ack c-bad")
+        assert bad["ok"] is False and "reboot" in bad["error"]
+        n_acks = len(sink.acks)
+        sink.publish("bbt/v1/s1/pc-1/cmd", command("c-msg", "message", {"text": "again"}))
+        wait_for(lambda: len(sink.acks) > n_acks, 5, what="ack of the redelivered id")
+        assert sink.acks[-1] == {"id": "c-msg", "ok": True}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        stop(agent)
+        sink.close()
+    log = (tmp_path / "agent-pc-1.log").read_text()
+    assert agent.returncode == 0, log
+    assert "请关闭投影仪" in log and "power off requested" not in log
+    assert sink.of("power", state="off")
+
+
+def test_offline_backlog_survives_sigkill_and_arrives_once_in_order(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "mosquitto")  # not started yet: the school's network is down
+    agent = start_agent(tmp_path, broker.url, device="pc-2")
+    db = tmp_path / "agent-pc-2" / "outbox.db"
+    sink = None
+    try:
+        wait_for(lambda: db.exists(), 15, what="the agent's outbox")
+        ob = Outbox(str(db))
+        wait_for(lambda: ob.get_meta("running") == "1", 15, what="agent running")
+        ids = [ob.add("software", {"action": "detected", "name": "t-%d" % i, "exe": "", "rule": "t"})["id"]
+               for i in range(1000)]
+        ob.close()
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(10)
+        broker.start()
+        sink = Sink(broker.port)
+        agent = start_agent(tmp_path, broker.url, device="pc-2")
+        wait_for(lambda: len({e["id"] for e in sink.of("software")}) >= 1000, 30, what="1,000 events")
+        wait_for(lambda: sink.of("fault", code="unclean_shutdown"), 10, what="unclean_shutdown fault")
+    finally:
+        stop(agent)
+        if sink is not None:
+            sink.close()
+        broker.stop()
+    got = [e for e in sink.events if e["type"] == "software"]
+    assert sorted(e["id"] for e in got) == sorted(ids)  # all 1,000, each exactly once
+    seqs = [e["seq"] for e in sink.events]
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))  # oldest first, no repeats
+    assert [e["data"]["clean"] for e in sink.of("power", state="on")] == [True, False]  # first run, after the kill
