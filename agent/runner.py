@@ -22,6 +22,8 @@ from agent.context import Context
 from agent.desktop import Desktop, default_desktop
 from agent.outbox import Outbox
 from agent.probes import Probe, all_probes, run_probe
+from agent.probes.idle import IdleSource
+from agent.probes.usage import UsageProbe
 from bbt import __version__
 from bbt.mqttconf import make_client, parse_broker_url
 
@@ -35,7 +37,7 @@ def now() -> datetime:
 
 class Agent:
     def __init__(self, cfg: AgentConfig, probes: Optional[List[Probe]] = None,
-                 desktop: Optional[Desktop] = None) -> None:
+                 desktop: Optional[Desktop] = None, idle_source: Optional[IdleSource] = None) -> None:
         self.cfg = cfg
         os.makedirs(cfg.data_dir, exist_ok=True)
         self.outbox = Outbox(os.path.join(cfg.data_dir, "outbox.db"), cfg.outbox_max_events,
@@ -43,6 +45,10 @@ class Agent:
         self._wake = threading.Event()
         self.ctx = Context(cfg, self.outbox, self._wake.set)
         self.probes = all_probes() if probes is None else probes
+        if idle_source is not None:
+            for p in self.probes:
+                if isinstance(p, UsageProbe):
+                    p.source = idle_source
         self.desktop = desktop or default_desktop(cfg.desktop)
         self.commands = Commands(self.ctx, self.desktop, self._publish_ack, self.refresh_inventory)
         self.boot_id = os.urandom(8).hex()

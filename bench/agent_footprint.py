@@ -45,7 +45,10 @@ def cpu_seconds(p: psutil.Process) -> float:
     return total
 
 
-def start(tmp: Path, broker: Mosquitto, agent_cmd: list[str]) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+Proc = subprocess.Popen[bytes]
+
+
+def start(tmp: Path, broker: Mosquitto, agent_cmd: list[str]) -> tuple[Proc, Proc]:
     env = dict(os.environ, BBT_AGENT_DATA_DIR=str(tmp / "agent"))
     agent = subprocess.Popen(agent_cmd + ["--broker", broker.url, "--school", "bench", "--device", "pc-bench"],
                              cwd=ROOT, env=env, stdout=(tmp / "agent.log").open("wb"), stderr=subprocess.STDOUT)
@@ -110,8 +113,9 @@ def chart(samples: list[dict[str, Any]], path: Path) -> None:
     tmax = max(s["t"] for s in samples) or 1
     ymax = max(max(s["agent_rss_mb"], s["glances_rss_mb"]) for s in samples) * 1.1
     def pts(key: str) -> str:
-        return " ".join("%.1f,%.1f" % (pad + (w - 2 * pad) * s["t"] / tmax, h - pad - (h - 2 * pad) * s[key] / ymax)
-                        for s in samples)
+        xs = [pad + (w - 2 * pad) * s["t"] / tmax for s in samples]
+        ys = [h - pad - (h - 2 * pad) * s[key] / ymax for s in samples]
+        return " ".join("%.1f,%.1f" % xy for xy in zip(xs, ys, strict=True))
     y30 = h - pad - (h - 2 * pad) * TARGET_RSS_MB / ymax
     svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">'
            % (w, h), '<rect width="100%" height="100%" fill="white"/>',
@@ -119,8 +123,8 @@ def chart(samples: list[dict[str, Any]], path: Path) -> None:
            '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>' % (pad, pad, pad, h - pad),
            '<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c00" stroke-dasharray="4"/>' % (pad, y30, w - pad, y30),
            '<text x="%d" y="%.1f" fill="#c00">30 MB 目标 / target</text>' % (w - pad - 110, y30 - 4),
-           '<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="%s"/>' % pts("agent_rss_mb"),
-           '<polyline fill="none" stroke="#ff7f0e" stroke-width="2" points="%s"/>' % pts("glances_rss_mb"),
+           '<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{}"/>'.format(pts("agent_rss_mb")),
+           '<polyline fill="none" stroke="#ff7f0e" stroke-width="2" points="{}"/>'.format(pts("glances_rss_mb")),
            '<text x="%d" y="16">常驻内存 MB / resident memory MB — <tspan fill="#1f77b4">bbt agent</tspan>, '
            '<tspan fill="#ff7f0e">Glances</tspan></text>' % pad,
            '<text x="%d" y="%d">0</text><text x="%d" y="%d">%.0f s</text>' % (pad, h - pad + 14, w - pad - 30,
@@ -154,10 +158,12 @@ the end; "total" from the start. Children (e.g. loginctl, dpkg-query) are includ
 |---|---|---|---|
 | resident memory, average (MB) | {a['rss_mb_avg']} | {g['rss_mb_avg']} | |
 | resident memory, maximum (MB) | {a['rss_mb_max']} | {g['rss_mb_max']} | <= {TARGET_RSS_MB:.0f}: {ok(checks['rss'])} |
-| CPU, steady (% of one core) | {a['cpu_pct_steady']:.3f} | {g['cpu_pct_steady']:.3f} | <= {TARGET_CPU_PCT}: {ok(checks['cpu'])} |
+| CPU, steady (% of one core) | {a['cpu_pct_steady']:.3f} | {g['cpu_pct_steady']:.3f} | \
+<= {TARGET_CPU_PCT}: {ok(checks['cpu'])} |
 | CPU, total incl. start-up (% of one core) | {a['cpu_pct_total']:.3f} | {g['cpu_pct_total']:.3f} | |
 | CPU seconds in the run | {a['cpu_s_total']:.2f} | {g['cpu_s_total']:.2f} | |
-| Glances CPU / agent CPU (steady) | | {summary['glances_over_agent_cpu']}x | >= {TARGET_RATIO:.0f}x: {ok(checks['ratio'])} |
+| Glances CPU / agent CPU (steady) | | {summary['glances_over_agent_cpu']}x | \
+>= {TARGET_RATIO:.0f}x: {ok(checks['ratio'])} |
 
 Agent command: `{summary['agent_cmd']}`
 

@@ -59,7 +59,7 @@ class Sink:
 def start_agent(tmp: Path, url: str, device: str = "pc-1", **env: str) -> subprocess.Popen[bytes]:
     full = dict(os.environ, BBT_AGENT_DATA_DIR=str(tmp / ("agent-" + device)), **FAST)
     full.update(env)
-    with (tmp / ("agent-%s.log" % device)).open("ab") as log:
+    with (tmp / (f"agent-{device}.log")).open("ab") as log:
         return subprocess.Popen(bbt_cmd("-v", "agent", "run", "--broker", url, "--school", "s1", "--device", device),
                                 cwd=ROOT, env=full, stdout=log, stderr=subprocess.STDOUT)
 

@@ -5,7 +5,8 @@ import shutil
 import signal
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from agent.outbox import Outbox
@@ -23,7 +24,7 @@ def fake_program(tmp: Path, name: str) -> subprocess.Popen[bytes]:
 
 
 def command(cid: str, kind: str, args: dict | None = None, expires_in: float = 600) -> dict:
-    now = datetime.now(timezone.utc).astimezone()
+    now = datetime.now(UTC).astimezone()
     return {"id": cid, "kind": kind, "args": args or {}, "issued": now.isoformat(timespec="seconds"),
             "expires": (now + timedelta(seconds=expires_in)).isoformat(timespec="seconds")}
 
@@ -63,7 +64,7 @@ def test_denied_program_policy_live_and_commands(mosquitto: Mosquitto, tmp_path:
                      {"issued": "2020-01-01T08:00:00+08:00"})
         sink.publish("bbt/v1/s1/pc-1/cmd", {"id": "c-bad", "kind": "reboot"})
         for cid in ("c-msg", "c-off", "c-cancel"):
-            assert wait_for(lambda cid=cid: sink.ack(cid), 5, what="ack " + cid)["ok"] is True
+            assert wait_for(partial(sink.ack, cid), 5, what="ack " + cid)["ok"] is True
         assert wait_for(lambda: sink.ack("c-old"), 5, what="ack c-old") == {"id": "c-old", "ok": False,
                                                                             "error": "expired"}
         bad = wait_for(lambda: sink.ack("c-bad"), 5, what="ack c-bad")
@@ -94,7 +95,7 @@ def test_offline_backlog_survives_sigkill_and_arrives_once_in_order(tmp_path: Pa
         wait_for(lambda: db.exists(), 15, what="the agent's outbox")
         ob = Outbox(str(db))
         wait_for(lambda: ob.get_meta("running") == "1", 15, what="agent running")
-        ids = [ob.add("software", {"action": "detected", "name": "t-%d" % i, "exe": "", "rule": "t"})["id"]
+        ids = [ob.add("software", {"action": "detected", "name": f"t-{i}", "exe": "", "rule": "t"})["id"]
                for i in range(1000)]
         ob.close()
         agent.send_signal(signal.SIGKILL)
