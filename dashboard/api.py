@@ -19,9 +19,9 @@ def scope() -> Scope:
     return Scope(user)
 
 
-def resolve_school(s: Scope) -> str:
+def resolve_school(s: Scope | None = None) -> str:
     """The ``school`` query parameter, checked against what the user may see (400/403 otherwise)."""
-    return s.school(request.args.get("school"))
+    return (s or scope()).school(request.args.get("school"))
 
 
 @bp.get("/devices")

@@ -1,7 +1,7 @@
 """Login (server-side session behind the cookie), password changes, API tokens (Bearer)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -43,6 +43,15 @@ def load_user() -> None:
 
 def current_user() -> User | None:
     return g.get("user")
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Any signed-in role may call the view, which then checks finer rights itself (abort(403)).
+
+    Prefer ``@allow(roles...)`` from dashboard.access: the role matrix test reads it."""
+    if not hasattr(view, "_bbt_roles"):
+        view._bbt_roles = ANY_USER  # type: ignore[attr-defined]
+    return view
 
 
 def _safe_next(value: str | None) -> str:

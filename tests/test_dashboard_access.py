@@ -39,6 +39,7 @@ EXPECTED: dict[str, set[str]] = {
     "api.usage_teachers": ALL - {"maintainer"}, "api.usage_classes": SCHOOL_WIDE | {"class_teacher"},
     "api.lessons": ALL - {"maintainer"}, "api.alerts": DEVICE_VIEW,
     "api.alert_ack": {"admin", "headteacher", "maintainer"},
+    "api.usage_report": SCHOOL_WIDE, "api.usage_trend": ALL - {"maintainer"},
     "api.command": {"admin", "maintainer"},
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
