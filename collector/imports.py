@@ -7,7 +7,9 @@ from typing import Any, Callable
 import protocol
 from collector.db import Database
 from collector.registry import ensure_school
+from collector.school_imports import SCHOOL_IMPORTERS
 from collector.tables import ImportError_, col_error, read_table
+from collector.usage_marks import invalidate_school
 
 
 def import_devices(db: Database, school: str, path: str | Path) -> int:
@@ -34,11 +36,13 @@ def import_devices(db: Database, school: str, path: str | Path) -> int:
                        "ON CONFLICT (school, device) DO UPDATE SET class = excluded.class, room = excluded.room, "
                        "building = excluded.building, floor = excluded.floor",
                        (school, dev, klass, room, building, floor))
+        invalidate_school(db, school)
     return len(records)
 
 
 IMPORTERS: dict[str, Callable[[Database, str, Any], int]] = {
     "devices": import_devices,
+    **SCHOOL_IMPORTERS,
 }
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from collector.db import Database
 from collector.ingest import EventRow, Prepared, data_json
+from collector.usage_marks import mark_events
 
 EVENT_COLS = "(school, device, id, seq, type, ts, t, received, data, clock_fault)"
 INSERT_EVENT = f"INSERT INTO events {EVENT_COLS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -152,6 +153,9 @@ def apply_batch(db: Database, batch: list[Prepared], ack_handler: Any = None) ->
             res.gaps += gaps
             updates.append((st.last_seq, st.in_use, st.in_use_t, st.last_heartbeat_t, key[0], key[1]))
         _write_states(db, updates)
+        for school in sorted({k[0] for k in by_device}):  # sorted: the same lock order everywhere
+            mark_events(db, school, [(r.type, r.t) for k in sorted(by_device) if k[0] == school
+                                     for r in by_device[k] if not r.clock_fault])
         deltas = [(getattr(res, name), name) for name in COUNTERS if getattr(res, name)]
         if deltas:
             db.executemany("UPDATE counters SET value = value + ? WHERE name = ?", deltas)

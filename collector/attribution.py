@@ -1,0 +1,252 @@
+"""Lesson usage attribution (CONTRACT §3) as pure functions over plain data. No I/O here.
+
+How in-use time is built from a device's events (times are epoch seconds, events sorted by
+time then seq; events flagged as clock faults are left out by the caller):
+
+* A ``session`` "end" event gives the interval [data.start, data.end] — it is authoritative,
+  even when its "start" event was never received.
+* A "start" event with no matching "end" is an *open* session. It lasts until the device's last
+  sign of being in use: the last heartbeat with ``in_use`` true after the start (or the start
+  itself when none came). It is closed at that point by a heartbeat reporting ``in_use`` false, a
+  new session start, a power "on" (the PC rebooted), or the end of the data (the agent died or
+  went silent) — so a device that went silent mid-lesson counts up to its last heartbeat and
+  not beyond. A power "off"/"sleep" event closes it at the power event's time.
+* Heartbeats also count on their own: a run of consecutive heartbeats with ``in_use`` true, no
+  two more than ``2 × heartbeat_s`` apart and not separated by a power event, is in use from the
+  first to the last heartbeat of the run (this recovers usage whose session events were lost,
+  e.g. from an older agent). Nothing is extrapolated beyond an observed heartbeat.
+* The in-use time of the device is the union of all these intervals (nothing counts twice).
+
+A lesson is *used* when the in-use time inside [start, end] is at least ``min_use_minutes``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Sequence
+
+Interval = tuple[float, float]
+
+STATUSES = ("used", "not_used", "device_off", "faulty", "no_device", "pending")
+STATUS_ZH = {"used": "已使用", "not_used": "未使用", "device_off": "设备未开机", "faulty": "设备故障",
+             "no_device": "无设备", "pending": "未结束"}
+COUNTED_SEVERITIES = ("warning", "critical")
+
+
+@dataclass(frozen=True)
+class Ev:
+    t: float
+    type: str
+    data: Mapping[str, Any]
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class Fault:
+    code: str
+    severity: str
+    opened_t: float
+    cleared_t: float | None = None
+
+
+@dataclass(frozen=True)
+class Lesson:
+    date: str  # YYYY-MM-DD, local to the school
+    klass: str
+    period: int
+    teacher: str
+    subject: str
+    start_t: float
+    end_t: float
+    start: str  # HH:MM
+    end: str
+    substitute: bool = False
+
+
+@dataclass
+class LessonUsage:
+    lesson: Lesson
+    device: str | None
+    in_use_s: float
+    used: bool
+    counted: bool  # in the denominator of the rates
+    status: str
+    faults: list[str] = field(default_factory=list)
+
+    @property
+    def in_use_minutes(self) -> float:
+        return round(self.in_use_s / 60.0, 1)
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def session_intervals(events: Sequence[Ev]) -> list[Interval]:
+    """Intervals from session events (ended ones from their end event; open ones as documented)."""
+    out: list[Interval] = []
+    open_start: float | None = None
+    open_id: Any = None
+    last_alive = 0.0
+
+    def close(at: float) -> None:
+        nonlocal open_start
+        if open_start is not None and at > open_start:
+            out.append((open_start, at))
+        open_start = None
+
+    for e in events:
+        if e.type == "session":
+            state = e.data.get("state")
+            sid = e.data.get("session_id")
+            if state == "start":
+                close(last_alive)
+                open_start, open_id, last_alive = e.t, sid, e.t
+            elif state == "end":
+                s = _parse_time(e.data.get("start"))
+                end = _parse_time(e.data.get("end"))
+                end = e.t if end is None else end
+                if s is None and open_start is not None and sid == open_id:
+                    s = open_start
+                if s is not None and end > s:
+                    out.append((s, end))
+                if open_start is not None and (sid == open_id or sid is None):
+                    open_start = None
+        elif e.type == "heartbeat" and open_start is not None:
+            if e.data.get("in_use"):
+                last_alive = max(last_alive, e.t)
+            else:
+                close(last_alive)
+        elif e.type == "power" and open_start is not None:
+            state = e.data.get("state")
+            if state in ("off", "sleep"):
+                close(e.t)
+            elif state == "on":
+                close(last_alive)
+    if open_start is not None:
+        close(last_alive)
+    return out
+
+
+def heartbeat_intervals(events: Sequence[Ev], heartbeat_s: float = 60.0) -> list[Interval]:
+    """Runs of in-use heartbeats (see the module docstring)."""
+    out: list[Interval] = []
+    run: list[float] = []
+    max_gap = 2.0 * heartbeat_s
+
+    def flush() -> None:
+        if len(run) >= 2 and run[-1] > run[0]:
+            out.append((run[0], run[-1]))
+        run.clear()
+
+    for e in events:
+        if e.type == "heartbeat":
+            if e.data.get("in_use"):
+                if run and e.t - run[-1] > max_gap:
+                    flush()
+                run.append(e.t)
+            else:
+                flush()
+        elif e.type == "power":
+            flush()
+    flush()
+    return out
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for s, e in sorted(intervals):
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def in_use_intervals(events: Iterable[Ev], heartbeat_s: float = 60.0) -> list[Interval]:
+    """The merged in-use intervals of one device."""
+    evs = sorted(events, key=lambda e: (e.t, e.seq))
+    return merge(session_intervals(evs) + heartbeat_intervals(evs, heartbeat_s))
+
+
+def overlap_seconds(intervals: Sequence[Interval], start: float, end: float) -> float:
+    total = 0.0
+    for s, e in intervals:
+        if e <= start:
+            continue
+        if s >= end:
+            break
+        total += min(e, end) - max(s, start)
+    return total
+
+
+def seen_between(times: Sequence[float], start: float, end: float) -> bool:
+    """Whether any event time (sorted) lies in [start, end]."""
+    import bisect
+
+    i = bisect.bisect_left(times, start)
+    return i < len(times) and times[i] <= end
+
+
+def open_faults_during(faults: Iterable[Fault], start: float, end: float) -> list[str]:
+    """Codes of warning/critical faults that were open at some moment of [start, end)."""
+    return sorted({f.code for f in faults if f.severity in COUNTED_SEVERITIES and f.opened_t < end
+                   and (f.cleared_t is None or f.cleared_t > start)})
+
+
+def attribute(lesson: Lesson, device: str | None, intervals: Sequence[Interval], seen: Sequence[float],
+              faults: Iterable[Fault], min_use_minutes: float = 10.0, now: float | None = None,
+              exclude_faulty: bool = True) -> LessonUsage:
+    """One lesson's usage and status: used / not_used / device_off / faulty / no_device / pending."""
+    if now is not None and lesson.end_t > now:
+        return LessonUsage(lesson, device, 0.0, False, False, "pending")
+    if device is None:
+        return LessonUsage(lesson, None, 0.0, False, True, "no_device")
+    in_use = overlap_seconds(intervals, lesson.start_t, lesson.end_t)
+    used = in_use >= min_use_minutes * 60.0 - 1e-6
+    codes = open_faults_during(faults, lesson.start_t, lesson.end_t)
+    if used:
+        return LessonUsage(lesson, device, in_use, True, True, "used", codes)
+    if codes:
+        return LessonUsage(lesson, device, in_use, False, not exclude_faulty, "faulty", codes)
+    if in_use <= 0 and not seen_between(seen, lesson.start_t, lesson.end_t):
+        return LessonUsage(lesson, device, 0.0, False, True, "device_off")
+    return LessonUsage(lesson, device, in_use, False, True, "not_used")
+
+
+@dataclass
+class Rate:
+    key: str
+    scheduled: int
+    used: int
+    rate: float
+    below_threshold: bool
+    excluded: int = 0  # lessons left out of the denominator (device faulty)
+
+
+def make_rate(key: str, scheduled: int, used: int, threshold: float, excluded: int = 0) -> Rate:
+    rate = used / scheduled if scheduled else 0.0
+    return Rate(key, scheduled, used, rate, rate < threshold, excluded)
+
+
+def rates(usages: Iterable[LessonUsage], by: str, threshold: float = 0.6) -> list[Rate]:
+    """Rates per teacher (by="teacher") or per class (by="class"), sorted by key; keys with no
+    counted lessons are left out."""
+    acc: dict[str, list[int]] = {}
+    for u in usages:
+        if u.status == "pending":
+            continue
+        key = u.lesson.teacher if by == "teacher" else u.lesson.klass
+        a = acc.setdefault(key, [0, 0, 0])
+        if u.counted:
+            a[0] += 1
+            a[1] += int(u.used)
+        else:
+            a[2] += 1
+    return [make_rate(k, s, n, threshold, x) for k, (s, n, x) in sorted(acc.items()) if s]

@@ -1,0 +1,274 @@
+"""Usage rates from the store: the per-lesson rollup (``lesson_usage``) and rates over it.
+
+The module interface other areas use (dashboard, alerts, district):
+
+* ``week_rates(db, school, week, by)`` -> rows of CONTRACT §4 (``by`` = "teacher" / "class");
+* ``range_rates(db, school, start, end, by)`` for a day or a term; ``term_rates``;
+* ``below_threshold(db, school, week)`` -> {"teachers": [...], "classes": [...]} (alerts);
+* ``day_lessons(db, school, day)`` -> rows of ``/api/v1/lessons``;
+* ``trend(db, school, weeks, by)`` -> rate per key per week;
+* ``refresh_day`` / ``ensure_days`` keep the rollup current (a day is recomputed when it was
+  marked dirty by ingest or an import, when lessons have ended since it was computed, or when
+  a fault overlapping it was registered since).
+
+Published weeks (collector.usage_report.publish_week) are served from their frozen copy.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from collector.attribution import Ev, Fault, LessonUsage, Rate, attribute, in_use_intervals, make_rate
+from collector.db import Database
+from collector.registry import school_settings, school_tz
+from collector.school_calendar import Term, default_term, iso_week, term_of, week_days
+from collector.timetable import DEFAULT_SETTINGS, BellSet, SchoolModel, Slot, lessons_on
+
+EVENT_TYPES = ("session", "heartbeat", "power")
+MARGIN_S = 6 * 3600
+
+
+def settings(db: Database, school: str) -> dict[str, Any]:
+    s: dict[str, Any] = dict(DEFAULT_SETTINGS)
+    stored = school_settings(db, school)
+    for k in DEFAULT_SETTINGS:
+        if k in stored:
+            s[k] = stored[k]
+    return s
+
+
+def load_model(db: Database, school: str) -> SchoolModel:
+    m = SchoolModel(school, school_tz(db, school), settings=settings(db, school))
+    bells: dict[str, BellSet] = {}
+    for r in db.query("SELECT valid_from, schedule, period, start_min, end_min FROM bell_periods WHERE school = ?",
+                      (school,)):
+        b = bells.setdefault(r["valid_from"], BellSet(date.fromisoformat(r["valid_from"]), r["schedule"], {}))
+        b.periods[int(r["period"])] = (int(r["start_min"]), int(r["end_min"]))
+    m.bells = list(bells.values())
+    m.slots = [Slot(r["class"], int(r["weekday"]), int(r["period"]), r["weeks"], r["teacher"], r["subject"])
+               for r in db.query("SELECT * FROM timetable WHERE school = ?", (school,))]
+    for r in db.query("SELECT * FROM substitutions WHERE school = ?", (school,)):
+        m.subs.setdefault(r["date"], []).append((r["class"], int(r["period"]), r["teacher"], r["subject"]))
+    m.overrides = {date.fromisoformat(r["date"]): (r["kind"], r["follows_weekday"])
+                   for r in db.query("SELECT * FROM calendar_days WHERE school = ?", (school,))}
+    m.terms = [Term(r["name"], date.fromisoformat(r["start_date"]), date.fromisoformat(r["end_date"]))
+               for r in db.query("SELECT * FROM terms WHERE school = ? ORDER BY start_date", (school,))]
+    m.index()
+    return m
+
+
+def _day_bounds(d: date, model: SchoolModel) -> tuple[float, float]:
+    start = datetime(d.year, d.month, d.day, tzinfo=model.tz).timestamp()
+    nxt = d + timedelta(days=1)
+    return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=model.tz).timestamp()
+
+
+def _in_use(data: str) -> bool:
+    if '"in_use":true' in data:
+        return True
+    if '"in_use":false' in data:
+        return False
+    return bool(json.loads(data).get("in_use"))
+
+
+def _device_events(db: Database, school: str, lo: float, hi: float) -> dict[str, list[Ev]]:
+    out: dict[str, list[Ev]] = {}
+    rows = db.query("SELECT device, t, seq, type, data FROM events WHERE school = ? AND type IN (?, ?, ?) "
+                    "AND t >= ? AND t < ? AND clock_fault = 0", (school, *EVENT_TYPES, lo, hi))
+    for r in rows:
+        if r["type"] == "heartbeat":
+            data: dict[str, Any] = {"in_use": _in_use(r["data"])}
+        else:
+            data = json.loads(r["data"])
+        out.setdefault(r["device"], []).append(Ev(r["t"], r["type"], data, r["seq"]))
+    return out
+
+
+def compute_day(db: Database, model: SchoolModel, d: date, now: float) -> list[LessonUsage]:
+    """Attribute every lesson of a date from the stored events and faults (no writes)."""
+    _plan, lessons = lessons_on(model, d)
+    if not lessons:
+        return []
+    day_lo, day_hi = _day_bounds(d, model)
+    devices: dict[str, list[str]] = {}
+    for r in db.query("SELECT device, class FROM devices WHERE school = ? AND class IS NOT NULL", (model.school,)):
+        devices.setdefault(r["class"], []).append(r["device"])
+    events = _device_events(db, model.school, day_lo - MARGIN_S, day_hi + MARGIN_S)
+    faults: dict[str, list[Fault]] = {}
+    for r in db.query("SELECT device, code, severity, opened_t, cleared_t FROM faults WHERE school = ? "
+                      "AND opened_t < ? AND (cleared_t IS NULL OR cleared_t > ?)", (model.school, day_hi, day_lo)):
+        faults.setdefault(r["device"], []).append(Fault(r["code"], r["severity"], r["opened_t"], r["cleared_t"]))
+    hb = float(model.settings["heartbeat_s"])
+    per_device: dict[str, tuple[list[tuple[float, float]], list[float]]] = {}
+    for name, evs in events.items():
+        per_device[name] = (in_use_intervals(evs, hb), sorted(e.t for e in evs))
+    out = []
+    for lesson in lessons:
+        devs: list[str | None] = list(devices.get(lesson.klass, [])) or [None]
+        best: LessonUsage | None = None
+        for dev in devs:  # a class with several devices: the best-used one counts
+            ivs, seen = per_device.get(dev, ([], [])) if dev else ([], [])
+            u = attribute(lesson, dev, ivs, seen, faults.get(dev, []) if dev else [],
+                          float(model.settings["min_use_minutes"]), now, bool(model.settings["exclude_faulty"]))
+            if best is None or (u.used, u.in_use_s) > (best.used, best.in_use_s):
+                best = u
+        assert best is not None
+        out.append(best)
+    return out
+
+
+INSERT = ("INSERT INTO lesson_usage (school, date, class, period, week, teacher, subject, substitute, start_t, end_t, "
+          "device, in_use_s, used, counted, status, faults) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def refresh_day(db: Database, school: str, d: date, now: float | None = None,
+                model: SchoolModel | None = None) -> list[LessonUsage]:
+    """Recompute and store one day of one school (the daily update)."""
+    now = time.time() if now is None else now
+    model = model or load_model(db, school)
+    ds = d.isoformat()
+    with db.transaction():
+        mark = db.query("SELECT dirty FROM usage_days WHERE school = ? AND date = ?", (school, ds))
+        seen_dirty = int(mark[0]["dirty"]) if mark else 0
+        fmax = db.query("SELECT MAX(id) AS m FROM faults WHERE school = ?", (school,))[0]["m"] or 0
+        usages = compute_day(db, model, d, now)
+        db.execute("DELETE FROM lesson_usage WHERE school = ? AND date = ?", (school, ds))
+        week = iso_week(d)
+        db.executemany(INSERT, [(school, ds, u.lesson.klass, u.lesson.period, week, u.lesson.teacher,
+                                 u.lesson.subject, int(u.lesson.substitute), u.lesson.start_t, u.lesson.end_t,
+                                 u.device, u.in_use_s, int(u.used), int(u.counted), u.status,
+                                 ",".join(u.faults) or None) for u in usages])
+        pending = [u.lesson.end_t for u in usages if u.status == "pending"]
+        db.execute("INSERT INTO usage_days (school, date, dirty, computed, valid_until, faults_seen, lessons) "
+                   "VALUES (?, ?, 0, ?, ?, ?, ?) ON CONFLICT (school, date) DO UPDATE SET "
+                   "dirty = CASE WHEN usage_days.dirty > ? THEN usage_days.dirty - ? ELSE 0 END, "
+                   "computed = excluded.computed, valid_until = excluded.valid_until, "
+                   "faults_seen = excluded.faults_seen, lessons = excluded.lessons",
+                   (school, ds, now, min(pending) if pending else None, fmax, len(usages), seen_dirty, seen_dirty))
+    return usages
+
+
+def stale_days(db: Database, school: str, days: list[date], now: float) -> list[date]:
+    """Which of these (past or current) days must be recomputed."""
+    if not days:
+        return []
+    rows = {r["date"]: r for r in db.query(
+        "SELECT date, dirty, valid_until, faults_seen FROM usage_days WHERE school = ? AND date >= ? AND date <= ?",
+        (school, min(days).isoformat(), max(days).isoformat()))}
+    fmax = db.query("SELECT MAX(id) AS m FROM faults WHERE school = ?", (school,))[0]["m"] or 0
+    tz = school_tz(db, school)
+    out = []
+    for d in days:
+        r = rows.get(d.isoformat())
+        if r is None or r["dirty"] or (r["valid_until"] is not None and now >= r["valid_until"]):
+            out.append(d)
+        elif fmax > r["faults_seen"]:
+            lo = datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
+            if db.query("SELECT 1 AS x FROM faults WHERE school = ? AND id > ? AND opened_t < ? "
+                        "AND (cleared_t IS NULL OR cleared_t > ?)", (school, r["faults_seen"], lo + 86400, lo)):
+                out.append(d)
+    return out
+
+
+def ensure_days(db: Database, school: str, days: list[date], now: float | None = None) -> int:
+    """Bring the rollup of these days up to date (days after today are skipped); returns days recomputed."""
+    now = time.time() if now is None else now
+    today = datetime.fromtimestamp(now, school_tz(db, school)).date()
+    todo = stale_days(db, school, [d for d in days if d <= today], now)
+    model = load_model(db, school) if todo else None
+    for d in todo:
+        refresh_day(db, school, d, now, model)
+    return len(todo)
+
+
+def published(db: Database, school: str, week: str) -> dict[str, Any] | None:
+    rows = db.query("SELECT report FROM usage_published WHERE school = ? AND week = ?", (school, week))
+    return json.loads(rows[0]["report"]) if rows else None
+
+
+def rate_dict(r: Rate, by: str) -> dict[str, Any]:
+    return {by: r.key, "scheduled": r.scheduled, "used": r.used, "rate": r.rate,
+            "below_threshold": r.below_threshold, "excluded_faulty": r.excluded}
+
+
+def range_rates(db: Database, school: str, start: date, end: date, by: str, now: float | None = None,
+                classes: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rates per teacher or class over [start, end] (a day, a week, a term), live from the rollup."""
+    if by not in ("teacher", "class"):
+        raise ValueError(f"by must be teacher or class, not {by!r}")
+    ensure_days(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)], now)
+    threshold = float(settings(db, school)["threshold"])
+    where, params = "school = ? AND date >= ? AND date <= ? AND status <> 'pending'", [school, start.isoformat(),
+                                                                                       end.isoformat()]
+    if classes is not None:
+        where += f" AND class IN ({', '.join('?' for _ in classes) or 'NULL'})"
+        params += classes
+    rows = db.query(f"SELECT {by} AS k, SUM(counted) AS s, SUM(used) AS u, "
+                    f"SUM(CASE WHEN counted = 0 THEN 1 ELSE 0 END) AS x FROM lesson_usage WHERE {where} "
+                    f"GROUP BY {by} ORDER BY {by}", params)
+    return [rate_dict(make_rate(r["k"], int(r["s"]), int(r["u"]), threshold, int(r["x"])), by)
+            for r in rows if r["s"]]
+
+
+def week_rates(db: Database, school: str, week: str, by: str, now: float | None = None) -> list[dict[str, Any]]:
+    """CONTRACT §4 rows for an ISO week; a published week returns its frozen figures."""
+    frozen = published(db, school, week)
+    if frozen is not None:
+        return list(frozen["teachers" if by == "teacher" else "classes"])
+    days = week_days(week)
+    return range_rates(db, school, days[0], days[-1], by, now)
+
+
+def term_rates(db: Database, school: str, day: date, by: str, now: float | None = None) -> dict[str, Any]:
+    """Rates over the term containing ``day`` (imported terms, else the default terms) up to today."""
+    terms = load_model(db, school).terms
+    t = term_of(day, terms) or default_term(day)
+    today = datetime.fromtimestamp(time.time() if now is None else now, school_tz(db, school)).date()
+    return {"term": t.name, "start": t.start.isoformat(), "end": t.end.isoformat(),
+            "rows": range_rates(db, school, t.start, min(t.end, max(today, t.start)), by, now)}
+
+
+def below_threshold(db: Database, school: str, week: str, now: float | None = None) -> dict[str, list[dict]]:
+    """Teachers and classes under the school's threshold for the week (for alerts at week's end)."""
+    return {"teachers": [r for r in week_rates(db, school, week, "teacher", now) if r["below_threshold"]],
+            "classes": [r for r in week_rates(db, school, week, "class", now) if r["below_threshold"]]}
+
+
+def trend(db: Database, school: str, weeks: list[str], by: str, now: float | None = None) -> dict[str, list]:
+    """{key: [rate or None per week]} over the given ISO weeks (oldest first)."""
+    out: dict[str, list[float | None]] = {}
+    for i, w in enumerate(weeks):
+        for r in week_rates(db, school, w, by, now):
+            out.setdefault(r[by], [None] * len(weeks))[i] = r["rate"]
+    return out
+
+
+def lesson_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {"date": r["date"], "class": r["class"], "period": int(r["period"]), "teacher": r["teacher"],
+            "subject": r["subject"], "start": r["start"], "end": r["end"],
+            "in_use_minutes": round(float(r["in_use_s"]) / 60.0, 1), "used": bool(r["used"]),
+            "status": r["status"], "counted": bool(r["counted"]), "substitute": bool(r["substitute"]),
+            "device": r["device"], "faults": r["faults"].split(",") if r["faults"] else []}
+
+
+def day_lessons(db: Database, school: str, day: date, now: float | None = None) -> list[dict[str, Any]]:
+    """One row per lesson of the date (CONTRACT §4 lessons plus status, counted, substitute, device, faults)."""
+    frozen = published(db, school, iso_week(day))
+    if frozen is not None:
+        return [r for r in frozen["lessons"] if r["date"] == day.isoformat()]
+    ensure_days(db, school, [day], now)
+    tz = school_tz(db, school)
+    rows = db.query("SELECT * FROM lesson_usage WHERE school = ? AND date = ? ORDER BY class, period",
+                    (school, day.isoformat()))
+    if not rows and day > datetime.fromtimestamp(time.time() if now is None else now, tz).date():
+        model = load_model(db, school)
+        return [{"date": ls.date, "class": ls.klass, "period": ls.period, "teacher": ls.teacher,
+                 "subject": ls.subject, "start": ls.start, "end": ls.end, "in_use_minutes": 0.0, "used": False,
+                 "status": "pending", "counted": False, "substitute": ls.substitute, "device": None, "faults": []}
+                for ls in lessons_on(model, day)[1]]
+    for r in rows:
+        r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
+        r["end"] = datetime.fromtimestamp(r["end_t"], tz).strftime("%H:%M")
+    return [lesson_row(r) for r in rows]

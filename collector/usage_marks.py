@@ -1,0 +1,44 @@
+"""Marking school days whose usage must be recomputed (cheap; called inside ingest transactions)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable
+from zoneinfo import ZoneInfo
+
+from collector.db import Database
+
+USAGE_EVENT_TYPES = ("session", "heartbeat", "power", "fault")
+MARK = ("INSERT INTO usage_days (school, date, dirty) VALUES (?, ?, 1) "
+        "ON CONFLICT (school, date) DO UPDATE SET dirty = usage_days.dirty + 1")
+_tz_cache: dict[str, ZoneInfo] = {}
+
+
+def _tz(db: Database, school: str) -> ZoneInfo:
+    tz = _tz_cache.get(school)
+    if tz is None:
+        rows = db.query("SELECT tz FROM schools WHERE school = ?", (school,))
+        tz = ZoneInfo(rows[0]["tz"] if rows else "Asia/Shanghai")
+        if rows:
+            _tz_cache[school] = tz
+    return tz
+
+
+def mark_events(db: Database, school: str, items: Iterable[tuple[str, float]]) -> None:
+    """Mark the local dates of (event type, time) pairs of one school as needing recomputation."""
+    times = [t for typ, t in items if typ in USAGE_EVENT_TYPES]
+    if not times:
+        return
+    tz = _tz(db, school)
+    dates = {datetime.fromtimestamp(t, tz).date().isoformat() for t in times}
+    db.executemany(MARK, [(school, d) for d in sorted(dates)])
+
+
+def mark_dates(db: Database, school: str, dates: Iterable[str]) -> None:
+    """Mark given dates (YYYY-MM-DD) dirty, e.g. after a person registered a fault for them."""
+    db.executemany(MARK, [(school, d) for d in sorted(set(dates))])
+
+
+def invalidate_school(db: Database, school: str) -> None:
+    """The school model changed (import, settings): every computed day is recomputed on next read.
+    Published weeks are unaffected (they are frozen in usage_published)."""
+    db.execute("UPDATE usage_days SET dirty = dirty + 1 WHERE school = ?", (school,))
