@@ -21,6 +21,7 @@ EXTENSIONS: list = [
     "bbt.cli_trust",
     "bbt.cli_district",
     "bbt.cli_dashboard",
+    "bbt.cli_usage",
 ]
 
 

@@ -13,6 +13,16 @@ from collector.service import Collector
 
 log = logging.getLogger(__name__)
 
+# "module:function" hooks every server runs once started (each returns a stopper or None)
+STARTED_HOOKS = ["collector.usage_jobs:install"]
+
+
+def _load(spec: str) -> Callable[[Server], Callable[[], None] | None]:
+    import importlib
+
+    mod, _, func = spec.partition(":")
+    return getattr(importlib.import_module(mod), func)  # type: ignore[no-any-return]
+
 
 @dataclass
 class ServerOptions:

@@ -20,23 +20,20 @@ import time
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from collector import usage_settings
 from collector.attribution import Ev, Fault, LessonUsage, Rate, attribute, in_use_intervals, make_rate
 from collector.db import Database
-from collector.registry import school_settings, school_tz
+from collector.registry import school_tz
 from collector.school_calendar import Term, default_term, iso_week, term_of, week_days
-from collector.timetable import DEFAULT_SETTINGS, BellSet, SchoolModel, Slot, lessons_on
+from collector.timetable import BellSet, SchoolModel, Slot, lessons_on
 
 EVENT_TYPES = ("session", "heartbeat", "power")
 MARGIN_S = 6 * 3600
 
 
 def settings(db: Database, school: str) -> dict[str, Any]:
-    s: dict[str, Any] = dict(DEFAULT_SETTINGS)
-    stored = school_settings(db, school)
-    for k in DEFAULT_SETTINGS:
-        if k in stored:
-            s[k] = stored[k]
-    return s
+    """The school's usage settings with defaults (collector.usage_settings)."""
+    return usage_settings.get(db, school)
 
 
 def load_model(db: Database, school: str) -> SchoolModel:

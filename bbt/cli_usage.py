@@ -1,0 +1,132 @@
+"""`bbt report ...`: the weekly usage report, the daily patrol record, publishing, usage settings."""
+from __future__ import annotations
+
+import sys
+from datetime import date
+from typing import Any, Optional
+
+import click
+
+from bbt.cli import db_option, open_db
+
+FORMATS = ("json", "csv", "xlsx", "html")
+
+
+def _week_days(week: str) -> list:
+    from collector.school_calendar import week_days
+
+    try:
+        return week_days(week)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _refresh(db: Any, school: str, days: list) -> None:
+    """Bring the days up to date, showing progress on stderr."""
+    from collector import usage
+
+    with click.progressbar(days, label=f"计算 {school} 使用情况 / computing", file=sys.stderr,
+                           show_pos=True) as bar:
+        for d in bar:
+            usage.ensure_days(db, school, [d])
+
+
+def _emit(data: Any, out: Optional[str], binary: bool = False) -> None:
+    if out:
+        from pathlib import Path
+
+        if binary:
+            Path(out).write_bytes(data)
+        else:
+            Path(out).write_text(data, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+    elif binary:
+        sys.stdout.buffer.write(data)
+    else:
+        click.echo(data, nl=not data.endswith("\n"))
+
+
+def register(main: click.Group) -> None:
+    @main.group()
+    def report() -> None:
+        """Usage reports: weekly summary (一周一汇总), daily patrol record (巡课登记), publishing."""
+
+    @report.command("week")
+    @click.argument("week")
+    @click.option("--school", required=True)
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True)
+    @click.option("--out", default=None, help="write to this file (default: standard output; xlsx needs it "
+                  "unless redirected)")
+    @db_option
+    def report_week(week: str, school: str, fmt: str, out: Optional[str], db_url: Optional[str]) -> None:
+        """The weekly report of ISO week WEEK (e.g. 2026-W48): rates per teacher and class."""
+        from collector import usage_export
+        from collector.usage_report import weekly_report
+
+        db = open_db(db_url)
+        days = _week_days(week)
+        from collector.usage import published
+
+        if published(db, school, week) is None:
+            _refresh(db, school, days)
+        rep = weekly_report(db, school, week)
+        if fmt == "xlsx":
+            if not out and sys.stdout.isatty():
+                raise click.UsageError("--format xlsx needs --out FILE (or redirect standard output)")
+            _emit(usage_export.to_xlsx(rep), out, binary=True)
+        else:
+            text = {"json": usage_export.to_json, "csv": usage_export.to_csv, "html": usage_export.to_html}[fmt](rep)
+            _emit(text, out)
+
+    @report.command("day")
+    @click.argument("day")
+    @click.option("--school", required=True)
+    @click.option("--out", default=None, help="write to this file (default: standard output)")
+    @db_option
+    def report_day(day: str, school: str, out: Optional[str], db_url: Optional[str]) -> None:
+        """The patrol record (巡课登记) of DAY (YYYY-MM-DD) as JSON: every lesson and its status."""
+        import json
+
+        from collector.usage_report import make_patrol
+
+        try:
+            d = date.fromisoformat(day)
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a date YYYY-MM-DD") from None
+        rec = make_patrol(open_db(db_url), school, d)
+        _emit(json.dumps(rec, ensure_ascii=False, indent=1), out)
+
+    @report.command("publish")
+    @click.argument("week")
+    @click.option("--school", required=True)
+    @db_option
+    def report_publish(week: str, school: str, db_url: Optional[str]) -> None:
+        """Publish (freeze) the report of WEEK (一周一公布); a published week keeps its figures."""
+        from collector.usage_report import publish_week
+
+        db = open_db(db_url)
+        _refresh(db, school, _week_days(week))
+        rep = publish_week(db, school, week, "cli")
+        low = [r["teacher"] for r in rep["teachers"] if r["below_threshold"]]
+        click.echo(f"published {school} {week}: {len(rep['teachers'])} teachers, {len(low)} below the threshold")
+
+    @report.command("settings")
+    @click.option("--school", required=True)
+    @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE",
+                  help="min_use_minutes, threshold, exclude_faulty, heartbeat_s, publish_weekly, "
+                       "patrol_after_minutes")
+    @db_option
+    def report_settings(school: str, pairs: tuple, db_url: Optional[str]) -> None:
+        """Show or change a school's usage settings."""
+        from collector import usage_settings
+
+        db = open_db(db_url)
+        changes = {}
+        for p in pairs:
+            key, sep, value = p.partition("=")
+            if not sep:
+                raise click.BadParameter(f"{p!r} is not KEY=VALUE")
+            changes[key.strip()] = value.strip()
+        current = usage_settings.update(db, school, changes) if changes else usage_settings.get(db, school)
+        for k, v in current.items():
+            click.echo(f"{k} = {v}")

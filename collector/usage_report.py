@@ -1,0 +1,103 @@
+"""The daily patrol record (巡课登记) and the weekly report (一周一汇总，一周一公布).
+
+A published week is frozen: its report (rates and every lesson) is stored as JSON in
+``usage_published`` and served from there from then on, whatever is imported later.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from typing import Any
+
+from collector import usage
+from collector.attribution import STATUS_ZH
+from collector.db import Database
+from collector.school_calendar import week_days
+from collector.timetable import lessons_on
+
+WEEKDAY_ZH = "一二三四五六日"
+KIND_ZH = {"holiday": "节假日，不排课", "exam": "考试，不计课时", "vacation": "假期（学期外）"}
+
+
+def _school_name(db: Database, school: str) -> str:
+    rows = db.query("SELECT name FROM schools WHERE school = ?", (school,))
+    return (rows[0]["name"] if rows and rows[0]["name"] else school)
+
+
+def week_notes(db: Database, school: str, week: str) -> list[str]:
+    """Calendar notes for the report: holidays, make-up days, exam days, missing holiday data."""
+    model = usage.load_model(db, school)
+    notes: list[str] = []
+    for d in week_days(week):
+        plan, _ = lessons_on(model, d)
+        label = f"{d.month}月{d.day}日（周{WEEKDAY_ZH[d.isoweekday() - 1]}）"
+        if plan.kind in KIND_ZH and d.isoweekday() <= 5:
+            notes.append(f"{label}{KIND_ZH[plan.kind]}")
+        elif plan.kind == "workday" and plan.weekday and plan.weekday != d.isoweekday():
+            notes.append(f"{label}调休上课，按周{WEEKDAY_ZH[plan.weekday - 1]}课表")
+        if plan.note and plan.note not in notes:
+            notes.append(plan.note)
+    return notes
+
+
+def weekly_report(db: Database, school: str, week: str, now: float | None = None) -> dict[str, Any]:
+    """The week's report: published (frozen) if it was published, else computed now."""
+    frozen = usage.published(db, school, week)
+    if frozen is not None:
+        return frozen
+    days = week_days(week)
+    s = usage.settings(db, school)
+    teachers = usage.week_rates(db, school, week, "teacher", now)
+    classes = usage.week_rates(db, school, week, "class", now)
+    lessons = [r for d in days for r in usage.day_lessons(db, school, d, now)]
+    return {
+        "school": school, "school_name": _school_name(db, school), "week": week,
+        "start": days[0].isoformat(), "end": days[-1].isoformat(),
+        "threshold": float(s["threshold"]), "min_use_minutes": float(s["min_use_minutes"]),
+        "exclude_faulty": bool(s["exclude_faulty"]),
+        "generated": time.time() if now is None else now, "published": None,
+        "teachers": teachers, "classes": classes, "lessons": lessons,
+        "excluded_faulty": sum(1 for r in lessons if r["status"] == "faulty" and not r["counted"]),
+        "notes": week_notes(db, school, week),
+    }
+
+
+def publish_week(db: Database, school: str, week: str, by: str | None = None,
+                 now: float | None = None) -> dict[str, Any]:
+    """Freeze and publish a week (一周一公布). Publishing again returns the first publication."""
+    frozen = usage.published(db, school, week)
+    if frozen is not None:
+        return frozen
+    report = weekly_report(db, school, week, now)
+    report["published"] = time.time() if now is None else now
+    report["published_by"] = by
+    with db.transaction():
+        db.execute("INSERT INTO usage_published (school, week, published, published_by, report) VALUES (?, ?, ?, ?, ?) "
+                   "ON CONFLICT (school, week) DO NOTHING",
+                   (school, week, report["published"], by, json.dumps(report, ensure_ascii=False)))
+    return usage.published(db, school, week) or report
+
+
+def patrol_record(db: Database, school: str, day: date, now: float | None = None) -> dict[str, Any]:
+    """The day's 巡课登记: every lesson with used / not used / device off / device faulty."""
+    lessons = usage.day_lessons(db, school, day, now)
+    counts: dict[str, int] = {}
+    for r in lessons:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return {"school": school, "school_name": _school_name(db, school), "date": day.isoformat(),
+            "lessons": lessons, "counts": counts, "made": time.time() if now is None else now}
+
+
+def make_patrol(db: Database, school: str, day: date, now: float | None = None) -> dict[str, Any]:
+    """Compute the day (the daily update) and store its patrol record."""
+    usage.refresh_day(db, school, day, now)
+    rec = patrol_record(db, school, day, now)
+    db.execute("INSERT INTO usage_patrols (school, date, made, record) VALUES (?, ?, ?, ?) ON CONFLICT (school, date) "
+               "DO UPDATE SET made = excluded.made, record = excluded.record",
+               (school, day.isoformat(), rec["made"], json.dumps(rec, ensure_ascii=False)))
+    return rec
+
+
+def status_zh(status: str) -> str:
+    return STATUS_ZH.get(status, status)
