@@ -23,8 +23,9 @@ def api(db, db_path: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
     tokens = {}
-    for name, role, klass in (("boss", "headteacher", None), ("班主任甲", "class_teacher", "一班"), ("王", "teacher", None),
-                              ("修理工", "maintainer", None), ("root", "admin", None)):
+    users = (("boss", "headteacher", None), ("班主任甲", "class_teacher", "一班"), ("王", "teacher", None),
+             ("修理工", "maintainer", None), ("root", "admin", None))
+    for name, role, klass in users:
         add_user(db, name, role, "password-123", None if role == "admin" else S, klass, must_change=False)
         tokens[name] = create_token(db, name)
     app = create_app({"BBT_DB": db_path, "TESTING": True})
@@ -74,7 +75,8 @@ def test_published_week_is_frozen(api, db, tmp_path: Path) -> None:  # type: ign
     rep = publish_week(db, S, W, "test")
     assert rep["published"] and [r["teacher"] for r in rep["teachers"]] == [t[0] for t in EXPECTED_TEACHERS]
     # a new timetable gives 王 every lesson of 一班; the published week must not change
-    rows = ["class,weekday,period,teacher,subject"] + [f"一班,{wd},{p},王,数学" for wd in range(1, 6) for p in (1, 2, 3)]
+    rows = ["class,weekday,period,teacher,subject"]
+    rows += [f"一班,{wd},{p},王,数学" for wd in range(1, 6) for p in (1, 2, 3)]
     (tmp_path / "t2.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     run_import(db, "timetable", S, tmp_path / "t2.csv")
     teachers = api(f"/api/v1/usage/teachers?school={S}&week={W}")
@@ -84,5 +86,6 @@ def test_published_week_is_frozen(api, db, tmp_path: Path) -> None:  # type: ign
     # the same days outside the frozen copy are recomputed from the new timetable
     live = usage.range_rates(db, S, usage.week_days(W)[0], usage.week_days(W)[-1], "teacher")
     assert {r["teacher"]: r["scheduled"] for r in live} == {"王": 11, "赵": 1}  # the substitution still holds
-    stored = json.loads(db.query("SELECT report FROM usage_published WHERE school = ? AND week = ?", (S, W))[0]["report"])
+    stored = json.loads(db.query("SELECT report FROM usage_published WHERE school = ? AND week = ?",
+                                 (S, W))[0]["report"])
     assert stored["teachers"] == teachers
