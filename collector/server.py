@@ -13,17 +13,6 @@ from collector.service import Collector
 
 log = logging.getLogger(__name__)
 
-# "module:function" hooks every server runs once started (each returns a stopper or None)
-STARTED_HOOKS = ["collector.usage_jobs:install"]
-
-
-def _load(spec: str) -> Callable[[Server], Callable[[], None] | None]:
-    import importlib
-
-    mod, _, func = spec.partition(":")
-    return getattr(importlib.import_module(mod), func)  # type: ignore[no-any-return]
-
-
 @dataclass
 class ServerOptions:
     db_url: str | None = None
@@ -40,7 +29,7 @@ class ServerOptions:
 
 # "module:function" hooks every Server runs once started (each returns an optional stop function);
 # areas add theirs here so that `bbt server`, the demo and tests all get them.
-HOOKS: list[str] = ["collector.trust_jobs:start"]
+HOOKS: list[str] = ["collector.trust_jobs:start", "collector.usage_jobs:install"]
 
 
 def _load_hook(spec: str) -> Callable[[Server], Callable[[], None] | None]:
