@@ -116,8 +116,9 @@ def compute_day(db: Database, model: SchoolModel, d: date, now: float) -> list[L
     return out
 
 
-INSERT = ("INSERT INTO lesson_usage (school, date, class, period, week, teacher, subject, substitute, start_t, end_t, "
-          "device, in_use_s, used, counted, status, faults) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT = ("INSERT INTO lesson_usage (school, date, class, period, week, teacher, subject, is_substitute, start_t, "
+          "end_t, device, in_use_s, used, counted, status, faults) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def refresh_day(db: Database, school: str, d: date, now: float | None = None,
@@ -246,7 +247,7 @@ def lesson_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"date": r["date"], "class": r["class"], "period": int(r["period"]), "teacher": r["teacher"],
             "subject": r["subject"], "start": r["start"], "end": r["end"],
             "in_use_minutes": round(float(r["in_use_s"]) / 60.0, 1), "used": bool(r["used"]),
-            "status": r["status"], "counted": bool(r["counted"]), "substitute": bool(r["substitute"]),
+            "status": r["status"], "counted": bool(r["counted"]), "substitute": bool(r["is_substitute"]),
             "device": r["device"], "faults": r["faults"].split(",") if r["faults"] else []}
 
 

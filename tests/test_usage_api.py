@@ -11,7 +11,7 @@ from collector import usage
 from collector.imports import run_import
 from collector.usage_report import publish_week
 from dashboard import create_app
-from dashboard.users import add_user, create_token
+from dashboard.users import create_token
 from tests.test_usage_week import EXPECTED_CLASSES, EXPECTED_TEACHERS, FRI, S, import_school, script
 from tests.usage_script import ingest
 
@@ -19,16 +19,17 @@ W = "2026-W19"
 
 
 @pytest.fixture
-def api(db, db_path: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def api(db, tmp_path: Path):  # type: ignore[no-untyped-def]
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
     tokens = {}
     users = (("boss", "headteacher", None), ("班主任甲", "class_teacher", "一班"), ("王", "teacher", None),
              ("修理工", "maintainer", None), ("root", "admin", None))
     for name, role, klass in users:
-        add_user(db, name, role, "password-123", None if role == "admin" else S, klass, must_change=False)
+        db.execute("INSERT INTO users (name, role, school, class, must_change, created) VALUES (?, ?, ?, ?, 0, 0)",
+                   (name, role, None if role == "admin" else S, klass))  # token-only users: no password hashing
         tokens[name] = create_token(db, name)
-    app = create_app({"BBT_DB": db_path, "TESTING": True})
+    app = create_app({"BBT_DB": db.url, "TESTING": True})
     client = app.test_client()
 
     def get(path: str, who: str = "boss", status: int = 200) -> Any:

@@ -33,7 +33,7 @@ STATEMENTS = [
         PRIMARY KEY (school, date))""",
     """CREATE TABLE lesson_usage (
         school TEXT NOT NULL, date TEXT NOT NULL, class TEXT NOT NULL, period BIGINT NOT NULL,
-        week TEXT NOT NULL, teacher TEXT NOT NULL, subject TEXT NOT NULL, substitute BIGINT NOT NULL DEFAULT 0,
+        week TEXT NOT NULL, teacher TEXT NOT NULL, subject TEXT NOT NULL, is_substitute BIGINT NOT NULL DEFAULT 0,
         start_t DOUBLE PRECISION NOT NULL, end_t DOUBLE PRECISION NOT NULL, device TEXT,
         in_use_s DOUBLE PRECISION NOT NULL, used BIGINT NOT NULL, counted BIGINT NOT NULL,
         status TEXT NOT NULL, faults TEXT,
