@@ -294,25 +294,27 @@ def close_fault(db: Database, school: str, device: str, code: str, cleared_t: fl
                       "AND cleared_t IS NULL AND opened_t <= ?", (cleared_t, school, device, code, cleared_t))
 
 
-def _cleared_later(db: Database, row: EventRow, code: str) -> bool:
-    """True when a 'cleared' of this fault code with a higher seq was already stored (reordered delivery)."""
-    for r in db.query("SELECT data FROM events WHERE school = ? AND device = ? AND type = 'fault' AND seq > ?",
-                      (row.school, row.device, row.seq)):
+def _cleared_later(db: Database, row: EventRow, code: str) -> float | None:
+    """The time of a 'cleared' of this fault code with a higher seq already stored (reordered delivery, or
+    raised and cleared in one batch), else None."""
+    for r in db.query("SELECT t, data FROM events WHERE school = ? AND device = ? AND type = 'fault' AND seq > ? "
+                      "ORDER BY seq", (row.school, row.device, row.seq)):
         d = json.loads(r["data"])
         if d.get("code") == code and d.get("state") == "cleared":
-            return True
-    return False
+            return float(r["t"])
+    return None
 
 
 def _apply_fault(db: Database, row: EventRow) -> None:
     d = row.data
     if d.get("state") == "raised":
-        if _cleared_later(db, row, d["code"]):
-            return
+        cleared = _cleared_later(db, row, d["code"])
         detail = d.get("detail")
         if detail is not None and not isinstance(detail, str):
             detail = json.dumps(detail, ensure_ascii=False)
-        open_fault(db, row.school, row.device, d["code"], d["severity"], "agent", detail, row.t, row.id)
+        opened = open_fault(db, row.school, row.device, d["code"], d["severity"], "agent", detail, row.t, row.id)
+        if opened and cleared is not None:  # already over: keep it in the history (usage rates need it), closed
+            close_fault(db, row.school, row.device, d["code"], max(cleared, row.t))
     else:
         close_fault(db, row.school, row.device, d["code"], row.t)
 
