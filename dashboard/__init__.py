@@ -53,10 +53,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["bbt_db"] = db
     csrf.init_app(app)
 
-    from dashboard import (access, admin, admin_imports, api, api_usage, auth, devices, faults, i18n, openapi,
-                           overview, web)
+    from dashboard import access, admin, admin_imports, api, auth, devices, faults, i18n, openapi, overview, web
 
-    del admin_imports, api_usage  # their routes live on the admin and api blueprints
+    del admin_imports  # its routes live on the admin blueprint
 
     i18n.init_app(app)
     for bp in (auth.bp, overview.bp, devices.bp, faults.bp, admin.bp, api.bp, openapi.bp):

@@ -46,3 +46,6 @@ def me() -> Any:
     u = scope().user
     return jsonify({"name": u.name, "role": u.role, "school": u.school, "class": u.klass})
 
+
+
+from dashboard import api_usage  # noqa: E402,F401  (usage/teachers, usage/classes, lessons: routes on bp)

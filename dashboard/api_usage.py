@@ -2,8 +2,9 @@
 plus usage/report (the weekly report as JSON, or ?format=html|xlsx|csv) and usage/trend.
 
 Who sees what: admin and headteacher the whole school; a class teacher (班主任) their class
-(its row, its lessons, and the teachers' rates over its lessons); a teacher their own row and
-lessons; anyone else 403.
+(its row, its lessons, and the rates of the teachers over its lessons — the 班主任 urges the
+class's teachers) and their own lessons; a teacher their own row and lessons; anyone else 403
+(dashboard.access: every view declares its roles).
 """
 from __future__ import annotations
 
@@ -18,17 +19,19 @@ from collector.registry import school_tz
 from collector.school_calendar import iso_week, week_days
 from collector.usage_report import weekly_report
 from dashboard import get_db
-from dashboard.api import bp, resolve_school
-from dashboard.auth import current_user, login_required
+from dashboard.access import SCHOOL_WIDE, allow
+from dashboard.api import bp, resolve_school, scope
 from dashboard.users import User
 
-SCHOOL_WIDE = ("admin", "headteacher")
+RATE_ROLES = ("admin", "headteacher", "class_teacher", "teacher")
 
 
 def _user() -> User:
-    user = current_user()
-    assert user is not None
-    return user
+    return scope().user
+
+
+def _school() -> str:
+    return resolve_school(scope())
 
 
 def _week(school: str) -> str:
@@ -75,47 +78,38 @@ def _rates_from_lessons(lessons: list[dict[str, Any]], frozen: dict[str, Any], b
 
 
 @bp.get("/usage/teachers")
-@login_required
+@allow(*RATE_ROLES)
 def usage_teachers() -> Any:
-    school = resolve_school()
+    school = _school()
     return jsonify(_rows(school, _week(school), "teacher", _user()))
 
 
 @bp.get("/usage/classes")
-@login_required
+@allow(*SCHOOL_WIDE, "class_teacher")
 def usage_classes() -> Any:
-    school = resolve_school()
+    school = _school()
     return jsonify(_rows(school, _week(school), "class", _user()))
 
 
 @bp.get("/lessons")
-@login_required
+@allow(*RATE_ROLES)
 def lessons() -> Any:
-    school = resolve_school()
-    user = _user()
+    school = _school()
     raw = request.args.get("date")
     try:
         day = date.fromisoformat(raw) if raw else datetime.fromtimestamp(
             time.time(), school_tz(get_db(), school)).date()
     except ValueError:
         abort(400, description=f"date {raw!r} is not YYYY-MM-DD")
-    rows = usage.day_lessons(get_db(), school, day)
-    if user.role == "class_teacher":
-        rows = [r for r in rows if r["class"] == user.klass]
-    elif user.role == "teacher":
-        rows = [r for r in rows if r["teacher"] == user.name]
-    elif user.role not in SCHOOL_WIDE:
-        abort(403)
-    return jsonify(rows)
+    s = scope()
+    return jsonify([r for r in usage.day_lessons(get_db(), school, day) if s.sees_lesson(r["class"], r["teacher"])])
 
 
 @bp.get("/usage/report")
-@login_required
+@allow(*SCHOOL_WIDE)
 def usage_report() -> Any:
     """The weekly report (school-wide roles only): JSON, or format=html (printable) / xlsx / csv."""
-    school = resolve_school()
-    if _user().role not in SCHOOL_WIDE:
-        abort(403)
+    school = _school()
     week = _week(school)
     rep = weekly_report(get_db(), school, week)
     fmt = request.args.get("format", "json")
@@ -133,10 +127,10 @@ def usage_report() -> Any:
 
 
 @bp.get("/usage/trend")
-@login_required
+@allow(*RATE_ROLES)
 def usage_trend() -> Any:
     """Weekly rates over the last N weeks (weeks=8 by default): {"weeks": [...], "rows": {key: [rate|null]}}."""
-    school = resolve_school()
+    school = _school()
     user = _user()
     by = request.args.get("by", "teacher")
     if by not in ("teacher", "class"):

@@ -38,6 +38,7 @@ EXPECTED: dict[str, set[str]] = {
     "api.devices": DEVICE_VIEW, "api.stats_ingest": {"admin", "headteacher", "maintainer"}, "api.me": ALL,
     "api.usage_teachers": ALL - {"maintainer"}, "api.usage_classes": SCHOOL_WIDE | {"class_teacher"},
     "api.lessons": ALL - {"maintainer"}, "api.alerts": DEVICE_VIEW,
+    "api.usage_report": SCHOOL_WIDE, "api.usage_trend": ALL - {"maintainer"},
     "api.alert_ack": {"admin", "headteacher", "maintainer"},
     "api.usage_report": SCHOOL_WIDE, "api.usage_trend": ALL - {"maintainer"},
     "api.command": {"admin", "maintainer"},
