@@ -40,7 +40,6 @@ EXPECTED: dict[str, set[str]] = {
     "api.lessons": ALL - {"maintainer"}, "api.alerts": DEVICE_VIEW,
     "api.usage_report": SCHOOL_WIDE, "api.usage_trend": ALL - {"maintainer"},
     "api.alert_ack": {"admin", "headteacher", "maintainer"},
-    "api.usage_report": SCHOOL_WIDE, "api.usage_trend": ALL - {"maintainer"},
     "api.command": {"admin", "maintainer"},
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
