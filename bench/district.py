@@ -37,6 +37,7 @@ import psutil  # noqa: E402
 import protocol  # noqa: E402
 from collector import migrations  # noqa: E402
 from collector.db import connect  # noqa: E402
+from collector.registry import ingest_stats  # noqa: E402
 from tests import pg  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 
@@ -114,7 +115,7 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def stored(db: Any) -> int:
-    return int(db.query("SELECT value FROM counters WHERE name = 'stored'")[0]["value"])
+    return ingest_stats(db)["stored"]
 
 
 def publish_events(port: int, n: int, devices: int) -> float:
@@ -167,9 +168,10 @@ def ingest_run(stores: Stores, tmp: Path, backend: str, k: int, n: int, devices:
         broker.stop()
     elapsed = now - (first_t or t0)
     rate = (done - first_n) / elapsed if elapsed > 0 else 0.0
-    print(f"  {backend:10s} {k} collector(s): {rate:8.0f} events/s ({total}/{n} stored)", flush=True)
+    load = round(os.getloadavg()[0], 1)
+    print(f"  {backend:10s} {k} collector(s): {rate:8.0f} events/s ({total}/{n} stored, load {load})", flush=True)
     return {"backend": backend, "collectors": k, "messages": n, "stored": total, "events_per_s": round(rate),
-            "seconds": round(elapsed, 2), "collector_cpu_s": cpu}
+            "seconds": round(elapsed, 2), "collector_cpu_s": cpu, "load_avg_1m": load}
 
 
 def school_day(stores: Stores, tmp: Path, schools: int, devices: int, heartbeat_s: int) -> dict[str, Any]:
@@ -202,7 +204,7 @@ def school_day(stores: Stores, tmp: Path, schools: int, devices: int, heartbeat_
         all_s = time.monotonic() - t0
         stop_all(procs)
         counts = {r["school"]: r["n"] for r in db.query("SELECT school, COUNT(*) AS n FROM events GROUP BY school")}
-        stats = {r["name"]: int(r["value"]) for r in db.query("SELECT name, value FROM counters")}
+        stats = ingest_stats(db)
         out = {
             "schools": schools, "devices": res.devices, "heartbeat_s": heartbeat_s, "day": str(fleet.day),
             "published_events": res.events, "published_messages": res.messages, "published_statuses": res.statuses,
@@ -248,12 +250,13 @@ def report(runs: list[dict[str, Any]], day: dict[str, Any] | None, args: argpars
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "district.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     rows = "\n".join(f"| {r['backend']} | {r['collectors']} | {r['events_per_s']} | {r['stored']} / {r['messages']} "
-                     f"| {r['seconds']} | {', '.join(map(str, r['collector_cpu_s']))} |" for r in runs)
+                     f"| {r['seconds']} | {', '.join(map(str, r['collector_cpu_s']))} | {r['load_avg_1m']} |" for r in runs)
     md = [f"# District benchmark / 区县规模基准\n\nMachine: {machine}.\n",
           "## Ingest: one and two collectors on a shared subscription\n",
           f"{args.messages} single-event QoS 1 messages from {args.devices} devices, waiting in the collectors' "
           "persistent sessions; time from the first commit until all are stored.\n",
-          "| store | collectors | events/s | stored | seconds | collector CPU s |", "|---|---|---|---|---|---|", rows,
+          "| store | collectors | events/s | stored | seconds | collector CPU s | load (1 min) |",
+          "|---|---|---|---|---|---|---|", rows,
           "", f"Two collectors vs one: {speedup} (target on PostgreSQL: >= 1.6).\n"]
     if day:
         md += ["## A school day for 10,000 PCs\n",

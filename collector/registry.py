@@ -76,6 +76,8 @@ def list_devices(db: Database, school: str | None = None, now: float | None = No
 def ingest_stats(db: Database) -> dict[str, int]:
     rows = db.query("SELECT name, value FROM counters")
     values = {r["name"]: int(r["value"]) for r in rows}
+    for r in db.query("SELECT name, SUM(value) AS value FROM counter_shards GROUP BY name"):  # district collectors
+        values[r["name"]] = values.get(r["name"], 0) + int(r["value"])
     return {k: values.get(k, 0) for k in ("stored", "duplicates", "rejected", "gaps")}
 
 

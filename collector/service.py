@@ -87,7 +87,8 @@ class Collector:
         delay = 0.1
         while True:
             try:
-                res = apply_batch(self.db, prepared, self.ack_handler)
+                res = apply_batch(self.db, prepared, self.ack_handler,
+                                  counter_shard=self.client_id if self.share_group else None)
                 break
             except Exception as e:  # disk full, locked, PostgreSQL down: keep the messages unacked
                 log.error("could not store a batch of %d messages (%s); retrying in %.1fs", len(batch), e, delay)

@@ -113,8 +113,14 @@ def insert_events(db: Database, rows: list[tuple[EventRow, float]]) -> list[bool
     return new
 
 
-def apply_batch(db: Database, batch: list[Prepared], ack_handler: Any = None) -> BatchResult:
-    """Store a batch in one transaction. Raises on a database error (nothing is applied)."""
+def apply_batch(db: Database, batch: list[Prepared], ack_handler: Any = None,
+                counter_shard: str | None = None) -> BatchResult:
+    """Store a batch in one transaction. Raises on a database error (nothing is applied).
+
+    With ``counter_shard`` (a collector on a shared subscription passes its client id) the ingest
+    counters go to that collector's own rows in ``counter_shards``: concurrent collectors would
+    otherwise wait on each other for the one ``counters`` row until each commit.
+    """
     res = BatchResult()
     with db.transaction():
         quarantined = [p.quarantine_row() for p in batch if p.kind == "rejected"]
@@ -156,10 +162,20 @@ def apply_batch(db: Database, batch: list[Prepared], ack_handler: Any = None) ->
         for school in sorted({k[0] for k in by_device}):  # sorted: the same lock order everywhere
             mark_events(db, school, [(r.type, r.t) for k in sorted(by_device) if k[0] == school
                                      for r in by_device[k] if not r.clock_fault])
-        deltas = [(getattr(res, name), name) for name in COUNTERS if getattr(res, name)]
-        if deltas:
-            db.executemany("UPDATE counters SET value = value + ? WHERE name = ?", deltas)
+        _count(db, res, counter_shard)
     return res
+
+
+def _count(db: Database, res: BatchResult, shard: str | None) -> None:
+    deltas = [(getattr(res, name), name) for name in COUNTERS if getattr(res, name)]
+    if not deltas:
+        return
+    if shard is None:
+        db.executemany("UPDATE counters SET value = value + ? WHERE name = ?", deltas)
+    else:
+        db.executemany("INSERT INTO counter_shards (name, shard, value) VALUES (?, ?, ?) ON CONFLICT (name, shard) "
+                       "DO UPDATE SET value = counter_shards.value + excluded.value",
+                       [(name, shard, value) for value, name in deltas])
 
 
 def _write_states(db: Database, updates: list[tuple[Any, ...]]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import protocol
 from collector.db import connect
+from collector.registry import ingest_stats
 from tests.brokers import Mosquitto
 from tests.helpers import ROOT, bbt_cmd, close, publisher, wait_for
 
@@ -91,8 +92,7 @@ def test_two_collectors_one_killed_every_event_exactly_once(mosquitto: Mosquitto
         db = connect(pg_url)
         try:
             assert count(pg_url) == total
-            stats = db.query("SELECT name, value FROM counters ORDER BY name")
-            values = {r["name"]: r["value"] for r in stats}
+            values = ingest_stats(db)
             assert values["stored"] == total and values["rejected"] == 0
             devices = db.query("SELECT device, last_seq FROM devices ORDER BY device")
             assert len(devices) == DEVICES and {d["last_seq"] for d in devices} == {PER_DEVICE - 1}

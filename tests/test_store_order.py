@@ -70,6 +70,14 @@ def test_fault_clear_arriving_before_its_raise(db) -> None:  # type: ignore[no-u
     assert open_ == [{"opened_t": (T0 + timedelta(seconds=13)).timestamp()}]
 
 
+def test_counter_shards_add_up(db) -> None:  # type: ignore[no-untyped-def]
+    store.apply_batch(db, [msg("pc1", [0, 1])], counter_shard="col-a")
+    store.apply_batch(db, [msg("pc1", [1, 2])], counter_shard="col-b")
+    store.apply_batch(db, [msg("pc2", [0])])
+    assert ingest_stats(db) == {"stored": 4, "duplicates": 1, "rejected": 0, "gaps": 0}
+    assert db.query("SELECT value FROM counters WHERE name = 'stored'")[0]["value"] == 1
+
+
 def test_concurrent_writers_interleaving_devices(db) -> None:  # type: ignore[no-untyped-def]
     """Two writers (like two collectors) store shuffled batches of the same devices: exactly once, no deadlock."""
     devices = [f"pc{i:02d}" for i in range(12)]
@@ -79,14 +87,14 @@ def test_concurrent_writers_interleaving_devices(db) -> None:  # type: ignore[no
     random.Random(1).shuffle(batches)
     errors: list[BaseException] = []
 
-    def writer(mine: list[list[Prepared]]) -> None:
+    def writer(mine: list[list[Prepared]], shard: str) -> None:
         try:
             for b in mine:
-                store.apply_batch(db, b)
+                store.apply_batch(db, b, counter_shard=shard)
         except BaseException as e:  # reported by the assertion below
             errors.append(e)
 
-    threads = [threading.Thread(target=writer, args=(batches[i::2],)) for i in range(2)]
+    threads = [threading.Thread(target=writer, args=(batches[i::2], f"w{i}")) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
