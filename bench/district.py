@@ -250,7 +250,8 @@ def report(runs: list[dict[str, Any]], day: dict[str, Any] | None, args: argpars
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "district.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     rows = "\n".join(f"| {r['backend']} | {r['collectors']} | {r['events_per_s']} | {r['stored']} / {r['messages']} "
-                     f"| {r['seconds']} | {', '.join(map(str, r['collector_cpu_s']))} | {r['load_avg_1m']} |" for r in runs)
+                     f"| {r['seconds']} | {', '.join(map(str, r['collector_cpu_s']))} | {r['load_avg_1m']} |"
+                     for r in runs)
     md = [f"# District benchmark / 区县规模基准\n\nMachine: {machine}.\n",
           "## Ingest: one and two collectors on a shared subscription\n",
           f"{args.messages} single-event QoS 1 messages from {args.devices} devices, waiting in the collectors' "
