@@ -22,6 +22,7 @@ EXTENSIONS: list = [
     "bbt.cli_district",
     "bbt.cli_dashboard",
     "bbt.cli_usage",
+    "bbt.cli_collector",
 ]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import protocol
 
 HEAD_BYTES = 256
+MAX_SEQ = 2**63 - 1  # BIGINT
 
 
 @dataclass
@@ -34,6 +35,8 @@ class EventRow:
     t: float
     data: dict[str, Any]
     clock_fault: bool
+    data_text: str = ""  # data as stored: JSON, ASCII-escaped (safe for any backend)
+    received: float = 0.0
 
 
 @dataclass
@@ -49,15 +52,49 @@ class Prepared:
 
     def quarantine_row(self) -> tuple[float, str, str, str, int, str]:
         head = self.msg.payload[:HEAD_BYTES].decode("utf-8", errors="backslashreplace")
-        return (self.msg.received, self.msg.topic[:512], self.code, self.reason[:1000],
-                len(self.msg.payload), head)
+        return (self.msg.received, clean_text(self.msg.topic[:512]), clean_text(self.code[:64]),
+                clean_text(self.reason[:1000]), len(self.msg.payload), clean_text(head))
+
+
+def clean_text(s: str) -> str:
+    """Text any backend stores: no lone surrogates, no NUL (PostgreSQL refuses it)."""
+    return s.encode("utf-8", errors="backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _encodes(v: str) -> bool:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_strings(obj: Any, what: str = "payload") -> None:
+    """Reject NUL characters and lone surrogates anywhere (JSON allows them as escapes; stores do not)."""
+    stack = [obj]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v or not (v.isascii() or _encodes(v)):
+                raise protocol.Rejected("bad_field", f"{what} contains a NUL character or invalid Unicode")
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
 
 
 def _event_row(school: str, device: str, ev: dict[str, Any], now: datetime) -> EventRow:
     when: datetime = ev["_t"]
     data = ev["data"]
-    return EventRow(school, device, ev["id"], ev["seq"], ev["type"], ev["ts"], when.timestamp(),
-                    data, protocol.is_future(when, now))
+    if ev["seq"] > MAX_SEQ:
+        raise protocol.Rejected("bad_field", f"seq {ev['seq']} is larger than {MAX_SEQ}")
+    try:
+        text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise protocol.Rejected("bad_field", "data contains NaN or Infinity, which JSON does not allow") from None
+    return EventRow(school, device, ev["id"], ev["seq"], ev["type"], ev["ts"],
+                    when.timestamp(), data, protocol.is_future(when, now), text, now.timestamp())
 
 
 def prepare(msg: Incoming) -> Prepared:
@@ -68,13 +105,16 @@ def prepare(msg: Incoming) -> Prepared:
         if topic.kind == "events":
             assert topic.device is not None
             events = protocol.decode_events(msg.payload, topic.device)
+            check_strings(events)
             rows = [_event_row(topic.school, topic.device, ev, now) for ev in events]
             return Prepared("events", msg, topic.school, topic.device, events=rows)
         if topic.kind == "status":
             status = protocol.decode_status(msg.payload)
+            check_strings(status)
             return Prepared("status", msg, topic.school, topic.device or "", status=status)
         if topic.kind == "cmd/ack":
             ack = protocol.decode_ack(msg.payload)
+            check_strings(ack)
             return Prepared("ack", msg, topic.school, topic.device or "", status=ack)
         raise protocol.Rejected("bad_topic", f"the collector does not take messages on {topic.kind!r} topics")
     except protocol.Rejected as r:
@@ -84,4 +124,4 @@ def prepare(msg: Incoming) -> Prepared:
 
 
 def data_json(row: EventRow) -> str:
-    return json.dumps(row.data, ensure_ascii=False, separators=(",", ":"))
+    return row.data_text or json.dumps(row.data, ensure_ascii=True, separators=(",", ":"))

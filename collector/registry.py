@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from collector import policy
 from collector.db import Database
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -61,7 +62,7 @@ def list_devices(db: Database, school: str | None = None, now: float | None = No
         s = r["school"]
         if s not in tzs:
             tzs[s] = school_tz(db, s)
-            hb[s] = float(school_settings(db, s).get("heartbeat_s", DEFAULT_HEARTBEAT_S))
+            hb[s] = policy.heartbeat_s(db, s)
         online = effective_online(r, now, hb[s])
         out.append({
             "device": r["device"], "school": s, "class": r["class"], "room": r["room"],

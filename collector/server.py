@@ -29,7 +29,8 @@ class ServerOptions:
 
 # "module:function" hooks every Server runs once started (each returns an optional stop function);
 # areas add theirs here so that `bbt server`, the demo and tests all get them.
-HOOKS: list[str] = ["collector.trust_jobs:start", "collector.usage_jobs:install"]
+HOOKS: list[str] = ["collector.trust_jobs:start", "collector.usage_jobs:install",
+                     "collector.maintenance:start_for_server"]
 
 
 def _load_hook(spec: str) -> Callable[[Server], Callable[[], None] | None]:

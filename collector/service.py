@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 SUBSCRIPTIONS = (f"{protocol.PREFIX}/+/+/status", f"{protocol.PREFIX}/+/+/events", f"{protocol.PREFIX}/+/+/cmd/ack")
 
 
+def is_transient(e: BaseException) -> bool:
+    """The store is unavailable (locked, disk full, I/O, connection lost): retry the same batch later."""
+    return isinstance(e, OSError) or type(e).__name__ in ("OperationalError", "InterfaceError", "DatabaseError")
+
+
 class Collector:
     def __init__(self, db_url: str | None, broker: BrokerConfig, client_id: str = "bbt-collector",
                  batch_size: int = 500, batch_ms: int = 50, share_group: str | None = None,
@@ -36,7 +41,10 @@ class Collector:
         self.batch_size = batch_size
         self.batch_ms = batch_ms
         self.share_group = share_group
+        if ack_handler is None:
+            from collector.commands import handle_ack as ack_handler
         self.ack_handler = ack_handler
+        self.connections = 0  # successful connections so far (maintenance republishes on a new one)
         self.totals = BatchResult()
         self.connected = threading.Event()
         self._q: queue.Queue[Incoming] = queue.Queue()
@@ -52,6 +60,7 @@ class Collector:
             return
         prefix = f"$share/{self.share_group}/" if self.share_group else ""
         client.subscribe([(prefix + t, 1) for t in SUBSCRIPTIONS])
+        self.connections += 1
         self.connected.set()
         log.info("collector connected to %s", self.broker.url)
 
@@ -61,7 +70,11 @@ class Collector:
             log.warning("collector lost the broker (%s); reconnecting", rc)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        self._q.put(Incoming(msg.topic, bytes(msg.payload), time.time(), msg.mid, msg.qos, bool(msg.retain)))
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # brokers check topics are UTF-8; quarantine it if one did not
+            topic = bytes(msg._topic).decode("utf-8", errors="backslashreplace")
+        self._q.put(Incoming(topic, bytes(msg.payload), time.time(), msg.mid, msg.qos, bool(msg.retain)))
 
     # -- writer side ---------------------------------------------------------
     def _take_batch(self) -> list[Incoming]:
@@ -87,8 +100,7 @@ class Collector:
         delay = 0.1
         while True:
             try:
-                res = apply_batch(self.db, prepared, self.ack_handler,
-                                  counter_shard=self.client_id if self.share_group else None)
+                res = self._store(prepared)
                 break
             except Exception as e:  # disk full, locked, PostgreSQL down: keep the messages unacked
                 log.error("could not store a batch of %d messages (%s); retrying in %.1fs", len(batch), e, delay)
@@ -102,6 +114,29 @@ class Collector:
             except Exception:
                 log.exception("batch listener failed")
         return res
+
+    @property
+    def _counter_shard(self) -> str | None:
+        return self.client_id if self.share_group else None
+
+    def _store(self, prepared: list[Prepared]) -> BatchResult:
+        """apply_batch; when a batch fails for a reason other than the store being unavailable, store its
+        messages one by one and quarantine the one that cannot be stored (code 'internal'), so one
+        poisonous message never stops ingest."""
+        try:
+            return apply_batch(self.db, prepared, self.ack_handler, counter_shard=self._counter_shard)
+        except Exception as e:
+            if is_transient(e):
+                raise
+            if len(prepared) > 1:
+                total = BatchResult()
+                for p in prepared:
+                    total.add(self._store([p]))
+                return total
+            p = prepared[0]
+            log.error("quarantining a message on %r that could not be stored: %s", p.msg.topic[:200], e)
+            bad = Prepared("rejected", p.msg, code="internal", reason=f"cannot store: {type(e).__name__}: {e}")
+            return apply_batch(self.db, [bad], self.ack_handler, counter_shard=self._counter_shard)
 
     def _run_writer(self) -> None:
         while not (self._stop.is_set() and self._q.empty()):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -47,7 +48,11 @@ class Mosquitto:
         self.port = port or free_port()
         folder.mkdir(parents=True, exist_ok=True)
         self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(template.read_text().format(port=self.port, dir=folder) + "\n" + extra)
+        # as root, Mosquitto drops to user 'mosquitto', which cannot write the test's folder (persistence, log)
+        text = template.read_text().format(port=self.port, dir=folder) + "\n" + extra
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and not re.search(r"(?m)^user ", text):
+            text += "\nuser root\n"
+        self.conf.write_text(text)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

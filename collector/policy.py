@@ -1,0 +1,104 @@
+"""Per-school policy: validated, stored with a version, published retained on bbt/v1/{school}/policy.
+
+The dashboard and the CLI call these functions; :func:`publish` is the one place a policy goes
+on the wire (a signature can be added there).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import protocol
+from bbt.errors import BbtError
+from collector.db import Database
+from collector.mqttout import Send
+
+DEFAULT_HEARTBEAT_S = float(protocol.DEFAULT_POLICY["heartbeat_s"])
+
+
+class PolicyError(BbtError):
+    pass
+
+
+def load_file(path: str) -> Any:
+    """Read a policy JSON file; a clear error names the file and what is wrong."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PolicyError(f"{path}: cannot read it ({e})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise PolicyError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+
+
+def validate(obj: Any, source: str = "policy") -> dict[str, Any]:
+    try:
+        return protocol.validate_policy(obj)
+    except protocol.Rejected as r:
+        raise PolicyError(f"{source}: {r.message}") from None
+
+
+def get_policy(db: Database, school: str) -> dict[str, Any]:
+    """The school's policy (the defaults if none was set), with its version (0: never set)."""
+    rows = db.query("SELECT policy, version, updated, published_version FROM policies WHERE school = ?", (school,))
+    if not rows:
+        return {"school": school, "version": 0, "policy": dict(protocol.DEFAULT_POLICY), "updated": None,
+                "published_version": 0}
+    r = rows[0]
+    return {"school": school, "version": r["version"], "policy": json.loads(r["policy"]), "updated": r["updated"],
+            "published_version": r["published_version"]}
+
+
+def set_policy(db: Database, school: str, obj: Any, source: str = "policy", now: float | None = None
+               ) -> dict[str, Any]:
+    """Validate and store a school's policy (all or nothing); returns get_policy's view of it."""
+    if not protocol.valid_id(school):
+        raise PolicyError(f"school {school!r} must match {protocol.ID_PATTERN}")
+    policy = validate(obj, source)
+    now = time.time() if now is None else now
+    text = json.dumps(policy, ensure_ascii=False, sort_keys=True)
+    with db.transaction():
+        db.execute("INSERT INTO schools (school) VALUES (?) ON CONFLICT (school) DO NOTHING", (school,))
+        db.execute("INSERT INTO policies (school, policy, version, updated) VALUES (?, ?, 1, ?) "
+                   "ON CONFLICT (school) DO UPDATE SET policy = excluded.policy, "
+                   "version = policies.version + 1, updated = excluded.updated", (school, text, now))
+    return get_policy(db, school)
+
+
+def heartbeat_s(db: Database, school: str) -> float:
+    rows = db.query("SELECT policy FROM policies WHERE school = ?", (school,))
+    if rows:
+        value = json.loads(rows[0]["policy"]).get("heartbeat_s")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return DEFAULT_HEARTBEAT_S
+
+
+def payload(policy: dict[str, Any]) -> bytes:
+    return protocol.dumps(policy)
+
+
+def publish(send: Send, school: str, policy: dict[str, Any]) -> None:
+    """The one place a policy goes on the wire: retained, QoS 1."""
+    send(protocol.policy_topic(school), payload(policy), True)
+
+
+def mark_published(db: Database, school: str, version: int, now: float | None = None) -> None:
+    db.execute("UPDATE policies SET published_version = ?, published = ? WHERE school = ? AND published_version < ?",
+               (version, time.time() if now is None else now, school, version))
+
+
+def publish_stored(db: Database, send: Send, only_pending: bool = True) -> int:
+    """Publish stored policies (those not yet published, or all); returns how many were sent."""
+    where = "WHERE published_version < version" if only_pending else ""
+    n = 0
+    for r in db.query(f"SELECT school, policy, version FROM policies {where} ORDER BY school"):
+        publish(send, r["school"], json.loads(r["policy"]))
+        mark_published(db, r["school"], r["version"])
+        n += 1
+    return n
