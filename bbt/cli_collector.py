@@ -1,10 +1,8 @@
-"""CLI for the collector area: `bbt collect`, `bbt policy`, `bbt cmd`, `bbt deploy mosquitto`."""
+"""CLI for the collector area (`bbt collect` is in cli_district): `bbt policy`, `bbt cmd`, `bbt deploy mosquitto`."""
 from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 from datetime import UTC, datetime
 from typing import Any, Callable, Optional
 
@@ -26,7 +24,6 @@ def _when(t: Optional[float]) -> str:
 
 
 def register(main: click.Group) -> None:
-    main.add_command(collect)
     main.add_command(policy)
     main.add_command(cmd)
     existing = main.commands.get("deploy")  # another area may have made the group already (deploy certs)
@@ -34,30 +31,6 @@ def register(main: click.Group) -> None:
         existing.add_command(deploy_mosquitto)
     else:
         main.add_command(deploy)
-
-
-@click.command()
-@db_option
-@broker_options
-@click.option("--client-id", default="bbt-collector", show_default=True)
-@click.option("--batch-size", default=500, show_default=True, help="messages per transaction at most")
-@click.option("--batch-ms", default=50, show_default=True, help="wait at most this long to fill a batch")
-def collect(db_url: Optional[str], client_id: str, batch_size: int, batch_ms: int, **broker_kw: Any) -> None:
-    """The collector alone (no dashboard): MQTT in, durable store, commands and policy out."""
-    from collector.maintenance import Maintenance
-    from collector.service import Collector
-
-    cfg = _broker(broker_kw)
-    col = Collector(db_url, cfg, client_id=client_id, batch_size=batch_size, batch_ms=batch_ms)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    col.start()
-    stop_maintenance = Maintenance(col, purge_every=86400.0).start()
-    click.echo(f"bbt collect: {cfg.url} -> {col.db.url}", err=True)
-    done.wait()
-    stop_maintenance()
-    col.stop()
 
 
 # -- policy ------------------------------------------------------------------------------------

@@ -45,9 +45,13 @@ def collect(db_url: Optional[str], share_group: Optional[str], client_id: Option
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     col.start()
+    from collector.maintenance import Maintenance  # commands, policies, daily heartbeat retention
+
+    stop_maintenance = Maintenance(col, purge_every=86400.0).start()
     group = f", shared group {share_group}" if share_group else ""
     click.echo(f"bbt collect: {col.client_id} on {broker.url}{group}", err=True)
     done.wait()
+    stop_maintenance()
     col.stop()
 
 
