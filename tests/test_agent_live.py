@@ -47,11 +47,13 @@ def test_denied_program_policy_live_and_commands(mosquitto: Mosquitto, tmp_path:
         # 2. a policy on the retained topic applies without a restart: deny foo-*, block it; heartbeat 5 s
         game = fake_program(tmp_path, "foo-game")
         procs.append(game)
+        time.sleep(0.3)  # the game runs before the policy comes
         beats_before = len(sink.of("heartbeat"))
         sink.publish("bbt/v1/s1/policy", {"software": {"deny": ["FOO-*"], "action": "block"}, "heartbeat_s": 5},
                      retain=True)
-        blocked = wait_for(lambda: sink.of("software", name="foo-game"), 8, what="foo-game blocked")[0]
-        assert blocked["data"]["action"] == "blocked" and blocked["data"]["rule"] == "FOO-*"
+        foo = str(tmp_path / "bin" / "foo-game")
+        blocked = wait_for(lambda: sink.of("software", exe=foo), 8, what="foo-game blocked")[0]
+        assert blocked["data"]["action"] == "blocked" and blocked["data"]["rule"] == "FOO-*", sink.events
         assert game.wait(5) == -signal.SIGTERM
         wait_for(lambda: len(sink.of("heartbeat")) >= beats_before + 1, 8, what="heartbeat at the policy's 5 s")
         # minecraft is no longer denied by the new policy and was reported once only

@@ -13,6 +13,7 @@ import fnmatch
 import logging
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import psutil
@@ -39,6 +40,7 @@ DEFAULT_DENY = [
     "mgtv*", "huya*", "douyu*", "pplive*", "xigua*",
 ]
 
+YOUNG_S = 2.0  # a process this young is looked at again on the next scan (its name may still change)
 SYSTEM_DIRS_POSIX = ("/usr/sbin/", "/sbin/", "/usr/lib/", "/lib/", "/usr/libexec/", "/usr/lib64/", "/lib64/",
                      "/usr/local/sbin/", "/opt/bbt/")
 
@@ -151,6 +153,7 @@ class SoftwareProbe(Probe):
             del self.reported[pid]
             changed = True
         me = os.getpid()
+        now = time.time()
         for pid in pids:
             if pid in self.known or pid == me:
                 continue
@@ -158,7 +161,11 @@ class SoftwareProbe(Probe):
             if info is None:
                 continue
             created, name, exe = info
-            self.known[pid] = created
+            if now - created < YOUNG_S:  # may be between fork and exec: look again next scan
+                if not exe:
+                    continue
+            else:
+                self.known[pid] = created
             rule = verdict(name, exe, deny, allow)
             if rule is None or self.reported.get(pid) == created:
                 continue
