@@ -42,7 +42,10 @@ def status_changes(db: Database, school: str, device: str, since: float) -> list
                       "AND received < ? ORDER BY received DESC LIMIT 1", (school, device, since))
     after = db.query("SELECT online, reason, received, t FROM status_log WHERE school = ? AND device = ? "
                      "AND received >= ? ORDER BY received", (school, device, since))
-    return before + after
+    rows = before + after
+    for r in rows:  # the device's own time stamp when it has a sane one, else when it arrived
+        r["at"] = r["t"] if r["t"] is not None and r["t"] <= r["received"] + 300 else r["received"]
+    return rows
 
 
 def sessions(db: Database, school: str, device: str, since: float, until: float) -> list[tuple[float, float]]:
@@ -80,7 +83,7 @@ def online_spans(changes: list[dict], since: float, until: float) -> list[tuple[
     spans: list[tuple[float, float]] = []
     up: float | None = None
     for c in changes:
-        t = max(c["received"], since)
+        t = max(c["at"], since)
         if c["online"] and up is None:
             up = t
         elif not c["online"] and up is not None:

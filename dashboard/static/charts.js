@@ -3,7 +3,7 @@
   var COLORS = {in_use: "#2e7d32", idle: "#f9a825", off: "#90a4ae", offline: "#cfd8dc", fault: "#c62828"};
   var charts = [];
   function make(el) {
-    var c = echarts.getInstanceByDom(el) || echarts.init(el, null, {renderer: "svg"});
+    var c = echarts.getInstanceByDom(el) || echarts.init(el);
     if (charts.indexOf(c) < 0) charts.push(c);
     return c;
   }
@@ -15,8 +15,8 @@
     el.style.height = Math.max(160, 34 * chart.categories.length + 70) + "px";
     make(el).setOption({
       animation: false,
-      grid: {left: 8, right: 16, top: 36, bottom: 8, containLabel: true},
-      legend: {top: 0, data: states.map(function (s) { return labels[s]; })},
+      grid: {left: 8, right: 16, top: 8, bottom: 40, containLabel: true},
+      legend: {bottom: 0, data: states.map(function (s) { return labels[s]; })},
       tooltip: {trigger: "axis", axisPointer: {type: "shadow"}},
       xAxis: {type: "value", minInterval: 1},
       yAxis: {type: "category", data: chart.categories, inverse: true},
