@@ -53,12 +53,25 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["bbt_db"] = db
     csrf.init_app(app)
 
-    from dashboard import access, admin, admin_imports, api, auth, devices, faults, i18n, openapi, overview, web
+    from dashboard import (
+        access,
+        admin,
+        admin_imports,
+        api,
+        auth,
+        devices,
+        faults,
+        i18n,
+        openapi,
+        overview,
+        usage_pages,
+        web,
+    )
 
     del admin_imports  # its routes live on the admin blueprint
 
     i18n.init_app(app)
-    for bp in (auth.bp, overview.bp, devices.bp, faults.bp, admin.bp, api.bp, openapi.bp):
+    for bp in (auth.bp, overview.bp, usage_pages.bp, devices.bp, faults.bp, admin.bp, api.bp, openapi.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.bp)
     app.before_request(auth.load_user)

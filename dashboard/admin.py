@@ -1,14 +1,13 @@
 """Administration (信息中心/电教管理员): users and roles, school settings, the audit log."""
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from collector import registry
+from collector import registry, usage_settings
 from dashboard import audit, get_db
 from dashboard import sessions as session_store
 from dashboard.access import allow
@@ -28,8 +27,6 @@ from dashboard.users import (
 )
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-DEFAULT_THRESHOLD = 0.60
-DEFAULT_MIN_USE_MINUTES = 10
 
 
 def actor() -> str:
@@ -117,23 +114,6 @@ def user_edit(name: str) -> Any:
     return redirect(url_for("admin.users"))
 
 
-def school_settings(school: str) -> dict[str, Any]:
-    s = registry.school_settings(get_db(), school)
-    s.setdefault("threshold", DEFAULT_THRESHOLD)
-    s.setdefault("min_use_minutes", DEFAULT_MIN_USE_MINUTES)
-    return s
-
-
-def save_school_settings(school: str, changes: dict[str, Any]) -> None:
-    db = get_db()
-    with db.transaction():
-        registry.ensure_school(db, school)
-        current = registry.school_settings(db, school)
-        current.update(changes)
-        db.execute("UPDATE schools SET settings = ? WHERE school = ?",
-                   (json.dumps(current, ensure_ascii=False), school))
-
-
 @bp.route("/settings", methods=["GET", "POST"])
 @allow("admin")
 def settings() -> Any:
@@ -153,13 +133,13 @@ def settings() -> Any:
         elif not 1 <= minutes <= 45:
             error = _("每节课最少使用分钟数须在 1 到 45 之间")
         else:
-            save_school_settings(school, {"threshold": threshold, "min_use_minutes": minutes})
+            usage_settings.update(get_db(), school, {"threshold": str(threshold), "min_use_minutes": str(minutes)})
             audit.record(get_db(), actor(), "settings.update", school, None, client_ip(), threshold=threshold,
                          min_use_minutes=minutes)
             flash(_("设置已保存。"), "ok")
             return redirect(url_for("admin.settings", school=school))
-    return render_template("admin/settings.html", school=school, schools=schools, s=school_settings(school),
-                           error=error), (400 if error else 200)
+    return render_template("admin/settings.html", school=school, schools=schools,
+                           s=usage_settings.get(get_db(), school), error=error), (400 if error else 200)
 
 
 @bp.get("/audit")

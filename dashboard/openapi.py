@@ -52,6 +52,19 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/lessons": _op("One row per scheduled lesson of a day", [SCHOOL, DATE], _obj(
         {"class": S, "period": INT, "teacher": S, "subject": NS, "start": S, "end": S, "in_use_minutes": N,
          "used": B}, ["class", "period", "teacher", "start", "end", "in_use_minutes", "used"])),
+    "/api/v1/usage/report": _op("The weekly report (school-wide roles); format=html|csv|xlsx give a document", [
+        SCHOOL, WEEK, {"name": "format", "in": "query", "required": False,
+                       "schema": {"type": "string", "enum": ["json"]}}], _obj(
+        {"school": S, "week": S, "threshold": N, "teachers": {"type": "array", "items": {"type": "object"}},
+         "classes": {"type": "array", "items": {"type": "object"}},
+         "lessons": {"type": "array", "items": {"type": "object"}}}), array=False),
+    "/api/v1/usage/trend": _op("Weekly rates over the last weeks", [
+        SCHOOL, WEEK, {"name": "by", "in": "query", "required": False,
+                       "schema": {"type": "string", "enum": ["teacher", "class"]}},
+        {"name": "weeks", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1,
+                                                                         "maximum": 30}}],
+        _obj({"weeks": {"type": "array", "items": S}, "rows": {"type": "object", "additionalProperties": {
+            "type": "array", "items": {"type": "number", "nullable": True}}}}), array=False),
     "/api/v1/alerts": _op("Alerts", [SCHOOL, {"name": "state", "in": "query", "required": False, "schema": {
         "type": "string", "enum": ["open", "firing", "acknowledged", "resolved", "all"]}}], _obj(
         {"id": INT, "kind": S, "severity": S, "device": NS, "opened": S, "acked_by": NS, "state": S})),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, jsonify, render_template, request
@@ -47,6 +48,7 @@ def summary(scope: Scope, school: str) -> dict[str, Any]:
     for f in faults:
         f["opened"] = registry.iso(f["opened_t"], tz)
     return {
+        "usage": usage_summary(scope, school, tz),
         "school": school, "generated": registry.iso(time.time(), tz),
         "devices": [{k: d[k] for k in ("device", "class", "room", "building", "floor", "state", "last_seen",
                                        "open_faults")} for d in devices],
@@ -54,6 +56,29 @@ def summary(scope: Scope, school: str) -> dict[str, Any]:
         "floor_chart": devstate.floor_chart(devices),
         "faults": faults[:20], "open_faults": len(faults),
     }
+
+
+def usage_summary(scope: Scope, school: str, tz: Any) -> dict[str, Any] | None:
+    """Today's lessons used so far and this week's rate, over what the user may see (None for maintainers)."""
+    from collector import usage
+    from collector.school_calendar import iso_week
+
+    user = scope.user
+    if user.role == "maintainer":
+        return None
+    db = get_db()
+    today = datetime.fromtimestamp(time.time(), tz).date()
+    lessons = [r for r in usage.day_lessons(db, school, today) if scope.sees_lesson(r["class"], r["teacher"])]
+    done = [r for r in lessons if r["status"] != "pending" and r["counted"]]
+    by = "teacher" if user.role == "teacher" else "class"
+    rows = usage.week_rates(db, school, iso_week(today), by)
+    rows = [r for r in rows if (scope.sees_teacher(r["teacher"]) if by == "teacher" else scope.sees_class(r["class"]))]
+    scheduled, used = sum(r["scheduled"] for r in rows), sum(r["used"] for r in rows)
+    threshold = float(usage.settings(db, school)["threshold"])
+    rate = used / scheduled if scheduled else None
+    return {"today_lessons": len(lessons), "today_done": len(done), "today_used": sum(1 for r in done if r["used"]),
+            "week": iso_week(today), "week_rate": rate, "threshold": threshold,
+            "week_below": rate is not None and rate < threshold}
 
 
 @bp.get("/")

@@ -79,10 +79,10 @@ def shot(page: Any, name: str) -> None:
 
 
 NAV = {  # what each role's menu shows
-    "admin": ["总览", "设备", "故障与告警", "报修", "管理"],
-    "headteacher": ["总览", "设备", "故障与告警", "报修"],
-    "class_teacher": ["总览", "设备", "故障与告警", "报修"],
-    "teacher": ["总览", "报修"],
+    "admin": ["总览", "使用率", "设备", "故障与告警", "报修", "管理"],
+    "headteacher": ["总览", "使用率", "设备", "故障与告警", "报修"],
+    "class_teacher": ["总览", "使用率", "设备", "故障与告警", "报修"],
+    "teacher": ["总览", "使用率", "报修"],
     "maintainer": ["总览", "设备", "故障与告警", "报修"],
 }
 FORBIDDEN = {"headteacher": "/admin/users", "class_teacher": "/admin/", "teacher": "/devices/",
@@ -102,6 +102,7 @@ def test_each_role_sees_what_it_may(live: tuple[str, Any]) -> None:
                 assert item in nav, f"{role} misses {item} in {nav}"
             assert ("管理" in nav) == (role == "admin")
             assert ("设备" in nav) == (role != "teacher")
+            assert ("使用率" in nav) == (role != "maintainer")
             if role == "class_teacher":
                 assert page.locator("li.device").count() == 1  # only their class's PC
                 assert klass in page.inner_text("#floors")

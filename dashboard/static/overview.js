@@ -25,6 +25,12 @@
         });
         document.getElementById("total").textContent = data.total;
         var of = document.getElementById("open-faults"); if (of) of.textContent = data.open_faults;
+        if (data.usage) {
+          var t = document.getElementById("today-used");
+          if (t) t.textContent = data.usage.today_used + " / " + data.usage.today_done;
+          var w = document.getElementById("week-rate");
+          if (w) w.textContent = data.usage.week_rate === null ? "—" : Math.round(data.usage.week_rate * 100) + "%";
+        }
         var gen = document.getElementById("generated"); if (gen && data.generated) gen.textContent = data.generated.substr(11, 5);
         if (chartEl && window.bbtCharts && data.floor_chart.categories.length) bbtCharts.floorBar(chartEl, data.floor_chart, labels);
       })

@@ -1,0 +1,159 @@
+"""Usage pages: the teacher and class tables for a week or the term, trend, lesson drill-down,
+XLSX export and the print view for the staff meeting. Rates come from collector.usage (issue 4);
+who sees which rows is the API's rule (dashboard.api_usage._rows), applied here too."""
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request
+from flask_babel import lazy_gettext as _l
+
+from collector import usage, usage_export
+from collector.registry import school_tz
+from collector.school_calendar import iso_week, week_days
+from collector.usage_report import weekly_report
+from dashboard import get_db
+from dashboard.access import SCHOOL_WIDE, Scope, allow
+from dashboard.api_usage import RATE_ROLES, _rows
+from dashboard.auth import current_user
+from dashboard.overview import page_school
+
+bp = Blueprint("usage", __name__, url_prefix="/usage")
+TREND_WEEKS = 8
+STATUS = {"used": _l("已使用"), "not_used": _l("未使用"), "device_off": _l("设备未开机"), "faulty": _l("设备故障"),
+          "no_device": _l("无设备"), "pending": _l("未结束")}
+
+
+def _scope() -> Scope:
+    user = current_user()
+    assert user is not None
+    return Scope(user)
+
+
+def today(school: str) -> date:
+    return datetime.fromtimestamp(time.time(), school_tz(get_db(), school)).date()
+
+
+def chosen_week(school: str) -> str:
+    week = request.args.get("week") or iso_week(today(school))
+    try:
+        week_days(week)
+    except ValueError as e:
+        abort(400, description=str(e))
+    return week
+
+
+def shift(week: str, weeks: int) -> str:
+    return iso_week(week_days(week)[0] + timedelta(days=7 * weeks))
+
+
+def table_rows(scope: Scope, school: str, week: str, by: str, period: str) -> tuple[list[dict[str, Any]], str]:
+    """Rows for the table and a label for the period (the week, or the term's name)."""
+    if period != "term":
+        return _rows(school, week, by, scope.user), week
+    db = get_db()
+    term = usage.term_rates(db, school, week_days(week)[0], by)
+    rows = term["rows"]
+    if scope.user.role == "class_teacher" and by == "class":
+        rows = [r for r in rows if r["class"] == scope.user.klass]
+    elif scope.user.role == "class_teacher":
+        start, end = date.fromisoformat(term["start"]), min(date.fromisoformat(term["end"]), today(school))
+        rows = usage.range_rates(db, school, start, max(start, end), by, classes=[scope.user.klass or ""])
+    elif scope.user.role == "teacher":
+        rows = [r for r in rows if r["teacher"] == scope.user.name]
+    return rows, str(term["term"])
+
+
+def trend_series(scope: Scope, school: str, week: str, by: str, keys: list[str]) -> dict[str, Any]:
+    """Weekly rates of the school (or of the user's own rows) over the last weeks, for the chart."""
+    weeks = [shift(week, -i) for i in range(TREND_WEEKS - 1, -1, -1)]
+    series: list[dict[str, Any]] = []
+    if scope.school_wide:
+        total = []
+        for w in weeks:
+            rows = _rows(school, w, "class", scope.user)
+            s, u = sum(r["scheduled"] for r in rows), sum(r["used"] for r in rows)
+            total.append(u / s if s else None)
+        series.append({"name": str(_l("全校")), "data": total})
+    else:
+        per = {w: {r[by]: r["rate"] for r in _rows(school, w, by, scope.user)} for w in weeks}
+        for k in keys[:6]:
+            series.append({"name": k, "data": [per[w].get(k) for w in weeks]})
+    return {"weeks": weeks, "series": series}
+
+
+def _page(by: str) -> Any:
+    scope = _scope()
+    school = page_school(scope)
+    if not school:
+        return render_template("usage/table.html", school="", rows=[], by=by, week="", period="week")
+    week = chosen_week(school)
+    period = "term" if request.args.get("period") == "term" else "week"
+    rows, label = table_rows(scope, school, week, by, period)
+    threshold = float(usage.settings(get_db(), school)["threshold"])
+    rows = sorted(rows, key=lambda r: (r["rate"], r[by]))
+    trend = trend_series(scope, school, week, by, [r[by] for r in rows])
+    return render_template("usage/table.html", school=school, rows=rows, by=by, week=week, period=period,
+                           label=label, threshold=threshold, trend=trend, prev=shift(week, -1), next=shift(week, 1),
+                           below=sum(1 for r in rows if r["below_threshold"]))
+
+
+@bp.get("/teachers")
+@allow(*RATE_ROLES)
+def teachers() -> Any:
+    return _page("teacher")
+
+
+@bp.get("/classes")
+@allow(*SCHOOL_WIDE, "class_teacher")
+def classes() -> Any:
+    return _page("class")
+
+
+@bp.get("/lessons")
+@allow(*RATE_ROLES)
+def lessons() -> Any:
+    """Drill-down: every lesson of a week for one teacher or one class, with its in-use minutes."""
+    scope = _scope()
+    school = page_school(scope)
+    week = chosen_week(school)
+    teacher, klass = request.args.get("teacher"), request.args.get("class")
+    if scope.user.role == "teacher":
+        teacher, klass = scope.user.name, None
+    if not teacher and not klass:
+        abort(400, description="give teacher or class")
+    if klass and not scope.sees_class(klass):
+        abort(403)  # a class teacher sees a teacher's lessons only inside their own class (filtered below)
+    db = get_db()
+    rows = [r for d in week_days(week) for r in usage.day_lessons(db, school, d)
+            if (not teacher or r["teacher"] == teacher) and (not klass or r["class"] == klass)
+            and scope.sees_lesson(r["class"], r["teacher"])]
+    settings = usage.settings(db, school)
+    return render_template("usage/lessons.html", school=school, week=week, teacher=teacher, klass=klass, rows=rows,
+                           status=STATUS, min_minutes=settings["min_use_minutes"], prev=shift(week, -1),
+                           next=shift(week, 1), used=sum(1 for r in rows if r["used"]),
+                           counted=sum(1 for r in rows if r["counted"]))
+
+
+@bp.get("/export.xlsx")
+@allow(*SCHOOL_WIDE)
+def export() -> Any:
+    school = page_school(_scope())
+    week = chosen_week(school)
+    data = usage_export.to_xlsx(weekly_report(get_db(), school, week))
+    return Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f"attachment; filename=banbantong-{school}-{week}.xlsx"})
+
+
+@bp.get("/print")
+@allow(*SCHOOL_WIDE)
+def print_view() -> Any:
+    """The week on paper for the staff meeting (一周一汇总，一周一公布): both tables, below-threshold first."""
+    school = page_school(_scope())
+    week = chosen_week(school)
+    rep = weekly_report(get_db(), school, week)
+    return render_template("usage/print.html", rep=rep,
+                           teachers=sorted(rep["teachers"], key=lambda r: (r["rate"], r["teacher"])),
+                           classes=sorted(rep["classes"], key=lambda r: (r["rate"], r["class"])))
