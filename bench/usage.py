@@ -223,7 +223,7 @@ def main() -> None:
         "daily_update_one_school_s": {"median": statistics.median(day_update), "max": max(day_update),
                                       "lessons": day_lessons},
         "freshness_check_one_day_s": {"median": statistics.median(fresh_check)},
-        "sample_teachers_s000": len(teachers),
+        "sample_teachers_s000": len(teachers), "load_average_at_end": os.getloadavg(),
         "targets": {"weekly_rates_district_s": TARGET_WEEK_S, "daily_update_one_school_s": TARGET_DAY_S},
     }
     result["pass"] = (result["weekly_rates_district_api_s"]["max"] <= TARGET_WEEK_S
@@ -250,7 +250,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"| freshness check of an up-to-date day (`usage.ensure_days`) | {ms(f['median'])} | | |"])
     return f"""# Usage rates benchmark ({r['backend']})
 
-`bench/usage.py`, {r['when']}, {r['machine']}, Python {r['python']}, {r['cpus']} CPUs.
+`bench/usage.py`, {r['when']}, {r['machine']}, Python {r['python']}, {r['cpus']} CPUs
+(load average at the end: {', '.join(f'{x:.1f}' for x in r['load_average_at_end'])} — other work shared the machine).
 
 Dataset: {r['schools']} schools × {r['classes'] // r['schools']} classes = {r['classes']:,} classes, 40 lessons a week
 each, term {r['term'][0]} .. {r['term'][1]} with the real holiday calendar: {r['rollup_lessons']:,} lessons

@@ -21,9 +21,11 @@ A lesson is *used* when the in-use time inside [start, end] is at least ``min_us
 """
 from __future__ import annotations
 
+import bisect
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 Interval = tuple[float, float]
 
@@ -33,8 +35,7 @@ STATUS_ZH = {"used": "已使用", "not_used": "未使用", "device_off": "设备
 COUNTED_SEVERITIES = ("warning", "critical")
 
 
-@dataclass(frozen=True)
-class Ev:
+class Ev(NamedTuple):
     t: float
     type: str
     data: Mapping[str, Any]
@@ -150,12 +151,15 @@ def heartbeat_intervals(events: Sequence[Ev], heartbeat_s: float = 60.0) -> list
                 if run and e.t - run[-1] > max_gap:
                     flush()
                 run.append(e.t)
-            else:
+            elif run:
                 flush()
-        elif e.type == "power":
+        elif e.type == "power" and run:
             flush()
     flush()
     return out
+
+
+_time_order = operator.itemgetter(0, 3)  # (t, seq) of an Ev
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
@@ -171,7 +175,7 @@ def merge(intervals: Iterable[Interval]) -> list[Interval]:
 
 def in_use_intervals(events: Iterable[Ev], heartbeat_s: float = 60.0) -> list[Interval]:
     """The merged in-use intervals of one device."""
-    evs = sorted(events, key=lambda e: (e.t, e.seq))
+    evs = sorted(events, key=_time_order)
     return merge(session_intervals(evs) + heartbeat_intervals(evs, heartbeat_s))
 
 
@@ -188,8 +192,6 @@ def overlap_seconds(intervals: Sequence[Interval], start: float, end: float) -> 
 
 def seen_between(times: Sequence[float], start: float, end: float) -> bool:
     """Whether any event time (sorted) lies in [start, end]."""
-    import bisect
-
     i = bisect.bisect_left(times, start)
     return i < len(times) and times[i] <= end
 

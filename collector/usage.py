@@ -27,8 +27,8 @@ from collector.registry import school_tz
 from collector.school_calendar import Term, default_term, iso_week, term_of, week_days
 from collector.timetable import BellSet, SchoolModel, Slot, lessons_on
 
-EVENT_TYPES = ("session", "heartbeat", "power")
-MARGIN_S = 6 * 3600
+MARGIN_BEFORE_S = 2 * 3600  # events from 22:00 the evening before (a session started then)
+MARGIN_AFTER_S = 3600  # ... to an hour after the last lesson (the end event of a session in it)
 
 
 def settings(db: Database, school: str) -> dict[str, Any]:
@@ -62,24 +62,21 @@ def _day_bounds(d: date, model: SchoolModel) -> tuple[float, float]:
     return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=model.tz).timestamp()
 
 
-def _in_use(data: str) -> bool:
-    if '"in_use":true' in data:
-        return True
-    if '"in_use":false' in data:
-        return False
-    return bool(json.loads(data).get("in_use"))
+HB_IN_USE: dict[str, Any] = {"in_use": True}
+HB_IDLE: dict[str, Any] = {"in_use": False}
 
 
 def _device_events(db: Database, school: str, lo: float, hi: float) -> dict[str, list[Ev]]:
+    """The school's session, power and heartbeat events in [lo, hi) per device, in time order.
+    Heartbeats' in_use is read in SQL (the stored JSON is compact: '"in_use":true')."""
     out: dict[str, list[Ev]] = {}
-    rows = db.query("SELECT device, t, seq, type, data FROM events WHERE school = ? AND type IN (?, ?, ?) "
-                    "AND t >= ? AND t < ? AND clock_fault = 0", (school, *EVENT_TYPES, lo, hi))
-    for r in rows:
-        if r["type"] == "heartbeat":
-            data: dict[str, Any] = {"in_use": _in_use(r["data"])}
-        else:
-            data = json.loads(r["data"])
-        out.setdefault(r["device"], []).append(Ev(r["t"], r["type"], data, r["seq"]))
+    for r in db.query("SELECT device, t, seq, CASE WHEN data LIKE '%\"in_use\":true%' THEN 1 ELSE 0 END AS iu "
+                      "FROM events WHERE school = ? AND type = 'heartbeat' AND t >= ? AND t < ? AND clock_fault = 0",
+                      (school, lo, hi)):
+        out.setdefault(r["device"], []).append(Ev(r["t"], "heartbeat", HB_IN_USE if r["iu"] else HB_IDLE, r["seq"]))
+    for r in db.query("SELECT device, t, seq, type, data FROM events WHERE school = ? AND type IN (?, ?) "
+                      "AND t >= ? AND t < ? AND clock_fault = 0", (school, "session", "power", lo, hi)):
+        out.setdefault(r["device"], []).append(Ev(r["t"], r["type"], json.loads(r["data"]), r["seq"]))
     return out
 
 
@@ -92,7 +89,8 @@ def compute_day(db: Database, model: SchoolModel, d: date, now: float) -> list[L
     devices: dict[str, list[str]] = {}
     for r in db.query("SELECT device, class FROM devices WHERE school = ? AND class IS NOT NULL", (model.school,)):
         devices.setdefault(r["class"], []).append(r["device"])
-    events = _device_events(db, model.school, day_lo - MARGIN_S, day_hi + MARGIN_S)
+    last_end = max(ls.end_t for ls in lessons)
+    events = _device_events(db, model.school, day_lo - MARGIN_BEFORE_S, last_end + MARGIN_AFTER_S)
     faults: dict[str, list[Fault]] = {}
     for r in db.query("SELECT device, code, severity, opened_t, cleared_t FROM faults WHERE school = ? "
                       "AND opened_t < ? AND (cleared_t IS NULL OR cleared_t > ?)", (model.school, day_hi, day_lo)):
@@ -100,7 +98,7 @@ def compute_day(db: Database, model: SchoolModel, d: date, now: float) -> list[L
     hb = float(model.settings["heartbeat_s"])
     per_device: dict[str, tuple[list[tuple[float, float]], list[float]]] = {}
     for name, evs in events.items():
-        per_device[name] = (in_use_intervals(evs, hb), sorted(e.t for e in evs))
+        per_device[name] = (in_use_intervals(evs, hb), sorted([e.t for e in evs]))
     out = []
     for lesson in lessons:
         devs: list[str | None] = list(devices.get(lesson.klass, [])) or [None]
