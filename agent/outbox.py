@@ -20,6 +20,31 @@ KEEP_ON_OVERFLOW = ("power", "fault", "software", "session", "drift")
 DROP_ORDER = ("heartbeat", "usb", "inventory")
 
 
+def _salvage(path: str) -> Tuple[List[Tuple[int, str, str, float]], Dict[str, str]]:
+    """Whatever rows and meta values a damaged outbox still gives up (often nothing)."""
+    rows: List[Tuple[int, str, str, float]] = []
+    meta: Dict[str, str] = {}
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=1)
+    except sqlite3.Error:
+        return rows, meta
+    try:
+        for sql, sink in (("SELECT key, value FROM meta", "meta"),
+                          ("SELECT seq, type, body, created FROM outbox", "rows")):
+            try:
+                for r in db.execute(sql):
+                    if sink == "meta":
+                        meta[str(r[0])] = str(r[1])
+                    else:
+                        json.loads(r[2])  # only events that still parse
+                        rows.append((int(r[0]), str(r[1]), str(r[2]), float(r[3])))
+            except (sqlite3.Error, ValueError, TypeError):
+                continue
+    finally:
+        db.close()
+    return rows, meta
+
+
 class Outbox:
     def __init__(self, path: str, max_events: int = 100000, max_bytes: int = 50 * 1024 * 1024) -> None:
         self.path = path
@@ -28,15 +53,63 @@ class Outbox:
         self._lock = threading.RLock()
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, "
-                         "body TEXT NOT NULL, created REAL NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.dropped = 0
         self._adds = 0
+        self.recovered: Optional[str] = None  # set when a damaged outbox was moved aside
+        try:
+            self._db = self._open(path)
+        except sqlite3.DatabaseError as e:  # damaged file (disk error, power cut, tampering)
+            self._db = self._recover(str(e))
         self._resync()
+
+    @staticmethod
+    def _open(path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError("quick_check: %s" % check)
+            db.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, "
+                       "body TEXT NOT NULL, created REAL NOT NULL)")
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _recover(self, reason: str) -> sqlite3.Connection:
+        """Move the damaged outbox aside (kept for inspection), salvage what still reads, start afresh.
+
+        Events that cannot be read are lost; the new outbox continues ``seq`` above anything used
+        before (the salvaged counter, else the clock), so the collector sees the loss as a gap, and a
+        ``fault`` event (outbox_corrupt) says what happened.
+        """
+        aside = "%s.corrupt-%d" % (self.path, int(time.time()))
+        rows, meta = _salvage(self.path)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix, aside + suffix)
+        db = self._open(self.path)
+        salvaged_seq = max([int(meta.get("next_seq", 0) or 0)] + [r[0] + 1 for r in rows])
+        next_seq = salvaged_seq if meta.get("next_seq") else max(salvaged_seq, int(time.time()))
+        meta.update({"next_seq": str(next_seq), "running": "1"})
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                       list(meta.items()))
+        db.executemany("INSERT INTO outbox (seq, type, body, created) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (seq) DO NOTHING", rows)
+        db.execute("COMMIT")
+        self._db = db
+        self._resync()
+        self.recovered = "%s; moved aside to %s; %d events salvaged" % (reason, os.path.basename(aside), len(rows))
+        detail = {"reason": reason[:200], "moved_to": os.path.basename(aside), "salvaged": len(rows),
+                  "seq_from": next_seq}
+        self.add("fault", {"code": "outbox_corrupt", "severity": "warning", "state": "raised", "detail": detail})
+        self.add("fault", {"code": "outbox_corrupt", "severity": "warning", "state": "cleared",
+                           "detail": "a fresh outbox is in use"})
+        return db
 
     def _resync(self) -> None:
         """Count and size of what is queued (kept in memory; re-read now and then)."""

@@ -1,0 +1,62 @@
+"""A damaged agent outbox is moved aside, what still reads is salvaged, and the agent keeps working."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agent.outbox import Outbox
+
+
+def make(path: Path, n: int) -> None:
+    box = Outbox(str(path))
+    for i in range(n):
+        box.add("heartbeat", {"in_use": False, "i": i, "pad": "x" * 200})
+    box.close()
+
+
+def faults(box: Outbox) -> list[dict]:
+    return [ev for _, ev in box.peek() if ev["type"] == "fault"]
+
+
+def test_garbage_outbox_is_moved_aside_and_a_fresh_one_continues_seq(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    make(path, 20)
+    with path.open("r+b") as f:
+        f.write(os.urandom(4096))  # the header and first page destroyed
+    box = Outbox(str(path))
+    try:
+        assert box.recovered and "moved aside" in box.recovered
+        aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+        assert aside, "the damaged file is kept for inspection"
+        raised, cleared = faults(box)
+        assert raised["data"]["code"] == "outbox_corrupt" and raised["data"]["state"] == "raised"
+        assert cleared["data"]["state"] == "cleared"
+        assert raised["seq"] > 20, "seq continues above anything used before: the collector sees a gap"
+        ev = box.add("heartbeat", {"in_use": True})
+        assert ev["seq"] == cleared["seq"] + 1
+        assert box.get_meta("running") == "1", "the next start reports an unclean shutdown"
+    finally:
+        box.close()
+    again = Outbox(str(path))
+    assert again.recovered is None and len(again) == 3
+    again.close()
+
+
+def test_damaged_pages_salvage_what_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    make(path, 400)
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.seek(size // 2)
+        f.write(b"\xff" * 8192)  # two pages in the middle
+    box = Outbox(str(path))
+    try:
+        assert box.recovered is not None
+        seqs = [ev["seq"] for _, ev in box.peek(limit=500) if ev["type"] == "heartbeat"]
+        assert seqs and len(seqs) < 400, "some events salvaged, the damaged ones lost"
+        assert len(set(seqs)) == len(seqs)
+        raised = faults(box)[0]
+        assert raised["data"]["detail"]["salvaged"] == len(seqs)
+        assert raised["seq"] >= 400, "the salvaged counter is kept"
+    finally:
+        box.close()
