@@ -63,6 +63,15 @@ def finish(rig: Rig, section: str, first_seq: dict[str, int] | None = None, **ex
     wait_for(lambda: all(not c.missing and c.left == 0 for c in rig.count(first_seq)), 45, 0.2,
              what="the backlog to drain")
     rig.stop_agents()
+    for _ in range(2):  # an agent stopped while (re)connecting keeps its last events for its next start
+        waiting = [c.device for c in rig.count(first_seq) if c.left]
+        if not waiting:
+            break
+        rig.note(f"agents {waiting} stopped with events still queued (not connected at that moment): restarted")
+        for d in waiting:
+            rig.start_agent(d)
+        wait_for(lambda: all(c.left == 0 for c in rig.count(first_seq)), 20, 0.2, what="the queue to drain")
+        rig.stop_agents()
     try:
         wait_for(lambda: rig.settled(first_seq), 20, 0.2, what="every published event stored")
     finally:
@@ -70,7 +79,8 @@ def finish(rig: Rig, section: str, first_seq: dict[str, int] | None = None, **ex
         facts = collector_facts(rig)
         write_summary(section, rig, counts, {**facts, **extra})
     for c in counts:
-        assert c.ok, c
+        log = rig.folder / f"agent-{c.device}.log"
+        assert c.ok, (c, log.read_text(errors="replace")[-1500:] if log.exists() else "")
         assert c.published > 0
     return facts
 
