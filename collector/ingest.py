@@ -119,6 +119,8 @@ def prepare(msg: Incoming) -> Prepared:
         raise protocol.Rejected("bad_topic", f"the collector does not take messages on {topic.kind!r} topics")
     except protocol.Rejected as r:
         return Prepared("rejected", msg, code=r.code, reason=r.message)
+    except RecursionError:
+        return Prepared("rejected", msg, code="not_json", reason="payload nests JSON too deeply")
     except Exception as e:  # a bug must not stop ingest: quarantine with the reason
         return Prepared("rejected", msg, code="internal", reason=f"{type(e).__name__}: {e}")
 

@@ -208,7 +208,7 @@ def validate_event(obj: object, device: Optional[str] = None) -> Dict[str, Any]:
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise Rejected("bad_field", "seq must be an integer >= 0, got %r" % (seq,))
     etype = obj.get("type")
-    if etype not in _SPECS:
+    if not isinstance(etype, str) or etype not in _SPECS:
         raise Rejected("unknown_type", "type %r is not one of %s" % (etype, ", ".join(EVENT_TYPES)))
     when = parse_time(obj.get("ts"), "ts")
     data = obj.get("data")

@@ -39,3 +39,11 @@ def test_bad_commands_are_rejected_with_the_reason(over: dict, needle: str) -> N
     with pytest.raises(Rejected) as e:
         protocol.validate_command(cmd)
     assert e.value.code == "bad_command" and needle in str(e.value)
+
+
+@pytest.mark.parametrize("etype", [{}, [], {"a": 1}, 3, None])
+def test_an_event_type_that_is_not_a_string_is_rejected_not_a_crash(etype: object) -> None:
+    ev = {"id": "e1", "seq": 0, "type": etype, "ts": "2026-11-23T08:05:00+08:00", "data": {}}
+    with pytest.raises(Rejected) as e:
+        protocol.validate_event(ev, "pc-1")
+    assert e.value.code == "unknown_type"
