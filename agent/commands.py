@@ -86,6 +86,7 @@ class Commands:
                  refresh_inventory: Callable[[], None], clock: Callable[[], datetime] = now_local) -> None:
         self.ctx, self.desktop, self.publish_ack = ctx, desktop, publish_ack
         self.refresh_inventory = refresh_inventory
+        self.verifiers: List[Verifier] = list(VERIFIERS)  # trust adds the signature check (agent.trust)
         self.clock = clock
         self.pending: Optional[PendingShutdown] = None
         self._lock = threading.Lock()
@@ -101,7 +102,7 @@ class Commands:
             self.publish_ack(ack)
             return ack
         try:
-            cmd = accept(payload, now)
+            cmd = accept(payload, now, self.verifiers)
             self._observe_clock(cmd, now)
             self.execute(cmd)
             ack = _ack(cmd["id"], True, None)

@@ -86,6 +86,13 @@ class AgentConfig:
         for name in ("heartbeat_s", "usage_s", "scan_s", "power_s", "fault_s", "usb_s", "drift_s"):
             if getattr(self, name) < 0.2:
                 raise ConfigError("%s must be at least 0.2 seconds" % name)
+        if self.command_key:
+            from bbt.signing import SignatureError, check_public_key
+
+            try:
+                check_public_key(self.command_key)
+            except SignatureError as e:
+                raise ConfigError("command_key: %s" % e) from None
         if self.outbox_max_events < 10 or self.outbox_max_mb <= 0:
             raise ConfigError("outbox_max_events must be >= 10 and outbox_max_mb > 0")
         return self

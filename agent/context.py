@@ -27,6 +27,7 @@ class Context:
         self.raw_policy: Dict[str, Any] = {}
         self.policy: Dict[str, Any] = dict(protocol.DEFAULT_POLICY)
         self.policy_listeners: List[Callable[[], None]] = []
+        self.policy_gate: Optional[Callable[[Any], None]] = None  # raises to refuse a policy (agent.trust)
         self.faults = FaultTracker(self.emit, lambda: outbox.get_meta("faults_open"),
                                    lambda v: outbox.set_meta("faults_open", v), cfg.fault_hold_s)
         # usage, updated by the usage probe, read by the heartbeat
@@ -54,6 +55,8 @@ class Context:
 
     def set_policy(self, obj: Any) -> None:
         """Validate, apply, remember (so it holds offline after a restart) and notify listeners."""
+        if self.policy_gate is not None:
+            self.policy_gate(obj)
         self._apply_policy(obj)
         self.outbox.set_meta("policy", json.dumps(obj, ensure_ascii=False))
         for fn in list(self.policy_listeners):

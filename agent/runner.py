@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 import protocol
+from agent import trust as agent_trust
 from agent.commands import Commands
 from agent.config import AgentConfig
 from agent.context import Context
@@ -51,6 +52,7 @@ class Agent:
                     p.source = idle_source
         self.desktop = desktop or default_desktop(cfg.desktop)
         self.commands = Commands(self.ctx, self.desktop, self._publish_ack, self.refresh_inventory)
+        agent_trust.install(self)
         self.boot_id = os.urandom(8).hex()
         self._stop = threading.Event()
         self._connected = threading.Event()

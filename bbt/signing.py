@@ -137,6 +137,18 @@ def verify(obj: Any, public_key_b64: str) -> Dict[str, Any]:
     return obj
 
 
+def check_public_key(public_key_b64: str) -> str:
+    """Raise SignatureError unless this is a base64 Ed25519 public key; return its key id."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        raw = base64.b64decode(public_key_b64, validate=True)
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise SignatureError("%r is not a base64 Ed25519 public key" % public_key_b64[:60]) from None
+    return key_id(raw)
+
+
 def _time(obj: Dict[str, Any], key: str) -> datetime:
     try:
         return protocol.parse_time(obj.get(key), key)
@@ -191,6 +203,35 @@ class ReplayGuard:
         if issued < last:
             raise SignatureError("policy issued %s is older than the one in force (replay)" % policy["issued"])
         self._set("policy_issued", repr(issued))
+
+
+# -- the collector's side: sign what goes on the wire ----------------------------------
+
+_KEY_CACHE: Dict[str, Any] = {}
+
+
+def wire_key() -> Any:
+    """The collector's signing key from BBT_SIGNING_KEY (a file made by `bbt deploy certs/keys`), or None."""
+    path = os.environ.get("BBT_SIGNING_KEY")
+    if not path:
+        return None
+    if path not in _KEY_CACHE:
+        _KEY_CACHE[path] = load_private(path)
+    return _KEY_CACHE[path]
+
+
+def sign_command(cmd: Dict[str, Any]) -> Dict[str, Any]:
+    """A command as it goes on the wire: signed when a signing key is configured (its own issued/expires)."""
+    key = wire_key()
+    return cmd if key is None else sign(cmd, key)
+
+
+def sign_policy(policy: Dict[str, Any], now: Optional[datetime] = None) -> Dict[str, Any]:
+    """A policy as it goes on the wire: signed with a fresh ``issued`` when a signing key is configured."""
+    key = wire_key()
+    if key is None:
+        return policy
+    return sign({k: v for k, v in policy.items() if k not in ("issued", "sig")}, key, now=now)
 
 
 def accept(obj: Any, public_key_b64: Optional[str], guard: ReplayGuard, kind: str = "command") -> Dict[str, Any]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import protocol
+from bbt import signing
 from bbt.errors import BbtError
 from collector.db import Database
 from collector.ingest import Prepared
@@ -81,8 +82,9 @@ def create(db: Database, kind: str, args: dict[str, Any], targets: list[tuple[st
 
 
 def publish(send: Send, school: str, device: str, cmd: dict[str, Any]) -> None:
-    """The one place a command goes on the wire: QoS 1, not retained."""
-    send(protocol.cmd_topic(school, device), protocol.dumps(cmd), False)
+    """The one place a command goes on the wire: QoS 1, not retained, signed (Ed25519) when the server
+    has a signing key (BBT_SIGNING_KEY; docs/security.md)."""
+    send(protocol.cmd_topic(school, device), protocol.dumps(signing.sign_command(cmd)), False)
 
 
 def mark_sent(db: Database, command_id: str, now: float | None = None) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import protocol
+from bbt import signing
 from bbt.errors import BbtError
 from collector.db import Database
 from collector.mqttout import Send
@@ -80,7 +81,8 @@ def heartbeat_s(db: Database, school: str) -> float:
 
 
 def payload(policy: dict[str, Any]) -> bytes:
-    return protocol.dumps(policy)
+    """The policy as it goes on the wire: signed (Ed25519, fresh ``issued``) when the server has a signing key."""
+    return protocol.dumps(signing.sign_policy(policy))
 
 
 def publish(send: Send, school: str, policy: dict[str, Any]) -> None:

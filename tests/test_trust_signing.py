@@ -82,3 +82,10 @@ def test_older_policy_is_a_replay(keys: tuple[object, str]) -> None:
 
 def test_without_a_pinned_key_objects_pass(keys: tuple[object, str]) -> None:
     assert signing.accept(command(), None, guard())["id"] == "c-1"
+
+
+def test_agent_config_rejects_a_bad_command_key() -> None:
+    from agent.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="command_key"):
+        load_config(None, {"school": "s1", "device": "pc-1", "command_key": "not-a-key"}, environ={})
