@@ -53,10 +53,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["bbt_db"] = db
     csrf.init_app(app)
 
-    from dashboard import (
+    from dashboard import (  # noqa: F401  (their routes are on the admin blueprint)
         access,
         admin,
         admin_imports,
+        admin_policy,
         api,
         auth,
         devices,
@@ -67,8 +68,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         usage_pages,
         web,
     )
-
-    del admin_imports  # its routes live on the admin blueprint
 
     i18n.init_app(app)
     for bp in (auth.bp, overview.bp, usage_pages.bp, devices.bp, faults.bp, admin.bp, api.bp, openapi.bp):

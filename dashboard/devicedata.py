@@ -21,16 +21,6 @@ def events(db: Database, school: str, device: str, etype: str, since: float, lim
     return rows
 
 
-def latest_inventory(db: Database, school: str, device: str) -> dict[str, Any] | None:
-    rows = db.query("SELECT ts, data FROM events WHERE school = ? AND device = ? AND type = 'inventory' "
-                    "ORDER BY t DESC LIMIT 1", (school, device))
-    if not rows:
-        return None
-    data = json.loads(rows[0]["data"])
-    data["_ts"] = rows[0]["ts"]
-    return dict(data)
-
-
 def faults(db: Database, school: str, device: str, limit: int = 100) -> list[dict]:
     return db.query("SELECT * FROM faults WHERE school = ? AND device = ? ORDER BY opened_t DESC LIMIT ?",
                     (school, device, limit))

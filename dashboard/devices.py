@@ -5,12 +5,14 @@ import time
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
-from collector import registry
-from dashboard import devicedata, devstate, get_db
-from dashboard.access import DEVICE_ROLES, Scope, allow
-from dashboard.auth import current_user
+from collector import commands, inventory, registry
+from collector.commands import CommandError
+from dashboard import audit, devicedata, devstate, get_db, sending
+from dashboard.access import DEVICE_ROLES, OPERATORS, Scope, allow
+from dashboard.auth import client_ip, current_user
 from dashboard.overview import page_school, visible_devices
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
@@ -69,15 +71,57 @@ def detail(school: str, device: str) -> Any:
         timeline=devicedata.day_rows(days, tz, online, in_use),
         sessions=[(s, e, round((e - s) / 60)) for s, e in sorted(in_use, reverse=True)][:50],
         software=devicedata.events(db, school, device, "software", month),
-        drift=devicedata.events(db, school, device, "drift", month * 0),
+        drift=inventory.drift_history(db, school, device, 50),
+        software_changes=inventory.software_changes(db, school, device, limit=50),
         usb=devicedata.events(db, school, device, "usb", month, 50),
-        inventory=devicedata.latest_inventory(db, school, device),
+        inventory=inventory.latest_inventory(db, school, device),
         faults=devicedata.faults(db, school, device),
         statuses=list(reversed(devicedata.status_changes(db, school, device, month)))[:30],
-        commands=device_commands(school, device),
+        commands=device_commands(school, device), kinds=COMMAND_KINDS,
     )
 
 
-def device_commands(school: str, device: str) -> list[dict[str, Any]] | None:
-    """Commands sent to this device; None until the commands module (issue 3) is on main."""
-    return None
+def device_commands(school: str, device: str) -> list[dict[str, Any]]:
+    return commands.list_commands(get_db(), school=school, device=device, limit=30)
+
+
+COMMAND_KINDS = ("shutdown", "message", "cancel_shutdown", "refresh_inventory")
+
+
+def command_args(kind: str, form: Any) -> dict[str, Any]:
+    """The command's args from the form (validated again by collector.commands.create)."""
+    text = (form.get("text") or "").strip()
+    if kind == "shutdown":
+        args: dict[str, Any] = {"delay_s": int(form.get("delay_s") or 60)}
+        if text:
+            args["text"] = text
+        return args
+    if kind == "message":
+        return {"text": text, "duration_s": int(form.get("duration_s") or 30)}
+    return {}
+
+
+@bp.post("/<school>/<device>/command")
+@allow(*OPERATORS)
+def command(school: str, device: str) -> Any:
+    """Send a shutdown or a message to one PC; the form must carry the confirmation."""
+    scope = _scope()
+    scope.school(school)
+    device_row(school, device)
+    kind = request.form.get("kind", "")
+    if kind not in COMMAND_KINDS:
+        abort(400, description=f"kind must be one of {', '.join(COMMAND_KINDS)}")
+    if request.form.get("confirm") != "yes":
+        flash(_("请勾选确认后再发送。"), "error")
+        return redirect(url_for("devices.detail", school=school, device=device) + "#actions")
+    db = get_db()
+    try:
+        created, now = sending.send_commands(db, kind, command_args(kind, request.form), [(school, device)])
+    except (CommandError, ValueError) as e:
+        flash(_("命令未发送：%(e)s", e=str(e)), "error")
+        return redirect(url_for("devices.detail", school=school, device=device) + "#actions")
+    cmd_id = created[0]["command"]["id"]
+    audit.record(db, scope.user.name, "command." + kind, school, device, client_ip(), command=cmd_id,
+                 args=created[0]["command"]["args"], published=now)
+    flash(_("命令已发送，等待电脑确认。") if now else _("命令已保存，连上 MQTT 代理后发送。"), "ok")
+    return redirect(url_for("devices.detail", school=school, device=device) + "#commands")

@@ -4,16 +4,18 @@ Screenshots (phone and desktop) go to test-artifacts/dashboard-*.png.
 """
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 
 import protocol
 from bbt import demo
-from tests.brokers import free_port
+from tests.brokers import Mosquitto, free_port, mosquitto_binary
 from tests.browser import browser, login
 from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, online, publish, today_at
 from tests.helpers import ROOT
@@ -53,22 +55,60 @@ def seed(db: Any) -> None:
         publish(db, dev, events, status=online(dev, now))
 
 
+class SimulatedAgent:
+    """A classroom PC's command handling, over a real broker: acks every command it receives."""
+
+    def __init__(self, port: int, device: str) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.topic = protocol.cmd_topic(SCHOOL, device)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device)
+        self.client.on_connect = lambda c, *a: c.subscribe(self.topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.device = device
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        cmd = json.loads(msg.payload)
+        self.received.append(cmd)
+        client.publish(protocol.ack_topic(SCHOOL, self.device), json.dumps({"id": cmd["id"], "ok": True}), qos=1)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """Mosquitto + the collector + the dashboard (waitress) over one store, as `bbt server` runs them."""
     from waitress.server import create_server
 
+    from bbt.mqttconf import BrokerConfig
+    from collector.service import Collector
+
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto not installed")
     folder = tmp_path_factory.mktemp("live")
-    app = make_app(str(folder / "bbt.db"), UPLOAD_DIR=str(folder / "uploads"))
+    broker = Mosquitto(folder / "mosquitto").start()
+    cfg = BrokerConfig(port=broker.port)
+    app = make_app(str(folder / "bbt.db"), UPLOAD_DIR=str(folder / "uploads"), BROKER=cfg)
     db = app.extensions["bbt_db"]
     seed(db)
     add_users(db)
+    collector = Collector(str(folder / "bbt.db"), cfg, client_id="bbt-collector")
+    collector.start()
+    assert collector.connected.wait(10)
     server = create_server(app, host="127.0.0.1", port=free_port(), threads=4)
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
-    yield f"http://127.0.0.1:{server.effective_port}", app
-    server.close()
-    t.join(5)
-    db.close()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}", app
+    finally:
+        server.close()
+        t.join(5)
+        collector.stop()
+        db.close()
+        broker.stop()
 
 
 def shot(page: Any, name: str) -> None:
@@ -153,3 +193,64 @@ def test_language_switch_persists(live: tuple[str, Any]) -> None:
         page.goto(base + "/login")
         assert "Log in" in page.inner_text("h1")
         ctx.close()
+
+
+def test_admin_imports_a_timetable_by_clicking(live: tuple[str, Any], tmp_path: Path) -> None:
+    base, app = live
+    bad = tmp_path / "课表-有错.csv"
+    bad.write_text("class,weekday,period,teacher,subject\n七年级1班,1,1,王芳,语文\n七年级1班,8,2,李强,数学\n",
+                   encoding="utf-8-sig")
+    good = tmp_path / "课表.csv"
+    good.write_text("class,weekday,period,teacher,subject\n" + "".join(
+        f"七年级1班,{wd},{p},{'王芳' if p % 2 else '李强'},{'语文' if p % 2 else '数学'}\n"
+        for wd in range(1, 6) for p in range(1, 5)), encoding="utf-8-sig")
+    with browser() as b:
+        page = b.new_page(viewport=DESKTOP, locale="zh-CN")
+        login(page, base, USERS["admin"][0], PASSWORD)
+        page.click("nav.nav >> text=管理")
+        page.click("text=导入数据")
+        page.select_option("select[name=kind]", "timetable")
+        page.set_input_files("input[type=file]", str(bad))
+        page.click("#import-form button[type=submit]")
+        err = page.inner_text("#preview .error")
+        assert "line 3" in err and "weekday" in err  # the row and the column that are wrong
+        assert page.locator("tr.bad-row").inner_text().startswith("3")
+        assert page.locator("#apply-import").count() == 0
+        page.select_option("select[name=kind]", "timetable")
+        page.set_input_files("input[type=file]", str(good))
+        page.click("#import-form button[type=submit]")
+        assert "将导入 20 行" in page.inner_text("#preview")
+        shot(page, "import-preview-desktop")
+        page.click("#apply-import")
+        assert "已导入 20 行" in page.inner_text(".flash")
+    db = app.extensions["bbt_db"]
+    assert db.query("SELECT COUNT(*) AS n FROM timetable WHERE school = ?", (SCHOOL,))[0]["n"] == 20
+    assert db.query("SELECT action FROM audit WHERE action = 'import.timetable'")
+
+
+def test_maintainer_sends_shutdown_and_sees_the_ack(live: tuple[str, Any]) -> None:
+    base, app = live
+    device = "pc-A102"
+    agent = SimulatedAgent(app.config["BROKER"].port, device)
+    try:
+        with browser() as b:
+            page = b.new_page(viewport=PHONE, locale="zh-CN")
+            page.on("dialog", lambda d: d.accept())  # the confirmation question
+            login(page, base, USERS["maintainer"][0], PASSWORD)
+            page.goto(f"{base}/devices/{SCHOOL}/{device}")
+            page.select_option("#command-kind", "shutdown")
+            page.fill("#command-form input[name=text]", "本节课后关机")
+            page.click("#command-form button[type=submit]")  # refused by the browser: confirm box unticked
+            assert page.locator("table.commands tr[data-command]").count() == 0
+            page.check("#command-form input[name=confirm]")
+            page.click("#command-form button[type=submit]")
+            assert "命令已发送" in page.inner_text(".flash")
+            page.wait_for_selector("table.commands tr.cmd-acked", timeout=15000)  # the page refreshes itself
+            assert "已确认" in page.inner_text("table.commands")
+            shot(page, "device-command-acked-phone")
+        assert [c["kind"] for c in agent.received] == ["shutdown"]
+        assert agent.received[0]["args"] == {"delay_s": 60, "text": "本节课后关机"}
+        rows = app.extensions["bbt_db"].query("SELECT actor, target FROM audit WHERE action = 'command.shutdown'")
+        assert rows == [{"actor": USERS["maintainer"][0], "target": device}]
+    finally:
+        agent.stop()
