@@ -101,6 +101,12 @@ def purge_teacher(db: Database, name: str, school: str | None = None, who: str |
                 n = db.execute(f'UPDATE "{table}" SET "{col}" = ? WHERE {where}', params)
                 if n:
                     done[f"{table}.{col}"] = n
+        if "usage_published" in cols:
+            from collector.usage_report import pseudonymize
+
+            n = pseudonymize(db, name, pseudonym, school)
+            if n:
+                done["usage_published+usage_patrols (JSON)"] = n
         if not any(done.values()):
             raise PurgeError(f"no personal data of {name!r} found{' in ' + school if school else ''}; nothing changed")
         audit(db, "purge_teacher", pseudonym, {"school": school, "rows": done}, who, now)

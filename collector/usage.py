@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from collector import usage_settings
-from collector.attribution import Ev, Fault, LessonUsage, Rate, attribute, in_use_intervals, make_rate
+from collector.attribution import STATUS_ZH, Ev, Fault, LessonUsage, Rate, attribute, in_use_intervals, make_rate
 from collector.db import Database
 from collector.registry import school_tz
 from collector.school_calendar import Term, default_term, iso_week, term_of, week_days
@@ -245,7 +245,8 @@ def lesson_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"date": r["date"], "class": r["class"], "period": int(r["period"]), "teacher": r["teacher"],
             "subject": r["subject"], "start": r["start"], "end": r["end"],
             "in_use_minutes": round(float(r["in_use_s"]) / 60.0, 1), "used": bool(r["used"]),
-            "status": r["status"], "counted": bool(r["counted"]), "substitute": bool(r["is_substitute"]),
+            "status": r["status"], "status_zh": STATUS_ZH.get(r["status"], r["status"]),
+            "counted": bool(r["counted"]), "substitute": bool(r["is_substitute"]),
             "device": r["device"], "faults": r["faults"].split(",") if r["faults"] else []}
 
 
@@ -262,7 +263,8 @@ def day_lessons(db: Database, school: str, day: date, now: float | None = None) 
         model = load_model(db, school)
         return [{"date": ls.date, "class": ls.klass, "period": ls.period, "teacher": ls.teacher,
                  "subject": ls.subject, "start": ls.start, "end": ls.end, "in_use_minutes": 0.0, "used": False,
-                 "status": "pending", "counted": False, "substitute": ls.substitute, "device": None, "faults": []}
+                 "status": "pending", "status_zh": STATUS_ZH["pending"], "counted": False,
+                 "substitute": ls.substitute, "device": None, "faults": []}
                 for ls in lessons_on(model, day)[1]]
     for r in rows:
         r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")

@@ -101,3 +101,30 @@ def make_patrol(db: Database, school: str, day: date, now: float | None = None) 
 
 def status_zh(status: str) -> str:
     return STATUS_ZH.get(status, status)
+
+
+def pseudonymize(db: Database, name: str, pseudonym: str, school: str | None = None) -> int:
+    """Replace a teacher's name inside the frozen reports and patrol records (JSON) — for
+    collector.retention.purge_teacher; returns how many documents changed."""
+    changed = 0
+    where, params = ("WHERE school = ?", [school]) if school else ("", [])
+    for table, col, keys in (("usage_published", "report", ("school", "week")),
+                             ("usage_patrols", "record", ("school", "date"))):
+        for r in db.query(f"SELECT {', '.join(keys)}, {col} AS doc FROM {table} {where}", params):
+            doc = json.loads(r["doc"])
+            if not _rename(doc, name, pseudonym):
+                continue
+            db.execute(f"UPDATE {table} SET {col} = ? WHERE {keys[0]} = ? AND {keys[1]} = ?",
+                       (json.dumps(doc, ensure_ascii=False), r[keys[0]], r[keys[1]]))
+            changed += 1
+    return changed
+
+
+def _rename(doc: dict[str, Any], name: str, pseudonym: str) -> bool:
+    hit = False
+    for key in ("teachers", "lessons"):
+        for row in doc.get(key, []):
+            if row.get("teacher") == name:
+                row["teacher"] = pseudonym
+                hit = True
+    return hit

@@ -90,3 +90,9 @@ def test_published_week_is_frozen(api, db, tmp_path: Path) -> None:  # type: ign
     stored = json.loads(db.query("SELECT report FROM usage_published WHERE school = ? AND week = ?",
                                  (S, W))[0]["report"])
     assert stored["teachers"] == teachers
+    # a departed teacher's name leaves the frozen report too (trust: bbt purge --teacher)
+    from collector.retention import purge_teacher
+
+    done = purge_teacher(db, "王", S, "test")
+    frozen = json.dumps(usage.published(db, S, W), ensure_ascii=False)
+    assert "王" not in frozen and done["pseudonym"] in frozen
