@@ -126,8 +126,11 @@ def refresh_day(db: Database, school: str, d: date, now: float | None = None,
     model = model or load_model(db, school)
     ds = d.isoformat()
     with db.transaction():
-        mark = db.query("SELECT dirty FROM usage_days WHERE school = ? AND date = ?", (school, ds))
-        seen_dirty = int(mark[0]["dirty"]) if mark else 0
+        # lock the day's row first: two refreshes of one day (API threads, the scheduler) take turns
+        db.execute("INSERT INTO usage_days (school, date, dirty) VALUES (?, ?, 0) "
+                   "ON CONFLICT (school, date) DO UPDATE SET dirty = usage_days.dirty", (school, ds))
+        seen_dirty = int(db.query("SELECT dirty FROM usage_days WHERE school = ? AND date = ?",
+                                  (school, ds))[0]["dirty"])
         fmax = db.query("SELECT MAX(id) AS m FROM faults WHERE school = ?", (school,))[0]["m"] or 0
         usages = compute_day(db, model, d, now)
         db.execute("DELETE FROM lesson_usage WHERE school = ? AND date = ?", (school, ds))

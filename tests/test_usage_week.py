@@ -146,3 +146,26 @@ def test_edge_cases_lesson_by_lesson(school_week) -> None:  # type: ignore[no-un
     assert sat[("一班", 3)][2] == "刘"
     assert sat[("二班", 2)] == ("used", 30.0, "王")  # open session closed at the last in-use heartbeat
     assert sat[("二班", 3)][0] == "not_used"
+
+
+def test_concurrent_refreshes_of_one_day(school_week) -> None:  # type: ignore[no-untyped-def]
+    """API threads and the scheduler may refresh the same day at once: they take turns."""
+    import threading
+
+    db = school_week
+    errors: list[BaseException] = []
+
+    def refresh() -> None:
+        try:
+            for _ in range(3):
+                usage.refresh_day(db, S, date.fromisoformat(THU))
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=refresh) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert len(usage.day_lessons(db, S, date.fromisoformat(THU))) == 6
