@@ -21,6 +21,11 @@ def _week_days(week: str) -> list:
         raise click.BadParameter(str(e)) from None
 
 
+def _check_school(db: Any, school: str) -> None:
+    if not db.query("SELECT 1 AS x FROM schools WHERE school = ?", (school,)):
+        raise click.ClickException(f"no school {school!r} in the store (import its devices and timetable first)")
+
+
 def _refresh(db: Any, school: str, days: list) -> None:
     """Bring the days up to date, showing progress on stderr."""
     from collector import usage
@@ -65,6 +70,7 @@ def register(main: click.Group) -> None:
 
         db = open_db(db_url)
         days = _week_days(week)
+        _check_school(db, school)
         from collector.usage import published
 
         if published(db, school, week) is None:
@@ -93,7 +99,9 @@ def register(main: click.Group) -> None:
             d = date.fromisoformat(day)
         except ValueError:
             raise click.BadParameter(f"{day!r} is not a date YYYY-MM-DD") from None
-        rec = make_patrol(open_db(db_url), school, d)
+        db = open_db(db_url)
+        _check_school(db, school)
+        rec = make_patrol(db, school, d)
         _emit(json.dumps(rec, ensure_ascii=False, indent=1), out)
 
     @report.command("publish")
@@ -105,6 +113,7 @@ def register(main: click.Group) -> None:
         from collector.usage_report import publish_week
 
         db = open_db(db_url)
+        _check_school(db, school)
         _refresh(db, school, _week_days(week))
         rep = publish_week(db, school, week, "cli")
         low = [r["teacher"] for r in rep["teachers"] if r["below_threshold"]]

@@ -96,6 +96,8 @@ def test_report_cli_formats_settings_and_schedule(db_path: str, tmp_path: Path) 
     assert [c.value for c in wb["教师使用率"][5]][:5] == ["王", 8, 4, 0.5, "未达标"]
     assert wb["巡课登记"].max_row == 1 + 24
     wb.close()
+    r = runner.invoke(main, ["report", "week", "2026-W19", "--school", "nope", "--db", db_path])
+    assert r.exit_code == 1 and "no school 'nope'" in r.output
     r = runner.invoke(main, ["report", "week", "2026-48", "--school", S, "--db", db_path])
     assert r.exit_code != 0 and "ISO week" in r.output
     r = runner.invoke(main, ["report", "settings", "--school", S, "--set", "threshold=0.5", "--db", db_path])
