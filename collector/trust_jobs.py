@@ -1,4 +1,5 @@
-"""The server's daily trust jobs: an online backup (newest N kept) and the heartbeat retention purge.
+"""The server's trust jobs: a daily online backup (newest N kept) and heartbeat retention purge, and
+every 15 minutes the flagging of lessons whose data is missing (collector.certainty).
 
 Settings (environment): BBT_BACKUP (0 turns the jobs off), BBT_BACKUP_DIR (default: ``backups``
 next to the SQLite file, else the data directory's), BBT_BACKUP_KEEP (14), BBT_BACKUP_AT (HH:MM,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,6 +50,29 @@ def run_daily(db_url: str, now: float | None = None) -> None:
         db.close()
 
 
+def flag_today(db_url: str, now: float | None = None) -> int:
+    """Certainty of today's finished lessons in every school; lessons with data missing become
+    ``data_missing`` info faults (collector.certainty). Logs, never raises."""
+    from datetime import datetime
+
+    from collector import certainty, usage
+    from collector.registry import school_tz
+
+    db = connect(db_url)
+    n = 0
+    try:
+        for r in db.query("SELECT school FROM schools ORDER BY school"):
+            tz = school_tz(db, r["school"])
+            today = datetime.fromtimestamp(time.time() if now is None else now, tz).date()
+            rows = usage.day_lessons(db, r["school"], today, now)
+            n += certainty.flag_missing(db, r["school"], rows, tz)
+    except Exception:
+        log.exception("flagging lessons with missing data failed")
+    finally:
+        db.close()
+    return n
+
+
 def start(server: Any) -> Callable[[], None] | None:
     if os.environ.get("BBT_BACKUP", "1") == "0":
         return None
@@ -58,6 +83,8 @@ def start(server: Any) -> Callable[[], None] | None:
     sched = BackgroundScheduler(daemon=True)
     sched.add_job(run_daily, "cron", hour=int(hh), minute=int(mm or 0), args=[db_url], id="bbt-backup",
                   max_instances=1, coalesce=True, misfire_grace_time=6 * 3600)
+    sched.add_job(flag_today, "interval", minutes=15, args=[db_url], id="bbt-data-missing",
+                  max_instances=1, coalesce=True)
     sched.start()
     server.trust_scheduler = sched
     return lambda: sched.shutdown(wait=False)

@@ -20,7 +20,7 @@ import time
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from collector import usage_settings
+from collector import certainty, usage_settings
 from collector.attribution import STATUS_ZH, Ev, Fault, LessonUsage, Rate, attribute, in_use_intervals, make_rate
 from collector.db import Database
 from collector.registry import school_tz
@@ -272,4 +272,6 @@ def day_lessons(db: Database, school: str, day: date, now: float | None = None) 
     for r in rows:
         r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
         r["end"] = datetime.fromtimestamp(r["end_t"], tz).strftime("%H:%M")
-    return [lesson_row(r) for r in rows]
+    # how certain each figure is: measured / device offline / agent gap (trust: collector.certainty)
+    return certainty.annotate(db, school, [lesson_row(r) for r in rows], tz,
+                              float(settings(db, school)["heartbeat_s"]), now)

@@ -73,12 +73,13 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
                     c.fill = red
         s.column_dimensions["A"].width = 16
     s = wb.create_sheet("巡课登记")
-    s.append(["日期", "班级", "节次", "时间", "任课教师", "学科", "使用分钟", "情况", "代课"])
+    s.append(["日期", "班级", "节次", "时间", "任课教师", "学科", "使用分钟", "情况", "代课", "数据可信度"])
     for c in s[1]:
         c.font = Font(bold=True)
     for r in report["lessons"]:
         s.append([r["date"], r["class"], r["period"], f"{r['start']}-{r['end']}", r["teacher"], r["subject"],
-                  r["in_use_minutes"], STATUS_ZH.get(r["status"], r["status"]), "代课" if r.get("substitute") else ""])
+                  r["in_use_minutes"], STATUS_ZH.get(r["status"], r["status"]), "代课" if r.get("substitute") else "",
+                  r.get("certainty_zh") or ""])  # measured / device offline / data missing (collector.certainty)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
