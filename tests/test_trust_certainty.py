@@ -61,8 +61,9 @@ def test_annotate_and_flag_from_the_store(db: Database) -> None:
             add(db, "pc-off", t, "heartbeat", {"in_use": False})
             add(db, "pc-killed", t, "heartbeat", {"in_use": False})
         add(db, "pc-off", L0 + 310, "power", {"state": "off"})
-    rows: list[dict[str, Any]] = [{"date": "2026-11-23", "class": k, "period": 1, "start": "08:00", "end": "08:45", "device": d,
-             "status": "not_used"} for k, d in (("一(1)班", "pc-ok"), ("一(2)班", "pc-off"), ("一(3)班", "pc-killed"))]
+    rows: list[dict[str, Any]] = [
+        {"date": "2026-11-23", "class": k, "period": 1, "start": "08:00", "end": "08:45", "device": d,
+         "status": "not_used"} for k, d in (("一(1)班", "pc-ok"), ("一(2)班", "pc-off"), ("一(3)班", "pc-killed"))]
     rows.append({"date": "2026-11-23", "class": "一(4)班", "period": 1, "start": "08:00", "end": "08:45",
                  "device": None, "status": "no_device"})
     c.annotate(db, "s1", rows, TZ, HB, now=L1 + 3600)
