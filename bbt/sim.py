@@ -133,6 +133,12 @@ class SimDevice:
                                   "cpu_pct": 25.0 if self.in_use else 3.0, "mem_pct": 41.0, "disk_pct": 63.0,
                                   "uptime_s": int(up)}, when)
 
+    def fault(self, when: datetime, code: str, severity: str = "warning", state: str = "raised",
+              detail: str = "") -> None:
+        """Report a fault raised or cleared (e.g. display_missing when the projector loses signal)."""
+        if self.on:
+            self._event("fault", {"code": code, "severity": severity, "state": state, "detail": detail}, when)
+
     def session_start(self, when: datetime) -> None:
         if not self.on or self.in_use:
             return

@@ -30,7 +30,7 @@ class ServerOptions:
 # "module:function" hooks every Server runs once started (each returns an optional stop function);
 # areas add theirs here so that `bbt server`, the demo and tests all get them.
 HOOKS: list[str] = ["collector.trust_jobs:start", "collector.usage_jobs:install",
-                     "collector.maintenance:start_for_server"]
+                     "collector.maintenance:start_for_server", "alerts.engine:server_hook"]
 
 
 def _load_hook(spec: str) -> Callable[[Server], Callable[[], None] | None]:
@@ -51,6 +51,7 @@ class Server:
         self.broker_cfg: BrokerConfig | None = None
         self.http_port = opts.http_port
         self.started: list[Callable[[Server], Callable[[], None] | None]] = [_load_hook(h) for h in HOOKS]
+        self.alerts: Any = None
         self._stoppers: list[Callable[[], None]] = []
 
     def start(self) -> None:

@@ -1,0 +1,174 @@
+"""Per-school alert configuration: rules, channels, routes, quiet hours (a JSON document).
+
+Channel URLs hold secrets (bot keys, DingTalk signing secrets, SMTP passwords): they are stored
+but never logged or printed; ``redacted`` shows a config with them masked.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+import warnings
+from typing import Any
+
+from bbt.errors import BbtError
+from collector.db import Database
+
+SEVERITIES = ("info", "warning", "critical")
+RATE_LIMITED = ("wecombot", "wxwork", "wecom", "dingtalk")  # the bots accept 20 messages a minute
+
+DEFAULT_RULES: dict[str, dict[str, Any]] = {
+    "fault": {"enabled": True},
+    "offline_in_lesson": {"enabled": True, "severity": "warning"},
+    "floor_offline": {"enabled": True, "severity": "critical", "min_devices": 3, "ratio": 0.8},
+    "left_on": {"enabled": True, "severity": "info", "after_min": 30, "night": "22:00", "morning": "06:00"},
+    "unclean_shutdowns": {"enabled": True, "severity": "warning", "count": 3, "days": 7},
+    "software": {"enabled": True, "severity": "info", "severity_in_lesson": "warning"},
+    "drift": {"enabled": True, "severity": "warning"},
+    "new_software": {"enabled": True, "severity": "info"},
+    "usage_below": {"enabled": True, "severity": "info", "threshold": 0.6},
+    "agent_silent": {"enabled": True, "severity": "warning", "after_h": 24},
+}
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "rules": DEFAULT_RULES,
+    "event_ttl_h": 24,            # an event alert (drift, software ...) resolves by itself after this
+    "channels": {},               # name -> {"url": apprise URL, "person": str, "rate_per_min": int, "endpoint"}
+    "routes": [],                 # [{"match": {...}, "channels": [...], "escalate": [...], ...}]
+    "group_by": ["building", "floor", "kind"],
+    "group_wait_s": 30,
+    "repeat_interval_min": 240,
+    "quiet_hours": {"start": "22:00", "end": "07:00"},
+    "inhibit": [{"source_kind": "floor_offline", "equal": ["building", "floor"]}],
+    "send_resolved": True,
+    "base_url": None,             # the dashboard's address for acknowledgement links
+}
+
+_HHMM = re.compile(r"\A([01]\d|2[0-3]):[0-5]\d\Z")
+MATCH_KEYS = ("kind", "code", "severity", "min_severity", "building", "floor", "class", "device")
+
+
+class ConfigError(BbtError, ValueError):
+    pass
+
+
+def merged(custom: dict[str, Any] | None) -> dict[str, Any]:
+    """The defaults overlaid with a school's settings (rules merge per rule)."""
+    cfg = copy.deepcopy(DEFAULT_CONFIG)
+    for key, value in (custom or {}).items():
+        if key == "rules" and isinstance(value, dict):
+            for name, opts in value.items():
+                cfg["rules"].setdefault(name, {}).update(opts or {})
+        else:
+            cfg[key] = copy.deepcopy(value)
+    return cfg
+
+
+def validate(custom: Any) -> dict[str, Any]:
+    """Check a school's config document; raise ConfigError naming the first problem."""
+    if not isinstance(custom, dict):
+        raise ConfigError("the alert config must be a JSON object")
+    unknown = set(custom) - set(DEFAULT_CONFIG)
+    if unknown:
+        raise ConfigError(f"unknown alert config keys: {', '.join(sorted(unknown))}")
+    cfg = merged(custom)
+    for name, opts in cfg["rules"].items():
+        if name not in DEFAULT_RULES:
+            raise ConfigError(f"rules.{name}: no such rule (one of {', '.join(DEFAULT_RULES)})")
+        for k, v in opts.items():
+            if k.startswith("severity") and v not in SEVERITIES:
+                raise ConfigError(f"rules.{name}.{k}: {v!r} is not one of {', '.join(SEVERITIES)}")
+    if not isinstance(cfg["channels"], dict):
+        raise ConfigError("channels must be an object of name -> {url, ...}")
+    for name, ch in cfg["channels"].items():
+        if not isinstance(ch, dict) or not isinstance(ch.get("url"), str):
+            raise ConfigError(f"channels.{name}: needs a 'url' (an apprise URL such as wecombot://KEY)")
+        if not _url_ok(ch["url"]):
+            raise ConfigError(f"channels.{name}: the url is not a valid apprise URL (the value is not shown)")
+        rate = ch.get("rate_per_min")
+        if rate is not None and (not isinstance(rate, int) or rate < 1):
+            raise ConfigError(f"channels.{name}.rate_per_min must be a positive integer")
+    if not isinstance(cfg["routes"], list):
+        raise ConfigError("routes must be a list")
+    for i, r in enumerate(cfg["routes"]):
+        _check_route(cfg, i, r)
+    q = cfg["quiet_hours"]
+    if q is not None and not (isinstance(q, dict) and _HHMM.match(str(q.get("start")))
+                              and _HHMM.match(str(q.get("end")))):
+        raise ConfigError("quiet_hours must be null or {\"start\": \"HH:MM\", \"end\": \"HH:MM\"}")
+    for key in ("group_wait_s", "repeat_interval_min", "event_ttl_h"):
+        if not isinstance(cfg[key], (int, float)) or cfg[key] < 0:
+            raise ConfigError(f"{key} must be a number >= 0")
+    return custom
+
+
+def _check_route(cfg: dict[str, Any], i: int, r: Any) -> None:
+    where = f"routes[{i}]"
+    if not isinstance(r, dict):
+        raise ConfigError(f"{where} must be an object")
+    bad = set(r.get("match", {})) - set(MATCH_KEYS)
+    if bad:
+        raise ConfigError(f"{where}.match: unknown keys {', '.join(sorted(bad))} (one of {', '.join(MATCH_KEYS)})")
+    names = list(r.get("channels", []))
+    for step in r.get("escalate", []):
+        if not isinstance(step, dict) or not isinstance(step.get("after_min"), (int, float)):
+            raise ConfigError(f"{where}.escalate: each step needs after_min and channels")
+        names += step.get("channels", [])
+    for n in names:
+        if n not in cfg["channels"]:
+            raise ConfigError(f"{where}: channel {n!r} is not defined in channels")
+
+
+def load_apprise() -> Any:
+    """apprise, imported without its DeprecationWarning (it still imports imghdr on Python 3.11)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
+
+        apprise.Apprise.instantiate("json://localhost")  # loads every plugin module now
+    return apprise
+
+
+def _url_ok(url: str) -> bool:
+    return load_apprise().Apprise.instantiate(url) is not None
+
+
+def channel_kind(url: str) -> str:
+    return url.split("://", 1)[0].lower()
+
+
+def rate_per_min(channel: dict[str, Any]) -> int | None:
+    if channel.get("rate_per_min"):
+        return int(channel["rate_per_min"])
+    return 20 if channel_kind(channel["url"]) in RATE_LIMITED else None
+
+
+def redacted(custom: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(custom)
+    for ch in out.get("channels", {}).values():
+        if isinstance(ch, dict) and "url" in ch:
+            ch["url"] = channel_kind(ch["url"]) + "://***"
+    return out
+
+
+def load(db: Database, school: str) -> dict[str, Any]:
+    rows = db.query("SELECT config FROM alert_config WHERE school = ?", (school,))
+    return merged(json.loads(rows[0]["config"]) if rows else None)
+
+
+def load_raw(db: Database, school: str) -> dict[str, Any]:
+    rows = db.query("SELECT config FROM alert_config WHERE school = ?", (school,))
+    return json.loads(rows[0]["config"]) if rows else {}
+
+
+def save(db: Database, school: str, custom: dict[str, Any]) -> None:
+    validate(custom)
+    db.execute("INSERT INTO alert_config (school, config, updated) VALUES (?, ?, ?) ON CONFLICT (school) "
+               "DO UPDATE SET config = excluded.config, updated = excluded.updated",
+               (school, json.dumps(custom, ensure_ascii=False), time.time()))
+
+
+def schools(db: Database) -> list[str]:
+    rows = db.query("SELECT school FROM alert_config UNION SELECT DISTINCT school FROM devices")
+    return sorted(r["school"] for r in rows)

@@ -1,0 +1,93 @@
+"""The alert engine: evaluation and delivery threads, woken by every committed batch.
+
+``gate`` decides whether this process evaluates and sends (a district runs several collectors
+on one database and gives the job to the holder of a lease); ``clock`` is injectable.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from alerts import config
+from alerts.evaluate import EventScanner, PassResult, evaluate_school
+from alerts.notify import Dispatcher, Sender
+from alerts.schedule import NoSchedule, Schedule
+from collector.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class AlertEngine:
+    def __init__(self, db: Database, schedule: Schedule | None = None, sender: Sender | None = None,
+                 clock: Callable[[], float] = time.time, base_url: str | None = None,
+                 interval_s: float = 5.0, min_gap_s: float = 0.1, rate_window_s: float = 60.0,
+                 gate: Callable[[], bool] = lambda: True) -> None:
+        self.db = db
+        self.schedule = schedule or NoSchedule()
+        self.clock = clock
+        self.interval_s = interval_s
+        self.min_gap_s = min_gap_s
+        self.gate = gate
+        self.scanner = EventScanner()
+        self.dispatcher = Dispatcher(db, sender, clock, base_url, rate_window_s, gate)
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.passes = 0
+
+    def on_batch(self, prepared: Any, result: Any) -> None:
+        """Collector listener: never blocks ingest, only wakes the engine."""
+        self.wake.set()
+
+    def run_once(self) -> PassResult:
+        """One evaluation pass over every school, then one delivery pass."""
+        now = self.clock()
+        total = PassResult()
+        events = self.scanner.scan(self.db, now)
+        for school in sorted(set(config.schools(self.db)) | set(events)):
+            res = evaluate_school(self.db, school, now, self.schedule, events.get(school, []))
+            total.fired += res.fired
+            total.resolved += res.resolved
+            total.notices += res.notices
+        self.passes += 1
+        if total.notices:
+            self.dispatcher.wake.set()
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.wake.wait(self.interval_s)
+            self.wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                if self.gate():
+                    self.run_once()
+            except Exception:
+                log.exception("alert evaluation pass failed")
+            self._stop.wait(self.min_gap_s)
+
+    def start(self, poll_s: float = 0.2) -> None:
+        self._thread = threading.Thread(target=self._run, name="bbt-alerts", daemon=True)
+        self._thread.start()
+        self.dispatcher.start(poll_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._thread:
+            self._thread.join(15)
+        self.dispatcher.stop()
+
+
+def server_hook(server: Any) -> Callable[[], None]:
+    """`bbt server`: start the engine on the collector's store, woken by its batches."""
+    collector = server.collector
+    engine = AlertEngine(collector.db, base_url=server.url.rstrip("/"),
+                         **server.opts.extra_config.get("ALERTS", {}))
+    collector.listeners.append(engine.on_batch)
+    engine.start()
+    server.alerts = engine
+    return engine.stop

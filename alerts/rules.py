@@ -1,0 +1,211 @@
+"""Built-in alert rules: pure functions from plain data to alert candidates.
+
+A *state* rule describes a condition that holds now (an open fault, a device offline in a
+lesson); its alert resolves by itself when the condition no longer holds. An *event* rule
+fires on something that happened (drift, new software); its alert resolves after
+``event_ttl_h`` or when someone acknowledges and resolves it.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class Device:
+    school: str
+    device: str
+    klass: str | None = None
+    room: str | None = None
+    building: str | None = None
+    floor: str | None = None
+    online: bool = False
+    status_reason: str | None = None
+    last_seen: float | None = None
+
+    def labels(self) -> dict[str, Any]:
+        return {"device": self.device, "class": self.klass, "room": self.room, "building": self.building,
+                "floor": self.floor}
+
+
+@dataclass
+class Candidate:
+    fingerprint: str
+    kind: str
+    severity: str
+    subject: str
+    started: float
+    mode: str = "state"
+    code: str | None = None
+    detail: str | None = None
+    labels: dict[str, Any] = field(default_factory=dict)
+    fault_id: int | None = None
+
+    @property
+    def device(self) -> str | None:
+        return self.labels.get("device")
+
+
+def _cand(kind: str, dev: Device, severity: str, subject: str, started: float, key: str = "",
+          **kw: Any) -> Candidate:
+    fp = f"{kind}|{dev.device}|{key}" if key else f"{kind}|{dev.device}"
+    return Candidate(fp, kind, severity, subject, started, labels=dev.labels(), **kw)
+
+
+# -- state rules ---------------------------------------------------------------
+def fault_alerts(faults: Iterable[Mapping[str, Any]], devices: Mapping[str, Device]) -> list[Candidate]:
+    """One alert per open fault (from an agent, the collector, or a person's 报修)."""
+    out = []
+    for f in faults:
+        dev = devices.get(f["device"]) or Device(f["school"], f["device"])
+        out.append(_cand("fault", dev, f["severity"], fault_title(f["code"]), f["opened_t"], f["code"],
+                         code=f["code"], detail=f.get("detail"), fault_id=f.get("id")))
+    return out
+
+
+def offline_in_lesson(devices: Iterable[Device], lessons_now: Mapping[str, tuple[float, float]],
+                      opts: Mapping[str, Any]) -> list[Candidate]:
+    """A device whose class has a lesson now and that is offline (power, network, agent killed)."""
+    out = []
+    for d in devices:
+        if d.klass and d.klass in lessons_now and not d.online:
+            start, _ = lessons_now[d.klass]
+            why = "断电或断网" if d.status_reason == "lost" else "已关机" if d.status_reason == "shutdown" else "无心跳"
+            out.append(_cand("offline_in_lesson", d, opts.get("severity", "warning"), f"上课时间离线（{why}）",
+                             max(start, d.last_seen or start)))
+    return out
+
+
+def floor_offline(devices: Iterable[Device], opts: Mapping[str, Any], now: float) -> list[Candidate]:
+    """Most devices of one floor lost together (not shut down): a power or network outage."""
+    floors: dict[tuple[str | None, str], list[Device]] = defaultdict(list)
+    for d in devices:
+        if d.floor:
+            floors[(d.building, d.floor)].append(d)
+    out = []
+    for (building, floor), devs in floors.items():
+        lost = [d for d in devs if not d.online and d.status_reason == "lost"]
+        up = [d for d in devs if d.online]
+        if len(lost) < int(opts.get("min_devices", 3)) or len(lost) < float(opts.get("ratio", 0.8)) * (
+                len(lost) + len(up)):
+            continue
+        started = min((d.last_seen or now) for d in lost)
+        fp = f"floor_offline|{building or ''}|{floor}"
+        labels = {"building": building, "floor": floor, "device": None, "class": None, "room": None}
+        out.append(Candidate(fp, "floor_offline", opts.get("severity", "critical"),
+                             f"整层 {len(lost)} 台设备同时离线（可能停电或断网）", started, labels=labels,
+                             detail=" ".join(sorted(d.device for d in lost))))
+    return out
+
+
+def _hhmm(value: str) -> int:
+    h, m = value.split(":")
+    return int(h) * 60 + int(m)
+
+
+def left_on(devices: Iterable[Device], last_lesson_end: Mapping[str, float], local_now: datetime,
+            opts: Mapping[str, Any]) -> list[Candidate]:
+    """A device still on N minutes after its class's last lesson, or at night (rule: power off after use)."""
+    now = local_now.timestamp()
+    minute = local_now.hour * 60 + local_now.minute
+    night = _hhmm(opts.get("night") or "22:00") <= minute or minute < _hhmm(opts.get("morning") or "06:00")
+    after = float(opts.get("after_min", 30)) * 60
+    out = []
+    for d in devices:
+        if not d.online:
+            continue
+        end = last_lesson_end.get(d.klass or "")
+        if night:
+            out.append(_cand("left_on", d, opts.get("severity", "info"), "夜间未关机", now))
+        elif end is not None and now >= end + after:
+            out.append(_cand("left_on", d, opts.get("severity", "info"),
+                             f"最后一节课后 {int((now - end) // 60)} 分钟仍未关机", end + after))
+    return out
+
+
+def agent_silent(devices: Iterable[Device], now: float, in_term: bool, opts: Mapping[str, Any]) -> list[Candidate]:
+    """No message from a device for more than a day during term time."""
+    if not in_term:
+        return []
+    limit = float(opts.get("after_h", 24)) * 3600
+    return [_cand("agent_silent", d, opts.get("severity", "warning"),
+                  f"超过 {int(limit // 3600)} 小时没有消息", d.last_seen + limit)
+            for d in devices if d.last_seen is not None and now - d.last_seen > limit]
+
+
+# -- event rules ---------------------------------------------------------------
+def software_alert(dev: Device, data: Mapping[str, Any], t: float, in_lesson: bool,
+                   opts: Mapping[str, Any]) -> Candidate:
+    name = str(data.get("name") or data.get("exe") or "?")
+    action = "已拦截" if data.get("action") == "blocked" else "发现"
+    sev = opts.get("severity_in_lesson", "warning") if in_lesson else opts.get("severity", "info")
+    when = "上课时" if in_lesson else ""
+    return _cand("software_denied", dev, sev, f"{when}{action}违规软件 {name}", t, name.lower(), mode="event",
+                 code=str(data.get("rule") or ""), detail=str(data.get("exe") or ""))
+
+
+def drift_alert(dev: Device, data: Mapping[str, Any], t: float, opts: Mapping[str, Any]) -> Candidate:
+    fld = str(data.get("field"))
+    names = {"hostname": "计算机名", "ip": "IP 地址", "mac": "MAC 地址", "workgroup": "工作组"}
+    return _cand("drift", dev, opts.get("severity", "warning"),
+                 f"{names.get(fld, fld)}被改：{data.get('old')} → {data.get('new')}", t, fld, mode="event", code=fld)
+
+
+def software_names(inventory: Mapping[str, Any] | None) -> set[str]:
+    items = (inventory or {}).get("software") or []
+    return {str(s.get("name")) for s in items if isinstance(s, dict) and s.get("name")}
+
+
+def new_software(dev: Device, previous: Mapping[str, Any] | None, current: Mapping[str, Any], t: float,
+                 opts: Mapping[str, Any]) -> list[Candidate]:
+    """Programs in this inventory that the previous one did not list (none for a first inventory)."""
+    if previous is None:
+        return []
+    added = sorted(software_names(current) - software_names(previous))
+    return [_cand("new_software", dev, opts.get("severity", "info"), f"新装软件 {name}", t, name.lower(),
+                  mode="event", code=name) for name in added]
+
+
+def unclean_shutdowns(dev: Device, unclean_times: list[float], t: float, opts: Mapping[str, Any]) -> Candidate | None:
+    """``count`` or more power-ons after an unclean shutdown within ``days``."""
+    window = float(opts.get("days", 7)) * 86400
+    recent = [x for x in unclean_times if t - window <= x <= t]
+    if len(recent) < int(opts.get("count", 3)):
+        return None
+    return _cand("unclean_shutdowns", dev, opts.get("severity", "warning"),
+                 f"{int(window // 86400)} 天内 {len(recent)} 次非正常关机", t, mode="event", code="unclean_shutdown")
+
+
+def usage_below(school: str, week: str, rows: Iterable[Mapping[str, Any]], who: str, t: float,
+                opts: Mapping[str, Any]) -> list[Candidate]:
+    """At the week's end: each teacher/class whose rate is below the threshold (rows as CONTRACT §4)."""
+    threshold = float(opts.get("threshold", 0.6))
+    out = []
+    for r in rows:
+        rate = r.get("rate")
+        if rate is None or rate >= threshold:
+            continue
+        name = str(r.get(who))
+        label = "教师" if who == "teacher" else "班级"
+        out.append(Candidate(f"usage_below|{week}|{who}|{name}", "usage_below", opts.get("severity", "info"),
+                             f"{week} {label}{name} 班班通使用率 {rate:.0%}（{r.get('used')}/{r.get('scheduled')}）"
+                             f" 低于 {threshold:.0%}", t, mode="event", code=who,
+                             labels={"device": None, "class": name if who == "class" else None, "building": None,
+                                     "floor": None, "room": None, "teacher": name if who == "teacher" else None}))
+    return out
+
+
+FAULT_TITLES = {
+    "display_missing": "投影无信号", "disk_full": "磁盘已满", "overheat": "温度过高",
+    "unclean_shutdown": "非正常关机", "agent_crash": "监控程序崩溃", "clock": "时钟不准",
+    "power_cut": "停电", "network": "网络故障", "projector": "投影机故障", "pc": "电脑故障",
+    "audio": "音响故障", "whiteboard": "白板故障", "other": "其他故障",
+}
+
+
+def fault_title(code: str) -> str:
+    return FAULT_TITLES.get(code, "故障")
