@@ -84,10 +84,18 @@ class AlertEngine:
 
 def server_hook(server: Any) -> Callable[[], None]:
     """`bbt server`: start the engine on the collector's store, woken by its batches."""
+    from collector.lease import Lease
+
     collector = server.collector
-    engine = AlertEngine(collector.db, base_url=server.url.rstrip("/"),
+    lease = Lease(collector.db, "alerts")  # several collectors on one store: one evaluates and sends
+    engine = AlertEngine(collector.db, base_url=server.url.rstrip("/"), gate=lease.held,
                          **server.opts.extra_config.get("ALERTS", {}))
     collector.listeners.append(engine.on_batch)
     engine.start()
     server.alerts = engine
-    return engine.stop
+
+    def stop() -> None:
+        engine.stop()
+        lease.release()
+
+    return stop

@@ -58,6 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         admin,
         admin_imports,
         admin_policy,
+        alert_views,
         api,
         auth,
         devices,
@@ -70,7 +71,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
 
     i18n.init_app(app)
-    for bp in (auth.bp, overview.bp, usage_pages.bp, devices.bp, faults.bp, admin.bp, api.bp, openapi.bp):
+    for bp in (auth.bp, overview.bp, usage_pages.bp, devices.bp, faults.bp, admin.bp, api.bp, openapi.bp,
+               alert_views.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.bp)
     app.before_request(auth.load_user)

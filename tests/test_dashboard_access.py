@@ -41,10 +41,13 @@ EXPECTED: dict[str, set[str]] = {
     "api.usage_report": SCHOOL_WIDE, "api.usage_trend": ALL - {"maintainer"},
     "api.alert_ack": {"admin", "headteacher", "maintainer"},
     "api.command": {"admin", "maintainer"},
+    "api.alert_detail": DEVICE_VIEW, "api.faults_list": DEVICE_VIEW, "api.faults_stats": DEVICE_VIEW,
+    "api.faults_xlsx": DEVICE_VIEW, "api.faults_report": ALL, "api.faults_update": {"admin", "maintainer"},
+    "alert_links.link_ack": PUBLIC,
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
 VALUES = {"school": SCHOOL, "device": DEVICES[0][0], "name": USERS["teacher"][0], "lang": "en", "filename": "bbt.css",
-          "alert_id": "1", "fault_id": "1", "kind": "shutdown"}
+          "alert_id": "1", "fault_id": "1", "ticket_id": "1", "kind": "shutdown"}
 QUERY = {"school": SCHOOL, "week": "2026-W48", "date": "2026-11-23"}
 
 
