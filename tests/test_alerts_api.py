@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from openpyxl import load_workbook
 
 from alerts import store
@@ -42,9 +41,11 @@ def _setup(db: Any, make_app: Callable[[], Any]) -> tuple[Any, dict[str, str]]:
     open_fault(db, "s1", "pc-302", "overheat", "critical", "agent", None, now - 30, "e2")
     evaluate_school(db, "s1", now, NoSchedule(), [])
     tokens = {}
-    for name, role, klass in (("admin1", "admin", None), ("wang", "maintainer", None), ("ct301", "class_teacher", "301"),
-                              ("t1", "teacher", None)):
-        add_user(db, name, role, "password-123", None if role == "admin" else "s1", klass, must_change=False)
+    people: list[tuple[str, str, str | None]] = [("admin1", "admin", None), ("wang", "maintainer", None),
+                                                 ("ct301", "class_teacher", "301"), ("t1", "teacher", None)]
+    for name, role, their_class in people:
+        add_user(db, name, role, "password-123", None if role == "admin" else "s1", their_class,
+                 must_change=False)
         tokens[name] = create_token(db, name)
     return make_app(), tokens
 
