@@ -15,14 +15,20 @@ WEEK = {"name": "week", "in": "query", "required": True,
         "schema": {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$"}, "example": "2026-W48"}
 DATE = {"name": "date", "in": "query", "required": True, "schema": {"type": "string", "format": "date"}}
 ERR = {"$ref": "#/components/schemas/Error"}
+TERM = [{"name": "term", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+         "description": "a day of the school term to cover"},
+        {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
+        {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}}]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _op(summary: str, params: list[dict[str, Any]], item: dict[str, Any], array: bool = True) -> dict[str, Any]:
+def _op(summary: str, params: list[dict[str, Any]], item: dict[str, Any], array: bool = True,
+        media: str = "application/json") -> dict[str, Any]:
     schema = {"type": "array", "items": item} if array else item
     return {"get": {
         "summary": summary, "parameters": params, "security": [{"bearer": []}],
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+            "200": {"description": "OK", "content": {media: {"schema": schema}}},
             "400": {"description": "bad parameter", "content": {"application/json": {"schema": ERR}}},
             "401": {"description": "no or bad token", "content": {"application/json": {"schema": ERR}}},
             "403": {"description": "not allowed for this role", "content": {"application/json": {"schema": ERR}}},
@@ -68,6 +74,17 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/alerts": _op("Alerts", [SCHOOL, {"name": "state", "in": "query", "required": False, "schema": {
         "type": "string", "enum": ["open", "firing", "acknowledged", "resolved", "all"]}}], _obj(
         {"id": INT, "kind": S, "severity": S, "device": NS, "opened": S, "acked_by": NS, "state": S})),
+    "/api/v1/faults": _op("The fault register (故障登记簿): one ticket per fault", [SCHOOL, *TERM, {
+        "name": "open", "in": "query", "required": False, "schema": {"type": "string", "enum": ["1", "0"]}}], _obj(
+        {"id": INT, "device": S, "class": NS, "code": S, "title": S, "severity": S, "reporter": S, "reported": S,
+         "cause": NS, "handling": NS, "repair_record": NS, "parts": NS, "acked_by": NS, "closed": NS},
+        ["id", "device", "code", "severity", "reporter", "reported"])),
+    "/api/v1/faults/stats": _op("Mean time to acknowledge / repair (minutes), faults per device", [SCHOOL, *TERM],
+                                _obj({"tickets": INT, "open": INT, "mtta_min": {"type": "number", "nullable": True},
+                                      "mttr_min": {"type": "number", "nullable": True},
+                                      "per_device": {"type": "object", "additionalProperties": INT}}), array=False),
+    "/api/v1/faults.xlsx": _op("The fault register as an XLSX workbook", [SCHOOL, *TERM],
+                               {"type": "string", "format": "binary"}, array=False, media=XLSX),
 }
 
 
