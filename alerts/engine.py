@@ -11,9 +11,9 @@ import time
 from typing import Any, Callable
 
 from alerts import config
-from alerts.evaluate import EventScanner, PassResult, evaluate_school
+from alerts.evaluate import EventScanner, PassResult, default_weekly, evaluate_school
 from alerts.notify import Dispatcher, Sender
-from alerts.schedule import NoSchedule, Schedule
+from alerts.schedule import DbSchedule, Schedule
 from collector.db import Database
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,11 @@ class AlertEngine:
     def __init__(self, db: Database, schedule: Schedule | None = None, sender: Sender | None = None,
                  clock: Callable[[], float] = time.time, base_url: str | None = None,
                  interval_s: float = 5.0, min_gap_s: float = 0.1, rate_window_s: float = 60.0,
-                 gate: Callable[[], bool] = lambda: True) -> None:
+                 gate: Callable[[], bool] = lambda: True,
+                 weekly: Callable[..., dict[str, list[dict[str, Any]]]] | None = default_weekly) -> None:
         self.db = db
-        self.schedule = schedule or NoSchedule()
+        self.weekly = weekly
+        self.schedule = schedule or DbSchedule(db)
         self.clock = clock
         self.interval_s = interval_s
         self.min_gap_s = min_gap_s
@@ -47,7 +49,7 @@ class AlertEngine:
         total = PassResult()
         events = self.scanner.scan(self.db, now)
         for school in sorted(set(config.schools(self.db)) | set(events)):
-            res = evaluate_school(self.db, school, now, self.schedule, events.get(school, []))
+            res = evaluate_school(self.db, school, now, self.schedule, events.get(school, []), self.weekly)
             total.fired += res.fired
             total.resolved += res.resolved
             total.notices += res.notices

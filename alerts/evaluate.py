@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Callable
 
 from alerts import config, faultlog, routing, rules, store
 from alerts.rules import Candidate, Device
-from alerts.schedule import Schedule
+from alerts.schedule import Schedule, term_cutoff
 from collector.db import Database, Row
 from collector.registry import DEFAULT_HEARTBEAT_S, effective_online, school_settings, school_tz
 
@@ -52,7 +52,8 @@ def state_candidates(db: Database, school: str, now: float, sched: Schedule, cfg
         local = datetime.fromtimestamp(now, school_tz(db, school))
         out += rules.left_on(devices, sched.last_lesson_end(school, now), local, r["left_on"])
     if r["agent_silent"].get("enabled"):
-        out += rules.agent_silent(devices, now, sched.in_term(school, now), r["agent_silent"])
+        cutoff = term_cutoff(sched, school, now, float(r["agent_silent"].get("after_h", 24)), school_tz(db, school))
+        out += rules.agent_silent(devices, cutoff, r["agent_silent"])
     return out
 
 
@@ -116,6 +117,40 @@ def event_candidates(db: Database, school: str, events: list[Row], sched: Schedu
     return out
 
 
+def week_end_candidates(db: Database, school: str, now: float, cfg: dict[str, Any],
+                        weekly: Callable[[Database, str, str, float], dict[str, list[dict[str, Any]]]]
+                        ) -> list[Candidate]:
+    """Once per ISO week, from Sunday ``at`` (default 18:00) on: teachers and classes below the threshold."""
+    opts = cfg["rules"]["usage_below"]
+    if not opts.get("enabled"):
+        return []
+    local = datetime.fromtimestamp(now, school_tz(db, school))
+    iso = local.isocalendar()
+    at = str(opts.get("at", "18:00"))
+    ready = iso[2] == 7 and local.strftime("%H:%M") >= at
+    week = f"{iso[0]}-W{iso[1]:02d}" if ready else _previous_week(local)
+    key = f"usage_week|{school}"
+    if store.kv_get(db, key) == week or (not ready and store.kv_get(db, key) is None):
+        if not ready and store.kv_get(db, key) is None:
+            store.kv_set(db, key, week)  # first start: from the current week on
+        return []
+    store.kv_set(db, key, week)
+    below = weekly(db, school, week, now)
+    return (rules.usage_below(school, week, below.get("teachers", []), "teacher", now, opts)
+            + rules.usage_below(school, week, below.get("classes", []), "class", now, opts))
+
+
+def _previous_week(local: datetime) -> str:
+    iso = (local - timedelta(days=7)).isocalendar()
+    return f"{iso[0]}-W{iso[1]:02d}"
+
+
+def default_weekly(db: Database, school: str, week: str, now: float) -> dict[str, list[dict[str, Any]]]:
+    from collector.usage import below_threshold
+
+    return below_threshold(db, school, week, now)
+
+
 def labels_of(a: Row) -> dict[str, Any]:
     return {k: a.get(k) for k in ("school", "kind", "code", "severity", "building", "floor", "class", "device",
                                   "fingerprint")}
@@ -172,12 +207,15 @@ def _follow_up(db: Database, a: Row, cfg: dict[str, Any], now: float) -> int:
     return n
 
 
-def evaluate_school(db: Database, school: str, now: float, sched: Schedule, events: list[Row]) -> PassResult:
+def evaluate_school(db: Database, school: str, now: float, sched: Schedule, events: list[Row],
+                    weekly: Callable[..., dict[str, list[dict[str, Any]]]] | None = None) -> PassResult:
     cfg = config.load(db, school)
     res = PassResult()
     devices = load_devices(db, school, now)
     wanted = {c.fingerprint: c for c in state_candidates(db, school, now, sched, cfg, devices)}
     happened = event_candidates(db, school, events, sched, cfg, devices) if events else []
+    if weekly is not None:
+        happened += week_end_candidates(db, school, now, cfg, weekly)
     ttl = float(cfg.get("event_ttl_h", 24)) * 3600
     with db.transaction():
         faultlog.sync_tickets(db, school, now)

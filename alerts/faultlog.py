@@ -34,7 +34,9 @@ def sync_tickets(db: Database, school: str, now: float) -> int:
                     "ON d.school = f.school AND d.device = f.device LEFT JOIN fault_tickets k ON k.fault_id = f.id "
                     "WHERE f.school = ? AND k.id IS NULL", (school,))
     for f in rows:
-        _insert_ticket(db, f, "agent" if f["source"] == "agent" else f["source"], f["source"], f["detail"], now)
+        source = str(f["source"])
+        reporter = source.split(":", 1)[1] if source.startswith("report:") else source  # the dashboard's 报修
+        _insert_ticket(db, f, reporter, source.split(":", 1)[0], f["detail"], now)
     # a fault its agent reported cleared counts as repaired then
     db.execute("UPDATE fault_tickets SET repaired_t = (SELECT f.cleared_t FROM faults f WHERE f.id = "
                "fault_tickets.fault_id), updated = ? WHERE school = ? AND repaired_t IS NULL AND EXISTS "

@@ -30,7 +30,7 @@ class Sender(Protocol):
 
 
 class _Redact(logging.Filter):
-    """Masks channel secrets in any log record of apprise (it logs URLs at debug level)."""
+    """Masks channel secrets in the log records of apprise and urllib3 (they log URLs at debug level)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,7 +50,8 @@ class _Redact(logging.Filter):
 
 
 REDACT = _Redact()
-logging.getLogger("apprise").addFilter(REDACT)
+for _name in ("apprise", "urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "requests"):
+    logging.getLogger(_name).addFilter(REDACT)  # urllib3 logs the request line, bot key and all
 
 
 class AppriseSender:

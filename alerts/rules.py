@@ -127,14 +127,14 @@ def left_on(devices: Iterable[Device], last_lesson_end: Mapping[str, float], loc
     return out
 
 
-def agent_silent(devices: Iterable[Device], now: float, in_term: bool, opts: Mapping[str, Any]) -> list[Candidate]:
-    """No message from a device for more than a day during term time."""
-    if not in_term:
+def agent_silent(devices: Iterable[Device], cutoff: float | None, opts: Mapping[str, Any]) -> list[Candidate]:
+    """No message from a device for more than ``after_h`` hours of term time (weekends and holidays
+    do not count): its last message is older than ``cutoff`` (None: not in term, nothing fires)."""
+    if cutoff is None:
         return []
-    limit = float(opts.get("after_h", 24)) * 3600
-    return [_cand("agent_silent", d, opts.get("severity", "warning"),
-                  f"超过 {int(limit // 3600)} 小时没有消息", d.last_seen + limit)
-            for d in devices if d.last_seen is not None and now - d.last_seen > limit]
+    hours = int(float(opts.get("after_h", 24)))
+    return [_cand("agent_silent", d, opts.get("severity", "warning"), f"上课日超过 {hours} 小时没有消息", cutoff)
+            for d in devices if d.last_seen is not None and d.last_seen < cutoff]
 
 
 # -- event rules ---------------------------------------------------------------
@@ -207,5 +207,11 @@ FAULT_TITLES = {
 }
 
 
+REPORT_TITLES = {"no_power": "不通电", "no_sound": "没有声音", "touch": "触摸屏失灵", "slow": "电脑很卡",
+                 "display_missing": "投影无信号", "projector": "投影机故障", "network": "不能上网", "other": "其他故障"}
+
+
 def fault_title(code: str) -> str:
+    if code.startswith("report_"):
+        return "报修：" + REPORT_TITLES.get(code[7:], code[7:])
     return FAULT_TITLES.get(code, "故障")

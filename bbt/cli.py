@@ -18,6 +18,7 @@ from bbt import __version__
 from bbt.errors import BbtError
 
 EXTENSIONS: list = [
+    "bbt.cli_alerts",
     "bbt.cli_trust",
     "bbt.cli_district",
     "bbt.cli_dashboard",
