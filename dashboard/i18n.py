@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, redirect, request, session
-from flask_babel import Babel
+from flask import Blueprint, Flask, g, redirect, request, session
+from flask_babel import Babel, get_translations
 
 from dashboard.access import PUBLIC, allow
 
@@ -25,9 +25,19 @@ def select_locale() -> str:
     return request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT
 
 
+def _translations() -> Any:
+    t = g.get("_bbt_translations")
+    if t is None:
+        t = g._bbt_translations = get_translations()
+    return t
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     Babel(app, locale_selector=select_locale)
+    # templates look the catalog up once per request, not at every string (flask-babel's default)
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda s: _translations().ugettext(s), lambda s, p, n: _translations().ungettext(s, p, n), newstyle=True)
     app.register_blueprint(bp)
 
     @app.context_processor

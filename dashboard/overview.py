@@ -8,11 +8,12 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template, request
 
 from collector import registry
-from dashboard import devstate, get_db
+from dashboard import cache, devstate, get_db
 from dashboard.access import ANY_USER, Scope, allow
 from dashboard.auth import current_user
 
 bp = Blueprint("overview", __name__)
+USAGE_TTL_S = 10.0  # the usage tiles may be this old (the page refreshes every 10 s)
 
 
 def schools_known() -> list[str]:
@@ -48,7 +49,8 @@ def summary(scope: Scope, school: str) -> dict[str, Any]:
     for f in faults:
         f["opened"] = registry.iso(f["opened_t"], tz)
     return {
-        "usage": usage_summary(scope, school, tz),
+        "usage": cache.cached(("usage_summary", db.url, school, scope.user.role, scope.user.name, scope.user.klass),
+                              USAGE_TTL_S, lambda: usage_summary(scope, school, tz)),
         "school": school, "generated": registry.iso(time.time(), tz),
         "devices": [{k: d[k] for k in ("device", "class", "room", "building", "floor", "state", "last_seen",
                                        "open_faults")} for d in devices],

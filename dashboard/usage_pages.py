@@ -8,13 +8,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 
 from collector import usage, usage_export
 from collector.registry import school_tz
-from collector.school_calendar import iso_week, week_days
+from collector.school_calendar import default_term, iso_week, term_of, week_days
 from collector.usage_report import weekly_report
-from dashboard import get_db
+from dashboard import cache, get_db
 from dashboard.access import SCHOOL_WIDE, Scope, allow
 from dashboard.api_usage import RATE_ROLES, _rows
 from dashboard.auth import current_user
@@ -22,6 +24,8 @@ from dashboard.overview import page_school
 
 bp = Blueprint("usage", __name__, url_prefix="/usage")
 TREND_WEEKS = 8
+TREND_TTL_S = 60.0  # the trend chart may be a minute old; the table itself is always current
+CACHE_S = 600.0  # the table's rows and HTML, keyed by the data version (see data_version)
 STATUS = {"used": _l("已使用"), "not_used": _l("未使用"), "device_off": _l("设备未开机"), "faulty": _l("设备故障"),
           "no_device": _l("无设备"), "pending": _l("未结束")}
 
@@ -84,20 +88,50 @@ def trend_series(scope: Scope, school: str, week: str, by: str, keys: list[str])
     return {"weeks": weeks, "series": series}
 
 
+def data_version(school: str, week: str, period: str) -> tuple[Any, ...]:
+    """Changes whenever the figures of this week (or term so far) can have changed: a day recomputed
+    (ingest, an import, a registered fault), the settings, the week's publication. Brings the days
+    up to date first (collector.usage.ensure_days)."""
+    db = get_db()
+    days = week_days(week)
+    start, end = days[0], days[-1]
+    if period == "term":
+        tt = term_of(start, usage.load_model(db, school).terms) or default_term(start)
+        start, end = tt.start, min(tt.end, max(today(school), tt.start))
+    usage.ensure_days(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)])
+    r = db.query("SELECT MAX(computed) AS c, COUNT(*) AS n, SUM(dirty) AS d FROM usage_days "
+                 "WHERE school = ? AND date >= ? AND date <= ?", (school, start.isoformat(), end.isoformat()))[0]
+    pub = db.query("SELECT published FROM usage_published WHERE school = ? AND week = ?", (school, week))
+    return (r["c"], r["n"], r["d"], tuple(sorted(usage.settings(db, school).items())),
+            pub[0]["published"] if pub else None)
+
+
 def _page(by: str) -> Any:
     scope = _scope()
     school = page_school(scope)
     if not school:
-        return render_template("usage/table.html", school="", rows=[], by=by, week="", period="week")
+        return render_template("usage/table.html", school="", table_html="", by=by, week="", period="week")
     week = chosen_week(school)
     period = "term" if request.args.get("period") == "term" else "week"
-    rows, label = table_rows(scope, school, week, by, period)
-    threshold = float(usage.settings(get_db(), school)["threshold"])
-    rows = sorted(rows, key=lambda r: (r["rate"], r[by]))
-    trend = trend_series(scope, school, week, by, [r[by] for r in rows])
-    return render_template("usage/table.html", school=school, rows=rows, by=by, week=week, period=period,
-                           label=label, threshold=threshold, trend=trend, prev=shift(week, -1), next=shift(week, 1),
-                           below=sum(1 for r in rows if r["below_threshold"]))
+    u = scope.user
+    key = (get_db().url, school, week, by, period, u.role, u.name, u.klass, data_version(school, week, period))
+
+    def compute() -> dict[str, Any]:
+        rows, label = table_rows(scope, school, week, by, period)
+        rows = sorted(rows, key=lambda r: (r["rate"], r[by]))
+        for r in rows:
+            r["pct"] = f"{r['rate'] * 100:.1f}%"
+        return {"rows": rows, "label": label, "below": sum(1 for r in rows if r["below_threshold"]),
+                "threshold": float(usage.settings(get_db(), school)["threshold"])}
+    data = cache.cached(("rates",) + key, CACHE_S, compute)
+    lang = str(get_locale())
+    table_html = cache.cached(("rates_html", lang) + key, CACHE_S, lambda: Markup(render_template(
+        "usage/_rates.html", rows=data["rows"], by=by, school=school, week=week, period=period)))
+    trend = cache.cached(("trend", get_db().url, school, week, by, u.role, u.name, u.klass), TREND_TTL_S,
+                         lambda: trend_series(scope, school, week, by, [r[by] for r in data["rows"]]))
+    return render_template("usage/table.html", school=school, table_html=table_html, by=by, week=week,
+                           period=period, label=data["label"], threshold=data["threshold"], trend=trend,
+                           prev=shift(week, -1), next=shift(week, 1), below=data["below"])
 
 
 @bp.get("/teachers")

@@ -39,7 +39,9 @@ def init_app(app: Flask) -> None:
                 return True
             return "faults.repair" not in (ep, request.endpoint) and request.blueprint == ep.split(".")[0]
         return {"nav": items, "nav_active": active, "can": lambda ep: ep in app.view_functions and may(user, ep),
-                "STATE_LABELS": STATE_LABELS, "SEVERITY_LABELS": SEVERITY_LABELS}
+                # translated once per request (lazy strings would look up the catalog at every use)
+                "STATE_LABELS": {k: str(v) for k, v in STATE_LABELS.items()},
+                "SEVERITY_LABELS": {k: str(v) for k, v in SEVERITY_LABELS.items()}}
 
     @app.before_request
     def csrf_for_session_writes() -> None:

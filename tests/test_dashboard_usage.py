@@ -48,7 +48,7 @@ def get(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def rows_of(html: str) -> dict[str, tuple[str, ...]]:
     """Table rows of the rates table: key -> (scheduled, used, rate, mark)."""
-    body = html.split('<table class="list responsive rates">')[1].split("</table>")[0]
+    body = html.split('<table class="list responsive rates"')[1].split("</table>")[0]
     out: dict[str, tuple[str, ...]] = {}
     for tr in re.findall(r"<tr class=\"(below)?\">(.*?)</tr>", body, re.S):
         cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr[1], re.S)]

@@ -1,0 +1,1 @@
+"""Benchmarks (run as scripts; each writes bench/results/NAME.md and .json)."""
