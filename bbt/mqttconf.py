@@ -61,11 +61,13 @@ def _safe(url: str) -> str:
     return url
 
 
-def make_client(cfg: BrokerConfig, client_id: str, clean_session: bool = True, manual_ack: bool = False) -> Any:
-    """A paho-mqtt 2 client (MQTT 3.1.1) with TLS and credentials applied; not yet connected."""
+def make_client(cfg: BrokerConfig, client_id: str, clean_session: bool = True, manual_ack: bool = False,
+                client_class: Any = None) -> Any:
+    """A paho-mqtt 2 client (MQTT 3.1.1) with TLS and credentials applied; not yet connected.
+    ``client_class``: a subclass of paho's Client to use instead (the collector's buffered reader)."""
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
+    client = (client_class or mqtt.Client)(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
                          protocol=mqtt.MQTTv311, manual_ack=manual_ack)
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password)

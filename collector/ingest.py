@@ -61,6 +61,9 @@ def clean_text(s: str) -> str:
     return s.encode("utf-8", errors="backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+
+
 def _encodes(v: str) -> bool:
     try:
         v.encode("utf-8")
@@ -90,7 +93,7 @@ def _event_row(school: str, device: str, ev: dict[str, Any], now: datetime) -> E
     if ev["seq"] > MAX_SEQ:
         raise protocol.Rejected("bad_field", f"seq {ev['seq']} is larger than {MAX_SEQ}")
     try:
-        text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        text = _ENCODE(data)
     except ValueError:
         raise protocol.Rejected("bad_field", "data contains NaN or Infinity, which JSON does not allow") from None
     return EventRow(school, device, ev["id"], ev["seq"], ev["type"], ev["ts"],
@@ -105,7 +108,8 @@ def prepare(msg: Incoming) -> Prepared:
         if topic.kind == "events":
             assert topic.device is not None
             events = protocol.decode_events(msg.payload, topic.device)
-            check_strings(events)
+            if b"\\u" in msg.payload:  # only a \u escape can carry NUL or a lone surrogate into valid UTF-8 JSON
+                check_strings(events)
             rows = [_event_row(topic.school, topic.device, ev, now) for ev in events]
             return Prepared("events", msg, topic.school, topic.device, events=rows)
         if topic.kind == "status":

@@ -146,13 +146,19 @@ class Collector:
             self.commit(batch)
             client = self._client
             if client is not None:
-                for m in batch:
-                    if m.qos:
-                        client.ack(m.mid, m.qos)
+                acks = [(m.mid, m.qos) for m in batch if m.qos]
+                if hasattr(client, "ack_many"):
+                    client.ack_many(acks)
+                else:
+                    for mid, qos in acks:
+                        client.ack(mid, qos)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
-        self._client = make_client(self.broker, self.client_id, clean_session=False, manual_ack=True)
+        from collector.fastmqtt import BufferedReadClient
+
+        self._client = make_client(self.broker, self.client_id, clean_session=False, manual_ack=True,
+                                   client_class=BufferedReadClient)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
