@@ -67,8 +67,8 @@ def make_client(cfg: BrokerConfig, client_id: str, clean_session: bool = True, m
     ``client_class``: a subclass of paho's Client to use instead (the collector's buffered reader)."""
     import paho.mqtt.client as mqtt
 
-    client = (client_class or mqtt.Client)(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
-                         protocol=mqtt.MQTTv311, manual_ack=manual_ack)
+    client = (client_class or mqtt.Client)(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                           clean_session=clean_session, protocol=mqtt.MQTTv311, manual_ack=manual_ack)
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password)
     if cfg.tls:

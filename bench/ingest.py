@@ -113,14 +113,16 @@ conn = sqlite3.connect(db, isolation_level=None)
 conn.execute("PRAGMA journal_mode=WAL"); conn.execute("PRAGMA synchronous=FULL")
 conn.execute("CREATE TABLE IF NOT EXISTS events (topic TEXT, payload BLOB)")
 def on_message(c, u, m):
-    conn.execute("BEGIN"); conn.execute("INSERT INTO events VALUES (?, ?)", (m.topic, m.payload)); conn.execute("COMMIT")
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO events VALUES (?, ?)", (m.topic, m.payload))
+    conn.execute("COMMIT")
 def on_connect(c, u, f, rc, p=None):
-    c.subscribe("%s", 1)
+    c.subscribe("TOPIC", 1)
 c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-naive", clean_session=False)
 c.on_message, c.on_connect = on_message, on_connect
 c.connect("127.0.0.1", port)
 c.loop_forever()
-''' % TOPIC
+'''.replace("TOPIC", TOPIC)
 
 
 PAHO_ONLY = r'''
@@ -129,7 +131,7 @@ out, port = open(sys.argv[1], "w"), int(sys.argv[2])
 def on_message(c, u, m):
     out.write("\n"); c.ack(m.mid, m.qos)
 def on_connect(c, u, f, rc, p=None):
-    c.subscribe("%s", 1)
+    c.subscribe("TOPIC", 1)
 c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-paho", clean_session=False, manual_ack=True)
 c.on_message, c.on_connect = on_message, on_connect
 c.max_inflight_messages_set(1000)
@@ -139,7 +141,7 @@ try:
         c.loop(0.05); out.flush()
 finally:
     out.close()
-''' % TOPIC
+'''.replace("TOPIC", TOPIC)
 
 
 class Consumer:
@@ -309,7 +311,8 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, 
              f"Machine: {out['machine']}. {args.events} single-event QoS 1 messages (heartbeats of {DEVICES} "
              f"devices), {args.publishers} publisher processes (QoS 1, up to 1000 in flight each), a fresh "
              "Mosquitto 2 per run. Durable = SQLite WAL, synchronous=FULL; acknowledged after commit.", "",
-             "| mode | consumer | events/s | stored / sent | seconds | publishers' events/s |", "|---|---|---|---|---|---|"]
+             "| mode | consumer | events/s | stored / sent | seconds | publishers' events/s |",
+             "|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['mode']} | {r['consumer']} | {r['rate']} | {r['events']} / {r['of']} | {r['seconds']} | "
                      f"{r['publish_rate'] or '-'} |")
