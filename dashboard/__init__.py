@@ -62,6 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api,
         auth,
         devices,
+        district,
         faults,
         i18n,
         openapi,
@@ -72,9 +73,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     i18n.init_app(app)
     for bp in (auth.bp, overview.bp, usage_pages.bp, devices.bp, faults.bp, admin.bp, api.bp, openapi.bp,
-               alert_views.bp):
+               alert_views.bp, district.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.bp)
+    csrf.exempt(district.bp)  # GET only
     app.before_request(auth.load_user)
     app.before_request(access.enforce)
     web.init_app(app)

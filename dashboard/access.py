@@ -16,8 +16,8 @@ from dashboard.users import ROLES, User
 
 PUBLIC = "public"
 ANY_USER = ROLES
-SCHOOL_WIDE = ("admin", "headteacher")           # see every class and teacher of their school
-DEVICE_ROLES = ("admin", "headteacher", "maintainer")  # see every device of their school
+SCHOOL_WIDE = ("admin", "headteacher", "bureau")  # see every class and teacher of their school (bureau: all schools)
+DEVICE_ROLES = ("admin", "headteacher", "maintainer", "bureau")  # see every device of their school
 OPERATORS = ("admin", "maintainer")              # send commands, fill in the fault register
 ACK_ROLES = ("admin", "headteacher", "maintainer")
 

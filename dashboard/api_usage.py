@@ -23,7 +23,7 @@ from dashboard.access import SCHOOL_WIDE, allow
 from dashboard.api import bp, resolve_school, scope
 from dashboard.users import User
 
-RATE_ROLES = ("admin", "headteacher", "class_teacher", "teacher")
+RATE_ROLES = ("admin", "headteacher", "class_teacher", "teacher", "bureau")
 
 
 def _user() -> User:

@@ -12,9 +12,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from bbt.errors import BbtError
 from collector.db import Database
 
-ROLES = ("admin", "headteacher", "class_teacher", "teacher", "maintainer")
+ROLES = ("admin", "headteacher", "class_teacher", "teacher", "maintainer", "bureau")
 ROLE_NAMES = {"admin": "管理员（电教管理员/信息中心）", "headteacher": "校领导/教导处", "class_teacher": "班主任",
-              "teacher": "任课教师", "maintainer": "维护人员"}
+              "teacher": "任课教师", "maintainer": "维护人员",
+              "bureau": "区县教育局（所有学校，只读）"}
 MIN_PASSWORD = 8
 _hasher = PasswordHasher()
 
@@ -56,8 +57,10 @@ def add_user(db: Database, name: str, role: str, password: str, school: str | No
         raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
     if role == "class_teacher" and not klass:
         raise UserError("a class_teacher needs --class")
-    if role != "admin" and not school:
+    if role not in ("admin", "bureau") and not school:
         raise UserError(f"a {role} needs --school")
+    if role == "bureau" and school:
+        raise UserError("a bureau user sees every school: leave out --school")
     if len(password) < MIN_PASSWORD:
         raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
     if db.query("SELECT 1 AS x FROM users WHERE name = ?", (name,)):
@@ -132,7 +135,7 @@ def update_user(db: Database, name: str, role: str, school: str | None, klass: s
         raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
     if role == "class_teacher" and not klass:
         raise UserError("a class_teacher needs a class")
-    if role != "admin" and not school:
+    if role not in ("admin", "bureau") and not school:
         raise UserError(f"a {role} needs a school")
     n = db.execute("UPDATE users SET role = ?, school = ?, class = ?, disabled = ? WHERE name = ?",
                    (role, school or None, klass or None, int(disabled), name))

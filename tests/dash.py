@@ -22,6 +22,7 @@ USERS = {
     "class_teacher": ("王芳", SCHOOL, "七年级1班"),
     "teacher": ("李强", SCHOOL, None),
     "maintainer": ("电工张", SCHOOL, None),
+    "bureau": ("区教育局", None, None),
 }
 DEVICES = [("pc-101", "七年级1班", "A101", "A楼", "1楼"), ("pc-102", "七年级2班", "A102", "A楼", "1楼"),
            ("pc-201", "八年级1班", "A201", "A楼", "2楼")]

@@ -17,8 +17,8 @@ from tests.dash import DEVICES, SCHOOL, USERS, add_users, make_app, seed_school
 
 ALL = set(ROLES)
 PUBLIC = {"public"}
-DEVICE_VIEW = {"admin", "headteacher", "maintainer", "class_teacher"}
-SCHOOL_WIDE = {"admin", "headteacher"}
+DEVICE_VIEW = {"admin", "headteacher", "maintainer", "class_teacher", "bureau"}
+SCHOOL_WIDE = {"admin", "headteacher", "bureau"}
 EXPECTED: dict[str, set[str]] = {
     "static": PUBLIC, "auth.login": PUBLIC, "auth.logout": PUBLIC, "i18n.switch": PUBLIC,
     "openapi.openapi": PUBLIC,
@@ -35,7 +35,7 @@ EXPECTED: dict[str, set[str]] = {
     "admin.settings": {"admin"}, "admin.audit_log": {"admin"}, "admin.imports_form": {"admin"},
     "admin.imports_preview": {"admin"}, "admin.imports_apply": {"admin"}, "admin.policy_editor": {"admin"},
     "admin.routing": {"admin"},
-    "api.devices": DEVICE_VIEW, "api.stats_ingest": {"admin", "headteacher", "maintainer"}, "api.me": ALL,
+    "api.devices": DEVICE_VIEW, "api.stats_ingest": {"admin", "headteacher", "maintainer", "bureau"}, "api.me": ALL,
     "api.usage_teachers": ALL - {"maintainer"}, "api.usage_classes": SCHOOL_WIDE | {"class_teacher"},
     "api.lessons": ALL - {"maintainer"}, "api.alerts": DEVICE_VIEW,
     "api.usage_report": SCHOOL_WIDE, "api.usage_trend": ALL - {"maintainer"},
@@ -44,6 +44,7 @@ EXPECTED: dict[str, set[str]] = {
     "api.alert_detail": DEVICE_VIEW, "api.faults_list": DEVICE_VIEW, "api.faults_stats": DEVICE_VIEW,
     "api.faults_xlsx": DEVICE_VIEW, "api.faults_report": ALL, "api.faults_update": {"admin", "maintainer"},
     "alert_links.link_ack": PUBLIC,
+    "district.index": {"bureau", "admin"}, "district.api_schools": {"bureau", "admin"},
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
 VALUES = {"school": SCHOOL, "device": DEVICES[0][0], "name": USERS["teacher"][0], "lang": "en", "filename": "bbt.css",
