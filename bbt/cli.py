@@ -170,7 +170,10 @@ def user() -> None:
 @db_option
 def user_add(name: str, role: str, school: Optional[str], klass: Optional[str], password_stdin: bool,
              db_url: Optional[str]) -> None:
-    """Add a user (roles: admin, headteacher, class_teacher, teacher, maintainer; bureau: 区县教育局, every school, no --school)."""
+    """Add a user (roles: admin, headteacher, class_teacher, teacher, maintainer, bureau).
+
+    bureau (区县教育局) sees every school, read-only, and takes no --school.
+    """
     from dashboard.users import add_user
 
     if not password_stdin:
