@@ -85,6 +85,11 @@ PATHS: dict[str, dict[str, Any]] = {
                                       "per_device": {"type": "object", "additionalProperties": INT}}), array=False),
     "/api/v1/faults.xlsx": _op("The fault register as an XLSX workbook", [SCHOOL, *TERM],
                                {"type": "string", "format": "binary"}, array=False, media=XLSX),
+    "/api/v1/district/schools": _op("Every school side by side for a week (bureau; an admin of one school: "
+                                    "that school)", [WEEK], _obj(
+        {"school": S, "name": S, "devices": INT, "online": INT, "scheduled": INT, "used": INT,
+         "rate": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True}, "classes_below": INT,
+         "teachers_below": INT, "faults_open": INT, "faults_week": INT})),
 }
 
 
