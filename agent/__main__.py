@@ -1,30 +1,49 @@
-"""``python -m agent``: the agent alone (no click, no server code) — what the service runs.
+"""``python -m agent`` (the frozen ``bbt-agent.exe``): the agent alone, without click or server code —
+what the service runs. Options as for ``bbt agent run``:
 
-Same options as ``bbt agent run``: --config FILE --broker URL --school S --device D.
+    python -m agent [--config FILE] [--broker URL] [--school S] [--device D] [-v]
+    python -m agent helper [--data-dir DIR] [--interval S]     (the user-session helper)
+    python -m agent service ...                                 (Windows: the service host, pywin32)
 """
 from __future__ import annotations
 
-import argparse
+import getopt
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
+
+USAGE = __doc__ or ""
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="bbt-agent", description="bbt classroom agent")
-    ap.add_argument("--config", default=None, help="agent INI file")
-    ap.add_argument("--broker", default=None)
-    ap.add_argument("--school", default=None)
-    ap.add_argument("--device", default=None)
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "helper":
+        from agent.helper import main as helper_main
+
+        return helper_main(args[1:])
+    if args and args[0] == "service":
+        from agent.winservice import main as service_main
+
+        return service_main(args[1:])
+    try:  # getopt, not argparse: the agent stays small (see bench/results/agent_footprint.md)
+        opts, rest = getopt.getopt(args, "hv", ["config=", "broker=", "school=", "device=", "help", "verbose"])
+    except getopt.GetoptError as e:
+        print("bbt-agent: %s\n%s" % (e, USAGE), file=sys.stderr)
+        return 2
+    if rest or any(o in ("-h", "--help") for o, _ in opts):
+        print(USAGE, file=sys.stderr if rest else sys.stdout)
+        return 2 if rest else 0
+    values: Dict[str, Optional[str]] = {k: None for k in ("config", "broker", "school", "device")}
+    for o, v in opts:
+        if o.startswith("--") and o[2:] in values:
+            values[o[2:]] = v
     from agent.service import run_foreground
     from bbt.errors import BbtError
 
+    config = values.pop("config")
     try:
-        run_foreground(args.config, {"broker": args.broker, "school": args.school, "device": args.device},
-                       args.verbose)
+        run_foreground(config, dict(values), any(o in ("-v", "--verbose") for o, _ in opts))
     except BbtError as e:
-        print("error: %s" % e, file=sys.stderr)
+        print("bbt-agent: %s" % e, file=sys.stderr)
         return 1
     return 0
 

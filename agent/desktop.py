@@ -7,7 +7,6 @@ and ``desktop = none``).
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
@@ -66,6 +65,8 @@ class WindowsDesktop(Desktop):
 
     def __init__(self, wtsapi32: Any = None, kernel32: Any = None, spawn: Any = _spawn) -> None:
         if wtsapi32 is None or kernel32 is None:
+            import ctypes
+
             wtsapi32, kernel32 = ctypes.windll.wtsapi32, ctypes.windll.kernel32  # type: ignore[attr-defined]
         self.wts, self.k32, self.spawn = wtsapi32, kernel32, spawn
 
@@ -73,6 +74,8 @@ class WindowsDesktop(Desktop):
         session = int(self.k32.WTSGetActiveConsoleSessionId())
         if session == 0xFFFFFFFF:
             return  # nobody at the console
+        import ctypes
+
         resp = ctypes.c_ulong(0)
         ok = self.wts.WTSSendMessageW(None, session, TITLE, len(TITLE) * 2, text, len(text) * 2,
                                       self.MB_OK_TOPMOST_ICONWARNING, int(duration_s), ctypes.byref(resp), False)

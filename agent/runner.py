@@ -56,7 +56,7 @@ class Agent:
         self.boot_id = os.urandom(8).hex()
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self._cmds: "queue.Queue[bytes]" = queue.Queue()
+        self._cmds: "queue.Queue[Optional[bytes]]" = queue.Queue()
         self._threads: List[threading.Thread] = []
         self._intervals: Dict[str, float] = {}
         self.scheduler: Any = None
@@ -112,7 +112,7 @@ class Agent:
     def _publisher(self) -> None:
         """Drain the outbox oldest first; delete only what the broker acknowledged (PUBACK)."""
         while not self._stop.is_set():
-            self._wake.wait(1.0)
+            self._wake.wait(60.0)  # set by emit, connect and stop: no busy polling
             self._wake.clear()
             while self._connected.is_set():
                 batch = self.outbox.peek()
@@ -137,9 +137,11 @@ class Agent:
     def _command_worker(self) -> None:
         while not self._stop.is_set():
             try:
-                payload = self._cmds.get(timeout=1.0)
+                payload = self._cmds.get(timeout=60.0)
             except queue.Empty:
                 continue
+            if payload is None:  # stop
+                return
             run_probe("command", self.commands.handle, None, payload)
 
     def refresh_inventory(self) -> None:
@@ -242,6 +244,7 @@ class Agent:
             time.sleep(0.05)
         self._stop.set()
         self._wake.set()
+        self._cmds.put(None)
         for t in self._threads:
             t.join(5)
         self.commands.cancel_shutdown()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import signal
 import threading
 from typing import Any, Dict, Optional
@@ -18,7 +17,9 @@ def setup_logging(verbose: bool, log_file: str = "") -> None:
     for noisy in ("apscheduler",):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if log_file:
-        h = logging.handlers.RotatingFileHandler(log_file, maxBytes=1 << 20, backupCount=3, encoding="utf-8")
+        from logging.handlers import RotatingFileHandler
+
+        h = RotatingFileHandler(log_file, maxBytes=1 << 20, backupCount=3, encoding="utf-8")
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(h)
 
@@ -27,10 +28,11 @@ def run_until(stop: threading.Event, config_path: Optional[str], overrides: Dict
               verbose: bool = False) -> None:
     """Load the config, run the agent until ``stop`` is set, stop it cleanly."""
     from agent.config import load_config
-    from agent.runner import Agent
 
     cfg = load_config(config_path, overrides)
     setup_logging(verbose, cfg.log_file)
+    from agent.runner import Agent
+
     a = Agent(cfg)
     a.start()
     log.info("bbt agent %s/%s -> %s", cfg.school, cfg.device, cfg.broker.split("@")[-1])

@@ -24,6 +24,7 @@ EXTENSIONS: list = [
     "bbt.cli_dashboard",
     "bbt.cli_usage",
     "bbt.cli_collector",
+    "bbt.cli_agent",
 ]
 
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,25 +49,62 @@ def cpu_seconds(p: psutil.Process) -> float:
 Proc = subprocess.Popen[bytes]
 
 
-def start(tmp: Path, broker: Mosquitto, agent_cmd: list[str]) -> tuple[Proc, Proc]:
-    env = dict(os.environ, BBT_AGENT_DATA_DIR=str(tmp / "agent"))
-    agent = subprocess.Popen(agent_cmd + ["--broker", broker.url, "--school", "bench", "--device", "pc-bench"],
-                             cwd=ROOT, env=env, stdout=(tmp / "agent.log").open("wb"), stderr=subprocess.STDOUT)
+def find_python38() -> str | None:
+    """Python 3.8: what the frozen agent for Windows 7 PCs is built with (docs/agent-build.md)."""
+    cands = [str(c) for c in sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob("3.8*/bin/python"))]
+    cands += [c for c in (shutil.which("python3.8"),) if c]
+    for cand in cands:
+        r = subprocess.run([cand, "-c", "import sys; print(sys.version_info[:2] == (3, 8))"],
+                           capture_output=True, text=True, check=False)
+        if r.stdout.strip() == "True":
+            return cand
+    return None
+
+
+def agent_venv(folder: Path, python: str) -> Path:
+    """A clean virtualenv with bbt[agent] installed from a copy of this tree: how a classroom PC gets it
+    (no editable-install hooks, no server packages). Returns its python."""
+    src = folder / "src"
+    if not src.exists():
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+            ".venv", ".git", "build", "*.egg-info", "__pycache__", "bbt-demo", "node_modules", "test-artifacts"))
+    venv = folder / ("venv-%d" % len(list(folder.glob("venv-*"))))
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", str(src) + "[agent]"], check=True)
+    return py
+
+
+def start_agent(tmp: Path, broker: Mosquitto, name: str, cmd: list[str]) -> Proc:
+    # as the systemd unit (agent/install.py) runs it
+    env = dict(os.environ, BBT_AGENT_DATA_DIR=str(tmp / name), MALLOC_ARENA_MAX="2")
+    with (tmp / (name + ".log")).open("wb") as log:
+        return subprocess.Popen(cmd + ["--broker", broker.url, "--school", "bench", "--device", name],
+                                cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_glances(tmp: Path, broker: Mosquitto) -> Proc:
     conf = tmp / "glances.conf"
     conf.write_text("[mqtt]\nhost=127.0.0.1\nport=%d\ntls=false\nuser=glances\npassword=glances\n"
                     "topic=glances\ntopic_structure=per-plugin\n" % broker.port)
     glances = subprocess.Popen([str(Path(sys.executable).with_name("glances")), "-C", str(conf), "--export", "mqtt",
                                 "--quiet", "-t", "60", "--disable-webui"],
                                cwd=tmp, stdout=(tmp / "glances.log").open("wb"), stderr=subprocess.STDOUT)
-    return agent, glances
+    return glances
 
 
-def measure(duration: float, interval: float, warmup: float, agent_cmd: list[str]) -> dict[str, Any]:
+def measure(duration: float, interval: float, warmup: float, agent_cmds: dict[str, list[str]]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        if not agent_cmds:
+            py38 = find_python38()
+            for label, py in (("agent_py38", py38), ("agent_py311", sys.executable)):
+                if py:
+                    agent_cmds[label] = [str(agent_venv(tmp / "install", py)), "-m", "agent"]
         broker = Mosquitto(tmp / "mosquitto").start()
-        agent, glances = start(tmp, broker, agent_cmd)
-        procs = {"agent": psutil.Process(agent.pid), "glances": psutil.Process(glances.pid)}
+        children = {name: start_agent(tmp, broker, name.replace("_", "-"), cmd) for name, cmd in agent_cmds.items()}
+        children["glances"] = start_glances(tmp, broker)
+        procs = {name: psutil.Process(p.pid) for name, p in children.items()}
         t0 = time.monotonic()
         samples: list[dict[str, Any]] = []
         marks: dict[str, dict[str, float]] = {}
@@ -83,12 +121,11 @@ def measure(duration: float, interval: float, warmup: float, agent_cmd: list[str
                 if el >= duration:
                     break
                 time.sleep(min(interval, max(0.0, duration - el)))
-                progress = int(100 * el / duration)
-                print("\rmeasuring %3d%%  agent %.1f MB  glances %.1f MB" % (
-                    progress, row["agent_rss_mb"], row["glances_rss_mb"]), end="", file=sys.stderr, flush=True)
+                print("\rmeasuring %3d%%  " % int(100 * el / duration) + "  ".join(
+                    "%s %.1f MB" % (n, row[n + "_rss_mb"]) for n in procs), end="", file=sys.stderr, flush=True)
         finally:
             print(file=sys.stderr)
-            for p in (agent, glances):
+            for p in children.values():
                 p.terminate()
                 try:
                     p.wait(15)
@@ -97,7 +134,8 @@ def measure(duration: float, interval: float, warmup: float, agent_cmd: list[str
                     p.wait()
             broker.stop()
         end = samples[-1]
-        out: dict[str, Any] = {"samples": samples}
+        out: dict[str, Any] = {"samples": samples, "programs": list(procs),
+                               "commands": {n: " ".join(c) for n, c in agent_cmds.items()}}
         for n in procs:
             rss = [s[n + "_rss_mb"] for s in samples if s["t"] >= warmup]
             steady = 100 * (end[n + "_cpu_s"] - marks["warm"][n]) / (end["t"] - marks["warm"]["t"])
@@ -107,15 +145,21 @@ def measure(duration: float, interval: float, warmup: float, agent_cmd: list[str
         return out
 
 
-def chart(samples: list[dict[str, Any]], path: Path) -> None:
-    """Resident memory over time of both programs, as a small SVG."""
+COLORS = {"agent_py38": "#1f77b4", "agent_py311": "#2ca02c", "glances": "#ff7f0e"}
+LABELS = {"agent_py38": "bbt agent (Python 3.8)", "agent_py311": "bbt agent (Python 3.11)", "glances": "Glances"}
+
+
+def chart(samples: list[dict[str, Any]], programs: list[str], path: Path) -> None:
+    """Resident memory over time of every program, as a small SVG."""
     w, h, pad = 640, 240, 40
     tmax = max(s["t"] for s in samples) or 1
-    ymax = max(max(s["agent_rss_mb"], s["glances_rss_mb"]) for s in samples) * 1.1
+    ymax = max(s[p + "_rss_mb"] for s in samples for p in programs) * 1.1
+
     def pts(key: str) -> str:
         xs = [pad + (w - 2 * pad) * s["t"] / tmax for s in samples]
         ys = [h - pad - (h - 2 * pad) * s[key] / ymax for s in samples]
         return " ".join("%.1f,%.1f" % xy for xy in zip(xs, ys, strict=True))
+
     y30 = h - pad - (h - 2 * pad) * TARGET_RSS_MB / ymax
     svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">'
            % (w, h), '<rect width="100%" height="100%" fill="white"/>',
@@ -123,67 +167,90 @@ def chart(samples: list[dict[str, Any]], path: Path) -> None:
            '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>' % (pad, pad, pad, h - pad),
            '<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c00" stroke-dasharray="4"/>' % (pad, y30, w - pad, y30),
            '<text x="%d" y="%.1f" fill="#c00">30 MB 目标 / target</text>' % (w - pad - 110, y30 - 4),
-           '<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{}"/>'.format(pts("agent_rss_mb")),
-           '<polyline fill="none" stroke="#ff7f0e" stroke-width="2" points="{}"/>'.format(pts("glances_rss_mb")),
-           '<text x="%d" y="16">常驻内存 MB / resident memory MB — <tspan fill="#1f77b4">bbt agent</tspan>, '
-           '<tspan fill="#ff7f0e">Glances</tspan></text>' % pad,
-           '<text x="%d" y="%d">0</text><text x="%d" y="%d">%.0f s</text>' % (pad, h - pad + 14, w - pad - 30,
-                                                                                  h - pad + 14, tmax),
-           '<text x="4" y="%d">%.0f</text>' % (pad + 4, ymax), "</svg>"]
+           '<text x="%d" y="16">常驻内存 MB / resident memory MB</text>' % pad]
+    for i, p in enumerate(programs):
+        svg.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>' % (COLORS.get(p, "#000"),
+                                                                                       pts(p + "_rss_mb")))
+        svg.append('<text x="%d" y="%d" fill="%s">%s</text>' % (pad + 10 + 190 * i, 30, COLORS.get(p, "#000"),
+                                                                LABELS.get(p, p)))
+    svg += ['<text x="%d" y="%d">0</text><text x="%d" y="%d">%.0f s</text>' % (pad, h - pad + 14, w - pad - 30,
+                                                                              h - pad + 14, tmax),
+            '<text x="4" y="%d">%.0f</text>' % (pad + 4, ymax), "</svg>"]
     path.write_text("\n".join(svg) + "\n", encoding="utf-8")
 
 
 def report(res: dict[str, Any], args: argparse.Namespace) -> None:
-    a, g = res["agent"], res["glances"]
-    ratio = g["cpu_pct_steady"] / a["cpu_pct_steady"] if a["cpu_pct_steady"] > 0 else float("inf")
-    checks = {"rss": a["rss_mb_max"] <= TARGET_RSS_MB, "cpu": a["cpu_pct_steady"] <= TARGET_CPU_PCT,
-              "ratio": ratio >= TARGET_RATIO}
+    g = res["glances"]
+    agents = [p for p in res["programs"] if p != "glances"]
+    verdicts: dict[str, dict[str, bool]] = {}
+    for name in agents:
+        a = res[name]
+        ratio = g["cpu_pct_steady"] / a["cpu_pct_steady"] if a["cpu_pct_steady"] > 0 else float("inf")
+        a["glances_over_agent_cpu"] = round(ratio, 1)
+        verdicts[name] = {"rss": a["rss_mb_max"] <= TARGET_RSS_MB, "cpu": a["cpu_pct_steady"] <= TARGET_CPU_PCT,
+                          "ratio": ratio >= TARGET_RATIO}
     summary = {"duration_s": args.duration, "warmup_s": args.warmup, "interval_s": args.interval,
-               "agent_cmd": " ".join(args.agent_cmd), "machine": "%s, %d CPUs, Python %s" % (
-                   platform.platform(), psutil.cpu_count(), platform.python_version()),
-               "agent": a, "glances": g, "glances_over_agent_cpu": round(ratio, 1), "targets_met": checks,
-               "samples": res["samples"]}
+               "commands": res["commands"], "machine": "%s, %d CPUs" % (platform.platform(), psutil.cpu_count()),
+               **{p: res[p] for p in res["programs"]}, "targets_met": verdicts, "samples": res["samples"]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "agent_footprint.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    chart(res["samples"], RESULTS / "agent_footprint.svg")
-    ok = lambda b: "✅ met" if b else "❌ missed"  # noqa: E731
+    chart(res["samples"], res["programs"], RESULTS / "agent_footprint.svg")
+
+    def ok(b: bool) -> str:
+        return "✅" if b else "❌"
+
+    head = "| | " + " | ".join(LABELS.get(p, p) for p in res["programs"]) + " | target (agent) |"
+    rows = [head, "|---" * (len(res["programs"]) + 2) + "|"]
+
+    def row(label: str, key: str, fmt: str, target: str = "", check: str = "") -> None:
+        cells = []
+        for p in res["programs"]:
+            v = res[p].get(key)
+            mark = (" " + ok(verdicts[p][check])) if check and p in verdicts else ""
+            cells.append((fmt % v if v is not None else "") + mark)
+        rows.append("| %s | %s | %s |" % (label, " | ".join(cells), target))
+
+    row("resident memory, average (MB)", "rss_mb_avg", "%.1f")
+    row("resident memory, maximum (MB)", "rss_mb_max", "%.1f", "<= %.0f MB" % TARGET_RSS_MB, "rss")
+    row("CPU, steady (% of one core)", "cpu_pct_steady", "%.3f", "<= %.1f %%" % TARGET_CPU_PCT, "cpu")
+    row("CPU, total incl. start-up (% of one core)", "cpu_pct_total", "%.3f")
+    row("CPU seconds in the run", "cpu_s_total", "%.2f")
+    row("Glances CPU / agent CPU (steady)", "glances_over_agent_cpu", "%.1fx", ">= %.0fx" % TARGET_RATIO, "ratio")
+    cmds = "\n".join("- %s: `%s`" % (LABELS.get(n, n), c) for n, c in res["commands"].items())
     md = f"""# Agent footprint / 客户端资源占用
 
-Both programs ran at the same time for {args.duration:.0f} s on {summary['machine']}, exporting to the same
-Mosquitto every 60 s (agent: default settings — heartbeat 60 s, usage 20 s, program scan 10 s, faults
-60 s; Glances: `--export mqtt -t 60`). CPU "steady" counts from {args.warmup:.0f} s (after start-up) to
-the end; "total" from the start. Children (e.g. loginctl, dpkg-query) are included.
+All programs ran at the same time for {args.duration:.0f} s on {summary['machine']}, exporting to the same
+Mosquitto every 60 s (agent: default settings — heartbeat 60 s, usage 20 s, program scan 10 s, power 15 s,
+USB 10 s, faults 60 s; Glances: `--export mqtt -t 60`). CPU "steady" counts from {args.warmup:.0f} s (after
+start-up) to the end; "total" from the start; children (loginctl, dpkg-query) included. Each agent runs
+from a clean virtualenv with `bbt[agent]` installed, as on a classroom PC, with `MALLOC_ARENA_MAX=2` as the
+systemd unit sets it. Python 3.8 is what the frozen agent for Windows 7 PCs is built with.
 
-| | bbt agent | Glances | target (agent) |
-|---|---|---|---|
-| resident memory, average (MB) | {a['rss_mb_avg']} | {g['rss_mb_avg']} | |
-| resident memory, maximum (MB) | {a['rss_mb_max']} | {g['rss_mb_max']} | <= {TARGET_RSS_MB:.0f}: {ok(checks['rss'])} |
-| CPU, steady (% of one core) | {a['cpu_pct_steady']:.3f} | {g['cpu_pct_steady']:.3f} | \
-<= {TARGET_CPU_PCT}: {ok(checks['cpu'])} |
-| CPU, total incl. start-up (% of one core) | {a['cpu_pct_total']:.3f} | {g['cpu_pct_total']:.3f} | |
-| CPU seconds in the run | {a['cpu_s_total']:.2f} | {g['cpu_s_total']:.2f} | |
-| Glances CPU / agent CPU (steady) | | {summary['glances_over_agent_cpu']}x | \
->= {TARGET_RATIO:.0f}x: {ok(checks['ratio'])} |
+{chr(10).join(rows)}
 
-Agent command: `{summary['agent_cmd']}`
+{cmds}
+- Glances: `glances --export mqtt --quiet -t 60 --disable-webui`
 
 ![resident memory](agent_footprint.svg)
 
-Reproduce: `.venv/bin/python bench/agent_footprint.py` (10 minutes).
+Reproduce: `.venv/bin/python bench/agent_footprint.py` (10 minutes; Python 3.8 is looked up on PATH and
+under ~/.pyenv).
 """
     (RESULTS / "agent_footprint.md").write_text(md, encoding="utf-8")
     print(md)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--duration", type=float, default=600.0)
     ap.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     ap.add_argument("--warmup", type=float, default=30.0)
-    ap.add_argument("--agent-cmd", nargs="+", default=[sys.executable, "-m", "agent"],
-                    help="how to start the agent (default: the lean entry point the service uses)")
+    ap.add_argument("--agent-cmd", nargs="+", default=[],
+                    help="how to start the agent instead (default: python -m agent — what the service runs — "
+                         "from clean virtualenvs with bbt[agent], under Python 3.8 and this Python)")
     args = ap.parse_args()
-    report(measure(args.duration, args.interval, args.warmup, args.agent_cmd), args)
+    cmds: dict[str, list[str]] = {"agent": args.agent_cmd} if args.agent_cmd else {}
+    report(measure(args.duration, args.interval, args.warmup, cmds), args)
 
 
 if __name__ == "__main__":

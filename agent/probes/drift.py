@@ -1,7 +1,6 @@
 """Drift: host name, IPv4 address, MAC address, workgroup/domain differ from the last run."""
 from __future__ import annotations
 
-import ctypes
 import socket
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
@@ -50,6 +49,8 @@ class WorkgroupSource:
         return fqdn.split(".", 1)[1] if "." in fqdn else ""
 
     def _windows(self) -> str:
+        import ctypes
+
         api = self.netapi32 if self.netapi32 is not None else ctypes.windll.netapi32  # type: ignore[attr-defined]
         name = ctypes.c_wchar_p()
         status = ctypes.c_int(0)

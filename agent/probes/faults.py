@@ -4,7 +4,6 @@ clock off, outbox overflow. Each is raised once and cleared after ``fault_hold_s
 """
 from __future__ import annotations
 
-import ctypes
 import glob
 import os
 import socket
@@ -56,7 +55,11 @@ class WindowsDisplaySource(DisplaySource):
     SM_CMONITORS = 80
 
     def __init__(self, user32: Any = None) -> None:
-        self.user32 = user32 if user32 is not None else ctypes.windll.user32  # type: ignore[attr-defined]
+        if user32 is None:
+            import ctypes
+
+            user32 = ctypes.windll.user32  # type: ignore[attr-defined]
+        self.user32 = user32
 
     def count(self) -> Optional[int]:
         return int(self.user32.GetSystemMetrics(self.SM_CMONITORS))

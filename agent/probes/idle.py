@@ -15,8 +15,6 @@ Each sits behind ``IdleSource`` so that tests use fakes at the OS boundary.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import subprocess
@@ -79,27 +77,34 @@ class SessionFileSource(IdleSource):
         return v if isinstance(v, str) else None
 
 
-class LASTINPUTINFO(ctypes.Structure):
-    _fields_ = [("cbSize", ctypes.c_uint), ("dwTime", ctypes.c_uint)]
-
-
 class WindowsIdleSource(IdleSource):
     """GetLastInputInfo vs GetTickCount (both in ms, both wrap after 49.7 days: handled)."""
 
     def __init__(self, user32: Any = None, kernel32: Any = None) -> None:
+        import ctypes
+
         if user32 is None or kernel32 is None:
             user32, kernel32 = ctypes.windll.user32, ctypes.windll.kernel32  # type: ignore[attr-defined]
         self.user32, self.kernel32 = user32, kernel32
 
+        class LASTINPUTINFO(ctypes.Structure):
+            _fields_ = [("cbSize", ctypes.c_uint), ("dwTime", ctypes.c_uint)]
+
+        self.info_type = LASTINPUTINFO
+
     def idle_seconds(self) -> Optional[float]:
-        info = LASTINPUTINFO()
-        info.cbSize = ctypes.sizeof(LASTINPUTINFO)
+        import ctypes
+
+        info = self.info_type()
+        info.cbSize = ctypes.sizeof(self.info_type)
         if not self.user32.GetLastInputInfo(ctypes.byref(info)):
             return None
         now = int(self.kernel32.GetTickCount()) & 0xFFFFFFFF
         return ((now - info.dwTime) & 0xFFFFFFFF) / 1000.0
 
     def foreground(self) -> Optional[str]:
+        import ctypes
+
         hwnd = self.user32.GetForegroundWindow()
         if not hwnd:
             return None
@@ -108,15 +113,19 @@ class WindowsIdleSource(IdleSource):
         return _process_name(int(pid.value))
 
 
-class XScreenSaverInfo(ctypes.Structure):
-    _fields_ = [("window", ctypes.c_ulong), ("state", ctypes.c_int), ("kind", ctypes.c_int),
-                ("til_or_since", ctypes.c_ulong), ("idle", ctypes.c_ulong), ("eventMask", ctypes.c_ulong)]
-
-
 class X11IdleSource(IdleSource):
     """XScreenSaverQueryInfo(display, root).idle in milliseconds; the foreground via xprop's _NET_WM_PID."""
 
     def __init__(self) -> None:
+        if not os.environ.get("DISPLAY"):
+            raise OSError("no X11 display")
+        import ctypes
+        import ctypes.util
+
+        class XScreenSaverInfo(ctypes.Structure):
+            _fields_ = [("window", ctypes.c_ulong), ("state", ctypes.c_int), ("kind", ctypes.c_int),
+                        ("til_or_since", ctypes.c_ulong), ("idle", ctypes.c_ulong), ("eventMask", ctypes.c_ulong)]
+
         xlib = ctypes.util.find_library("X11")
         xss = ctypes.util.find_library("Xss")
         if not (xlib and xss and os.environ.get("DISPLAY")):

@@ -8,7 +8,6 @@ jumps above ``FALLBACK_MIN_GAP`` count.
 """
 from __future__ import annotations
 
-import ctypes
 import sys
 import time
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MIN_GAP = 20.0  # seconds of suspend before a sleep is reported
 FALLBACK_MIN_GAP = 90.0
+ALIVE_EVERY_S = 60.0  # how often "last seen alive" is written (one small SQLite write)
 
 
 class Clocks:
@@ -50,9 +50,15 @@ class WindowsClocks(Clocks):
     exact = True
 
     def __init__(self, kernel32: Any = None) -> None:
-        self.k32 = kernel32 if kernel32 is not None else ctypes.windll.kernel32  # type: ignore[attr-defined]
+        if kernel32 is None:
+            import ctypes
+
+            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        self.k32 = kernel32
 
     def awake(self) -> float:
+        import ctypes
+
         t = ctypes.c_ulonglong(0)
         if not self.k32.QueryUnbiasedInterruptTime(ctypes.byref(t)):
             raise OSError("QueryUnbiasedInterruptTime failed")
@@ -107,6 +113,7 @@ class PowerProbe(Probe):
         self.detector = SleepDetector(self.clocks.exact)
         self._boot_time = boot_time
         self.wall = wall
+        self._alive_written = 0.0
 
     def boot_time(self) -> float:
         if self._boot_time is not None:
@@ -146,7 +153,9 @@ class PowerProbe(Probe):
                 usage.end_session(ctx, went)
             ctx.emit("power", {"state": "sleep", "slept_s": int(slept)}, went)
             ctx.emit("power", {"state": "wake", "slept_s": int(slept)}, _local(wall))
-        ctx.set_state("last_alive", wall)
+        if wall - self._alive_written >= ALIVE_EVERY_S or wall < self._alive_written:
+            ctx.set_state("last_alive", wall)  # when the power went, roughly, if it goes
+            self._alive_written = wall
         for code in ("unclean_shutdown", "agent_crash"):
             ctx.faults.observe(code, False, detail="the agent has run normally since")
 

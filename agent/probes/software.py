@@ -110,10 +110,15 @@ class ProcessTable:
         if abs(p.create_time() - created) > 0.01:
             raise psutil.NoSuchProcess(pid)  # the pid now belongs to another process
         p.terminate()
-        try:
-            p.wait(3)
-        except psutil.TimeoutExpired:
-            p.kill()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # not p.wait(): a killed non-child stays a zombie until reaped
+            try:
+                if p.status() == psutil.STATUS_ZOMBIE:
+                    return
+            except psutil.NoSuchProcess:
+                return
+            time.sleep(0.05)
+        p.kill()
 
 
 class SoftwareProbe(Probe):

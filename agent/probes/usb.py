@@ -1,7 +1,6 @@
 """USB storage inserted/removed: the volume label and size only (never file names or contents)."""
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import sys
@@ -25,6 +24,12 @@ class SysfsUsbSource(UsbSource):
 
     def __init__(self, sys_block: str = "/sys/block", by_label: str = "/dev/disk/by-label") -> None:
         self.sys_block, self.by_label = sys_block, by_label
+        self._on_usb: Dict[str, bool] = {}  # device name -> sits on a USB bus (resolved once per name)
+
+    def _is_usb(self, dev: str) -> bool:
+        if dev not in self._on_usb:
+            self._on_usb[dev] = "/usb" in os.path.realpath(os.path.join(self.sys_block, dev))
+        return self._on_usb[dev]
 
     def drives(self) -> Drives:
         out: Drives = {}
@@ -32,11 +37,11 @@ class SysfsUsbSource(UsbSource):
             names = os.listdir(self.sys_block)
         except OSError:
             return out
-        labels = self._labels()
-        for dev in names:
-            path = os.path.realpath(os.path.join(self.sys_block, dev))
-            if "/usb" not in path:
-                continue
+        for gone in set(self._on_usb) - set(names):
+            del self._on_usb[gone]
+        usb = [dev for dev in names if self._is_usb(dev)]
+        labels = self._labels() if usb else {}
+        for dev in usb:
             try:
                 with open(os.path.join(self.sys_block, dev, "size"), encoding="ascii") as f:
                     sectors = int(f.read().strip() or 0)
@@ -72,9 +77,15 @@ class WindowsUsbSource(UsbSource):
     DRIVE_REMOVABLE = 2
 
     def __init__(self, kernel32: Any = None) -> None:
-        self.k32 = kernel32 if kernel32 is not None else ctypes.windll.kernel32  # type: ignore[attr-defined]
+        if kernel32 is None:
+            import ctypes
+
+            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        self.k32 = kernel32
 
     def drives(self) -> Drives:
+        import ctypes
+
         out: Drives = {}
         mask = int(self.k32.GetLogicalDrives())
         for i in range(26):
