@@ -3,6 +3,7 @@ what the service runs. Options as for ``bbt agent run``:
 
     python -m agent [--config FILE] [--broker URL] [--school S] [--device D] [-v]
     python -m agent helper [--data-dir DIR] [--interval S]     (the user-session helper)
+    python -m agent install [--config FILE] | uninstall         (service: systemd unit / Windows service)
     python -m agent service ...                                 (Windows: the service host, pywin32)
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from agent.helper import main as helper_main
 
         return helper_main(args[1:])
+    if args and args[0] in ("install", "uninstall"):
+        return install_main(args[0], args[1:])
     if args and args[0] == "service":
         from agent.winservice import main as service_main
 
@@ -42,6 +45,28 @@ def main(argv: Optional[List[str]] = None) -> int:
     config = values.pop("config")
     try:
         run_foreground(config, dict(values), any(o in ("-v", "--verbose") for o, _ in opts))
+    except BbtError as e:
+        print("bbt-agent: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+def install_main(what: str, argv: List[str]) -> int:
+    """``bbt-agent.exe install --config C:\\ProgramData\\bbt\\agent.ini`` (silent; for GPO startup scripts)."""
+    from agent.config import default_config_path, default_data_dir, load_config
+    from agent.install import installer
+    from bbt.errors import BbtError
+
+    opts, _ = getopt.getopt(argv, "", ["config="])
+    path = dict(opts).get("--config") or default_config_path()
+    try:
+        if what == "install":
+            cfg = load_config(path)
+            installer(path, cfg.data_dir).install()
+            print("bbt-agent installed: school %s, device %s" % (cfg.school, cfg.device))
+        else:
+            installer(path, default_data_dir()).uninstall()
+            print("bbt-agent uninstalled")
     except BbtError as e:
         print("bbt-agent: %s" % e, file=sys.stderr)
         return 1

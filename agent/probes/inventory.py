@@ -152,7 +152,9 @@ class InventoryProbe(Probe):
     emits = ("inventory",)
     fields = {"hostname": "", "os": "name and version", "cpu": "model", "cpu_cores": "", "ram_mb": "MB",
               "disks": "[{mount, fs, size_gb}]", "displays": "connected displays (-1 unknown)",
-              "software": "[{name, version, publisher}] of installed programs"}
+              "software": "[{name, version, publisher}] of installed programs",
+              "inventory_id": "random id shared by the parts of one inventory", "part": "1..parts",
+              "parts": "number of events of this inventory"}
 
     def __init__(self, software: Any = None, displays: Optional[DisplaySource] = None) -> None:
         self._software = software

@@ -105,7 +105,8 @@ class PowerProbe(Probe):
     period = "power_s"
     emits = ("power", "fault")
     fields = {"state": "on / off / sleep / wake", "boot_time": "time the OS started", "clean":
-              "whether the previous agent stop was clean (false after a power cut, hard reset or kill)"}
+              "whether the previous agent stop was clean (false after a power cut, hard reset or kill)",
+              "slept_s": "seconds asleep (sleep and wake)"}
 
     def __init__(self, clocks: Optional[Clocks] = None, boot_time: Optional[Callable[[], float]] = None,
                  wall: Callable[[], float] = time.time) -> None:

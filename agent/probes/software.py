@@ -127,7 +127,7 @@ class SoftwareProbe(Probe):
     emits = ("software",)
     rerun_on_policy = True
     fields = {"action": "detected / blocked", "name": "program name", "exe": "path of the program file",
-              "rule": "the policy rule that matched"}
+              "rule": "the policy rule that matched", "block_error": "why blocking failed, if it did"}
 
     def __init__(self, table: Optional[ProcessTable] = None) -> None:
         self.table = table or ProcessTable()
