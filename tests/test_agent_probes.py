@@ -324,11 +324,10 @@ def test_commands_accepted_once_acked_and_shutdown_cancellable(tmp_path: Path) -
     assert bad is not None and bad["ok"] is False and "format_disk" in bad["error"]
     assert c.handle(b"not json") is None
     # the trust area's hook: a verifier refuses, the command is not run
-    VERIFIERS.append(lambda command, payload: (_ for _ in ()).throw(Refused("bad signature")))
-    try:
-        assert c.handle(cmd("v1", "message", {"text": "hi"})) == {"id": "v1", "ok": False, "error": "bad signature"}
-    finally:
-        VERIFIERS.clear()
+    c.verifiers.append(lambda command, payload: (_ for _ in ()).throw(Refused("bad signature")))
+    assert c.handle(cmd("v1", "message", {"text": "hi"})) == {"id": "v1", "ok": False, "error": "bad signature"}
+    c.verifiers.clear()
+    assert VERIFIERS == []
     # shutdown with no delay powers off through the desktop boundary
     c.handle(cmd("s2", "shutdown", {"delay_s": 0}))
     assert c.pending is not None
