@@ -117,7 +117,29 @@ def load_traces(db: Database, school: str, lo: float, hi: float) -> dict[str, De
     for r in db.query("SELECT device, received, reason FROM status_log WHERE school = ? AND received >= ? "
                       "AND received < ?", (school, lo - margin, hi)):
         recs.setdefault(r["device"], []).append((r["received"], "status", r["reason"] or ""))
-    return {d: DeviceTrace(sorted(hbs.get(d, [])), off_intervals(sorted(rs), hi)) for d, rs in recs.items()}
+    stopped: dict[str, list[Interval]] = {}
+    for r in db.query("SELECT device, opened_t, cleared_t FROM faults WHERE school = ? AND code = 'agent_stopped' "
+                      "AND opened_t < ? AND (cleared_t IS NULL OR cleared_t > ?)", (school, hi, lo - margin)):
+        stopped.setdefault(r["device"], []).append((r["opened_t"], r["cleared_t"] or hi))
+    return {d: DeviceTrace(sorted(hbs.get(d, [])), subtract(off_intervals(sorted(rs), hi), stopped.get(d, [])))
+            for d, rs in recs.items()}
+
+
+def subtract(ivs: Sequence[Interval], holes: Sequence[Interval]) -> list[Interval]:
+    """``ivs`` without ``holes``: an "off" announced by a stopped agent while the PC ran is no excuse."""
+    out = list(ivs)
+    for hs, he in holes:
+        nxt: list[Interval] = []
+        for s, e in out:
+            if he <= s or hs >= e:
+                nxt.append((s, e))
+                continue
+            if s < hs:
+                nxt.append((s, hs))
+            if he < e:
+                nxt.append((he, e))
+        out = nxt
+    return out
 
 
 def _epoch(day: str, hhmm: str, tz: ZoneInfo) -> float:

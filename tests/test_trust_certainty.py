@@ -73,3 +73,43 @@ def test_annotate_and_flag_from_the_store(db: Database) -> None:
     assert c.flag_missing(db, "s1", rows, TZ) == 0, "once per lesson"
     [f] = db.query("SELECT device, code, severity, opened_t, cleared_t FROM faults WHERE code = 'data_missing'")
     assert (f["device"], f["severity"], f["opened_t"], f["cleared_t"]) == ("pc-killed", "info", L0, L1)
+
+
+def test_an_off_announced_by_a_stopped_agent_is_no_excuse(db: Database) -> None:
+    with db.transaction():
+        for t in hbs(L0 - 600, L0 + 300):
+            add(db, "pc-s", t, "heartbeat", {"in_use": False})
+        add(db, "pc-s", L0 + 310, "power", {"state": "off"})  # the service was stopped, the PC kept running
+        db.execute("INSERT INTO faults (school, device, code, severity, source, opened_t, cleared_t) "
+                   "VALUES ('s1', 'pc-s', 'agent_stopped', 'info', 'agent', ?, ?)", (L0 + 300, L1 + 600))
+    rows: list[dict[str, Any]] = [{"date": "2026-11-23", "class": "一(1)班", "period": 1, "start": "08:00",
+                                   "end": "08:45", "device": "pc-s", "status": "device_off"}]
+    assert c.annotate(db, "s1", rows, TZ, HB, now=L1 + 3600)[0]["certainty"] == "agent_gap"
+    assert c.subtract([(0, 10), (20, 30)], [(5, 25)]) == [(0, 5), (25, 30)]
+
+
+def test_agent_reports_a_service_stopped_while_the_pc_ran(tmp_path: Any) -> None:
+    import time as _time
+
+    from agent.config import AgentConfig
+    from agent.context import Context
+    from agent.outbox import Outbox
+    from agent.probes.power import PowerProbe
+
+    cfg = AgentConfig(school="s1", device="pc-1", data_dir=str(tmp_path)).check()
+    now = _time.time()
+    box = Outbox(str(tmp_path / "outbox.db"))
+    try:
+        ctx = Context(cfg, box)
+        ctx.set_state("last_alive", now - 1800)  # stopped cleanly 30 minutes ago ...
+        PowerProbe(boot_time=lambda: now - 86400, wall=lambda: now).setup(ctx)  # ... the OS up since yesterday
+        faults = [ev for _, ev in box.peek() if ev["type"] == "fault" and ev["data"]["code"] == "agent_stopped"]
+        assert [f["data"]["state"] for f in faults] == ["raised", "cleared"]
+        assert faults[0]["data"]["severity"] == "info"
+        box.remove([s for s, _ in box.peek()])
+        box.set_meta("running", "0")
+        ctx.set_state("last_alive", now - 60)
+        PowerProbe(boot_time=lambda: now - 30, wall=lambda: now).setup(ctx)  # a reboot: not a stopped agent
+        assert not [ev for _, ev in box.peek() if ev["type"] == "fault" and ev["data"]["code"] == "agent_stopped"]
+    finally:
+        box.close()

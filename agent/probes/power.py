@@ -139,6 +139,8 @@ class PowerProbe(Probe):
             if since is not None:
                 detail += "; last seen alive %s" % protocol.format_time(since)
             ctx.faults.raise_("unclean_shutdown", "warning", detail, since)
+        if clean and last_alive and self.boot_time() < float(last_alive) - STOPPED_SLACK_S:
+            agent_stopped(ctx, float(last_alive))
         if crash_loop(starts, now, ctx.cfg.crash_window_s, ctx.cfg.crash_starts):
             ctx.faults.raise_("agent_crash", "warning", "the agent restarted %d times without a clean stop "
                               "within %d minutes" % (ctx.cfg.crash_starts, ctx.cfg.crash_window_s // 60))
@@ -159,6 +161,21 @@ class PowerProbe(Probe):
             self._alive_written = wall
         for code in ("unclean_shutdown", "agent_crash"):
             ctx.faults.observe(code, False, detail="the agent has run normally since")
+
+
+STOPPED_SLACK_S = 120.0
+
+
+def agent_stopped(ctx: "Context", last_alive: float) -> None:
+    """The agent stopped cleanly but the OS kept running (it has not booted since): someone stopped
+    the service. Reported as an ``info`` fault over the unmonitored time (trust, docs/security.md):
+    info never excuses a lesson, and the collector shows those lessons as "data missing"."""
+    since = _local(last_alive)
+    ctx.emit("fault", {"code": "agent_stopped", "severity": "info", "state": "raised",
+                       "detail": "the agent was stopped while the PC kept running (last seen %s)"
+                       % protocol.format_time(since)}, since)
+    ctx.emit("fault", {"code": "agent_stopped", "severity": "info", "state": "cleared",
+                       "detail": "the agent runs again"})
 
 
 def stop_event(ctx: "Context") -> None:
