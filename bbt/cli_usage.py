@@ -119,6 +119,8 @@ def register(main: click.Group) -> None:
         low = [r["teacher"] for r in rep["teachers"] if r["below_threshold"]]
         click.echo(f"published {school} {week}: {len(rep['teachers'])} teachers, {len(low)} below the threshold")
 
+    register_term(report)
+
     @report.command("settings")
     @click.option("--school", required=True)
     @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE",
@@ -139,3 +141,42 @@ def register(main: click.Group) -> None:
         current = usage_settings.update(db, school, changes) if changes else usage_settings.get(db, school)
         for k, v in current.items():
             click.echo(f"{k} = {v}")
+
+
+def register_term(report: click.Group) -> None:
+    @report.command("term")
+    @click.argument("day")
+    @click.option("--school", required=True)
+    @click.option("--by", type=click.Choice(("teacher", "class")), default="teacher", show_default=True)
+    @click.option("--format", "fmt", type=click.Choice(("json", "csv")), default="json", show_default=True)
+    @click.option("--out", default=None, help="write to this file (default: standard output)")
+    @db_option
+    def report_term(day: str, school: str, by: str, fmt: str, out: Optional[str], db_url: Optional[str]) -> None:
+        """Rates over the term containing DAY (YYYY-MM-DD), up to today (学期汇总)."""
+        import csv
+        import io
+        import json
+        from datetime import timedelta
+
+        from collector import usage
+
+        try:
+            d = date.fromisoformat(day)
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a date YYYY-MM-DD") from None
+        db = open_db(db_url)
+        _check_school(db, school)
+        name, start, end = usage.term_span(db, school, d)
+        _refresh(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)])
+        rows = usage.range_rates(db, school, start, end, by)
+        if fmt == "json":
+            _emit(json.dumps({"term": name, "start": start.isoformat(), "end": end.isoformat(), "rows": rows},
+                             ensure_ascii=False, indent=1), out)
+            return
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([by, "scheduled", "used", "rate", "below_threshold", "excluded_faulty"])
+        for r in rows:
+            w.writerow([r[by], r["scheduled"], r["used"], repr(float(r["rate"])),
+                        "true" if r["below_threshold"] else "false", r["excluded_faulty"]])
+        _emit(buf.getvalue(), out)

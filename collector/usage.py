@@ -220,13 +220,19 @@ def week_rates(db: Database, school: str, week: str, by: str, now: float | None 
     return range_rates(db, school, days[0], days[-1], by, now)
 
 
-def term_rates(db: Database, school: str, day: date, by: str, now: float | None = None) -> dict[str, Any]:
-    """Rates over the term containing ``day`` (imported terms, else the default terms) up to today."""
-    terms = load_model(db, school).terms
-    t = term_of(day, terms) or default_term(day)
+def term_span(db: Database, school: str, day: date, now: float | None = None) -> tuple[str, date, date]:
+    """(name, start, end) of the term containing ``day`` (imported terms, else the default terms),
+    the end cut to today."""
+    t = term_of(day, load_model(db, school).terms) or default_term(day)
     today = datetime.fromtimestamp(time.time() if now is None else now, school_tz(db, school)).date()
-    return {"term": t.name, "start": t.start.isoformat(), "end": t.end.isoformat(),
-            "rows": range_rates(db, school, t.start, min(t.end, max(today, t.start)), by, now)}
+    return t.name, t.start, min(t.end, max(today, t.start))
+
+
+def term_rates(db: Database, school: str, day: date, by: str, now: float | None = None) -> dict[str, Any]:
+    """Rates over the term containing ``day`` up to today: {"term", "start", "end", "rows"}."""
+    name, start, end = term_span(db, school, day, now)
+    return {"term": name, "start": start.isoformat(), "end": end.isoformat(),
+            "rows": range_rates(db, school, start, end, by, now)}
 
 
 def below_threshold(db: Database, school: str, week: str, now: float | None = None) -> dict[str, list[dict]]:

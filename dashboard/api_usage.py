@@ -1,5 +1,7 @@
 """Usage endpoints of CONTRACT §4 on the api blueprint: usage/teachers, usage/classes, lessons,
 plus usage/report (the weekly report as JSON, or ?format=html|xlsx|csv) and usage/trend.
+usage/teachers and usage/classes also take ``date=D`` (that day's rates) or ``term=D`` (the term
+containing D, up to today) instead of ``week``; those are computed live (not from a frozen week).
 
 Who sees what: admin and headteacher the whole school; a class teacher (班主任) their class
 (its row, its lessons, and the rates of the teachers over its lessons — the 班主任 urges the
@@ -45,7 +47,38 @@ def _week(school: str) -> str:
     return week
 
 
+def _span(school: str) -> tuple[date, date] | None:
+    """?date=D (that day) or ?term=D (the term containing D, up to today) instead of ?week=."""
+    for key in ("date", "term"):
+        raw = request.args.get(key)
+        if raw is None:
+            continue
+        try:
+            d = date.fromisoformat(raw)
+        except ValueError:
+            abort(400, description=f"{key} {raw!r} is not YYYY-MM-DD")
+        if key == "date":
+            return d, d
+        _name, start, end = usage.term_span(get_db(), school, d)
+        return start, end
+    return None
+
+
+def _span_rows(school: str, span: tuple[date, date], by: str, user: User) -> list[dict[str, Any]]:
+    db = get_db()
+    if user.role in SCHOOL_WIDE:
+        return usage.range_rates(db, school, span[0], span[1], by)
+    if user.role == "class_teacher" and user.klass:
+        return usage.range_rates(db, school, span[0], span[1], by, classes=[user.klass])
+    if user.role == "teacher" and by == "teacher":
+        return [r for r in usage.range_rates(db, school, span[0], span[1], by) if r["teacher"] == user.name]
+    abort(403)
+
+
 def _rows(school: str, week: str, by: str, user: User) -> list[dict[str, Any]]:
+    span = _span(school)
+    if span is not None:
+        return _span_rows(school, span, by, user)
     db = get_db()
     if user.role in SCHOOL_WIDE:
         return usage.week_rates(db, school, week, by)

@@ -65,6 +65,12 @@ def test_contract_endpoints_and_roles(api) -> None:  # type: ignore[no-untyped-d
     api(f"/api/v1/usage/teachers?school=other&week={W}", "boss", 403)
     api(f"/api/v1/usage/teachers?school={S}&week=2026-48", "boss", 400)
     api(f"/api/v1/lessons?school={S}&date=yesterday", "boss", 400)
+    # a day and a term instead of a week
+    day = {r["teacher"]: (r["scheduled"], r["used"]) for r in api(f"/api/v1/usage/teachers?school={S}&date=2026-05-07")}
+    assert day == {"王": (2, 1), "李": (2, 2), "赵": (1, 1)}  # 张's only lesson was excused (faulty): left out
+    assert [r["teacher"] for r in api(f"/api/v1/usage/teachers?school={S}&date=2026-05-07", "王")] == ["王"]
+    assert [r["class"] for r in api(f"/api/v1/usage/classes?school={S}&date=2026-05-07", "班主任甲")] == ["一班"]
+    api(f"/api/v1/usage/classes?school={S}&term=someday", "boss", 400)
     html = api(f"/api/v1/usage/report?school={S}&week={W}&format=html").decode()
     assert "班班通使用情况周汇总" in html and "未达到使用率的教师" in html and "王" in html
     assert "按周二课表" in html  # the make-up Saturday

@@ -96,6 +96,13 @@ def test_report_cli_formats_settings_and_schedule(db_path: str, tmp_path: Path) 
     assert [c.value for c in wb["教师使用率"][5]][:5] == ["王", 8, 4, 0.5, "未达标"]
     assert wb["巡课登记"].max_row == 1 + 24
     wb.close()
+    write(tmp_path / "cal.csv", "date,kind,follows_weekday,term\n2026-05-04,term_start,,W19\n2026-05-10,term_end,,\n")
+    r = runner.invoke(main, ["import", "calendar", str(tmp_path / "cal.csv"), "--school", S, "--db", db_path])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["report", "term", "2026-05-06", "--school", S, "--by", "class", "--db", db_path])
+    term = json.loads(r.stdout)
+    assert (term["term"], term["start"], term["end"]) == ("W19", "2026-05-04", "2026-05-10")
+    assert [(x["class"], x["scheduled"], x["used"]) for x in term["rows"]] == [("一班", 12, 5), ("二班", 11, 7)]
     r = runner.invoke(main, ["report", "week", "2026-W19", "--school", "nope", "--db", db_path])
     assert r.exit_code == 1 and "no school 'nope'" in r.output
     r = runner.invoke(main, ["report", "week", "2026-48", "--school", S, "--db", db_path])
