@@ -142,3 +142,20 @@ def test_broker_refuses_clients_without_a_school_certificate(school: tuple[Path,
     assert connack(tls_context(cfg), broker.port) == b"", "no client certificate: refused"
     cfg.cert_file, cfg.key_file = str(evil / "bbt-collector.crt"), str(evil / "bbt-collector.key")
     assert connack(tls_context(cfg), broker.port) == b"", "a certificate from another CA: refused"
+
+
+def test_tls_settings_never_fall_back_to_plain_mqtt(tmp_path: Path) -> None:
+    from bbt.mqttconf import BrokerURLError, parse_broker_url
+
+    out = tmp_path / "c"
+    make_certs(CertPlan(school="s1", out=out, devices=["pc-1"]))
+    cfg = load_config(str(out / "devices" / "pc-1" / "agent.ini"), {"broker": "mqtt://localhost:1883"}, environ={})
+    assert cfg.ca_file == str(out / "devices" / "pc-1" / "ca.crt"), "paths relative to the agent.ini"
+    b = parse_broker_url(cfg.broker, ca_file=cfg.ca_file, cert_file=cfg.cert_file, key_file=cfg.key_file)
+    assert b.tls, "a CA file forces TLS even on an mqtt:// URL"
+    ctx = tls_context(b)
+    assert ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED
+    assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert len(ctx.get_ca_certs()) == 1, "only the pinned school CA, not the system store"
+    with pytest.raises(BrokerURLError, match="not found"):
+        tls_context(BrokerConfig(host="x", tls=True, ca_file=str(tmp_path / "missing.crt")))
