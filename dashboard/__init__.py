@@ -58,6 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         admin,
         admin_imports,
         admin_policy,
+        admin_routing,
         alert_views,
         api,
         auth,

@@ -1,16 +1,20 @@
-"""Faults and alerts: the lists, acknowledging, the fault register, and the 报修 form for teachers."""
+"""Faults and alerts: alerts (open / acknowledged / resolved) with acknowledgement, the fault
+register (故障登记簿: register a fault, fill in the repair record), and the 报修 form for teachers.
+The data and its rules are the alerts area's (alerts.store, alerts.faultlog)."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from alerts import faultlog
+from alerts import store as alert_store
 from collector import registry
-from collector.store import open_fault
 from dashboard import audit, get_db
-from dashboard.access import ANY_USER, DEVICE_ROLES, Scope, allow
+from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, Scope, allow
 from dashboard.auth import client_ip, current_user
 from dashboard.overview import page_school
 
@@ -18,6 +22,7 @@ bp = Blueprint("faults", __name__, url_prefix="/faults")
 VIEWERS = (*DEVICE_ROLES, "class_teacher")
 REPORT_CODES = ("no_power", "display_missing", "no_sound", "projector", "touch", "network", "slow", "other")
 SEVERITIES = ("info", "warning", "critical")
+ALERT_STATES = ("open", "firing", "acknowledged", "resolved", "all")
 
 
 def _scope() -> Scope:
@@ -26,13 +31,24 @@ def _scope() -> Scope:
     return Scope(user)
 
 
-def fault_rows(school: str, state: str, scope: Scope) -> list[dict[str, Any]]:
-    db = get_db()
-    cond = {"open": "f.cleared_t IS NULL", "cleared": "f.cleared_t IS NOT NULL"}.get(state, "1 = 1")
-    rows = db.query(f"SELECT f.*, d.class, d.room, d.building, d.floor FROM faults f LEFT JOIN devices d "
-                    f"ON d.school = f.school AND d.device = f.device WHERE f.school = ? AND {cond} "
-                    f"ORDER BY f.opened_t DESC LIMIT 500", (school,))
-    return [r for r in rows if scope.sees_device_of_class(r["class"])]
+def _classes(school: str) -> dict[str, str | None]:
+    return {r["device"]: r["class"] for r in get_db().query("SELECT device, class FROM devices WHERE school = ?",
+                                                            (school,))}
+
+
+def _visible(scope: Scope, school: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if scope.user.role in DEVICE_ROLES:
+        return rows
+    classes = _classes(school)
+    return [r for r in rows if r.get("device") and scope.sees_device_of_class(classes.get(r["device"]))]
+
+
+def _local(school: str) -> Any:
+    tz = registry.school_tz(get_db(), school)
+
+    def local(t: float | None) -> str:
+        return (registry.iso(t, tz) or "")[:16].replace("T", " ")
+    return local
 
 
 @bp.get("/")
@@ -41,14 +57,88 @@ def index() -> Any:
     scope = _scope()
     school = page_school(scope)
     state = request.args.get("state", "open")
-    if state not in ("open", "cleared", "all"):
-        abort(400, description="state must be open, cleared or all")
-    tz = registry.school_tz(get_db(), school)
+    if state not in ALERT_STATES:
+        abort(400, description=f"state must be one of {', '.join(ALERT_STATES)}")
+    db = get_db()
+    alerts = _visible(scope, school, alert_store.list_alerts(db, school, state, 300)) if school else []
+    tickets = _visible(scope, school, faultlog.list_tickets(db, school, open_only=request.args.get("tickets") != "all"))
+    return render_template("faults/index.html", school=school, state=state, alerts=alerts, tickets=tickets[:300],
+                           local=_local(school), all_tickets=request.args.get("tickets") == "all",
+                           devices=_device_choices(school) if school else [], severities=SEVERITIES)
 
-    def local(t: float | None) -> str:
-        return (registry.iso(t, tz) or "")[:16].replace("T", " ")
-    return render_template("faults/index.html", school=school, state=state, faults=fault_rows(school, state, scope),
-                           local=local)
+
+@bp.post("/alerts/<int:alert_id>/ack")
+@allow(*ACK_ROLES)
+def ack(alert_id: int) -> Any:
+    scope = _scope()
+    db = get_db()
+    a = alert_store.get(db, alert_id)
+    if a is None or not scope.user.may_see_school(a["school"]):
+        abort(404)
+    alert_store.acknowledge(db, alert_id, scope.user.name, time.time())
+    audit.record(db, scope.user.name, "alert.ack", a["school"], str(alert_id), client_ip(), kind=a["kind"],
+                 device=a["device"])
+    flash(_("已确认告警：%(s)s", s=a["subject"]), "ok")
+    return redirect(url_for("faults.index", school=a["school"], state=request.form.get("state", "open")))
+
+
+def _when(value: str | None, school: str) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=registry.school_tz(get_db(), school)).timestamp()
+    except ValueError:
+        raise faultlog.FaultError(f"{value!r} is not a date and time") from None
+
+
+@bp.post("/register")
+@allow(*OPERATORS)
+def register() -> Any:
+    """故障登记簿: a fault entered by a maintainer, also afterwards (a power cut with its start and end)."""
+    scope = _scope()
+    school = page_school(scope)
+    f = request.form
+    db = get_db()
+    try:
+        tid = faultlog.register_fault(db, school, f.get("device", ""), (f.get("code") or "").strip(),
+                                      f.get("severity", "warning"), scope.user.name, _when(f.get("opened"), school),
+                                      _when(f.get("cleared"), school), (f.get("summary") or "").strip() or None)
+    except faultlog.FaultError as e:
+        flash(_("未登记：%(e)s", e=str(e)), "error")
+    else:
+        audit.record(db, scope.user.name, "fault.register", school, f.get("device"), client_ip(), ticket=tid,
+                     code=f.get("code"))
+        flash(_("已登记故障（编号 %(id)d）。", id=tid), "ok")
+    return redirect(url_for("faults.index", school=school) + "#register")
+
+
+@bp.route("/tickets/<int:ticket_id>", methods=["GET", "POST"])
+@allow(*OPERATORS)
+def ticket(ticket_id: int) -> Any:
+    """One entry of the fault register: the repair record (cause, responsibility, handling, parts)."""
+    scope = _scope()
+    db = get_db()
+    try:
+        t = faultlog.get_ticket(db, ticket_id)
+    except faultlog.FaultError:
+        abort(404)
+    if not scope.user.may_see_school(t["school"]):
+        abort(404)
+    if request.method == "POST":
+        fields = {k: (request.form.get(k) or "").strip() or None for k in faultlog.EDITABLE}
+        action = request.form.get("action", "save")
+        try:
+            faultlog.update_ticket(db, ticket_id, fields, scope.user.name, repaired=action == "repaired",
+                                   close=action == "close")
+        except faultlog.FaultError as e:
+            flash(_("未保存：%(e)s", e=str(e)), "error")
+        else:
+            audit.record(db, scope.user.name, "fault.update", t["school"], t["device"], client_ip(),
+                         ticket=ticket_id, step=action)
+            flash(_("故障登记已保存。"), "ok")
+        return redirect(url_for("faults.ticket", ticket_id=ticket_id))
+    return render_template("faults/ticket.html", t=faultlog.ticket_view(t, registry.school_tz(db, t["school"])),
+                           editable=faultlog.EDITABLE)
 
 
 def _device_choices(school: str) -> list[dict[str, Any]]:
@@ -59,11 +149,11 @@ def _device_choices(school: str) -> list[dict[str, Any]]:
 @bp.route("/repair", methods=["GET", "POST"])
 @allow(*ANY_USER)
 def repair() -> Any:
-    """报修: anyone may report a broken classroom PC; it opens a fault (source 'report') for the maintainers."""
+    """报修: anyone may report a broken classroom PC; it goes into the fault register for the maintainers."""
     scope = _scope()
     user = scope.user
     school = page_school(scope)
-    devices = _device_choices(school)
+    devices = _device_choices(school) if school else []
     if user.role == "class_teacher":
         devices = [d for d in devices if d["class"] == user.klass] or devices
     error = None
@@ -82,15 +172,11 @@ def repair() -> Any:
             error = _("选择“其他”时请填写故障描述")
         else:
             db = get_db()
-            with db.transaction():
-                opened = open_fault(db, school, device, f"report_{code}", severity, f"report:{user.name}",
-                                    detail or None, time.time())
-                audit.record(db, user.name, "fault.report", school, device, client_ip(), code=code,
-                             severity=severity, new=opened)
-            if opened:
-                flash(_("报修已登记，维护人员会尽快处理。"), "ok")
-            else:
-                flash(_("该设备的同类故障已登记过，尚未处理完毕。"), "ok")
+            tid = faultlog.register_fault(db, school, device, f"report_{code}", severity, user.name,
+                                          summary=detail or None)
+            audit.record(db, user.name, "fault.report", school, device, client_ip(), code=code, severity=severity,
+                         ticket=tid)
+            flash(_("报修已登记（编号 %(id)d），维护人员会尽快处理。", id=tid), "ok")
             return redirect(url_for("faults.repair", school=school))
     return render_template("faults/repair.html", school=school, devices=devices, codes=REPORT_CODES,
                            severities=SEVERITIES, error=error, form=request.form), (400 if error else 200)

@@ -56,8 +56,20 @@ def summary(scope: Scope, school: str) -> dict[str, Any]:
                                        "open_faults")} for d in devices],
         "counts": devstate.counts(devices), "total": len(devices),
         "floor_chart": devstate.floor_chart(devices),
-        "faults": faults[:20], "open_faults": len(faults),
+        "faults": faults[:20], "open_faults": len(faults), "open_alerts": open_alerts(scope, school, classes),
     }
+
+
+def open_alerts(scope: Scope, school: str, classes: set[str | None]) -> int:
+    """Alerts not yet acknowledged, of what the user may see (alerts.store)."""
+    if scope.user.role == "teacher":
+        return 0
+    from alerts import store
+
+    rows = store.list_alerts(get_db(), school, "firing")
+    if scope.user.role in ("admin", "headteacher", "maintainer"):
+        return len(rows)
+    return sum(1 for a in rows if a["class"] in classes)
 
 
 def usage_summary(scope: Scope, school: str, tz: Any) -> dict[str, Any] | None:

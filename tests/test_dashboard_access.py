@@ -28,7 +28,7 @@ EXPECTED: dict[str, set[str]] = {
     "devices.command": {"admin", "maintainer"},
     "faults.index": DEVICE_VIEW, "faults.repair": ALL,
     "faults.ack": {"admin", "headteacher", "maintainer"},
-    "faults.register": {"admin", "maintainer"},
+    "faults.register": {"admin", "maintainer"}, "faults.ticket": {"admin", "maintainer"},
     "usage.teachers": ALL - {"maintainer"}, "usage.classes": SCHOOL_WIDE | {"class_teacher"},
     "usage.lessons": ALL - {"maintainer"}, "usage.export": SCHOOL_WIDE, "usage.print_view": SCHOOL_WIDE,
     "admin.index": {"admin"}, "admin.users": {"admin"}, "admin.user_add": {"admin"}, "admin.user_edit": {"admin"},

@@ -83,6 +83,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     """Mosquitto + the collector + the dashboard (waitress) over one store, as `bbt server` runs them."""
     from waitress.server import create_server
 
+    from alerts.engine import AlertEngine
     from bbt.mqttconf import BrokerConfig
     from collector.service import Collector
 
@@ -95,6 +96,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     db = app.extensions["bbt_db"]
     seed(db)
     add_users(db)
+    AlertEngine(db).run_once()  # the alerts area's rules turn the seeded fault into an alert
     collector = Collector(str(folder / "bbt.db"), cfg, client_id="bbt-collector")
     collector.start()
     assert collector.connected.wait(10)
@@ -255,3 +257,21 @@ def test_maintainer_sends_shutdown_and_sees_the_ack(live: tuple[str, Any]) -> No
         assert rows == [{"actor": USERS["maintainer"][0], "target": device}]
     finally:
         agent.stop()
+
+
+def test_headteacher_acknowledges_an_alert_on_the_phone(live: tuple[str, Any]) -> None:
+    base, app = live
+    with browser() as b:
+        page = b.new_page(viewport=PHONE, locale="zh-CN")
+        login(page, base, USERS["headteacher"][0], PASSWORD)
+        page.click("a.tile >> text=未确认告警")
+        row = page.locator("table.alerts tr", has_text="pc-A106")
+        assert "未确认" in row.inner_text()
+        shot(page, "alerts-phone")
+        row.locator("button.ack").click()
+        assert "已确认告警" in page.inner_text(".flash")
+        page.goto(base + "/faults/?state=acknowledged")
+        row = page.locator("table.alerts tr", has_text="pc-A106")
+        assert "已确认" in row.inner_text() and USERS["headteacher"][0] in row.inner_text()
+    rows = app.extensions["bbt_db"].query("SELECT state, acked_by FROM alerts WHERE device = 'pc-A106'")
+    assert {"state": "acknowledged", "acked_by": USERS["headteacher"][0]} in rows

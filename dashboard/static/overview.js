@@ -25,6 +25,7 @@
         });
         document.getElementById("total").textContent = data.total;
         var of = document.getElementById("open-faults"); if (of) of.textContent = data.open_faults;
+        var oa = document.getElementById("open-alerts"); if (oa) oa.textContent = data.open_alerts;
         if (data.usage) {
           var t = document.getElementById("today-used");
           if (t) t.textContent = data.usage.today_used + " / " + data.usage.today_done;
