@@ -85,10 +85,15 @@ def install(server: Any) -> Callable[[], None]:
     """Server.started hook: start the scheduler; returns its stopper."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from collector.lease import Lease
+
     db = connect(server.opts.db_url)
     sched = BackgroundScheduler(daemon=True)
+    lease = Lease(db, "usage")  # several servers on one store (district): one makes patrols and reports
 
     def run() -> None:
+        if not lease.held():
+            return
         for line in tick(db):
             log.info("usage: %s", line)
 
@@ -98,5 +103,6 @@ def install(server: Any) -> Callable[[], None]:
 
     def stop() -> None:
         sched.shutdown(wait=True)
+        lease.release()
         db.close()
     return stop

@@ -13,6 +13,7 @@ if [ "$mode" = test ]; then
   command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
   fc-list 2>/dev/null | grep -qi "CJK\|WenQuanYi" || need_apt+=(fonts-noto-cjk)  # screenshots show Chinese
   command -v psql >/dev/null && command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)  # tests/test_deploy.py
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} with apt-get" >&2
