@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class AlertEngine:
     def __init__(self, db: Database, schedule: Schedule | None = None, sender: Sender | None = None,
                  clock: Callable[[], float] = time.time, base_url: str | None = None,
-                 interval_s: float = 5.0, min_gap_s: float = 0.1, rate_window_s: float = 60.0,
+                 interval_s: float = 2.0, min_gap_s: float = 0.1, rate_window_s: float = 60.0,
                  gate: Callable[[], bool] = lambda: True,
                  weekly: Callable[..., dict[str, list[dict[str, Any]]]] | None = default_weekly) -> None:
         self.db = db
@@ -37,18 +37,24 @@ class AlertEngine:
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._dirty: set[str] = set()
+        self._lock = threading.Lock()
         self.passes = 0
 
     def on_batch(self, prepared: Any, result: Any) -> None:
-        """Collector listener: never blocks ingest, only wakes the engine."""
+        """Collector listener: never blocks ingest, only notes the schools and wakes the engine."""
+        schools = {getattr(p, "school", None) for p in prepared}
+        with self._lock:
+            self._dirty.update(s for s in schools if s)
         self.wake.set()
 
-    def run_once(self) -> PassResult:
-        """One evaluation pass over every school, then one delivery pass."""
+    def run_once(self, schools: set[str] | None = None) -> PassResult:
+        """One evaluation pass (over ``schools``, plus those with new events; None: every school)."""
         now = self.clock()
         total = PassResult()
         events = self.scanner.scan(self.db, now)
-        for school in sorted(set(config.schools(self.db)) | set(events)):
+        todo = set(config.schools(self.db)) if schools is None else set(schools)
+        for school in sorted(todo | set(events)):
             res = evaluate_school(self.db, school, now, self.schedule, events.get(school, []), self.weekly)
             total.fired += res.fired
             total.resolved += res.resolved
@@ -59,14 +65,22 @@ class AlertEngine:
         return total
 
     def _run(self) -> None:
+        """A pass over the schools that just sent data when woken; over every school each interval_s
+        (the clock-based rules, and data another collector stored)."""
+        last_full = 0.0
         while not self._stop.is_set():
             self.wake.wait(self.interval_s)
             self.wake.clear()
             if self._stop.is_set():
                 break
+            full = time.monotonic() - last_full >= self.interval_s
+            with self._lock:
+                dirty, self._dirty = self._dirty, set()
             try:
                 if self.gate():
-                    self.run_once()
+                    self.run_once(None if full else dirty)
+                    if full:
+                        last_full = time.monotonic()
             except Exception:
                 log.exception("alert evaluation pass failed")
             self._stop.wait(self.min_gap_s)

@@ -122,3 +122,27 @@ def test_silence_holds_failed_sends_retry_and_secrets_stay_out_of_logs(
     assert len(receiver.of("wecom")) == 1 and "3楼 301班 投影机故障" in receiver.of("wecom")[0].text
     assert "maintkey" not in caplog.text and "downkey" not in caplog.text
     assert "***" in caplog.text  # apprise did log the URLs, masked
+
+
+def test_repeat_until_acknowledged(db: Any, receiver: WebhookReceiver) -> None:
+    now = local_ts(2026, 11, 23, 10, 0)
+    clock = [now]
+    touch_device(db, "s1", "pc-301", now)
+    db.execute("UPDATE devices SET class = '301', floor = '3' WHERE device = 'pc-301'")
+    config.save(db, "s1", school_config(receiver, group_wait_s=0, repeat_interval_min=60,
+                                        rules={"agent_silent": {"enabled": False}}))
+    open_fault(db, "s1", "pc-301", "projector", "warning", "agent", None, now, "e1")
+    engine = AlertEngine(db, StaticSchedule({}), clock=lambda: clock[0], weekly=None)
+
+    def step(t: float) -> int:
+        clock[0] = t
+        engine.run_once()
+        engine.dispatcher.run_once()
+        return len(receiver.of("wecom"))
+
+    assert step(now) == 1
+    assert step(now + 59 * 60) == 1
+    assert step(now + 61 * 60) == 2 and "投影机故障" in receiver.of("wecom")[1].text  # repeated
+    [a] = store.list_alerts(db, "s1", "open")
+    store.acknowledge(db, a["id"], "王师傅", clock[0])
+    assert step(now + 200 * 60) == 2  # acknowledged: no more repeats
