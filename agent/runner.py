@@ -30,6 +30,20 @@ from bbt.mqttconf import make_client, parse_broker_url
 
 log = logging.getLogger(__name__)
 EOD_CHECK_S = 60.0
+LOOP_TIMEOUT_S = 10.0
+
+
+def quiet_network_loop(client: Any, timeout: float) -> None:
+    """paho's network thread wakes every second (select timeout 1 s) even when idle; on a PC that is
+    idle for hours that is most of the agent's CPU. Same thread, same reconnect logic, a longer
+    timeout: publishes still wake it at once (paho's socket pair), keepalive pings stay on time."""
+    def main() -> None:
+        try:
+            client.loop_forever(timeout=timeout, retry_first_connection=True)
+        finally:
+            client._thread = None
+
+    client._thread_main = main
 
 
 def now() -> datetime:
@@ -221,6 +235,7 @@ class Agent:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.connect_async(bcfg.host, bcfg.port, bcfg.keepalive)
+        quiet_network_loop(self.client, min(LOOP_TIMEOUT_S, bcfg.keepalive / 3.0))
         self.client.loop_start()
         self._spawn(self._publisher, "publisher")
         self._spawn(self._command_worker, "commands")

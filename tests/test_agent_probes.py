@@ -375,3 +375,14 @@ def test_data_sheet_lists_every_field_the_probes_declare() -> None:
     assert not missing, f"fields missing from docs/agent-data-sheet.md: {missing}"
     for never in ("keystrokes", "window titles", "browsing history", "screen contents"):
         assert never in sheet
+
+
+def test_proc_table_reads_what_psutil_reads() -> None:
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc")
+    fast, slow = software.ProcTable(), software.ProcessTable()
+    me = fast.describe(os.getpid())
+    ref = slow.describe(os.getpid())
+    assert me is not None and ref is not None
+    assert abs(me[0] - ref[0]) < 0.05 and me[1] == ref[1] and me[2] == ref[2]
+    assert os.getpid() in fast.pids() and fast.describe(2 ** 22 + 7) is None
