@@ -2,9 +2,11 @@
 the HKLM Run key; Linux: XDG autostart) where input idle time and the foreground program can be
 seen, and writes them every few seconds to ``<data_dir>/session/session.json`` for the service:
 
-    {"ts": <epoch>, "idle_s": 12.5, "foreground": "POWERPNT.EXE"}
+    {"ts": <epoch>, "idle_s": 12.5, "foreground": "POWERPNT.EXE", "displays": 2}
 
-Only these three values are written: no window titles, no keystrokes, no screen contents.
+Only these four values are written: no window titles, no keystrokes, no screen contents. (A Windows
+service sees only session 0's virtual desktop, so the number of connected displays — monitor or
+projector — is counted here too.)
 """
 from __future__ import annotations
 
@@ -27,8 +29,11 @@ def session_source() -> IdleSource:
         return LogindIdleSource()
 
 
-def write_state(path: str, source: IdleSource, wall: Callable[[], float] = time.time) -> dict:
+def write_state(path: str, source: IdleSource, wall: Callable[[], float] = time.time,
+                displays: Optional[Callable[[], Optional[int]]] = None) -> dict:
     state = {"ts": wall(), "idle_s": source.idle_seconds(), "foreground": source.foreground()}
+    if displays is not None:
+        state["displays"] = displays()
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(state, f, ensure_ascii=False)
@@ -47,9 +52,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     path = os.path.join(folder, "session.json")
     interval = float(o.get("--interval", "10"))
     source = session_source()
+    counter = None
+    if sys.platform == "win32":
+        from agent.probes.faults import WindowsDisplaySource
+
+        counter = WindowsDisplaySource().count
     while True:
         try:
-            write_state(path, source)
+            write_state(path, source, displays=counter)
         except OSError as e:
             print("bbt-agent helper: cannot write %s: %s" % (path, e), file=sys.stderr)
         if "--once" in o:

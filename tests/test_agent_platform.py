@@ -76,6 +76,12 @@ def test_session_file_from_the_user_session_helper(tmp_path: Path) -> None:
     assert (src.idle_seconds(), src.foreground()) == (42.0, "EasiNote.exe")
     stale = idle.SessionFileSource(path, max_age_s=90, wall=lambda: 2000.0)  # the helper stopped (logged off)
     assert stale.idle_seconds() is None and stale.foreground() is None
+    # on Windows the helper also counts displays: the service (session 0) cannot
+    from agent.probes.faults import SessionDisplaySource
+
+    write_state(path, fake, wall=lambda: 1000.0, displays=lambda: 0)
+    assert SessionDisplaySource(path, wall=lambda: 1010.0).count() == 0
+    assert SessionDisplaySource(path, wall=lambda: 5000.0).count() is None  # nobody logged in: unknown
 
 
 class Key:

@@ -5,6 +5,7 @@ clock off, outbox overflow. Each is raised once and cleared after ``fault_hold_s
 from __future__ import annotations
 
 import glob
+import json
 import os
 import socket
 import struct
@@ -65,8 +66,29 @@ class WindowsDisplaySource(DisplaySource):
         return int(self.user32.GetSystemMetrics(self.SM_CMONITORS))
 
 
-def default_display_source() -> DisplaySource:
-    return WindowsDisplaySource() if sys.platform == "win32" else DrmDisplaySource()
+class SessionDisplaySource(DisplaySource):
+    """Windows service: the display count the user-session helper wrote (session 0 has no real monitors)."""
+
+    def __init__(self, path: str, max_age_s: float = 90.0, wall: Callable[[], float] = time.time) -> None:
+        self.path, self.max_age_s, self.wall = path, max_age_s, wall
+
+    def count(self) -> Optional[int]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                obj = json.load(f)
+        except (OSError, ValueError):
+            return None  # nobody logged in: unknown
+        n = obj.get("displays") if isinstance(obj, dict) else None
+        if not isinstance(n, int) or abs(self.wall() - float(obj.get("ts", 0))) > self.max_age_s:
+            return None
+        return n
+
+
+def default_display_source(data_dir: str = "") -> DisplaySource:
+    if sys.platform == "win32":
+        return SessionDisplaySource(os.path.join(data_dir, "session", "session.json")) if data_dir \
+            else WindowsDisplaySource()
+    return DrmDisplaySource()
 
 
 def max_cpu_temperature() -> Optional[float]:
@@ -123,15 +145,19 @@ class FaultProbe(Probe):
 
     def __init__(self, displays: Optional[DisplaySource] = None,
                  temperature: Callable[[], Optional[float]] = max_cpu_temperature) -> None:
-        self.displays = displays or default_display_source()
+        self.displays = displays
         self.temperature = temperature
+
+    def setup(self, ctx: "Context") -> None:
+        if self.displays is None:
+            self.displays = default_display_source(ctx.cfg.data_dir)
 
     def run(self, ctx: "Context") -> None:
         cfg, faults = ctx.cfg, ctx.faults
         disk = run_probe("disk", disk_detail)
         if disk is not None:
             faults.observe("disk_full", disk[0] >= cfg.disk_full_pct, "warning", disk[1])
-        n = run_probe("displays", self.displays.count)
+        n = run_probe("displays", self.displays.count) if self.displays is not None else None
         if n is not None:
             faults.observe("display_missing", n == 0, "warning", "no display or projector is connected"
                            if n == 0 else "%d display(s) connected" % n)
