@@ -3,6 +3,7 @@
 The module interface other areas use (dashboard, alerts, district):
 
 * ``week_rates(db, school, week, by)`` -> rows of CONTRACT §4 (``by`` = "teacher" / "class");
+* ``district_week_rates(db, week, by)`` -> {school: rows} for every school in a few queries;
 * ``range_rates(db, school, start, end, by)`` for a day or a term; ``term_rates``;
 * ``below_threshold(db, school, week)`` -> {"teachers": [...], "classes": [...]} (alerts);
 * ``day_lessons(db, school, day)`` -> rows of ``/api/v1/lessons``;
@@ -19,6 +20,7 @@ import json
 import time
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from collector import certainty, usage_settings
 from collector.attribution import STATUS_ZH, Ev, Fault, LessonUsage, Rate, attribute, in_use_intervals, make_rate
@@ -281,3 +283,45 @@ def day_lessons(db: Database, school: str, day: date, now: float | None = None) 
     # how certain each figure is: measured / device offline / agent gap (trust: collector.certainty)
     return certainty.annotate(db, school, [lesson_row(r) for r in rows], tz,
                               float(settings(db, school)["heartbeat_s"]), now)
+
+
+def district_week_rates(db: Database, week: str, by: str, now: float | None = None) -> dict[str, list[dict]]:
+    """Weekly rates of every school at once (district view): {school: CONTRACT §4 rows}.
+
+    A handful of queries whatever the number of schools: stale days are found in one query and
+    recomputed school by school; published weeks come from their frozen copies."""
+    if by not in ("teacher", "class"):
+        raise ValueError(f"by must be teacher or class, not {by!r}")
+    now = time.time() if now is None else now
+    days = week_days(week)
+    lo, hi = days[0].isoformat(), days[-1].isoformat()
+    schools = [r["school"] for r in db.query("SELECT DISTINCT school FROM timetable ORDER BY school")]
+    frozen = {r["school"]: r["report"] for r in db.query("SELECT school, report FROM usage_published WHERE week = ?",
+                                                          (week,))}
+    state: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in db.query("SELECT school, date, dirty, valid_until, faults_seen FROM usage_days "
+                      "WHERE date >= ? AND date <= ?", (lo, hi)):
+        state.setdefault(r["school"], {})[r["date"]] = r
+    fmax = {r["school"]: r["m"] for r in db.query("SELECT school, MAX(id) AS m FROM faults GROUP BY school")}
+    info = {r["school"]: r for r in db.query("SELECT school, tz, settings FROM schools")}
+    for s in schools:
+        if s in frozen:
+            continue
+        today = datetime.fromtimestamp(now, ZoneInfo(info[s]["tz"] if s in info else "Asia/Shanghai")).date()
+        rows = state.get(s, {})
+        if any(d <= today and (d.isoformat() not in rows or rows[d.isoformat()]["dirty"]
+                               or (rows[d.isoformat()]["valid_until"] or now + 1) <= now
+                               or (fmax.get(s) or 0) > rows[d.isoformat()]["faults_seen"]) for d in days):
+            ensure_days(db, s, days, now)
+    thresholds = {s: float(json.loads(r["settings"] or "{}").get("threshold", 0.6)) for s, r in info.items()}
+    out: dict[str, list[dict[str, Any]]] = {s: [] for s in schools}
+    for r in db.query(f"SELECT school, {by} AS k, SUM(counted) AS s, SUM(used) AS u, "
+                      f"SUM(CASE WHEN counted = 0 THEN 1 ELSE 0 END) AS x FROM lesson_usage "
+                      f"WHERE week = ? AND status <> 'pending' GROUP BY school, {by} ORDER BY school, {by}", (week,)):
+        if r["school"] in frozen or not r["s"]:
+            continue
+        rate = make_rate(r["k"], int(r["s"]), int(r["u"]), thresholds.get(r["school"], 0.6), int(r["x"]))
+        out.setdefault(r["school"], []).append(rate_dict(rate, by))
+    for s, report in frozen.items():
+        out[s] = list(json.loads(report)["teachers" if by == "teacher" else "classes"])
+    return out

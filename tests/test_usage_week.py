@@ -114,6 +114,9 @@ def test_week_rates_match_hand_count(school_week) -> None:  # type: ignore[no-un
     classes = usage.week_rates(db, S, "2026-W19", "class")
     assert [(r["class"], r["scheduled"], r["used"], r["excluded_faulty"]) for r in classes] == EXPECTED_CLASSES
     assert classes[1]["rate"] == 7 / 11
+    district = usage.district_week_rates(db, "2026-W19", "teacher")
+    assert district == {S: teachers}
+    assert usage.district_week_rates(db, "2026-W19", "class") == {S: classes}
     low = usage.below_threshold(db, S, "2026-W19")
     assert [r["teacher"] for r in low["teachers"]] == ["刘", "张", "王"]
     assert [r["class"] for r in low["classes"]] == ["一班"]
