@@ -95,7 +95,7 @@ def school_week(mosquitto: Mosquitto, db, tmp_path: Path):  # type: ignore[no-un
                 chunk = dev.events[i:i + 100]
                 pub.publish(protocol.events_topic(S, dev.device), protocol.dumps(chunk), qos=1).wait_for_publish(5)
                 total += len(chunk)
-        wait_for(lambda: col.totals.stored >= total, 20, what="all events stored")
+        wait_for(lambda: col.totals.stored >= total, 60, what="all events stored")
     finally:
         close(pub)
         col.stop()
