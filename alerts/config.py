@@ -22,6 +22,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "fault": {"enabled": True},
     "offline_in_lesson": {"enabled": True, "severity": "warning"},
     "floor_offline": {"enabled": True, "severity": "critical", "min_devices": 3, "ratio": 0.8},
+    "building_offline": {"enabled": True, "severity": "critical", "min_devices": 6, "ratio": 0.8},
     "left_on": {"enabled": True, "severity": "info", "after_min": 30, "night": "22:00", "morning": "06:00"},
     "unclean_shutdowns": {"enabled": True, "severity": "warning", "count": 3, "days": 7},
     "software": {"enabled": True, "severity": "info", "severity_in_lesson": "warning"},
@@ -40,7 +41,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "group_wait_s": 30,
     "repeat_interval_min": 240,
     "quiet_hours": {"start": "22:00", "end": "07:00"},
-    "inhibit": [{"source_kind": "floor_offline", "equal": ["building", "floor"]}],
+    "inhibit": [{"source_kind": "building_offline", "equal": ["building"]},
+                {"source_kind": "floor_offline", "equal": ["building", "floor"]}],
     "send_resolved": True,
     "base_url": None,             # the dashboard's address for acknowledgement links
 }

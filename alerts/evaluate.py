@@ -48,6 +48,8 @@ def state_candidates(db: Database, school: str, now: float, sched: Schedule, cfg
         out += rules.offline_in_lesson(devices, sched.lessons_now(school, now), r["offline_in_lesson"])
     if r["floor_offline"].get("enabled"):
         out += rules.floor_offline(devices, r["floor_offline"], now)
+    if r["building_offline"].get("enabled"):
+        out += rules.building_offline(devices, r["building_offline"], now)
     if r["left_on"].get("enabled"):
         local = datetime.fromtimestamp(now, school_tz(db, school))
         out += rules.left_on(devices, sched.last_lesson_end(school, now), local, r["left_on"])

@@ -80,6 +80,23 @@ def offline_in_lesson(devices: Iterable[Device], lessons_now: Mapping[str, tuple
     return out
 
 
+def building_offline(devices: Iterable[Device], opts: Mapping[str, Any], now: float) -> list[Candidate]:
+    """Most devices of a building lost together, on more than one floor (one floor is a floor outage);
+    its alerts (floors, devices) are inhibited by this one."""
+    devices = [d for d in devices if d.building]
+    out = []
+    for c in floor_offline([Device(d.school, d.device, d.klass, d.room, d.building, "*", d.online, d.status_reason,
+                                   d.last_seen) for d in devices], opts, now):
+        building = c.labels["building"]
+        floors = {d.floor for d in devices if d.building == building and not d.online and d.status_reason == "lost"}
+        if len(floors) == 1 and None not in floors:
+            continue
+        out.append(Candidate(f"building_offline|{building}", "building_offline", c.severity,
+                             c.subject.replace("整层", "整栋楼"), c.started, detail=c.detail,
+                             labels=dict(c.labels, floor=None)))
+    return out
+
+
 def floor_offline(devices: Iterable[Device], opts: Mapping[str, Any], now: float) -> list[Candidate]:
     """Most devices of one floor lost together (not shut down): a power or network outage."""
     floors: dict[tuple[str | None, str], list[Device]] = defaultdict(list)

@@ -27,6 +27,19 @@ def test_floor_offline_needs_most_of_the_floor_lost_not_shut_down() -> None:
     assert rules.floor_offline(shut, {}, 0) == []  # an evening of clean shutdowns is no outage
 
 
+def test_a_building_outage_inhibits_its_floors_and_devices() -> None:
+    lost = [dev(f"pc-{f}0{i}", False, "lost", floor=str(f)) for f in (1, 2) for i in range(4)]
+    [b] = rules.building_offline(lost, {"min_devices": 6, "ratio": 0.8}, 0)
+    assert (b.fingerprint, b.kind, b.labels["floor"]) == ("building_offline|A", "building_offline", None)
+    assert "整栋楼 8 台" in b.subject
+    floors = rules.floor_offline(lost, {"min_devices": 3}, 0)
+    assert len(floors) == 2
+    inhibit = config.DEFAULT_CONFIG["inhibit"]
+    src = [dict(b.labels, kind=b.kind, school="s1")]
+    assert all(routing.inhibited(dict(f.labels, kind=f.kind, school="s1"), src, inhibit) for f in floors)
+    assert rules.building_offline(lost[:5], {"min_devices": 6}, 0) == []
+
+
 def test_offline_in_lesson_only_for_classes_in_a_lesson() -> None:
     devs = [dev("pc-301", False, "lost"), dev("pc-302", False, "shutdown"), dev("pc-303")]
     out = rules.offline_in_lesson(devs, {"301": (0, 2700), "302": (0, 2700), "303": (0, 2700)}, {})
