@@ -57,7 +57,9 @@ def rows_of(html: str) -> dict[str, tuple[str, ...]]:
 
 
 def test_headteacher_sees_every_teacher_with_marks(get: Any) -> None:
-    rows = rows_of(get(f"/usage/teachers?school={S}&week={W}"))
+    html = get(f"/usage/teachers?school={S}&week={W}")
+    assert '<span class="chip fault">未达标</span>' in html and "&lt;" not in html.split("<main>")[1]
+    rows = rows_of(html)
     assert set(rows) == {t for t, *_ in EXPECTED_TEACHERS}
     for teacher, scheduled, used, _excluded in EXPECTED_TEACHERS:
         s, u, rate, mark = rows[teacher]
