@@ -14,6 +14,7 @@ from dashboard.auth import current_user
 
 bp = Blueprint("overview", __name__)
 USAGE_TTL_S = 10.0  # the usage tiles may be this old (the page refreshes every 10 s)
+SUMMARY_TTL_S = 2.0  # the whole overview may be this old
 
 
 def schools_known() -> list[str]:
@@ -72,6 +73,17 @@ def open_alerts(scope: Scope, school: str, classes: set[str | None]) -> int:
     return sum(1 for a in rows if a["class"] in classes)
 
 
+def today_lessons(school: str, day: Any) -> list[dict[str, Any]]:
+    """The day's lessons from the usage rollup, brought up to date by collector.usage.ensure_days: only
+    what the tiles count (usage.day_lessons also annotates each lesson's certainty, too slow here)."""
+    from collector import usage
+
+    db = get_db()
+    usage.ensure_days(db, school, [day])
+    return db.query("SELECT class, teacher, status, used, counted FROM lesson_usage WHERE school = ? AND date = ?",
+                    (school, day.isoformat()))
+
+
 def usage_summary(scope: Scope, school: str, tz: Any) -> dict[str, Any] | None:
     """Today's lessons used so far and this week's rate, over what the user may see (None for maintainers)."""
     from collector import usage
@@ -82,7 +94,7 @@ def usage_summary(scope: Scope, school: str, tz: Any) -> dict[str, Any] | None:
         return None
     db = get_db()
     today = datetime.fromtimestamp(time.time(), tz).date()
-    lessons = [r for r in usage.day_lessons(db, school, today) if scope.sees_lesson(r["class"], r["teacher"])]
+    lessons = [r for r in today_lessons(school, today) if scope.sees_lesson(r["class"], r["teacher"])]
     done = [r for r in lessons if r["status"] != "pending" and r["counted"]]
     by = "teacher" if user.role == "teacher" else "class"
     rows = usage.week_rates(db, school, iso_week(today), by)
@@ -95,6 +107,15 @@ def usage_summary(scope: Scope, school: str, tz: Any) -> dict[str, Any] | None:
             "week_below": rate is not None and rate < threshold}
 
 
+def cached_summary(scope: Scope, school: str) -> dict[str, Any]:
+    """summary() shared for SUMMARY_TTL_S by users who see the same (device states change at most every
+    few seconds; agents send a heartbeat a minute)."""
+    u = scope.user
+    who = u.name if u.role == "teacher" else u.klass if u.role == "class_teacher" else None
+    return dict(cache.cached(("overview", get_db().url, school, u.role, who), SUMMARY_TTL_S,
+                             lambda: summary(scope, school)))
+
+
 @bp.get("/")
 @allow(*ANY_USER)
 def index() -> Any:
@@ -102,7 +123,7 @@ def index() -> Any:
     assert user is not None
     scope = Scope(user)
     school = page_school(scope)
-    data = summary(scope, school)
+    data = cached_summary(scope, school)
     return render_template("overview/index.html", data=data, floors=devstate.by_floor(data["devices"]),
                            states=devstate.STATES)
 
@@ -113,4 +134,4 @@ def data() -> Any:
     user = current_user()
     assert user is not None
     scope = Scope(user)
-    return jsonify(summary(scope, page_school(scope)))
+    return jsonify(cached_summary(scope, page_school(scope)))
