@@ -125,3 +125,18 @@ def drift_history(db: Database, school: str, device: str | None = None, limit: i
         params.append(device)
     return db.query(f"SELECT device, t, field, old_value, new_value, event_id FROM drift WHERE {' AND '.join(where)} "
                     f"ORDER BY t DESC, id DESC LIMIT ?", (*params, limit))
+
+
+def device_detail(db: Database, school: str, device: str, now: float | None = None) -> dict[str, Any] | None:
+    """Everything the registry knows about one device (for the dashboard's device page): its state as in
+    registry.list_devices, the latest inventory, recent software changes, drift history, recent commands."""
+    from collector import registry
+
+    state = next((d for d in registry.list_devices(db, school, now) if d["device"] == device), None)
+    if state is None:
+        return None
+    commands = db.query("SELECT id, kind, args, issued, expires, state, acked, error FROM commands "
+                        "WHERE school = ? AND device = ? ORDER BY issued DESC LIMIT 20", (school, device))
+    return {**state, "inventory": latest_inventory(db, school, device),
+            "software_changes": software_changes(db, school, device, limit=100),
+            "drift": drift_history(db, school, device, limit=100), "commands": commands}

@@ -54,6 +54,10 @@ def test_inventory_changes_and_drift_history(db: Any) -> None:
     store(db, msg("pc-1", [ev(1, "inventory", {"hostname": "T101", "software": sw2}, ts="2026-11-24T08:05:00+08:00")]))
     assert len(inventory.software_changes(db, "s1")) == 3
     assert db.query("SELECT COUNT(*) AS n FROM inventories")[0]["n"] == 3
+    detail = inventory.device_detail(db, "s1", "pc-1")
+    assert detail is not None and detail["device"] == "pc-1" and detail["inventory"]["event_id"] == "e-1"
+    assert len(detail["software_changes"]) == 3 and len(detail["drift"]) == 2 and detail["commands"] == []
+    assert inventory.device_detail(db, "s1", "nosuch") is None
 
 
 def test_device_registry_offline_after_three_missed_policy_heartbeats(db: Any) -> None:
