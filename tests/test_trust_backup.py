@@ -99,14 +99,19 @@ def test_backup_is_online_while_the_collector_writes(tmp_path: Path) -> None:
     from collector import migrations
     db = connect(str(tmp_path / "bbt.db"))
     migrations.migrate(db)
-    fill(db, 2000)
+    pad = "x" * 700
+    with db.transaction():  # ~20 MB: more pages than a stepped backup copies at once
+        db.executemany("INSERT INTO events (school, device, id, seq, type, ts, t, received, data) "
+                       "VALUES ('s1', 'pc-0', ?, 0, 'heartbeat', 'x', 0, 0, ?)",
+                       [(f"p{i}", pad) for i in range(25000)])
     stop = threading.Event()
     written: list[int] = []
 
     def writer() -> None:
         w = connect(db.url)
         i = 0
-        while not stop.is_set():
+        deadline = time.monotonic() + 20  # a backup that restarts on every write would never end
+        while not stop.is_set() and time.monotonic() < deadline:
             with w.transaction():
                 add_event(w, "pc-w", f"w{i}", "heartbeat", float(i))
             written.append(i)
@@ -117,7 +122,9 @@ def test_backup_is_online_while_the_collector_writes(tmp_path: Path) -> None:
     t.start()
     try:
         time.sleep(0.1)
+        t0 = time.monotonic()
         path = bk.backup(db, tmp_path / "b")
+        took = time.monotonic() - t0
         time.sleep(0.1)
     finally:
         stop.set()
@@ -127,6 +134,7 @@ def test_backup_is_online_while_the_collector_writes(tmp_path: Path) -> None:
     copy.close()
     db.close()
     assert 0 < n < len(written), "a consistent copy taken while writes went on, which kept going"
+    assert took < 10 and not t.is_alive()
 
 
 def test_cli_backup_restore_and_audit(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography import x509
 
 from agent.config import load_config
 from agent.probes.idle import IdleSource
@@ -159,3 +160,25 @@ def test_tls_settings_never_fall_back_to_plain_mqtt(tmp_path: Path) -> None:
     assert len(ctx.get_ca_certs()) == 1, "only the pinned school CA, not the system store"
     with pytest.raises(BrokerURLError, match="not found"):
         tls_context(BrokerConfig(host="x", tls=True, ca_file=str(tmp_path / "missing.crt")))
+
+
+def test_devices_csv_and_bad_input(tmp_path: Path) -> None:
+    from bbt.certs import CertError, read_devices_csv
+
+    good = tmp_path / "devices.csv"
+    good.write_text("\ufeffdevice,class\npc-101,一(1)班\npc-102,一(2)班\npc-101,一(1)班\n", encoding="utf-8")
+    assert read_devices_csv(str(good)) == ["pc-101", "pc-102"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("device,class\npc-101,一(1)班\n教室 3,一(3)班\n", encoding="utf-8")
+    with pytest.raises(CertError, match="line 3"):
+        read_devices_csv(str(bad))
+    r = run_bbt("deploy", "certs", "--school", "s1", "--out", str(tmp_path / "o"), "--devices", str(bad))
+    assert r.returncode == 1 and "line 3" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_bbt("deploy", "certs", "--school", "s1", "--out", str(tmp_path / "o"), "--devices", str(good))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "o" / "devices").iterdir()) == ["pc-101", "pc-102"]
+    again = run_bbt("deploy", "certs", "--school", "s1", "--out", str(tmp_path / "o"), "--device", "pc-103")
+    assert again.returncode == 0 and "kept" in again.stdout
+    ca = x509.load_pem_x509_certificate((tmp_path / "o" / "ca.crt").read_bytes())
+    leaf = x509.load_pem_x509_certificate((tmp_path / "o" / "devices" / "pc-103" / "client.crt").read_bytes())
+    assert leaf.issuer == ca.subject, "the CA is kept: devices deployed earlier stay valid"
