@@ -85,7 +85,7 @@ def main() -> None:
                                                            now=time.time() + 1))
         res["backup_enc_mb"] = enc.stat().st_size / 1e6
         for name, f, k in (("restore_s", plain, None), ("restore_enc_s", enc, key)):
-            res[name], r = timed(lambda f=f, k=k: bk.restore(f, os.path.join(tmp, f"r-{name}.db"), k))
+            res[name], r = timed(lambda f=f, k=k, name=name: bk.restore(f, os.path.join(tmp, f"r-{name}.db"), k))
             assert r.query("SELECT COUNT(*) AS n FROM events")[0]["n"] == args.events
             r.close()
         res["writer_alone_per_s"] = writer_rate(src, 3.0)
