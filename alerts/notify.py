@@ -238,7 +238,7 @@ class Dispatcher:
     def ack_link(self, cfg: dict[str, Any], ids: list[int], person: str) -> str | None:
         base = cfg.get("base_url") or self.base_url
         if not base or not ids or len(ids) > 60:
-            return f"{base.rstrip('/')}/alerts" if base else None
+            return f"{base.rstrip('/')}/faults/" if base else None  # the dashboard's 故障与告警 page
         token = store.sign(store.secret(self.db), ids, person)
         return (f"{base.rstrip('/')}/alerts/ack?ids={','.join(map(str, ids))}&by={quote(person)}&t={token}")
 

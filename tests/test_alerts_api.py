@@ -85,6 +85,7 @@ def test_signed_link_shows_then_acknowledges_and_rejects_tampering(db: Any, app_
     ids = sorted(a["id"] for a in store.list_alerts(db, "s1", "open"))
     link = Dispatcher(db, base_url="http://x").ack_link({}, ids, "王师傅")
     assert link is not None
+    assert Dispatcher(db, base_url="http://x").ack_link({}, list(range(1, 100)), "p") == "http://x/faults/"  # too many
     path = link.replace("http://x", "")
     c = app.test_client()
     page = c.get(path)
