@@ -146,6 +146,34 @@ def classes() -> Any:
     return _page("class")
 
 
+def week_lessons(school: str, week: str, teacher: str | None, klass: str | None) -> list[dict[str, Any]]:
+    """A week's lessons of one teacher or class as collector.usage.lesson_row rows: from the published
+    report when the week is published, else from the rollup brought up to date (usage.ensure_days).
+    (usage.day_lessons would annotate every lesson of the school each day: slow for one teacher.)"""
+    db = get_db()
+    days = week_days(week)
+
+    def wanted(r: dict[str, Any]) -> bool:
+        return (not teacher or r["teacher"] == teacher) and (not klass or r["class"] == klass)
+    frozen = usage.published(db, school, week)
+    if frozen is not None:
+        return [r for r in frozen["lessons"] if wanted(r)]
+    usage.ensure_days(db, school, days)
+    where, params = ["school = ?", "date >= ?", "date <= ?"], [school, days[0].isoformat(), days[-1].isoformat()]
+    for col, value in (("teacher", teacher), ("class", klass)):
+        if value:
+            where.append(f"{col} = ?")
+            params.append(value)
+    tz = school_tz(db, school)
+    out = []
+    for r in db.query(f"SELECT * FROM lesson_usage WHERE {' AND '.join(where)} ORDER BY date, start_t, class",
+                      params):
+        r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
+        r["end"] = datetime.fromtimestamp(r["end_t"], tz).strftime("%H:%M")
+        out.append(usage.lesson_row(r))
+    return out
+
+
 @bp.get("/lessons")
 @allow(*RATE_ROLES)
 def lessons() -> Any:
@@ -161,9 +189,7 @@ def lessons() -> Any:
     if klass and not scope.sees_class(klass):
         abort(403)  # a class teacher sees a teacher's lessons only inside their own class (filtered below)
     db = get_db()
-    rows = [r for d in week_days(week) for r in usage.day_lessons(db, school, d)
-            if (not teacher or r["teacher"] == teacher) and (not klass or r["class"] == klass)
-            and scope.sees_lesson(r["class"], r["teacher"])]
+    rows = [r for r in week_lessons(school, week, teacher, klass) if scope.sees_lesson(r["class"], r["teacher"])]
     settings = usage.settings(db, school)
     return render_template("usage/lessons.html", school=school, week=week, teacher=teacher, klass=klass, rows=rows,
                            status=STATUS, min_minutes=settings["min_use_minutes"], prev=shift(week, -1),
