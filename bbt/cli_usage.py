@@ -87,12 +87,14 @@ def register(main: click.Group) -> None:
     @report.command("day")
     @click.argument("day")
     @click.option("--school", required=True)
+    @click.option("--format", "fmt", type=click.Choice(("json", "html", "xlsx")), default="json", show_default=True)
     @click.option("--out", default=None, help="write to this file (default: standard output)")
     @db_option
-    def report_day(day: str, school: str, out: Optional[str], db_url: Optional[str]) -> None:
-        """The patrol record (巡课登记) of DAY (YYYY-MM-DD) as JSON: every lesson and its status."""
+    def report_day(day: str, school: str, fmt: str, out: Optional[str], db_url: Optional[str]) -> None:
+        """The patrol record (巡课登记) of DAY (YYYY-MM-DD): every lesson and its status."""
         import json
 
+        from collector import usage_export
         from collector.usage_report import make_patrol
 
         try:
@@ -102,7 +104,14 @@ def register(main: click.Group) -> None:
         db = open_db(db_url)
         _check_school(db, school)
         rec = make_patrol(db, school, d)
-        _emit(json.dumps(rec, ensure_ascii=False, indent=1), out)
+        if fmt == "xlsx":
+            if not out and sys.stdout.isatty():
+                raise click.UsageError("--format xlsx needs --out FILE (or redirect standard output)")
+            _emit(usage_export.patrol_xlsx(rec), out, binary=True)
+        elif fmt == "html":
+            _emit(usage_export.patrol_html(rec), out)
+        else:
+            _emit(json.dumps(rec, ensure_ascii=False, indent=1), out)
 
     @report.command("publish")
     @click.argument("week")

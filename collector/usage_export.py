@@ -124,3 +124,44 @@ def to_html(report: dict[str, Any]) -> str:
     parts.append("<h2>教师使用率</h2>" + _rate_table(report["teachers"], "teacher", "教师", th))
     parts.append("<h2>班级使用率</h2>" + _rate_table(report["classes"], "class", "班级", th))
     return "".join(parts) + "</html>"
+
+
+PATROL_COLUMNS = ["班级", "节次", "时间", "任课教师", "学科", "使用分钟", "情况", "代课"]
+
+
+def _patrol_cells(r: dict[str, Any]) -> list[Any]:
+    return [r["class"], r["period"], f"{r['start']}-{r['end']}", r["teacher"], r["subject"], r["in_use_minutes"],
+            STATUS_ZH.get(r["status"], r["status"]), "代课" if r.get("substitute") else ""]
+
+
+def patrol_title(record: dict[str, Any]) -> str:
+    return f"{record.get('school_name') or record['school']} 班班通巡课登记 {record['date']}"
+
+
+def patrol_html(record: dict[str, Any]) -> str:
+    """The day's patrol record (巡课登记) as a printable page: counts by status, then every lesson."""
+    e = html.escape
+    counts = "；".join(f"{STATUS_ZH.get(k, k)} {v} 节" for k, v in sorted(record["counts"].items()))
+    rows = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in _patrol_cells(r)) + "</tr>"
+                   for r in record["lessons"])
+    head = "".join(f"<th>{c}</th>" for c in PATROL_COLUMNS)
+    return (f"<!doctype html><html lang=zh-CN><meta charset=utf-8><title>{e(patrol_title(record))}</title>"
+            f"<style>{CSS}</style><h1>{e(patrol_title(record))}</h1><p>{e(counts) or '当日无课'}</p>"
+            f"<table><tr>{head}</tr>{rows}</table></html>")
+
+
+def patrol_xlsx(record: dict[str, Any]) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "巡课登记"
+    ws.append([patrol_title(record)])
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.append(PATROL_COLUMNS)
+    for r in record["lessons"]:
+        ws.append(_patrol_cells(r))
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

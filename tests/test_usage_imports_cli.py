@@ -103,6 +103,9 @@ def test_report_cli_formats_settings_and_schedule(db_path: str, tmp_path: Path) 
     term = json.loads(r.stdout)
     assert (term["term"], term["start"], term["end"]) == ("W19", "2026-05-04", "2026-05-10")
     assert [(x["class"], x["scheduled"], x["used"]) for x in term["rows"]] == [("一班", 12, 5), ("二班", 11, 7)]
+    r = runner.invoke(main, ["report", "day", "2026-05-08", "--school", S, "--format", "html", "--db", db_path])
+    assert r.exit_code == 0 and "班班通巡课登记 2026-05-08" in r.stdout and "设备未开机 1 节" in r.stdout
+    assert r.stdout.count("<tr>") == 1 + 6 and "已使用" in r.stdout
     r = runner.invoke(main, ["report", "week", "2026-W19", "--school", "nope", "--db", db_path])
     assert r.exit_code == 1 and "no school 'nope'" in r.output
     r = runner.invoke(main, ["report", "week", "2026-48", "--school", S, "--db", db_path])
@@ -114,7 +117,7 @@ def test_report_cli_formats_settings_and_schedule(db_path: str, tmp_path: Path) 
     assert [t["teacher"] for t in usage.below_threshold(db, S, "2026-W19")["teachers"]] == ["刘", "张"]  # 王: 0.5
     # the schedule: patrol after Saturday's last lesson, publication on Sunday 20:00
     sat_evening = datetime(2026, 5, 9, 18, 0, tzinfo=TZ).timestamp()
-    assert tick(db, sat_evening) == [f"patrol {S} 2026-05-08", f"patrol {S} 2026-05-09"]  # + a missed one
+    assert tick(db, sat_evening) == [f"patrol {S} 2026-05-09"]  # Friday's was made by `bbt report day` above
     assert tick(db, sat_evening + 60) == []
     sunday = datetime(2026, 5, 10, 20, 1, tzinfo=TZ).timestamp()
     assert tick(db, sunday) == [f"publish {S} 2026-W19"]
