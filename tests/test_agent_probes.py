@@ -386,3 +386,31 @@ def test_proc_table_reads_what_psutil_reads() -> None:
     assert me is not None and ref is not None
     assert abs(me[0] - ref[0]) < 0.05 and me[1] == ref[1] and me[2] == ref[2]
     assert os.getpid() in fast.pids() and fast.describe(2 ** 22 + 7) is None
+
+
+def test_end_of_day_shutdown_warns_then_powers_off_only_when_idle(tmp_path: Path) -> None:
+    from agent.runner import Agent
+
+    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path), "shutdown_warn_s": 0.3},
+                      environ={})
+    desk = LogDesktop()
+    a = Agent(cfg, probes=[], desktop=desk)
+    a.ctx.set_policy({"shutdown_after": "00:00"})  # always past: due whenever the PC is idle
+    a.ctx.in_use = True
+    a._end_of_day()
+    assert desk.notices == [] and a.commands.pending is None  # in use: nothing happens
+    a.ctx.in_use = False
+    a._end_of_day()
+    assert desk.notices and "关机" in desk.notices[0]  # the warning first
+    a.ctx.in_use = True  # someone comes back during the warning
+    assert a.commands.pending is not None
+    a.commands.pending.timer.join(5)
+    assert desk.powered_off == 0 and a.ctx.get_state("eod_done") is None
+    a.ctx.in_use = False
+    a._end_of_day()
+    assert a.commands.pending is not None
+    a.commands.pending.timer.join(5)
+    assert desk.powered_off == 1 and a.ctx.get_state("eod_done") == datetime.now().date().isoformat()
+    a._end_of_day()  # done for today
+    assert len(desk.notices) == 2
+    a.outbox.close()
