@@ -22,9 +22,16 @@ def _h(sid: str) -> str:
     return hashlib.sha256(sid.encode()).hexdigest()
 
 
+KEEP_ATTEMPTS_S = 86400          # login attempts (user names, addresses) are kept a day
+KEEP_SESSIONS_S = 30 * 86400     # ended or idle sessions a month
+
+
 def create(db: Database, user: str, ip: str | None) -> str:
+    """A new session for a user who just logged in (old attempts and sessions are dropped on the way)."""
     sid = secrets.token_urlsafe(32)
     now = time.time()
+    db.execute("DELETE FROM login_attempts WHERE t < ?", (now - KEEP_ATTEMPTS_S,))
+    db.execute("DELETE FROM web_sessions WHERE last_seen < ?", (now - KEEP_SESSIONS_S,))
     db.execute("INSERT INTO web_sessions (sid_hash, user_name, created, last_seen, ip) VALUES (?, ?, ?, ?, ?)",
                (_h(sid), user, now, now, ip))
     return sid

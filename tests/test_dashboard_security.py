@@ -74,6 +74,10 @@ def test_login_rate_limited_per_user(app: Any, users: dict[str, str]) -> None:
     assert login(app.test_client(), USERS["maintainer"][0]).status_code == 302  # others unaffected
     db = app.extensions["bbt_db"]
     assert sessions.locked_for(db, name, "127.0.0.1", now=time.time() + sessions.FAILURE_WINDOW_S + 1) == 0
+    # attempts (names, addresses) are not kept for ever: a day later the next login drops them
+    db.execute("UPDATE login_attempts SET t = t - ?", (sessions.KEEP_ATTEMPTS_S + 1,))
+    login(app.test_client(), USERS["admin"][0])
+    assert [r["user_name"] for r in db.query("SELECT user_name FROM login_attempts")] == [USERS["admin"][0]]
 
 
 def test_password_change_forced_on_first_login(tmp_path: Path) -> None:
