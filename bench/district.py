@@ -152,15 +152,17 @@ def ingest_run(stores: Stores, tmp: Path, backend: str, k: int, n: int, devices:
         ps = [psutil.Process(p.pid) for p in procs]
         t0 = time.monotonic()
         first_t, first_n = None, 0
+        cpu0 = [0.0] * len(ps)
         while True:
             done = stored(db)
             now = time.monotonic()
             if first_t is None and done:
                 first_t, first_n = now, done
+                cpu0 = [sum(p.cpu_times()[:2]) for p in ps]  # start-up (imports, connect) left out
             if done >= n or now - t0 > 600:
                 break
             time.sleep(0.05)
-        cpu = [round(sum(p.cpu_times()[:2]), 1) for p in ps]
+        cpu = [round(sum(p.cpu_times()[:2]) - c0, 2) for p, c0 in zip(ps, cpu0, strict=True)]
         stop_all(procs)
         total = int(db.query("SELECT COUNT(*) AS n FROM events")[0]["n"])
         db.close()
@@ -230,7 +232,13 @@ def school_day(stores: Stores, tmp: Path, schools: int, devices: int, heartbeat_
 
 
 def report(runs: list[dict[str, Any]], day: dict[str, Any] | None, args: argparse.Namespace) -> dict[str, Any]:
-    rate = {(r["backend"], r["collectors"]): r["events_per_s"] for r in runs}
+    rate: dict[tuple[str, int], int] = {}
+    cpu: dict[tuple[str, int], float] = {}
+    for r in runs:  # the best of the repeats: the least disturbed by other work on the machine
+        key = (r["backend"], r["collectors"])
+        rate[key] = max(rate.get(key, 0), r["events_per_s"])
+        per_cpu = r["stored"] / max(sum(r["collector_cpu_s"]), 0.01)  # CPU from the first commit on
+        cpu[key] = max(cpu.get(key, 0.0), round(per_cpu))
     speedup = {b: round(rate[(b, 2)] / rate[(b, 1)], 2) for b in ("sqlite", "postgresql")
                if rate.get((b, 1)) and (b, 2) in rate}
     summary = {
@@ -239,6 +247,8 @@ def report(runs: list[dict[str, Any]], day: dict[str, Any] | None, args: argpars
         "postgresql 1 collector (events/s)": rate.get(("postgresql", 1)),
         "postgresql 2 collectors (events/s)": rate.get(("postgresql", 2)),
         "postgresql 2 vs 1 (target >= 1.6)": speedup.get("postgresql"),
+        "postgresql events per collector CPU-second, 1 / 2 collectors":
+            f"{cpu.get(('postgresql', 1))} / {cpu.get(('postgresql', 2))}",
     }
     if day:
         summary["school day: devices"] = day["devices"]
@@ -246,6 +256,8 @@ def report(runs: list[dict[str, Any]], day: dict[str, Any] | None, args: argpars
         summary["school day: nothing lost"] = day["nothing_lost"]
     machine = f"{platform.platform()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}"
     out = {"machine": machine, "messages_per_run": args.messages, "summary": summary, "ingest": runs,
+           "best_events_per_s": {f"{b} x{k}": v for (b, k), v in rate.items()},
+           "events_per_collector_cpu_s": {f"{b} x{k}": v for (b, k), v in cpu.items()},
            "speedup": speedup, "school_day": day}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "district.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -256,9 +268,11 @@ def report(runs: list[dict[str, Any]], day: dict[str, Any] | None, args: argpars
           "## Ingest: one and two collectors on a shared subscription\n",
           f"{args.messages} single-event QoS 1 messages from {args.devices} devices, waiting in the collectors' "
           "persistent sessions; time from the first commit until all are stored.\n",
-          "| store | collectors | events/s | stored | seconds | collector CPU s | load (1 min) |",
+          "| store | collectors | events/s | stored | seconds | collectors' CPU s after start-up | load (1 min) |",
           "|---|---|---|---|---|---|---|", rows,
-          "", f"Two collectors vs one: {speedup} (target on PostgreSQL: >= 1.6).\n"]
+          "", f"Best of {args.repeat} runs each: {out['best_events_per_s']}. Two collectors vs one: {speedup} "
+          "(target on PostgreSQL: >= 1.6).",
+          f"Events stored per CPU-second of the collector processes: {out['events_per_collector_cpu_s']}.\n"]
     if day:
         md += ["## A school day for 10,000 PCs\n",
                f"{day['schools']} schools x {day['devices'] // day['schools']} PCs, heartbeat every "
@@ -284,6 +298,8 @@ def main() -> None:
     ap.add_argument("--school-devices", type=int, default=200, help="PCs per school in the school day")
     ap.add_argument("--heartbeat-s", type=int, default=300)
     ap.add_argument("--skip-day", action="store_true", help="ingest runs only")
+    ap.add_argument("--skip-ingest", action="store_true", help="the school day only")
+    ap.add_argument("--repeat", type=int, default=3, help="ingest runs per configuration (the best counts)")
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     args = ap.parse_args()
     if args.quick:
@@ -295,8 +311,12 @@ def main() -> None:
         stores = Stores(tmp)
         try:
             print("ingest:", flush=True)
-            runs = [ingest_run(stores, tmp, b, k, args.messages, args.devices)
-                    for b in ("sqlite", "postgresql") for k in (1, 2)]
+            runs = []
+            # interleaved, so a busy spell of the machine hits all configurations alike
+            for rep in range(0 if args.skip_ingest else args.repeat):
+                for b in ("sqlite", "postgresql"):
+                    for k in ((1, 2) if rep % 2 == 0 else (2, 1)):
+                        runs.append(ingest_run(stores, tmp, b, k, args.messages, args.devices))
             day = None
             if not args.skip_day:
                 print(f"school day: {args.schools} x {args.school_devices} PCs", flush=True)
