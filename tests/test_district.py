@@ -104,3 +104,36 @@ def test_two_collectors_one_killed_every_event_exactly_once(mosquitto: Mosquitto
         for p in procs:
             stop(p)
     assert c1.returncode == -signal.SIGKILL
+
+
+def test_bbt_server_on_postgresql(mosquitto: Mosquitto, pg_url: str, tmp_path: Path) -> None:
+    """`bbt server --db postgresql://...`: collector and dashboard on the PostgreSQL store."""
+    import urllib.request
+
+    from tests.brokers import free_port
+
+    port = free_port()
+    log = (tmp_path / "server.log").open("ab")
+    try:
+        srv = subprocess.Popen(bbt_cmd("server", "--db", pg_url, "--broker", mosquitto.url, "--http",
+                                       f"127.0.0.1:{port}", "--share-group", "g", "--client-id", "web-1"),
+                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+    pub = publisher(mosquitto.port, "pc-x")
+    try:
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+        wait_for(up, 30, interval=0.2, what="the dashboard")
+        ev = protocol.make_event("e1", 0, "power", T0, {"state": "on", "boot_time": "2026-11-23T08:00:00+08:00",
+                                                         "clean": True})
+        pub.publish(protocol.events_topic("s1", "pc-x"), protocol.dumps(ev), qos=1).wait_for_publish(5)
+        wait_for(lambda: count(pg_url) == 1, 20, what="the event stored in PostgreSQL")
+    finally:
+        close(pub)
+        stop(srv)
+    assert srv.returncode == 0
