@@ -56,10 +56,19 @@ def test_logind_idle_hint_and_x11_foreground() -> None:
                "Type=x11\nActive=yes\nClass=user\n",
            ("loginctl", "show-session", "3", "-p", "IdleHint", "-p", "IdleSinceHint"):
                "IdleHint=yes\nIdleSinceHint=1799999400000000\n"}
-    src = idle.LogindIdleSource(lambda args: out.get(tuple(args), ""), wall=lambda: 1_800_000_000.0)
+    calls: list[tuple[str, ...]] = []
+
+    def run(args: list[str]) -> str:
+        calls.append(tuple(args))
+        return out.get(tuple(args), "")
+
+    src = idle.LogindIdleSource(run, wall=lambda: 1_800_000_000.0)
     assert src.idle_seconds() == 600.0
     out[("loginctl", "show-session", "3", "-p", "IdleHint", "-p", "IdleSinceHint")] = "IdleHint=no\n"
     assert src.idle_seconds() == 0.0
+    assert calls.count(("loginctl", "list-sessions", "--no-legend")) == 1  # the session is remembered
+    del out[("loginctl", "show-session", "3", "-p", "IdleHint", "-p", "IdleSinceHint")]  # logged out
+    assert src.idle_seconds() is None and src._session is None
     xprop = {("xprop", "-root", "_NET_ACTIVE_WINDOW"): "_NET_ACTIVE_WINDOW(WINDOW): window id # 0x3a00007\n",
              ("xprop", "-id", "0x3a00007", "_NET_WM_PID"): f"_NET_WM_PID(CARDINAL) = {os.getpid()}\n"}
     assert "python" in (idle.x11_foreground(lambda a: xprop.get(tuple(a), "")) or "").lower()

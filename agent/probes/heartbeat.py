@@ -15,6 +15,9 @@ class HeartbeatProbe(Probe):
     emits = ("heartbeat",)
     fields = dict(system.FIELDS, in_use="bool, from the usage probe", idle_s="seconds since the last input")
 
+    def setup(self, ctx: "Context") -> None:
+        run_probe("system", system.read)  # primes psutil's CPU counter: the first heartbeat's cpu_pct is real
+
     def run(self, ctx: "Context") -> None:
         data: Dict[str, Any] = run_probe("system", system.read, {}) or {}
         data["in_use"] = bool(ctx.in_use)

@@ -166,9 +166,13 @@ def x11_foreground(run: Callable[[List[str]], str]) -> Optional[str]:
 class LogindIdleSource(IdleSource):
     """logind's IdleHint/IdleSinceHint of the active graphical session (via loginctl)."""
 
+    SESSION_TTL_S = 300.0  # the active session is looked up again after this (one loginctl call less per check)
+
     def __init__(self, run: Optional[Callable[[List[str]], str]] = None, wall: Callable[[], float] = time.time) -> None:
         self.run = run or _run
         self.wall = wall
+        self._session: Optional[str] = None
+        self._session_at = -1e18
 
     def _active_session(self) -> Optional[str]:
         for line in self.run(["loginctl", "list-sessions", "--no-legend"]).splitlines():
@@ -188,10 +192,16 @@ class LogindIdleSource(IdleSource):
         return dict(line.split("=", 1) for line in self.run(args).splitlines() if "=" in line)
 
     def idle_seconds(self) -> Optional[float]:
-        sid = self._active_session()
+        now = self.wall()
+        if self._session is None or now - self._session_at > self.SESSION_TTL_S:
+            self._session, self._session_at = self._active_session(), now
+        sid = self._session
         if sid is None:
             return None
         props = self._props(sid, "IdleHint", "IdleSinceHint")
+        if not props:  # the session ended (logout): find the new one next time
+            self._session = None
+            return None
         if props.get("IdleHint") != "yes":
             return 0.0
         since_us = int(props.get("IdleSinceHint") or 0)
