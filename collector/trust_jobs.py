@@ -18,6 +18,7 @@ from collector.db import connect, default_db_url
 from collector.retention import HEARTBEAT_DAYS
 
 log = logging.getLogger(__name__)
+BACKUP_LEASE_S = 3600.0  # longer than any backup: a second server at the same minute skips
 
 
 def backup_dir(db_url: str) -> Path:
@@ -30,12 +31,18 @@ def backup_dir(db_url: str) -> Path:
 
 
 def run_daily(db_url: str, now: float | None = None) -> None:
-    """One run of the daily jobs (also what the scheduler calls); logs, never raises."""
+    """One run of the daily jobs (also what the scheduler calls); logs, never raises.
+
+    Several servers on one store (district) each schedule it; the ``backup`` lease lets one run it."""
     from collector.backup import backup, load_key
+    from collector.lease import Lease
     from collector.retention import audit, purge_heartbeats
 
     db = connect(db_url)
     try:
+        if not Lease(db, "backup", ttl=BACKUP_LEASE_S).held():
+            log.info("daily backup: another server holds the backup lease; skipped here")
+            return
         key_file = os.environ.get("BBT_BACKUP_KEY")
         path = backup(db, backup_dir(db_url), int(os.environ.get("BBT_BACKUP_KEEP", "14")),
                       load_key(key_file) if key_file else None, now=now)

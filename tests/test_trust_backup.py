@@ -221,3 +221,18 @@ def test_daily_job_writes_a_backup_and_is_scheduled(tmp_path: Path, monkeypatch:
     job = server.trust_scheduler.get_job("bbt-backup")
     assert job.next_run_time.hour == 3 and job.next_run_time.minute == 15
     stop()
+
+
+def test_daily_job_runs_on_one_server_only(tmp_path: Path) -> None:
+    from collector import lease, migrations
+
+    db_file = str(tmp_path / "data" / "bbt.db")
+    db = connect(db_file)
+    migrations.migrate(db)
+    assert lease.acquire(db, "backup", "other-server:1", ttl=3600)
+    trust_jobs.run_daily(db_file)
+    assert bk.list_backups(tmp_path / "data" / "backups") == []
+    assert lease.release(db, "backup", "other-server:1")
+    trust_jobs.run_daily(db_file)
+    assert len(bk.list_backups(tmp_path / "data" / "backups")) == 1
+    db.close()
