@@ -79,7 +79,8 @@ class LessonUsage:
         return round(self.in_use_s / 60.0, 1)
 
 
-def _parse_time(value: Any) -> float | None:
+def epoch_of(value: Any) -> float | None:
+    """Epoch seconds of an RFC 3339 string, or None when it is missing or not a time."""
     if not isinstance(value, str):
         return None
     try:
@@ -109,8 +110,8 @@ def session_intervals(events: Sequence[Ev]) -> list[Interval]:
                 close(last_alive)
                 open_start, open_id, last_alive = e.t, sid, e.t
             elif state == "end":
-                s = _parse_time(e.data.get("start"))
-                end = _parse_time(e.data.get("end"))
+                s = epoch_of(e.data.get("start"))
+                end = epoch_of(e.data.get("end"))
                 end = e.t if end is None else end
                 if s is None and open_start is not None and sid == open_id:
                     s = open_start

@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from collector.attribution import epoch_of
 from collector.db import Database
 
 
@@ -50,7 +51,7 @@ def sessions(db: Database, school: str, device: str, since: float, until: float)
             open_starts[str(d.get("session_id"))] = r["t"]
         elif d.get("state") == "end":
             start = open_starts.pop(str(d.get("session_id")), None)
-            out.append((_epoch(d.get("start")) or start or r["t"], _epoch(d.get("end")) or r["t"]))
+            out.append((epoch_of(d.get("start")) or start or r["t"], epoch_of(d.get("end")) or r["t"]))
     if open_starts:
         hb = db.query("SELECT last_heartbeat_t FROM devices WHERE school = ? AND device = ?", (school, device))
         last = hb[0]["last_heartbeat_t"] if hb and hb[0]["last_heartbeat_t"] else None
@@ -59,13 +60,6 @@ def sessions(db: Database, school: str, device: str, since: float, until: float)
     return [(max(s, since), min(e, until)) for s, e in out if e > since and s < until and e > s]
 
 
-def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def online_spans(changes: list[dict], since: float, until: float) -> list[tuple[float, float]]:
