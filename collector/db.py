@@ -10,7 +10,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import sqlite_utils
 
@@ -32,6 +32,25 @@ class Database(Protocol):
 
 class StoreError(BbtError):
     """A problem with the store that a user can act on (bad URL, unwritable path, ...)."""
+
+
+@contextlib.contextmanager
+def nested_transaction(local: threading.local,
+                       outer: Callable[[], contextlib.AbstractContextManager[Any]]) -> Iterator[None]:
+    """Join this thread's open transaction (``local.depth`` > 0) or open one with ``outer``."""
+    if local.depth:
+        local.depth += 1
+        try:
+            yield
+        finally:
+            local.depth -= 1
+        return
+    local.depth = 1
+    try:
+        with outer():
+            yield
+    finally:
+        local.depth = 0
 
 
 class SQLiteDB:
@@ -83,27 +102,20 @@ class SQLiteDB:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         return self._conn().executemany(sql, rows).rowcount
 
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        self._conn()  # this thread's connection (and its depth counter) exists before we nest
+        return nested_transaction(self._local, self._begin_commit)
+
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def _begin_commit(self) -> Iterator[None]:
         conn = self._conn()
-        if self._local.depth:
-            self._local.depth += 1
-            try:
-                yield
-            finally:
-                self._local.depth -= 1
-            return
         conn.execute("BEGIN IMMEDIATE")
-        self._local.depth = 1
         try:
             yield
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        else:
-            conn.execute("COMMIT")
-        finally:
-            self._local.depth = 0
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -12,13 +12,13 @@ import contextlib
 import re
 import threading
 from functools import lru_cache
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import dict_row
 
-from collector.db import Row, StoreError
+from collector.db import Row, StoreError, nested_transaction
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
 
@@ -95,22 +95,9 @@ class PostgresDB:
                 for r in rows:
                     cp.write_row(r)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        conn = self._conn()
-        if self._local.depth:
-            self._local.depth += 1
-            try:
-                yield
-            finally:
-                self._local.depth -= 1
-            return
-        self._local.depth = 1
-        try:
-            with conn.transaction():
-                yield
-        finally:
-            self._local.depth = 0
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        conn = self._conn()  # this thread's connection (and its depth counter) exists before we nest
+        return nested_transaction(self._local, conn.transaction)
 
     def close(self) -> None:
         with self._lock:
