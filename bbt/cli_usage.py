@@ -21,6 +21,13 @@ def _week_days(week: str) -> list:
         raise click.BadParameter(str(e)) from None
 
 
+def _parse_day(day: str) -> date:
+    try:
+        return date.fromisoformat(day)
+    except ValueError:
+        raise click.BadParameter(f"{day!r} is not a date YYYY-MM-DD") from None
+
+
 def _check_school(db: Any, school: str) -> None:
     if not db.query("SELECT 1 AS x FROM schools WHERE school = ?", (school,)):
         raise click.ClickException(f"no school {school!r} in the store (import its devices and timetable first)")
@@ -97,10 +104,7 @@ def register(main: click.Group) -> None:
         from collector import usage_export
         from collector.usage_report import make_patrol
 
-        try:
-            d = date.fromisoformat(day)
-        except ValueError:
-            raise click.BadParameter(f"{day!r} is not a date YYYY-MM-DD") from None
+        d = _parse_day(day)
         db = open_db(db_url)
         _check_school(db, school)
         rec = make_patrol(db, school, d)
@@ -169,10 +173,7 @@ def register_term(report: click.Group) -> None:
 
         from collector import usage
 
-        try:
-            d = date.fromisoformat(day)
-        except ValueError:
-            raise click.BadParameter(f"{day!r} is not a date YYYY-MM-DD") from None
+        d = _parse_day(day)
         db = open_db(db_url)
         _check_school(db, school)
         name, start, end = usage.term_span(db, school, d)
