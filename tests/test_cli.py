@@ -8,7 +8,7 @@ import pytest
 from tests.helpers import run_bbt
 
 
-def one_line_error(r, *needles: str) -> None:  # type: ignore[no-untyped-def]
+def assert_one_line_error(r, *needles: str) -> None:  # type: ignore[no-untyped-def]
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
@@ -18,7 +18,7 @@ def one_line_error(r, *needles: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_import_missing_file(tmp_path: Path) -> None:
-    one_line_error(run_bbt("import", "devices", str(tmp_path / "nope.csv"), "--school", "s1",
+    assert_one_line_error(run_bbt("import", "devices", str(tmp_path / "nope.csv"), "--school", "s1",
                            "--db", str(tmp_path / "b.db")), "nope.csv", "no such file")
 
 
@@ -26,12 +26,13 @@ def test_import_bad_row_names_line_and_column(tmp_path: Path) -> None:
     f = tmp_path / "devices.csv"
     f.write_text("device,class\npc-1,七年级1班\npc 2,七年级2班\n", encoding="utf-8")
     db = str(tmp_path / "b.db")
-    one_line_error(run_bbt("import", "devices", str(f), "--school", "s1", "--db", db),
+    assert_one_line_error(run_bbt("import", "devices", str(f), "--school", "s1", "--db", db),
                    "devices.csv", "line 3", "column device")
     f.write_text("device,class\npc-1,七年级1班\npc-1,七年级2班\n", encoding="utf-8")
-    one_line_error(run_bbt("import", "devices", str(f), "--school", "s1", "--db", db), "line 3", "repeats line 2")
+    assert_one_line_error(run_bbt("import", "devices", str(f), "--school", "s1", "--db", db),
+                          "line 3", "repeats line 2")
     f.write_text("device,klass\npc-1,x\n", encoding="utf-8")
-    one_line_error(run_bbt("import", "devices", str(f), "--school", "s1", "--db", db), "missing column", "class")
+    assert_one_line_error(run_bbt("import", "devices", str(f), "--school", "s1", "--db", db), "missing column", "class")
 
 
 def test_import_applies_nothing_on_error(tmp_path: Path) -> None:
@@ -42,7 +43,7 @@ def test_import_applies_nothing_on_error(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     bad = tmp_path / "bad.csv"
     bad.write_text("device,class\npc-9,八年级1班\npc-1,\n", encoding="utf-8")
-    one_line_error(run_bbt("import", "devices", str(bad), "--school", "s1", "--db", db), "line 3", "class")
+    assert_one_line_error(run_bbt("import", "devices", str(bad), "--school", "s1", "--db", db), "line 3", "class")
     from collector.db import connect
 
     d = connect(db)
@@ -64,8 +65,8 @@ def test_domain_errors_are_one_line(tmp_path: Path, args: tuple[str, ...], needl
         args = (*args[:2], str(tmp_path / "x.csv"), *args[3:])
     r = run_bbt(*args, env={"BBT_DB": str(tmp_path / "b.db"), "BBT_AGENT_DATA_DIR": str(tmp_path / "a")},
                 input="long-enough-password\n")
-    one_line_error(r, needle)
+    assert_one_line_error(r, needle)
 
 
 def test_bad_db_url(tmp_path: Path) -> None:
-    one_line_error(run_bbt("token", "create", "--user", "x", "--db", "mysql://nope"), "unsupported database URL")
+    assert_one_line_error(run_bbt("token", "create", "--user", "x", "--db", "mysql://nope"), "unsupported database URL")
