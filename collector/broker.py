@@ -18,7 +18,10 @@ class BrokerStartError(BbtError):
 
 
 def port_free(host: str, port: int) -> bool:
+    """True when a server could listen there now (SO_REUSEADDR, as servers use: a restart's
+    TIME_WAIT connections do not count as taken, a listening socket does)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

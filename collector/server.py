@@ -7,11 +7,22 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from bbt.errors import BbtError
 from bbt.mqttconf import BrokerConfig
-from collector.broker import EmbeddedBroker
+from collector.broker import EmbeddedBroker, port_free
 from collector.service import Collector
 
 log = logging.getLogger(__name__)
+
+
+class ServerStartError(BbtError):
+    pass
+
+
+def _http_port_taken(host: str, port: int) -> ServerStartError:
+    return ServerStartError(f"仪表盘端口 {host}:{port} 已被占用；dashboard port {host}:{port} is already in use "
+                            f"(another bbt server or web server?): choose another with --http HOST:PORT")
+
 
 @dataclass
 class ServerOptions:
@@ -55,6 +66,17 @@ class Server:
         self._stoppers: list[Callable[[], None]] = []
 
     def start(self) -> None:
+        """Start everything, or nothing: a failure stops what had started and raises."""
+        o = self.opts
+        if o.http_port and not port_free(o.http_host, o.http_port):
+            raise _http_port_taken(o.http_host, o.http_port)
+        try:
+            self._start_all()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_all(self) -> None:
         o = self.opts
         if o.broker is None:
             self.embedded = EmbeddedBroker(o.mqtt_host, o.mqtt_port)
@@ -85,7 +107,10 @@ class Server:
             config["SECRET_KEY"] = self.opts.secret_key
         config.update(self.opts.extra_config)
         app = create_app(config)
-        self.http = create_server(app, host=self.opts.http_host, port=self.opts.http_port, threads=8)
+        try:
+            self.http = create_server(app, host=self.opts.http_host, port=self.opts.http_port, threads=8)
+        except OSError:
+            raise _http_port_taken(self.opts.http_host, self.opts.http_port) from None
         self.http_port = self.http.effective_port
         self._http_thread = threading.Thread(target=self.http.run, name="bbt-http", daemon=True)
         self._http_thread.start()

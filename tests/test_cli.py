@@ -70,3 +70,14 @@ def test_domain_errors_are_one_line(tmp_path: Path, args: tuple[str, ...], needl
 
 def test_bad_db_url(tmp_path: Path) -> None:
     assert_one_line_error(run_bbt("token", "create", "--user", "x", "--db", "mysql://nope"), "unsupported database URL")
+
+
+def test_dashboard_port_in_use_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = run_bbt("server", "--http", f"127.0.0.1:{port}", "--mqtt-port", "0", "--db", str(tmp_path / "b.db"))
+    assert_one_line_error(r, f"127.0.0.1:{port}", "--http")
