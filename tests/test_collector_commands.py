@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +123,8 @@ def test_commands_sent_acked_and_expired(mosquitto: Mosquitto, db_path: str, tmp
         assert r.returncode == 0, r.stderr
         wait_for(lambda: len(agents[1].cmds) == 2, what="pc-2 got the shutdown")
         assert agents[1].cmds[1]["args"] == {"delay_s": 30}
-        time.sleep(1.2)
+        # expiry is stored in whole seconds (RFC 3339), so "1 s" ends 0.5-1.5 s after creation
+        wait_for(lambda: commands.list_commands(col.db, state="expired"), 5, what="the shutdown expired")
         r = run_bbt("cmd", "list", "--state", "expired", "--db", db_path)
         assert r.returncode == 0 and r.stdout.count("expired") == 1 and "s1/pc-2\tshutdown\texpired" in r.stdout
         rows = sorted((c["device"], c["kind"], c["state"]) for c in commands.list_commands(col.db))
