@@ -110,3 +110,13 @@ def tls_context(cfg: BrokerConfig) -> ssl.SSLContext:
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+def release_sockets(client: Any) -> None:
+    """Close paho's internal wake-up socket pair after ``loop_stop()``.
+
+    paho closes it only in ``Client.__del__``; a client caught in a reference cycle (callbacks bound
+    to their owner) is then finalized after its sockets, which leaks them with a ResourceWarning."""
+    reset = getattr(client, "_reset_sockets", None)
+    if reset is not None:
+        reset()

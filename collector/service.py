@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable
 
 import protocol
-from bbt.mqttconf import BrokerConfig, make_client
+from bbt.mqttconf import BrokerConfig, make_client, release_sockets
 from collector import migrations
 from collector.db import Database, connect
 from collector.ingest import Incoming, Prepared, prepare
@@ -181,6 +181,7 @@ class Collector:
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
+            release_sockets(self._client)
         self.db.close()
 
     @property

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
+from bbt.mqttconf import release_sockets
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -33,6 +35,7 @@ def publisher(port: int, client_id: str = "test-pub", **kw: Any) -> mqtt.Client:
 def close(client: mqtt.Client) -> None:
     client.disconnect()
     client.loop_stop()
+    release_sockets(client)
 
 
 def bbt_cmd(*args: str) -> list[str]:
