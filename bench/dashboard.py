@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.usage import BELL, SUBJECTS, _ts  # noqa: E402
+from bench.usage import _ts, timetable_lines, write_csvs  # noqa: E402
 from collector import migrations, usage  # noqa: E402
 from collector.attribution import attribute  # noqa: E402
 from collector.db import Database, connect  # noqa: E402
@@ -57,23 +57,11 @@ TARGET_P95_MS = 150.0
 
 
 def write_school(folder: Path, classes: int) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
     dev = ["device,class,room,building,floor"]
     for c in range(classes):
         b, f, r = c // 40, (c // 10) % 4, c % 10
         dev.append(f"pc{c:03d},{c + 1}班,{'ABCDEFGH'[b]}{f + 1}{r + 1:02d},{'ABCDEFGH'[b]}楼,{f + 1}楼")
-    bell = ["period,start,end"] + [f"{i + 1},{a},{b}" for i, (a, b) in enumerate(BELL)]
-    tt = ["class,weekday,period,teacher,subject"]
-    for c in range(classes):
-        for wd in range(1, 6):
-            for p in range(1, 9):
-                s = (wd + p + c) % len(SUBJECTS)
-                tt.append(f"{c + 1}班,{wd},{p},教师{(c // 2) * 4 + s % 4:03d},{SUBJECTS[s]}")
-    files = {}
-    for kind, lines in (("devices", dev), ("bell", bell), ("timetable", tt)):
-        files[kind] = folder / f"{kind}.csv"
-        files[kind].write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return files
+    return write_csvs(folder, dev, timetable_lines(classes, lambda c: f"{c + 1}班", lambda t: f"教师{t:03d}"))
 
 
 def fill_rollup(db: Database, rng: random.Random, days: list[date], now: float) -> int:

@@ -55,21 +55,32 @@ SUBJECTS = ["语文", "数学", "英语", "物理", "化学", "历史", "地理"
 TARGET_WEEK_S, TARGET_DAY_S = 1.0, 0.2
 
 
-def write_school(folder: Path, school: str, classes: int) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    dev = ["device,class"] + [f"{school}-pc{c:02d},{c}班" for c in range(classes)]
-    bell = ["period,start,end"] + [f"{i + 1},{a},{b}" for i, (a, b) in enumerate(BELL)]
+def timetable_lines(classes: int, class_name: Any, teacher_name: Any) -> list[str]:
+    """A week of 8 periods for each class, subjects rotating, 4 teachers per pair of classes."""
     tt = ["class,weekday,period,teacher,subject"]
     for c in range(classes):
         for wd in range(1, 6):
             for p in range(1, 9):
                 s = (wd + p + c) % len(SUBJECTS)
-                tt.append(f"{c}班,{wd},{p},{school}-T{(c // 2) * 4 + s % 4:03d},{SUBJECTS[s]}")
+                tt.append(f"{class_name(c)},{wd},{p},{teacher_name((c // 2) * 4 + s % 4)},{SUBJECTS[s]}")
+    return tt
+
+
+def write_csvs(folder: Path, devices: list[str], timetable: list[str]) -> dict[str, Path]:
+    """devices.csv, bell.csv (BELL) and timetable.csv in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    bell = ["period,start,end"] + [f"{i + 1},{a},{b}" for i, (a, b) in enumerate(BELL)]
     files = {}
-    for kind, lines in (("devices", dev), ("bell", bell), ("timetable", tt)):
+    for kind, lines in (("devices", devices), ("bell", bell), ("timetable", timetable)):
         files[kind] = folder / f"{kind}.csv"
         files[kind].write_text("\n".join(lines) + "\n", encoding="utf-8")
     return files
+
+
+def write_school(folder: Path, school: str, classes: int) -> dict[str, Path]:
+    dev = ["device,class"] + [f"{school}-pc{c:02d},{c}班" for c in range(classes)]
+    tt = timetable_lines(classes, lambda c: f"{c}班", lambda t: f"{school}-T{t:03d}")
+    return write_csvs(folder, dev, tt)
 
 
 def term_days() -> list[date]:
