@@ -168,6 +168,21 @@ def _ack(cid: str, ok: bool, error: Optional[str]) -> Dict[str, Any]:
     return ack
 
 
+def eod_trigger(shutdown_after: Optional[str]) -> Any:
+    """APScheduler trigger for the end-of-day check: every minute from HH:MM to 23:59 (local time),
+    or None when the policy sets no end-of-day shutdown."""
+    if not shutdown_after:
+        return None
+    from apscheduler.triggers.combining import OrTrigger
+    from apscheduler.triggers.cron import CronTrigger
+
+    hh, mm = (int(x) for x in shutdown_after.split(":"))
+    first = CronTrigger(hour=hh, minute="%d-59" % mm)
+    if hh == 23:
+        return first
+    return OrTrigger([first, CronTrigger(hour="%d-23" % (hh + 1), minute="*")])
+
+
 def eod_due(now: datetime, shutdown_after: Optional[str], in_use: bool, done_on: Optional[str]) -> bool:
     """End-of-day shutdown: past the policy's HH:MM today (local time), not in use, not done today."""
     if not shutdown_after or in_use:

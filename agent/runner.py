@@ -1,8 +1,10 @@
 """The agent process: probes -> outbox -> MQTT, commands in, policy applied live.
 
 Threads: paho's network loop (callbacks only queue work), the publisher (drains the outbox
-oldest first, deletes on PUBACK), the command worker, and APScheduler's single worker that runs
-the probes at their periods.
+oldest first, deletes on PUBACK), the command worker, and the ticker that runs every periodic
+probe (program scan, USB, power, usage, heartbeat, faults, drift, inventory) on one shared 10 s
+tick (agent/ticker.py explains why not APScheduler for these). APScheduler runs what happens at
+a clock time: the end-of-day shutdown, a cron job from the policy's ``shutdown_after``.
 """
 from __future__ import annotations
 
@@ -25,12 +27,13 @@ from agent.outbox import Outbox
 from agent.probes import Probe, all_probes, run_probe
 from agent.probes.idle import IdleSource
 from agent.probes.usage import UsageProbe
+from agent.ticker import Ticker
 from bbt import __version__
 from bbt.mqttconf import make_client, parse_broker_url
 
 log = logging.getLogger(__name__)
-EOD_CHECK_S = 60.0
-LOOP_TIMEOUT_S = 10.0
+LOOP_TIMEOUT_S = 20.0
+TICK_S = 10.0  # the frequent probes' shared tick: the program scan must report within 15 s
 
 
 def quiet_network_loop(client: Any, timeout: float) -> None:
@@ -73,7 +76,9 @@ class Agent:
         self._cmds: "queue.Queue[Optional[bytes]]" = queue.Queue()
         self._threads: List[threading.Thread] = []
         self._intervals: Dict[str, float] = {}
-        self.scheduler: Any = None
+        self.scheduler: Any = None  # APScheduler, started when a clock-time job is needed
+        self._sched_lock = threading.Lock()
+        self.ticker: Optional[Ticker] = None
         self.client: Any = None
         self.status_topic = protocol.status_topic(cfg.school, cfg.device)
         self.events_topic = protocol.events_topic(cfg.school, cfg.device)
@@ -126,7 +131,7 @@ class Agent:
     def _publisher(self) -> None:
         """Drain the outbox oldest first; delete only what the broker acknowledged (PUBACK)."""
         while not self._stop.is_set():
-            self._wake.wait(60.0)  # set by emit, connect and stop: no busy polling
+            self._wake.wait(300.0)  # set by emit, connect and stop: no busy polling
             self._wake.clear()
             while self._connected.is_set():
                 batch = self.outbox.peek()
@@ -150,55 +155,79 @@ class Agent:
 
     def _command_worker(self) -> None:
         while not self._stop.is_set():
-            try:
-                payload = self._cmds.get(timeout=60.0)
-            except queue.Empty:
-                continue
+            payload = self._cmds.get()  # blocks without waking: stop() puts None
             if payload is None:  # stop
                 return
             run_probe("command", self.commands.handle, None, payload)
 
     def refresh_inventory(self) -> None:
-        inv = next((p for p in self.probes if p.name == "inventory"), None)
-        if inv is None:
+        if self.ticker is not None and self.ticker.has("inventory"):
+            self.ticker.run_soon("inventory")
             return
-        if self.scheduler is not None:
-            self.scheduler.add_job(self._run_probe, args=[inv], id="inventory-now", replace_existing=True)
-        else:
+        inv = next((p for p in self.probes if p.name == "inventory"), None)
+        if inv is not None:
             self._run_probe(inv)
 
     # -- scheduling ---------------------------------------------------------------------
     def _run_probe(self, probe: Probe) -> None:
         run_probe(probe.name, probe.run, None, self.ctx)
 
-    def _start_scheduler(self) -> None:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.jobstores.memory import MemoryJobStore
-        from apscheduler.schedulers.background import BackgroundScheduler
+    def _probe_runner(self, probe: Probe) -> Any:
+        return lambda: self._run_probe(probe)
 
-        self.scheduler = BackgroundScheduler(
-            jobstores={"default": MemoryJobStore()}, executors={"default": ThreadPoolExecutor(1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+    def _start_scheduler(self) -> None:
+        """Every periodic probe on the ticker; APScheduler for jobs at a clock time (end of day)."""
         for p in self.probes:
             iv = run_probe(p.name, p.interval, None, self.ctx)
             if iv:
                 self._intervals[p.name] = iv
-                self.scheduler.add_job(self._run_probe, "interval", seconds=iv, args=[p], id=p.name)
-        self.scheduler.add_job(self._end_of_day, "interval", seconds=EOD_CHECK_S, id="end-of-day")
-        self.scheduler.start()
+        self.ticker = Ticker(min([TICK_S] + list(self._intervals.values())))  # shorter if a setting asks (tests)
+        for p in self.probes:
+            if p.name in self._intervals:
+                self.ticker.add(p.name, self._probe_runner(p), self._intervals[p.name])
+        self._schedule_end_of_day()
+        self.ticker.start()
+
+    def _schedule_end_of_day(self) -> None:
+        """A cron job every minute from the policy's ``shutdown_after`` to midnight (nothing during
+        the school day); each run shuts down only when the PC is not in use (:func:`eod_due`).
+        APScheduler (and its ~4 MB of modules) is loaded when the policy first asks for this."""
+        from agent.commands import eod_trigger
+
+        with self._sched_lock:
+            trigger = eod_trigger(self.ctx.policy.get("shutdown_after"))
+            if self.scheduler is None:
+                if trigger is None:
+                    return
+                from apscheduler.executors.debug import DebugExecutor
+                from apscheduler.jobstores.memory import MemoryJobStore
+                from apscheduler.schedulers.background import BackgroundScheduler
+
+                # jobs run in the scheduler's own thread: no worker thread to wake
+                self.scheduler = BackgroundScheduler(
+                    jobstores={"default": MemoryJobStore()}, executors={"default": DebugExecutor()},
+                    job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+                self.scheduler.start()
+            if self.scheduler.get_job("end-of-day") is not None:
+                self.scheduler.remove_job("end-of-day")
+            if trigger is not None:
+                self.scheduler.add_job(self._end_of_day, trigger, id="end-of-day")
 
     def _reschedule(self) -> None:
-        """The policy changed: periods it sets (heartbeat_s) apply now, without a restart, and
-        probes that depend on it (the software scan) run at once."""
-        if self.scheduler is None:
+        """The policy changed: periods it sets (heartbeat_s) apply now, without a restart, probes
+        that depend on it (the software scan) run at once, and the end-of-day job follows it."""
+        if self.ticker is None:
             return
+        run_probe("end-of-day", self._schedule_end_of_day)
         for p in self.probes:
+            if p.name not in self._intervals:
+                continue
             if p.rerun_on_policy:
-                self.scheduler.add_job(self._run_probe, args=[p], id=p.name + "-now", replace_existing=True)
+                self.ticker.run_soon(p.name)
             iv = run_probe(p.name, p.interval, None, self.ctx)
-            if iv and iv != self._intervals.get(p.name):
+            if iv and iv != self._intervals[p.name]:
                 self._intervals[p.name] = iv
-                self.scheduler.reschedule_job(p.name, trigger="interval", seconds=iv)
+                self.ticker.set_period(p.name, iv)
                 log.info("%s now every %s s (policy)", p.name, iv)
 
     def _end_of_day(self) -> None:
@@ -248,6 +277,8 @@ class Agent:
 
     def stop(self, flush_timeout: float = 5.0) -> None:
         """Clean stop: end the session, power "off", flush, retained 'shutdown' status, disconnect."""
+        if self.ticker is not None:
+            self.ticker.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
         usage = getattr(self.ctx, "usage", None)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 import psutil
 
 from agent.probes import Probe
+from agent.probes.execwatch import ExecWatcher, open_watcher
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.context import Context
@@ -40,6 +41,8 @@ DEFAULT_DENY = [
     "mgtv*", "huya*", "douyu*", "pplive*", "xigua*",
 ]
 
+FULL_SCAN_EVERY = 30  # with process events, still list every process every this many scans (prunes the
+# memory of ended ones; a safety net)
 YOUNG_S = 2.0  # a process this young is looked at again on the next scan (its name may still change)
 SYSTEM_DIRS_POSIX = ("/usr/sbin/", "/sbin/", "/usr/lib/", "/lib/", "/usr/libexec/", "/usr/lib64/", "/lib64/",
                      "/usr/local/sbin/", "/opt/bbt/")
@@ -91,6 +94,10 @@ class ProcessTable:
     def pids(self) -> List[int]:
         return list(psutil.pids())
 
+    def started(self) -> Optional[List[int]]:
+        """Processes that started a program since the last call, if the OS tells (else None: scan all)."""
+        return None
+
     def describe(self, pid: int) -> Optional[Tuple[float, str, str]]:
         """(start time, name, exe) or None when it is gone."""
         try:
@@ -125,13 +132,25 @@ class ProcTable(ProcessTable):
     """Linux: one read of /proc/<pid>/stat (name and start time) and one readlink per *new* process,
     without psutil's per-process object: the scan is most of the agent's CPU on a busy PC."""
 
-    def __init__(self, proc: str = "/proc") -> None:
+    def __init__(self, proc: str = "/proc", watch: bool = False) -> None:
         self.proc = proc
         self.boot = float(psutil.boot_time())
         self.ticks = float(os.sysconf("SC_CLK_TCK"))
+        self.watcher: Optional[ExecWatcher] = open_watcher() if watch else None
 
     def pids(self) -> List[int]:
         return [int(n) for n in os.listdir(self.proc) if n.isdigit()]
+
+    def started(self) -> Optional[List[int]]:
+        if self.watcher is None:
+            return None
+        try:
+            return self.watcher.started()
+        except OSError as e:
+            log.warning("process events failed (%s): the program scan lists /proc from now on", e)
+            self.watcher.close()
+            self.watcher = None
+            return None
 
     def describe(self, pid: int) -> Optional[Tuple[float, str, str]]:
         base = "%s/%d/" % (self.proc, pid)
@@ -160,7 +179,9 @@ class ProcTable(ProcessTable):
 
 
 def default_table() -> ProcessTable:
-    return ProcTable() if sys.platform.startswith("linux") and os.path.isdir("/proc/self") else ProcessTable()
+    if sys.platform.startswith("linux") and os.path.isdir("/proc/self"):
+        return ProcTable(watch=True)
+    return ProcessTable()
 
 
 class SoftwareProbe(Probe):
@@ -172,10 +193,18 @@ class SoftwareProbe(Probe):
               "rule": "the policy rule that matched", "block_error": "why blocking failed, if it did"}
 
     def __init__(self, table: Optional[ProcessTable] = None) -> None:
-        self.table = table or default_table()
+        self._table = table
         self.known: Dict[int, float] = {}  # pid -> start time of every process already looked at
         self.reported: Dict[int, float] = {}
-        self._rescan = False
+        self._rescan = True  # the first scan looks at everything
+        self._young = False  # the last look saw a process too young to judge: look at everything again
+        self._scans = 0
+
+    @property
+    def table(self) -> ProcessTable:
+        if self._table is None:  # made on first use: the process-events check spawns a process
+            self._table = default_table()
+        return self._table
 
     def setup(self, ctx: "Context") -> None:
         self.reported = {int(k): float(v) for k, v in (ctx.get_state("software_reported", {}) or {}).items()}
@@ -187,7 +216,12 @@ class SoftwareProbe(Probe):
         self._rescan = True
 
     def run(self, ctx: "Context") -> None:
-        deny, allow, action = rules(ctx)
+        started = self.table.started()
+        self._scans += 1
+        if started is not None and not (self._young or self._rescan) and self._scans % FULL_SCAN_EVERY:
+            if started and self._look(ctx, sorted(set(started))):  # most scans: nothing started
+                self._remember(ctx)
+            return
         if self._rescan:
             self._rescan = False
             self.known.clear()
@@ -195,20 +229,28 @@ class SoftwareProbe(Probe):
         alive = set(pids)
         for pid in [p for p in self.known if p not in alive]:
             del self.known[pid]
-        changed = False
-        for pid in [p for p in self.reported if p not in alive]:
+        gone = [p for p in self.reported if p not in alive]
+        for pid in gone:
             del self.reported[pid]
-            changed = True
+        self._young = False
+        if self._look(ctx, [p for p in pids if p not in self.known]) or gone:
+            self._remember(ctx)
+
+    def _look(self, ctx: "Context", pids: List[int]) -> bool:
+        """Judge these processes; True when one was reported."""
+        deny, allow, action = rules(ctx)
         me = os.getpid()
         now = time.time()
+        changed = False
         for pid in pids:
-            if pid in self.known or pid == me:
+            if pid == me:
                 continue
             info = self.table.describe(pid)
             if info is None:
                 continue
             created, name, exe = info
             if now - created < YOUNG_S:  # may be between fork and exec: look again next scan
+                self._young = True
                 if not exe:
                     continue
             else:
@@ -219,8 +261,10 @@ class SoftwareProbe(Probe):
             self.reported[pid] = created
             changed = True
             self._report(ctx, pid, created, name, exe, rule, action)
-        if changed:
-            ctx.set_state("software_reported", {str(k): v for k, v in self.reported.items()})
+        return changed
+
+    def _remember(self, ctx: "Context") -> None:
+        ctx.set_state("software_reported", {str(k): v for k, v in self.reported.items()})
 
     def _report(self, ctx: "Context", pid: int, created: float, name: str, exe: str, rule: str,
                 action: str) -> None:
