@@ -167,8 +167,10 @@ class FaultProbe(Probe):
                            % (temp, cfg.temp_limit_c))
         mem = run_probe("memory", psutil.virtual_memory)
         if mem is not None:
-            swap = run_probe("swap", psutil.swap_memory)
-            swap_full = swap is None or swap.total == 0 or swap.percent >= 80
+            swap_full = False
+            if mem.percent >= cfg.mem_full_pct:  # swap only then (psutil reads all of /proc/vmstat for it)
+                swap = run_probe("swap", psutil.swap_memory)
+                swap_full = swap is None or swap.total == 0 or swap.percent >= 80
             faults.observe("memory_exhausted", mem.percent >= cfg.mem_full_pct and swap_full, "warning",
                            "memory %.0f%% used, %d MB available" % (mem.percent, mem.available // 2 ** 20))
         offset = run_probe("clock", check_clock, None, ctx)
