@@ -300,5 +300,7 @@ class Agent:
                                     retain=True).wait_for_publish(3)
             self.client.disconnect()
             self.client.loop_stop()
+        for p in self.probes:
+            run_probe(p.name, p.close)
         self.outbox.set_meta("running", "0")
         self.outbox.close()

@@ -205,6 +205,7 @@ def probe_costs(runs: int = 8, pause: float = 0.5) -> list[dict[str, Any]]:
             iv = p.interval(ctx) or 0
             rows.append({"probe": p.name, "period_s": iv, "ms_per_run": round(per_run, 3),
                          "ms_per_min": round(per_run * 60 / iv, 2) if iv else 0.0})
+            p.close()
         ctx.outbox.close()
     return rows
 

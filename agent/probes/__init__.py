@@ -38,6 +38,9 @@ class Probe:
     def run(self, ctx: "Context") -> None:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the probe holds open (the agent calls it when it stops)."""
+
 
 def all_probes() -> List[Probe]:
     """The one place where probes are registered, in start order."""

@@ -99,6 +99,11 @@ class ExecWatcher:
     def close(self) -> None:
         self.sock.close()
 
+    def __del__(self) -> None:  # a watcher dropped without close() must not leak its socket
+        sock = getattr(self, "sock", None)
+        if sock is not None:
+            sock.close()
+
 
 def open_watcher(proof_timeout: float = 2.0) -> Optional[ExecWatcher]:
     """An ExecWatcher that has been seen to work, or None (not Linux, no permission, not the

@@ -112,6 +112,9 @@ class ProcessTable:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
             return None
 
+    def close(self) -> None:
+        """Release what the table holds open."""
+
     def terminate(self, pid: int, created: float) -> None:
         p = psutil.Process(pid)
         if abs(p.create_time() - created) > 1.0:
@@ -140,6 +143,11 @@ class ProcTable(ProcessTable):
 
     def pids(self) -> List[int]:
         return [int(n) for n in os.listdir(self.proc) if n.isdigit()]
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+            self.watcher = None
 
     def started(self) -> Optional[List[int]]:
         if self.watcher is None:
@@ -205,6 +213,10 @@ class SoftwareProbe(Probe):
         if self._table is None:  # made on first use: the process-events check spawns a process
             self._table = default_table()
         return self._table
+
+    def close(self) -> None:
+        if self._table is not None:
+            self._table.close()
 
     def setup(self, ctx: "Context") -> None:
         self.reported = {int(k): float(v) for k, v in (ctx.get_state("software_reported", {}) or {}).items()}
