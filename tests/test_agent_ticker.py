@@ -172,3 +172,30 @@ def test_end_of_day_trigger_fires_each_minute_from_the_policy_time_to_midnight()
     late = eod_trigger("23:50")
     t = late.get_next_fire_time(None, day)
     assert (t.hour, t.minute) == (23, 50)
+
+
+def test_the_end_of_day_job_follows_the_policy_and_apscheduler_loads_only_for_it(tmp_path: Path) -> None:
+    from agent.config import load_config
+    from agent.desktop import LogDesktop
+    from agent.runner import Agent
+
+    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path)}, environ={})
+    a = Agent(cfg, probes=[], desktop=LogDesktop())
+    a._start_scheduler()
+    try:
+        assert a.scheduler is None  # the default policy has no end-of-day shutdown
+        a.ctx.set_policy({"shutdown_after": "17:30"})
+        assert a.scheduler is not None
+        job = a.scheduler.get_job("end-of-day")
+        assert job is not None and "hour='17', minute='30-59'" in str(job.trigger)
+        a.ctx.set_policy({"shutdown_after": "18:05"})
+        job = a.scheduler.get_job("end-of-day")
+        assert job is not None and "hour='18', minute='5-59'" in str(job.trigger)
+        a.ctx.set_policy({})  # removed from the policy: no job
+        assert a.scheduler.get_job("end-of-day") is None
+    finally:
+        assert a.ticker is not None
+        a.ticker.stop()
+        if a.scheduler is not None:
+            a.scheduler.shutdown(wait=True)
+        a.outbox.close()
