@@ -49,6 +49,7 @@ class AgentConfig:
     command_key: Optional[str] = None  # base64 Ed25519 public key: commands/policy must be signed by it
     data_dir: str = ""
     heartbeat_s: float = 60.0
+    keepalive_s: int = 120  # MQTT keepalive; the Last Will follows 1.5 x this after a power cut
     idle_minutes: float = 5.0
     replay_rate: float = 20.0  # messages per second while draining the outbox
     outbox_max_events: int = 100000
@@ -93,6 +94,8 @@ class AgentConfig:
                 check_public_key(self.command_key)
             except SignatureError as e:
                 raise ConfigError("command_key: %s" % e) from None
+        if not 10 <= self.keepalive_s <= 65535:
+            raise ConfigError("keepalive_s must be between 10 and 65535 seconds")
         if self.outbox_max_events < 10 or self.outbox_max_mb <= 0:
             raise ConfigError("outbox_max_events must be >= 10 and outbox_max_mb > 0")
         return self

@@ -32,7 +32,7 @@ from bbt import __version__
 from bbt.mqttconf import make_client, parse_broker_url
 
 log = logging.getLogger(__name__)
-LOOP_TIMEOUT_S = 20.0
+LOOP_TIMEOUT_S = 40.0
 TICK_S = 10.0  # the frequent probes' shared tick: the program scan must report within 15 s
 
 
@@ -256,7 +256,8 @@ class Agent:
         for p in self.probes:
             run_probe(p.name, p.setup, None, self.ctx)
         bcfg = parse_broker_url(self.cfg.broker, username=self.cfg.username, password=self.cfg.password,
-                                ca_file=self.cfg.ca_file, cert_file=self.cfg.cert_file, key_file=self.cfg.key_file)
+                                ca_file=self.cfg.ca_file, cert_file=self.cfg.cert_file, key_file=self.cfg.key_file,
+                                keepalive=int(self.cfg.keepalive_s))
         # a persistent session: commands sent while the PC is off arrive when it connects
         self.client = make_client(bcfg, self.cfg.device, clean_session=False)
         self.client.will_set(self.status_topic, self._status(False, "lost"), qos=1, retain=True)
