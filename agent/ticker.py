@@ -1,4 +1,4 @@
-"""One thread that runs the frequent probes on a shared tick.
+"""One thread that runs every periodic probe on a shared tick.
 
 The program scan (every 10 s), USB, power and usage checks are each a few hundred microseconds of
 work, and waking a thread costs about as much. APScheduler spends another ~0.3 ms per job run on

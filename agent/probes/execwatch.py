@@ -134,11 +134,3 @@ def open_watcher(proof_timeout: float = 2.0) -> Optional[ExecWatcher]:
     w.close()
     return None
 
-
-def available_here() -> bool:
-    """For tests: whether this machine lets us watch process events."""
-    w = open_watcher()
-    if w is None:
-        return False
-    w.close()
-    return True
