@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import protocol
 from agent.commands import VERIFIERS, Commands, Refused, eod_due
 from agent.config import load_config
 from agent.context import Context
@@ -184,6 +185,9 @@ def test_power_on_unclean_start_crash_loop_and_sleep(tmp_path: Path) -> None:
     p = power.PowerProbe(clocks, boot_time=lambda: 1_799_990_000.0, wall=lambda: wall[0])
     p.setup(ctx)
     assert events(ctx, "power")[0]["data"]["clean"] is True
+    # "last seen alive" is a file's modification time, not a SQLite commit (an fsync) every minute
+    assert (tmp_path / "alive").stat().st_mtime == 1_800_000_000
+    assert ctx.get_state("last_alive") is None
     ctx.outbox.close()
     ctx = make_ctx(tmp_path, crash_starts=2, fault_hold_s=0)  # killed: "running" stayed set
     wall[0] += 30
@@ -209,6 +213,18 @@ def test_power_on_unclean_start_crash_loop_and_sleep(tmp_path: Path) -> None:
     assert states[-2:] == ["sleep", "wake"]
     assert events(ctx, "power")[-1]["data"]["slept_s"] == 600
     assert power.SleepDetector(False).feed(0, 0) == 0.0
+
+
+def test_last_seen_alive_from_an_older_agents_outbox(tmp_path: Path) -> None:
+    """Agents before the alive file kept "last_alive" in the outbox: an upgrade after a power cut
+    still dates the unclean shutdown."""
+    ctx = make_ctx(tmp_path)
+    ctx.outbox.set_meta("running", "1")
+    ctx.set_state("last_alive", 1_799_999_000.0)
+    power.PowerProbe(FakeClocks(), boot_time=lambda: 1_799_990_000.0, wall=lambda: 1_800_000_000.0).setup(ctx)
+    fault = [e for e in events(ctx, "fault") if e["data"]["code"] == "unclean_shutdown"]
+    assert datetime.fromisoformat(fault[0]["ts"]).timestamp() == 1_799_999_000
+    assert "last seen alive " + protocol.format_time(power._local(1_799_999_000.0)) in fault[0]["data"]["detail"]
 
 
 def test_windows_clocks_through_kernel32_fake() -> None:

@@ -94,21 +94,22 @@ def test_agent_reports_a_service_stopped_while_the_pc_ran(tmp_path: Any) -> None
     from agent.config import AgentConfig
     from agent.context import Context
     from agent.outbox import Outbox
-    from agent.probes.power import PowerProbe
+    from agent.probes.power import AliveMark, PowerProbe
 
     cfg = AgentConfig(school="s1", device="pc-1", data_dir=str(tmp_path)).check()
     now = _time.time()
     box = Outbox(str(tmp_path / "outbox.db"))
     try:
         ctx = Context(cfg, box)
-        ctx.set_state("last_alive", now - 1800)  # stopped cleanly 30 minutes ago ...
+        alive = AliveMark(str(tmp_path / "alive"))
+        alive.touch(now - 1800)  # stopped cleanly 30 minutes ago ...
         PowerProbe(boot_time=lambda: now - 86400, wall=lambda: now).setup(ctx)  # ... the OS up since yesterday
         faults = [ev for _, ev in box.peek() if ev["type"] == "fault" and ev["data"]["code"] == "agent_stopped"]
         assert [f["data"]["state"] for f in faults] == ["raised", "cleared"]
         assert faults[0]["data"]["severity"] == "info"
         box.remove([s for s, _ in box.peek()])
         box.set_meta("running", "0")
-        ctx.set_state("last_alive", now - 60)
+        alive.touch(now - 60)
         PowerProbe(boot_time=lambda: now - 30, wall=lambda: now).setup(ctx)  # a reboot: not a stopped agent
         assert not [ev for _, ev in box.peek() if ev["type"] == "fault" and ev["data"]["code"] == "agent_stopped"]
     finally:

@@ -8,6 +8,7 @@ jumps above ``FALLBACK_MIN_GAP`` count.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MIN_GAP = 20.0  # seconds of suspend before a sleep is reported
 FALLBACK_MIN_GAP = 90.0
-ALIVE_EVERY_S = 60.0  # how often "last seen alive" is written (one small SQLite write)
+ALIVE_EVERY_S = 60.0  # how often "last seen alive" is marked (one system call: AliveMark)
 
 
 class Clocks:
@@ -91,6 +92,29 @@ class SleepDetector:
         return gap if gap >= self.min_gap else 0.0
 
 
+class AliveMark:
+    """"Last seen alive" as the modification time of a file in the data folder. Marking it is one
+    system call that the OS writes out within seconds; the outbox's SQLite commit it replaces waited
+    for the disk (an fsync, the agent's dearest operation, once a minute for the whole day)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def touch(self, wall: float) -> None:
+        try:
+            os.utime(self.path, (wall, wall))
+        except FileNotFoundError:
+            with open(self.path, "ab"):
+                pass
+            os.utime(self.path, (wall, wall))
+
+    def read(self) -> Optional[float]:
+        try:
+            return os.stat(self.path).st_mtime
+        except OSError:
+            return None
+
+
 def crash_loop(starts: List[List[Any]], now: float, window_s: float, limit: int) -> bool:
     """starts: [[epoch, clean], ...] newest last. True when ``limit`` unclean starts fall in the window."""
     return sum(1 for t, clean in starts if not clean and now - float(t) <= window_s) >= limit
@@ -115,6 +139,7 @@ class PowerProbe(Probe):
         self._boot_time = boot_time
         self.wall = wall
         self._alive_written = 0.0
+        self.alive: Optional[AliveMark] = None
 
     def boot_time(self) -> float:
         if self._boot_time is not None:
@@ -126,7 +151,10 @@ class PowerProbe(Probe):
     def setup(self, ctx: "Context") -> None:
         now = self.wall()
         clean = ctx.outbox.get_meta("running", "0") != "1"
-        last_alive = ctx.get_state("last_alive")
+        self.alive = AliveMark(os.path.join(ctx.cfg.data_dir, "alive"))
+        # older agents kept "last_alive" in the outbox's meta table
+        marks = [float(t) for t in (self.alive.read(), ctx.get_state("last_alive")) if t]
+        last_alive = max(marks) if marks else None
         ctx.outbox.set_meta("running", "1")
         starts = [s for s in ctx.get_state("starts", []) if now - float(s[0]) <= ctx.cfg.crash_window_s]
         starts.append([now, clean])
@@ -157,7 +185,8 @@ class PowerProbe(Probe):
             ctx.emit("power", {"state": "sleep", "slept_s": int(slept)}, went)
             ctx.emit("power", {"state": "wake", "slept_s": int(slept)}, _local(wall))
         if wall - self._alive_written >= ALIVE_EVERY_S or wall < self._alive_written:
-            ctx.set_state("last_alive", wall)  # when the power went, roughly, if it goes
+            if self.alive is not None:
+                self.alive.touch(wall)  # when the power went, roughly, if it goes
             self._alive_written = wall
         for code in ("unclean_shutdown", "agent_crash"):
             ctx.faults.observe(code, False, detail="the agent has run normally since")
