@@ -209,12 +209,7 @@ class Outbox:
         return out
 
     def remove(self, seqs: List[int]) -> None:
-        """Forget delivered events. This commit does not wait for the disk (the one write here that
-        need not): if a power cut undoes it, the events go again and the collector keeps one copy of
-        each (it stores an event once by its ``id``). Each fsync costs more CPU than anything else the
-        agent does in a minute (bench/results/agent_footprint.md)."""
         with self._lock:
-            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for s in seqs:  # no RETURNING: Python 3.8 on Windows 7 may ship SQLite < 3.35
@@ -227,8 +222,6 @@ class Outbox:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            finally:
-                self._db.execute("PRAGMA synchronous=FULL")
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

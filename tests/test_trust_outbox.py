@@ -60,25 +60,3 @@ def test_damaged_pages_salvage_what_still_reads(tmp_path: Path) -> None:
         assert raised["seq"] >= 400, "the salvaged counter is kept"
     finally:
         box.close()
-
-
-def test_events_wait_for_the_disk_their_removal_does_not(tmp_path: Path) -> None:
-    """Adding an event commits with synchronous=FULL (an fsync: it survives a power cut); removing
-    delivered ones does not wait for the disk (undone by a power cut they go again, and the collector
-    keeps one copy by id), and leaves the connection at FULL for the next event."""
-    box = Outbox(str(tmp_path / "outbox.db"))
-    try:
-        seen: list[str] = []
-        box._db.set_trace_callback(seen.append)
-        box.add("power", {"state": "on"})
-        assert not [s for s in seen if "synchronous" in s]
-        assert box._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        sent = [s for s, _ in box.peek()]
-        seen.clear()
-        box.remove(sent)
-        assert seen[0] == "PRAGMA synchronous=NORMAL" and seen[-1] == "PRAGMA synchronous=FULL"
-        assert "COMMIT" in seen[1:-1]
-        assert box._db.execute("PRAGMA synchronous").fetchone()[0] == 2
-        assert len(box) == 0
-    finally:
-        box.close()
