@@ -257,6 +257,28 @@ def test_display_missing_raised_and_cleared(tmp_path: Path) -> None:
     assert faults.WindowsDisplaySource(type("U", (), {"GetSystemMetrics": lambda self, n: 2})()).count() == 2
 
 
+def test_absent_hardware_is_looked_for_again_only_hourly(tmp_path: Path) -> None:
+    """No sensors (a VM, Windows): the temperature is not read every minute for nothing; display
+    connectors are listed hourly, their status read every time."""
+    now = [0.0]
+    calls: list[int] = []
+    readings: list[float | None] = [None, 70.0, 70.0]
+    temp = faults.CpuTemperature(lambda: calls.append(1) or readings[len(calls) - 1], clock=lambda: now[0])
+    assert temp() is None and temp() is None and len(calls) == 1
+    now[0] += faults.RELOOK_S
+    assert temp() == 70.0 and temp() == 70.0 and len(calls) == 3  # sensors found: read every time
+    drm = tmp_path / "drm"
+    src = DrmDisplaySource(str(drm), clock=lambda: now[0])
+    assert src.count() is None
+    (drm / "card0-HDMI-A-1").mkdir(parents=True)
+    (drm / "card0-HDMI-A-1" / "status").write_text("connected\n")
+    assert src.count() is None  # the connector list is an hour old
+    now[0] += faults.RELOOK_S
+    assert src.count() == 1
+    (drm / "card0-HDMI-A-1" / "status").write_text("disconnected\n")
+    assert src.count() == 0  # status: every time
+
+
 def test_sntp_offset_against_a_local_server() -> None:
     import socket
     import struct

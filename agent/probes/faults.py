@@ -11,7 +11,7 @@ import socket
 import struct
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 import psutil
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from agent.context import Context
 
 NTP_EPOCH = 2208988800  # seconds from 1900-01-01 to 1970-01-01
+RELOOK_S = 3600.0  # how long what hardware there is (display connectors, temperature sensors) is trusted
 
 
 class DisplaySource:
@@ -31,13 +32,19 @@ class DisplaySource:
 
 
 class DrmDisplaySource(DisplaySource):
-    """Linux: connectors in /sys/class/drm whose status is 'connected'."""
+    """Linux: connectors in /sys/class/drm whose status is 'connected'. Which connectors there are is
+    looked up hourly (they come with the graphics driver); their status every time."""
 
-    def __init__(self, root: str = "/sys/class/drm") -> None:
-        self.root = root
+    def __init__(self, root: str = "/sys/class/drm", clock: Callable[[], float] = time.monotonic) -> None:
+        self.root, self.clock = root, clock
+        self._paths: List[str] = []
+        self._looked = -RELOOK_S
 
     def count(self) -> Optional[int]:
-        paths = glob.glob(os.path.join(self.root, "card*-*", "status"))
+        if self.clock() - self._looked >= RELOOK_S:
+            self._paths = glob.glob(os.path.join(self.root, "card*-*", "status"))
+            self._looked = self.clock()
+        paths = self._paths
         if not paths:
             return None  # no DRM driver (virtual machine, server): unknown, not missing
         n = 0
@@ -89,6 +96,25 @@ def default_display_source(data_dir: str = "") -> DisplaySource:
         return SessionDisplaySource(os.path.join(data_dir, "session", "session.json")) if data_dir \
             else WindowsDisplaySource()
     return DrmDisplaySource()
+
+
+class CpuTemperature:
+    """:func:`max_cpu_temperature`, except that where there are no sensors (virtual machines, Windows)
+    it asks again only hourly instead of walking /sys/class/hwmon every minute for nothing."""
+
+    def __init__(self, read: Optional[Callable[[], Optional[float]]] = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.read: Callable[[], Optional[float]] = read if read is not None else max_cpu_temperature
+        self.clock = clock
+        self._none_until = 0.0
+
+    def __call__(self) -> Optional[float]:
+        if self.clock() < self._none_until:
+            return None
+        value = self.read()
+        if value is None:
+            self._none_until = self.clock() + RELOOK_S
+        return value
 
 
 def max_cpu_temperature() -> Optional[float]:
@@ -144,9 +170,9 @@ class FaultProbe(Probe):
               "detail": "a sentence with the measured value"}
 
     def __init__(self, displays: Optional[DisplaySource] = None,
-                 temperature: Callable[[], Optional[float]] = max_cpu_temperature) -> None:
+                 temperature: Optional[Callable[[], Optional[float]]] = None) -> None:
         self.displays = displays
-        self.temperature = temperature
+        self.temperature = temperature or CpuTemperature()
 
     def setup(self, ctx: "Context") -> None:
         if self.displays is None:
