@@ -55,6 +55,8 @@ class Outbox:
         os.makedirs(parent, exist_ok=True)
         self.dropped = 0
         self._adds = 0
+        self._next_seq: Optional[int] = None  # read from meta on the first add, then kept here
+        self._drops_untold = True  # a drop report may wait in meta (left by an earlier run)
         self.recovered: Optional[str] = None  # set when a damaged outbox was moved aside
         try:
             self._db = self._open(path)
@@ -102,6 +104,7 @@ class Outbox:
                        "ON CONFLICT (seq) DO NOTHING", rows)
         db.execute("COMMIT")
         self._db = db
+        self._next_seq = None
         self._resync()
         self.recovered = "%s; moved aside to %s; %d events salvaged" % (reason, os.path.basename(aside), len(rows))
         detail = {"reason": reason[:200], "moved_to": os.path.basename(aside), "salvaged": len(rows),
@@ -131,19 +134,10 @@ class Outbox:
         """Assign seq and id, store durably, return the event object."""
         when = ts or datetime.now(timezone.utc).astimezone()
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                seq = int(self.get_meta("next_seq", "0") or 0)
-                event = protocol.make_event(uuid.uuid4().hex, seq, etype, when, data)
-                body = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-                self._db.execute("INSERT INTO outbox (seq, type, body, created) VALUES (?, ?, ?, ?)",
-                                 (seq, etype, body, time.time()))
-                self._db.execute("INSERT INTO meta (key, value) VALUES ('next_seq', ?) ON CONFLICT (key) "
-                                 "DO UPDATE SET value = excluded.value", (str(seq + 1),))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                event, body = self._insert(etype, data, when)
+            except sqlite3.IntegrityError:  # seq taken: another process wrote to this outbox
+                event, body = self._insert(etype, data, when)
             self._count += 1
             self._bytes += len(body)
             self._adds += 1
@@ -153,6 +147,26 @@ class Outbox:
                 self._resync()
                 self._enforce_bounds()
         return event
+
+    def _insert(self, etype: str, data: Dict[str, Any], when: datetime) -> Tuple[Dict[str, Any], str]:
+        """One event in one transaction. The next seq is kept in memory after the first read (one query
+        less per event); on any failure it is read from the outbox again."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            seq = self._next_seq if self._next_seq is not None else int(self.get_meta("next_seq", "0") or 0)
+            event = protocol.make_event(uuid.uuid4().hex, seq, etype, when, data)
+            body = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+            self._db.execute("INSERT INTO outbox (seq, type, body, created) VALUES (?, ?, ?, ?)",
+                             (seq, etype, body, time.time()))
+            self._db.execute("INSERT INTO meta (key, value) VALUES ('next_seq', ?) ON CONFLICT (key) "
+                             "DO UPDATE SET value = excluded.value", (str(seq + 1),))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._next_seq = None
+            raise
+        self._next_seq = seq + 1
+        return event, body
 
     def _enforce_bounds(self) -> None:
         """Drop the least valuable events (heartbeats first, oldest first) down to 99% of the bounds."""
@@ -176,6 +190,7 @@ class Outbox:
             report["first_seq"] = min(report["first_seq"], min(r[0] for r in rows))
             report["last_seq"] = max(report["last_seq"], max(r[0] for r in rows))
             self.set_meta("drop_report", json.dumps(report))
+            self._drops_untold = True
             self.set_meta("dropped_total", str(int(self.get_meta("dropped_total", "0") or 0) + len(rows)))
 
     def drop_report(self) -> Optional[Dict[str, Any]]:
@@ -185,9 +200,12 @@ class Outbox:
 
     def take_drop_report(self) -> Optional[Dict[str, Any]]:
         with self._lock:
+            if not self._drops_untold:  # the fault check asks every minute: no query when nothing dropped
+                return None
             report = self.drop_report()
             if report:
                 self._db.execute("DELETE FROM meta WHERE key = 'drop_report'")
+            self._drops_untold = False
             return report
 
     @property

@@ -60,3 +60,23 @@ def test_damaged_pages_salvage_what_still_reads(tmp_path: Path) -> None:
         assert raised["seq"] >= 400, "the salvaged counter is kept"
     finally:
         box.close()
+
+
+def test_seq_stays_unique_when_two_agents_share_an_outbox(tmp_path: Path) -> None:
+    """The next seq is kept in memory; a second agent on the same data folder (a service and a copy
+    started by hand) takes seqs too, and neither loses an event or repeats a seq."""
+    a, b = Outbox(str(tmp_path / "outbox.db")), Outbox(str(tmp_path / "outbox.db"))
+    try:
+        for i in range(5):
+            a.add("heartbeat", {"i": i})
+            b.add("heartbeat", {"i": i})
+        seqs = [s for s, _ in a.peek()]
+        assert seqs == list(range(10))
+    finally:
+        a.close()
+        b.close()
+    again = Outbox(str(tmp_path / "outbox.db"))
+    try:
+        assert again.add("power", {"state": "on"})["seq"] == 10  # and it survives a restart
+    finally:
+        again.close()
