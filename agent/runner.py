@@ -134,11 +134,11 @@ class Agent:
             self._wake.wait(300.0)  # set by emit, connect and stop: no busy polling
             self._wake.clear()
             while self._connected.is_set():
-                batch = self.outbox.peek()
+                batch = self.outbox.next_batch()
                 if not batch:
                     break
-                events = [ev for _, ev in batch]
-                payload = protocol.dumps(events if len(events) > 1 else events[0])
+                # stored as protocol.dumps writes it: sent as it is, an array when there are several
+                payload = batch[0][1] if len(batch) == 1 else b"[" + b",".join(raw for _, raw in batch) + b"]"
                 try:
                     info = self.client.publish(self.events_topic, payload, qos=1)
                     info.wait_for_publish(timeout=10)
@@ -150,7 +150,7 @@ class Agent:
                 self.outbox.remove([s for s, _ in batch])
                 if self._stop.is_set():
                     break
-                if len(self.outbox.peek(1)):  # a backlog: replay at a bounded rate
+                if self.outbox.pending:  # a backlog: replay at a bounded rate
                     time.sleep(1.0 / max(self.cfg.replay_rate, 0.1))
 
     def _command_worker(self) -> None:

@@ -80,3 +80,21 @@ def test_seq_stays_unique_when_two_agents_share_an_outbox(tmp_path: Path) -> Non
         assert again.add("power", {"state": "on"})["seq"] == 10  # and it survives a restart
     finally:
         again.close()
+
+
+def test_the_publisher_sends_events_as_stored_which_is_the_wire_encoding(tmp_path: Path) -> None:
+    import protocol
+
+    box = Outbox(str(tmp_path / "outbox.db"))
+    try:
+        box.add("software", {"action": "detected", "name": "植物大战僵尸.exe", "exe": "", "rule": "植物*"})
+        box.add("heartbeat", {"in_use": True})
+        batch = box.next_batch()
+        assert [raw for _, raw in batch] == [protocol.dumps(ev) for _, ev in box.peek()]
+        assert box.pending == 2
+        box.remove([batch[0][0], 999])  # one delivered, one never there
+        assert box.pending == 1 == len(box)
+        box.remove([s for s, _ in batch])
+        assert box.pending == 0 == len(box)
+    finally:
+        box.close()
