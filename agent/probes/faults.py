@@ -211,6 +211,8 @@ def report_outbox(ctx: "Context") -> None:
     (with counts by type and the seq range), cleared with the episode's totals once there is room again.
     The collector sees the dropped seqs as a gap that this fault explains."""
     report = ctx.outbox.take_drop_report()
+    if not report and not ctx.faults.is_open("outbox_overflow"):
+        return  # the usual minute: nothing dropped, nothing to clear (and no query)
     episode = ctx.get_state("overflow_episode")
     if report:
         if episode:

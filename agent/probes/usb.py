@@ -116,13 +116,16 @@ class UsbProbe(Probe):
 
     def __init__(self, source: Optional[UsbSource] = None) -> None:
         self.source = source or default_source()
+        self._last: Optional[Drives] = None  # what the outbox remembers, read once
 
     def setup(self, ctx: "Context") -> None:
         self.run(ctx)
 
     def run(self, ctx: "Context") -> None:
         now = self.source.drives()
-        last = ctx.get_state("usb", {}) or {}
+        if self._last is None:
+            self._last = ctx.get_state("usb", {}) or {}
+        last = self._last
         for key in sorted(set(now) - set(last)):
             ctx.emit("usb", {"action": "inserted", "kind": "storage", "label": now[key]["label"],
                              "size_mb": now[key]["size_mb"]})
@@ -131,3 +134,4 @@ class UsbProbe(Probe):
                              "size_mb": last[key].get("size_mb", 0)})
         if now != last:
             ctx.set_state("usb", now)
+            self._last = now
