@@ -2,7 +2,7 @@
 
 Threads: paho's network loop (callbacks only queue work), the publisher (drains the outbox
 oldest first, deletes on PUBACK), the command worker, and the ticker that runs every periodic
-probe (program scan, USB, power, usage, heartbeat, faults, drift, inventory) on one shared 10 s
+probe (program scan, USB, power, usage, heartbeat, faults, drift, inventory) on one shared 12 s
 tick (agent/ticker.py explains why not APScheduler for these). APScheduler runs what happens at
 a clock time: the end-of-day shutdown, a cron job from the policy's ``shutdown_after``.
 """
@@ -33,7 +33,7 @@ from bbt.mqttconf import make_client, parse_broker_url
 
 log = logging.getLogger(__name__)
 LOOP_TIMEOUT_S = 40.0
-TICK_S = 10.0  # the frequent probes' shared tick: the program scan must report within 15 s
+TICK_S = 12.0  # the probes' shared tick: the program scan reports within 15 s, and 12 s divides the minute
 
 
 def quiet_network_loop(client: Any, timeout: float) -> None:

@@ -1,12 +1,15 @@
 """One thread that runs every periodic probe on a shared tick.
 
-The program scan (every 10 s), USB, power and usage checks are each a few hundred microseconds of
+The program scan (every 12 s), USB, power and usage checks are each a few hundred microseconds of
 work, and waking a thread costs about as much. APScheduler spends another ~0.3 ms per job run on
 its own bookkeeping (time zones, triggers, events, a hand-off to its worker thread), which at six
 jobs a minute was most of the agent's CPU (bench/results/agent_footprint.md). So the frequent
 probes share one thread and one wake-up: periods are rounded up to whole ticks, so probes that
-are due together run together (the heartbeat and the fault checks ride on every sixth tick, the
-hourly drift check and the daily inventory on theirs). APScheduler keeps what happens at a clock
+are due together run together (the heartbeat and the fault checks ride on every fifth tick, the
+hourly drift check and the daily inventory on theirs). The tick is 12 s: the program scan must
+report a denied program within 15 s, the in-use check run every 15-30 s (every second tick) and
+the heartbeat every 60 s (every fifth); each wake-up costs ~0.1-0.2 ms of CPU on a virtual machine
+before any work, so five a minute rather than six. APScheduler keeps what happens at a clock
 time: the end-of-day shutdown.
 
 A job that raises is logged and skipped (the callers pass :func:`agent.probes.run_probe`
@@ -49,7 +52,7 @@ class Ticker:
         self._tick = 0
 
     def ticks_for(self, period_s: float) -> int:
-        """A period in whole ticks, rounded up (a 15 s period on a 10 s tick runs every 20 s)."""
+        """A period in whole ticks, rounded up (a 30 s period on a 12 s tick runs every 36 s)."""
         return max(1, int(math.ceil(period_s / self.tick_s - 1e-9)))
 
     def add(self, name: str, fn: Callable[[], None], period_s: float) -> None:
@@ -85,7 +88,7 @@ class Ticker:
 
     def _sleep(self, timeout: float) -> bool:
         """Wait for the bell or the timeout; True when rung. A bare lock, not an Event: an Event's
-        wait (a Condition, a new lock per wait) cost ~50 us more per wake-up on this VM, six times a
+        wait (a Condition, a new lock per wait) cost ~50 us more per wake-up on this VM, five times a
         minute (bench/results/agent_footprint.md)."""
         return self._bell.acquire(True, timeout)
 

@@ -263,7 +263,12 @@ def test_absent_hardware_is_looked_for_again_only_hourly(tmp_path: Path) -> None
     now = [0.0]
     calls: list[int] = []
     readings: list[float | None] = [None, 70.0, 70.0]
-    temp = faults.CpuTemperature(lambda: calls.append(1) or readings[len(calls) - 1], clock=lambda: now[0])
+
+    def read() -> float | None:
+        calls.append(1)
+        return readings[len(calls) - 1]
+
+    temp = faults.CpuTemperature(read, clock=lambda: now[0])
     assert temp() is None and temp() is None and len(calls) == 1
     now[0] += faults.RELOOK_S
     assert temp() == 70.0 and temp() == 70.0 and len(calls) == 3  # sensors found: read every time
