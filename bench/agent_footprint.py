@@ -318,11 +318,12 @@ must look for new programs every 12 s (a denied program reported within 15 s) an
 virtual machine every wake-up after an idle pause is expensive: a thread that sleeps 0.2 s and wakes costs
 about 0.1 ms of CPU, and the first system calls after it several times what they cost warm (reading
 /proc/loadavg: 0.02 ms warm, 0.15 ms after a pause). So the agent wakes as rarely as it can: one ticker
-thread runs every probe that is due (five wake-ups a minute, on a bare lock rather than an Event), APScheduler is kept for the clock-time
-end-of-day job (its own bookkeeping was ~0.4 ms per job run), and on Linux the program scan reads the
-kernel's exec events (netlink, filtered in the kernel) instead of listing /proc every 12 s; what does not change is kept in memory instead of
-re-read from SQLite (USB state, the next seq, the drop report), "last seen alive" is a file's mtime rather
-than a SQLite write each minute, and the publisher sends events as stored instead of parsing and
+thread runs every probe that is due (five wake-ups a minute, on a bare lock rather than an Event),
+APScheduler is kept for the clock-time end-of-day job (its own bookkeeping was ~0.4 ms per job run), and on
+Linux the program scan reads the kernel's exec events (netlink, filtered in the kernel) instead of listing
+/proc every 12 s; what does not change is kept in memory instead of re-read from SQLite (USB state, the next
+seq, the drop report), "last seen alive" is a file's mtime rather than a SQLite write each minute, and the
+publisher sends events as stored instead of parsing and
 re-encoding them. About
 {res["processes_started_per_min"]:.0f} processes per minute were seen starting on this machine during the run.
 Memory: without the end-of-day policy the agent does not load APScheduler and its modules (asyncio,

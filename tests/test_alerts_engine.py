@@ -32,10 +32,12 @@ def add_event(db: Any, device: str, etype: str, data: dict[str, Any], t: float, 
                               json.dumps(data), 0))
 
 
-def test_event_rules_fire_once_and_expire(db: Any) -> None:
+def test_event_rules_fire_once_and_expire(db: Any, receiver: Any) -> None:
     now = time.time()
     touch_device(db, "s1", "pc-301", now)
     db.execute("UPDATE devices SET class = '301', online = 1 WHERE device = 'pc-301'")
+    # left_on depends on the time of day this runs (after school hours it fires): not this test's subject
+    config.save(db, "s1", school_config(receiver, rules={"left_on": {"enabled": False}}))
     engine = AlertEngine(db, StaticSchedule({"301": [(now - 600, now + 600)]}, term=True), weekly=None)
     engine.run_once()  # first start: the event cursor begins now
     add_event(db, "pc-301", "drift", {"field": "hostname", "old": "BBT-301", "new": "GAME-PC"}, now, now + 1)
