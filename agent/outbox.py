@@ -155,7 +155,7 @@ class Outbox:
         try:
             seq = self._next_seq if self._next_seq is not None else int(self.get_meta("next_seq", "0") or 0)
             event = protocol.make_event(uuid.uuid4().hex, seq, etype, when, data)
-            body = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+            body = protocol.dumps(event).decode("utf-8")  # the wire encoding: the publisher sends it as is
             self._db.execute("INSERT INTO outbox (seq, type, body, created) VALUES (?, ?, ?, ?)",
                              (seq, etype, body, time.time()))
             self._db.execute("INSERT INTO meta (key, value) VALUES ('next_seq', ?) ON CONFLICT (key) "
