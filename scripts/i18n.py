@@ -10,10 +10,11 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
+from typing import Any
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
-from babel.messages.mofile import write_mo
+from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,10 +47,15 @@ def mo_bytes(cat: Catalog) -> bytes:
     return buf.getvalue()
 
 
+def messages(mo: bytes) -> dict[Any, Any]:
+    """What a compiled catalog translates, without its header (which names the Babel that wrote it)."""
+    return {(m.context, m.id): m.string for m in read_mo(io.BytesIO(mo)) if m.id}
+
+
 def problems() -> list[str]:
     template, cat = extract(), load()
     out = [f"untranslated: {m.id!r}" for m in template if m.id and (m.id not in cat or not cat[m.id].string)]
-    if not MO.exists() or MO.read_bytes() != mo_bytes(cat):
+    if not MO.exists() or messages(MO.read_bytes()) != messages(mo_bytes(cat)):
         out.append(f"{MO.relative_to(ROOT)} is stale: run scripts/i18n.py")
     return out
 

@@ -78,9 +78,19 @@ def online(device: str, when: datetime) -> dict[str, Any]:
     return protocol.make_status(True, "startup", when, "boot-1", "0.1.0")
 
 
-def today_at(hour: int, minute: int = 0, days_ago: int = 0) -> datetime:
-    d = datetime.now(TZ).date() - timedelta(days=days_ago)
+def school_day_at(hour: int, minute: int = 0, days_ago: int = 0) -> datetime:
+    """A time on the test's school day: today once its morning (to 09:00) is over, else yesterday, so
+    that what the tests seed for the morning has happened whenever the suite runs (the dashboard shows
+    nothing ahead of the clock, and the collector calls an event from the future a clock fault)."""
+    now = datetime.now(TZ)
+    d = now.date() - timedelta(days=days_ago + (now.hour < 9))
     return datetime(d.year, d.month, d.day, hour, minute, tzinfo=TZ)
+
+
+def school_hours() -> float:
+    """A clock for the alert engine at 09:00 of the school day: after school hours the engine would also
+    raise left_on for every PC that is on."""
+    return school_day_at(9, 0).timestamp()
 
 
 def csrf_of(html: str) -> str:

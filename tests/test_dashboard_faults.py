@@ -9,7 +9,19 @@ import pytest
 
 from alerts import config as alert_config
 from alerts.engine import AlertEngine
-from tests.dash import SCHOOL, USERS, add_users, csrf_of, login, make_app, online, publish, seed_school, today_at
+from tests.dash import (
+    SCHOOL,
+    USERS,
+    add_users,
+    csrf_of,
+    login,
+    make_app,
+    online,
+    publish,
+    school_day_at,
+    school_hours,
+    seed_school,
+)
 
 
 @pytest.fixture
@@ -18,10 +30,10 @@ def app(tmp_path: Path) -> Iterator[Any]:
     db = a.extensions["bbt_db"]
     seed_school(db)
     add_users(db)
-    now = today_at(8, 0)
+    now = school_day_at(8, 0)
     publish(db, "pc-102", [("fault", now, {"code": "display_missing", "severity": "critical", "state": "raised",
                                            "detail": "HDMI"})], status=online("pc-102", now))
-    AlertEngine(db).run_once()
+    AlertEngine(db, clock=school_hours).run_once()
     yield a
     db.close()
 
@@ -78,8 +90,8 @@ def test_register_a_power_cut_afterwards(app: Any) -> None:
     page = m.get("/faults/").get_data(as_text=True)
     r = m.post("/faults/register", data={"csrf_token": csrf_of(page), "school": SCHOOL, "device": "pc-101",
                                          "code": "power_cut", "severity": "critical",
-                                         "opened": today_at(8, 0).strftime("%Y-%m-%dT%H:%M"),
-                                         "cleared": today_at(9, 30).strftime("%Y-%m-%dT%H:%M"), "summary": "停电"},
+                                         "opened": school_day_at(8, 0).strftime("%Y-%m-%dT%H:%M"),
+                                         "cleared": school_day_at(9, 30).strftime("%Y-%m-%dT%H:%M"), "summary": "停电"},
                follow_redirects=True)
     assert "已登记故障" in r.get_data(as_text=True)
     f = app.extensions["bbt_db"].query("SELECT * FROM faults WHERE code = 'power_cut'")[0]
