@@ -54,13 +54,15 @@ class AgentConfig:
     replay_rate: float = 20.0  # messages per second while draining the outbox
     outbox_max_events: int = 100000
     outbox_max_mb: float = 50.0
-    # probe periods (seconds) and thresholds; the school's policy may override idle_minutes/heartbeat_s
-    # on the agent's 12 s tick: five wake-ups a minute (agent/ticker.py)
-    usage_s: float = 24.0  # in-use decision (idle time, foreground teaching program)
-    scan_s: float = 12.0  # running-program scan against the software policy (report within 15 s)
-    power_s: float = 36.0  # sleep/wake detection tick
+    # probe periods (seconds) and thresholds; the school's policy may override idle_minutes/heartbeat_s.
+    # A probe may run up to a quarter of its period early to share a wake-up (agent/ticker.py): two
+    # wake-ups a minute on a quiet PC, five while the program scan polls
+    usage_s: float = 30.0  # in-use decision (idle time, foreground teaching program)
+    scan_s: float = 12.0  # running-program scan when it polls (report within 15 s); with the kernel's
+    # process events (Linux, root) a new program is looked at when it starts
+    power_s: float = 30.0  # sleep/wake detection
     fault_s: float = 60.0
-    usb_s: float = 36.0
+    usb_s: float = 30.0
     drift_s: float = 3600.0
     inventory_h: float = 24.0
     fault_hold_s: float = 300.0  # a fault must stay recovered this long before it clears

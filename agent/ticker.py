@@ -1,136 +1,176 @@
-"""One thread that runs every periodic probe on a shared tick.
+"""When each periodic probe runs: deadlines with slack, so that jobs share wake-ups.
 
-The program scan (every 12 s), USB, power and usage checks are each a few hundred microseconds of
-work, and waking a thread costs about as much. APScheduler spends another ~0.3 ms per job run on
-its own bookkeeping (time zones, triggers, events, a hand-off to its worker thread), which at six
-jobs a minute was most of the agent's CPU (bench/results/agent_footprint.md). So the frequent
-probes share one thread and one wake-up: periods are rounded up to whole ticks, so probes that
-are due together run together (the heartbeat and the fault checks ride on every fifth tick, the
-hourly drift check and the daily inventory on theirs). The tick is 12 s: the program scan must
-report a denied program within 15 s, the in-use check run every 15-30 s (every second tick) and
-the heartbeat every 60 s (every fifth); each wake-up costs ~0.1-0.2 ms of CPU on a virtual machine
-before any work, so five a minute rather than six. APScheduler keeps what happens at a clock
-time: the end-of-day shutdown.
+On a classroom PC that sits idle for hours, what the agent costs is mostly how often it wakes:
+on a virtual machine a wake-up after an idle pause costs ~0.1 ms before any work, and the first
+system calls after it several times what they cost warm (bench/results/agent_footprint.md). So
+every job has a period and runs up to a quarter of it early when the loop is awake anyway and
+would otherwise have to wake for that job alone. With the default periods (in-use check, power
+and USB every 30 s; heartbeat and faults every 60 s) the agent wakes twice a minute and runs
+everything on those two wake-ups. Where the program scan polls every 12 s (no process events:
+Windows, a PC where the agent is not root, or while programs keep starting), its wake-ups set
+the pace and the others ride along: the in-use check every 24 s, the heartbeat every 60 s.
 
-A job that raises is logged and skipped (the callers pass :func:`agent.probes.run_probe`
-wrappers); one slow run delays the others but never makes them run twice to catch up.
+The ticker has no thread: the agent's loop (:mod:`agent.loop`) sleeps until :meth:`Ticker.next_due`
+and calls :meth:`Ticker.run_due`. A job that raises is logged and skipped; one slow run delays the
+others but never makes them run twice to catch up.
 """
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
+
+from agent.loop import Source
 
 log = logging.getLogger(__name__)
 
+SLACK = 0.25  # a job may run this fraction of its period early, to spare a wake-up of its own
+
 
 class _Job:
-    __slots__ = ("name", "fn", "ticks", "due")
+    __slots__ = ("name", "fn", "period", "next", "wakes")
 
-    def __init__(self, name: str, fn: Callable[[], None], ticks: int, due: int) -> None:
-        self.name, self.fn, self.ticks, self.due = name, fn, ticks, due
+    def __init__(self, name: str, fn: Callable[[], None], period: float, next_at: float, wakes: bool) -> None:
+        self.name, self.fn, self.period, self.next, self.wakes = name, fn, period, next_at, wakes
+
+    def due(self, now: float) -> bool:
+        return self.next - now <= SLACK * self.period
 
 
-class Ticker:
-    """Runs jobs every N ticks of ``tick_s`` seconds, all from one thread."""
+class Ticker(Source):
+    """Jobs every ``period`` seconds (each may run up to SLACK of it early to share a wake-up).
 
-    def __init__(self, tick_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        if tick_s <= 0:
-            raise ValueError("tick_s must be positive")
-        self.tick_s = tick_s
+    A job added with ``wakes=False`` does not wake the loop: it runs when the loop is awake anyway
+    and it is due (see :class:`OsEvents`)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 on_soon: Callable[[], None] = lambda: None) -> None:
         self.clock = clock
+        self.on_soon = on_soon  # wakes the loop when another thread asks for a job (run_soon)
         self._jobs: Dict[str, _Job] = {}
-        self._soon: List[str] = []  # run at the next wake-up, out of turn (run_soon)
+        self._soon: List[str] = []
         self._lock = threading.Lock()
-        self._bell = threading.Lock()  # held while nobody rings: see _ring and _sleep
-        self._bell.acquire()
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self._t0 = 0.0
-        self._tick = 0
 
-    def ticks_for(self, period_s: float) -> int:
-        """A period in whole ticks, rounded up (a 30 s period on a 12 s tick runs every 36 s)."""
-        return max(1, int(math.ceil(period_s / self.tick_s - 1e-9)))
-
-    def add(self, name: str, fn: Callable[[], None], period_s: float) -> None:
-        ticks = self.ticks_for(period_s)
+    def add(self, name: str, fn: Callable[[], None], period_s: float, wakes: bool = True) -> None:
+        if period_s <= 0:
+            raise ValueError("period_s must be positive (%s)" % name)
         with self._lock:
-            self._jobs[name] = _Job(name, fn, ticks, self._tick + ticks)
+            self._jobs[name] = _Job(name, fn, float(period_s), self.clock() + period_s, wakes)
+
+    def set_wakes(self, name: str, wakes: bool) -> None:
+        job = self._jobs.get(name)
+        if job is not None:
+            job.wakes = wakes
+
+    def wakes(self, name: str) -> bool:
+        """Whether the job wakes the loop on its own (an unknown job: as if it did)."""
+        job = self._jobs.get(name)
+        return job is None or job.wakes
 
     def set_period(self, name: str, period_s: float) -> None:
-        ticks = self.ticks_for(period_s)
+        """A new period (the policy's heartbeat_s): the next run comes within it."""
         with self._lock:
             job = self._jobs[name]
-            if ticks != job.ticks:
-                job.ticks, job.due = ticks, min(job.due, self._tick + ticks)
+            if period_s != job.period:
+                job.next = min(job.next, job.next - job.period + period_s)
+                job.period = float(period_s)
+
+    def clear(self) -> None:
+        """No more jobs (the agent is stopping)."""
+        with self._lock:
+            self._jobs.clear()
+            self._soon = []
 
     def has(self, name: str) -> bool:
         return name in self._jobs
 
     def period(self, name: str) -> float:
-        return self._jobs[name].ticks * self.tick_s
+        return self._jobs[name].period
 
     def run_soon(self, name: str) -> None:
-        """Run a job at once (in the ticker's thread), besides its regular turns."""
+        """Run a job at the loop's next wake-up (which this causes), besides its regular turns."""
         with self._lock:
             if name in self._jobs and name not in self._soon:
                 self._soon.append(name)
-        self._ring()
+        self.on_soon()
 
-    def _ring(self) -> None:
-        try:
-            self._bell.release()
-        except RuntimeError:
-            pass  # rung already, not yet heard
-
-    def _sleep(self, timeout: float) -> bool:
-        """Wait for the bell or the timeout; True when rung. A bare lock, not an Event: an Event's
-        wait (a Condition, a new lock per wait) cost ~50 us more per wake-up on this VM, five times a
-        minute (bench/results/agent_footprint.md)."""
-        return self._bell.acquire(True, timeout)
-
-    def due_jobs(self, tick: int) -> List[_Job]:
-        """The jobs due at ``tick``, in the order they were added; advances their next turn."""
+    def next_due(self) -> Optional[float]:
+        """When the loop must wake next (clock time), None when there is nothing to run."""
         with self._lock:
-            due = [j for j in self._jobs.values() if j.due <= tick]
+            if self._soon:
+                return self.clock()
+            return min((j.next for j in self._jobs.values() if j.wakes), default=None)
+
+    def due_jobs(self, now: float) -> List[_Job]:
+        """The jobs to run at ``now``, in the order they were added: those asked for and those due,
+        and a job due within its slack when the next planned wake-up would come after its deadline
+        (it would need a wake-up of its own). Each one's next turn is one period from now (a stall
+        is not made up for)."""
+        with self._lock:
+            soon, self._soon = set(self._soon), []
+            jobs = list(self._jobs.values())
+            chosen = {j.name for j in jobs if j.name in soon or j.next <= now}
+            while True:
+                early = {j.name for j in jobs if j.name not in chosen and j.due(now)}
+                wake = min([now + j.period if j.name in chosen else j.next
+                            for j in jobs if j.wakes and j.name not in early], default=float("inf"))
+                more = {j.name for j in jobs if j.name in early and j.next < wake}
+                if not more:
+                    break
+                chosen |= more
+            due = [j for j in jobs if j.name in chosen]
             for j in due:
-                j.due = tick + j.ticks  # a late tick is not made up for: no bursts after a stall
+                j.next = now + j.period
             return due
 
-    def _take_soon(self) -> List[_Job]:
+    def run_now(self, name: str) -> None:
+        """Run a job at once (an OS event asks for it); its next turn is a period from now."""
         with self._lock:
-            names, self._soon = self._soon, []
-            return [self._jobs[n] for n in names if n in self._jobs]
+            job = self._jobs[name]
+            job.next = self.clock() + job.period
+        _run(job)
 
-    def _run(self, jobs: List[_Job]) -> None:
+    def run_due(self, now: Optional[float] = None) -> List[str]:
+        """Run what is due; returns the names run."""
+        jobs = self.due_jobs(self.clock() if now is None else now)
         for job in jobs:
-            if self._stop.is_set():
-                return
-            try:
-                job.fn()
-            except Exception:  # a job must never stop the ticker
-                log.exception("periodic job %s failed", job.name)
+            _run(job)
+        return [j.name for j in jobs]
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            next_at = self._t0 + (self._tick + 1) * self.tick_s
-            if self._sleep(max(0.0, next_at - self.clock())):
-                self._run(self._take_soon())
-                continue
-            elapsed = int((self.clock() - self._t0) / self.tick_s)
-            self._tick = max(self._tick + 1, elapsed)
-            self._run(self._take_soon() + self.due_jobs(self._tick))
+    # -- as the loop's Source ------------------------------------------------------------
+    def deadline(self) -> Optional[float]:
+        return self.next_due()
 
-    def start(self) -> None:
-        self._t0 = self.clock()
-        self._thread = threading.Thread(target=self._loop, name="bbt-agent-ticker", daemon=True)
-        self._thread.start()
+    def on_time(self, now: float) -> None:
+        self.run_due(now)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._ring()
-        if self._thread is not None:
-            self._thread.join(timeout)
+
+def _run(job: _Job) -> None:
+    try:
+        job.fn()
+    except Exception:  # a job must never stop the loop
+        log.exception("periodic job %s failed", job.name)
+
+
+class OsEvents(Source):
+    """A job the OS can wake (the program scan, from the kernel's process events).
+
+    While the PC is quiet the loop waits on the job's socket and the job does not wake it on its
+    own; when the socket turns readable the job runs at once. While runs keep finding new work
+    (``busy()``: programs keep starting), the job runs on its period instead, so a busy PC costs
+    one wake-up a period however many programs start; the first run that finds nothing goes back
+    to waiting on the socket. When the OS stops telling (``sock()`` is None), the job polls."""
+
+    def __init__(self, ticker: Ticker, name: str, sock: Callable[[], Any], busy: Callable[[], bool]) -> None:
+        self.ticker, self.name, self.sock, self.busy = ticker, name, sock, busy
+
+    def after_run(self) -> None:
+        """Call after each run of the job: poll while busy, wait on the socket when not."""
+        self.ticker.set_wakes(self.name, bool(self.busy()) or self.sock() is None)
+
+    def read_sock(self) -> Any:
+        return None if self.ticker.wakes(self.name) else self.sock()
+
+    def on_read(self) -> None:
+        self.ticker.run_now(self.name)

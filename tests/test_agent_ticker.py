@@ -2,41 +2,87 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import struct
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from agent.commands import eod_trigger
+from agent.loop import Loop
 from agent.probes import execwatch, software
-from agent.ticker import Ticker
+from agent.ticker import OsEvents, Ticker
+from tests.helpers import wait_for
 from tests.test_agent_probes import FakeTable, events, make_ctx
 
-
 # -- ticker --------------------------------------------------------------------------------------
-def test_periods_round_up_to_whole_ticks_and_due_jobs_share_a_tick() -> None:
-    t = Ticker(10.0)
-    assert [t.ticks_for(p) for p in (0.5, 10, 15, 20, 30, 60, 86400)] == [1, 1, 2, 2, 3, 6, 8640]
-    for name, period in (("scan", 10), ("usb", 30), ("heartbeat", 60)):
+DEFAULTS: list[tuple[str, float]] = [("power", 30), ("usage", 30), ("heartbeat", 60), ("software", 12),
+                                     ("faults", 60), ("usb", 30)]
+
+
+def simulate(jobs: list[tuple[str, float]], until: float, polls: bool = True) -> tuple[int, dict[str, list[float]]]:
+    """Run a ticker on a fake clock as the loop does (sleep to next_due, run_due); the wake-ups and when
+    each job ran. ``polls`` False: the program scan waits for process events (none come)."""
+    now = [0.0]
+    t = Ticker(clock=lambda: now[0])
+    ran: dict[str, list[float]] = {}
+    def recorder(name: str) -> Callable[[], None]:
+        return lambda: ran.setdefault(name, []).append(now[0])
+
+    for name, period in jobs:
+        t.add(name, recorder(name), period, wakes=polls or name != "software")
+    wakes = 0
+    while (due := t.next_due()) is not None and due <= until:
+        now[0] = due
+        wakes += 1
+        t.run_due()
+    return wakes, ran
+
+
+def gaps(times: list[float]) -> set[float]:
+    return {round(b - a, 6) for a, b in zip(times, times[1:], strict=False)}
+
+
+def test_jobs_share_wake_ups_two_a_minute_on_a_quiet_pc_five_while_the_scan_polls() -> None:
+    wakes, ran = simulate(DEFAULTS, 600, polls=False)
+    assert wakes == 20  # two a minute: every probe runs on them
+    assert gaps(ran["usage"]) == {30.0} and gaps(ran["heartbeat"]) == {60.0}
+    assert len(ran["software"]) == 20  # rides along (a socket read) on every wake-up
+    wakes, ran = simulate(DEFAULTS, 600, polls=True)
+    assert wakes == 50  # the 12 s scan sets the pace ...
+    assert gaps(ran["software"]) == {12.0}
+    assert gaps(ran["usage"]) == {24.0}  # ... the in-use check rides on every second one (15-30 s)
+    assert gaps(ran["heartbeat"]) == {60.0}  # not pulled early: a scan wake-up comes at its deadline
+    assert set(ran["usb"]) <= set(ran["software"]) and set(ran["heartbeat"]) <= set(ran["software"])
+
+
+def test_a_stall_is_not_made_up_for_and_the_policy_changes_a_period() -> None:
+    now = [0.0]
+    t = Ticker(clock=lambda: now[0])
+    for name, period in (("scan", 10), ("heartbeat", 60)):
         t.add(name, lambda: None, period)
-    runs = {tick: [j.name for j in t.due_jobs(tick)] for tick in range(1, 13)}
-    assert runs[1] == ["scan"] and runs[3] == ["scan", "usb"] and runs[6] == ["scan", "usb", "heartbeat"]
-    assert sum("heartbeat" in names for names in runs.values()) == 2
-    assert [j.name for j in t.due_jobs(40)] == ["scan", "usb", "heartbeat"]  # a stall: each runs once
-    assert [j.name for j in t.due_jobs(41)] == ["scan"]  # ... and is not made up for afterwards
+    now[0] = 500.0  # the PC was busy (or the clock jumped): each job runs once, then on its period
+    assert t.run_due() == ["scan", "heartbeat"]
+    assert t.next_due() == 510.0
+    now[0] = 510.0
+    assert t.run_due() == ["scan"]
     t.set_period("heartbeat", 20)  # the policy's heartbeat_s: due within the new period
-    assert "heartbeat" in [j.name for j in t.due_jobs(42)]
-    assert t.period("heartbeat") == 20.0
-    with pytest.raises(ValueError, match="tick_s"):
-        Ticker(0)
+    assert t.period("heartbeat") == 20.0 and t.next_due() == 520.0
+    now[0] = 520.0
+    assert t.run_due() == ["scan", "heartbeat"]
+    with pytest.raises(ValueError, match="period_s"):
+        t.add("bad", lambda: None, 0)
 
 
-def test_ticker_runs_jobs_in_one_thread_survives_a_failing_one_and_runs_soon() -> None:
-    t = Ticker(0.05)
+def test_the_loop_runs_jobs_in_its_thread_survives_a_failing_one_and_runs_soon() -> None:
+    loop = Loop()
+    t = Ticker(loop.clock, on_soon=loop.wake)
+    loop.sources.append(t)
     seen: list[tuple[str, str]] = []
     done = threading.Event()
 
@@ -51,17 +97,61 @@ def test_ticker_runs_jobs_in_one_thread_survives_a_failing_one_and_runs_soon() -
     t.add("broken", broken, 0.05)
     t.add("fast", lambda: job("fast"), 0.05)
     t.add("slow", lambda: job("slow"), 3600)
-    t.start()
+    loop.start()
     try:
-        assert done.wait(5), "the ticker stopped after a failing job"
-        t.run_soon("slow")
+        assert done.wait(5), "the loop stopped after a failing job"
+        t.run_soon("slow")  # from this thread: the loop wakes and runs it
         deadline = time.monotonic() + 5
-        while ("slow", "bbt-agent-ticker") not in seen and time.monotonic() < deadline:
+        while ("slow", "bbt-agent-loop") not in seen and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
-        t.stop()
-    assert ("slow", "bbt-agent-ticker") in seen
-    assert {th for _, th in seen} == {"bbt-agent-ticker"}
+        loop.call_soon(loop.stop)
+        assert loop.join(5)
+        loop.close()
+    assert ("slow", "bbt-agent-loop") in seen
+    assert {th for _, th in seen} == {"bbt-agent-loop"}
+
+
+def test_a_job_the_os_wakes_runs_at_once_polls_while_busy_and_then_waits_again() -> None:
+    """OsEvents with a socket pair standing in for the kernel's process events."""
+    loop = Loop()
+    t = Ticker(loop.clock, on_soon=loop.wake)
+    os_side, agent_side = socket.socketpair()
+    runs: list[float] = []
+    found: list[bool] = []
+
+    def scan() -> None:  # drains what the "kernel" said, like the program scan
+        agent_side.setblocking(False)
+        try:
+            found.append(bool(agent_side.recv(100)))
+        except BlockingIOError:
+            found.append(False)
+        runs.append(time.monotonic())
+        watch.after_run()
+
+    watch = OsEvents(t, "scan", lambda: agent_side, lambda: found[-1])
+    t.add("scan", scan, 0.3, wakes=False)
+    loop.sources += [t, watch]
+    loop.start()
+    try:
+        time.sleep(0.8)
+        assert runs == []  # quiet: the job does not wake the loop on its own
+        t0 = time.monotonic()
+        os_side.send(b"exec")
+        wait_for(lambda: len(runs) >= 1, 2, what="run on the event")
+        assert runs[0] - t0 < 0.2 and found == [True]  # at once
+        assert t.wakes("scan")  # busy: polls on its period now
+        wait_for(lambda: len(runs) >= 2, 2, what="the poll after the event")
+        assert found[1] is False and 0.2 < runs[1] - runs[0] < 0.6
+        assert not t.wakes("scan")  # found nothing: waits on the socket again
+        time.sleep(0.8)
+        assert len(runs) == 2
+    finally:
+        loop.call_soon(loop.stop)
+        loop.join(5)
+        loop.close()
+        os_side.close()
+        agent_side.close()
 
 
 # -- process events ------------------------------------------------------------------------------
@@ -96,9 +186,11 @@ def test_with_process_events_a_scan_looks_only_at_new_programs(tmp_path: Path) -
     table = EventTable()
     now = time.time()
     table.procs = {10: (now - 100, "bash", "/usr/bin/bash"), 11: (now - 100, "steam", "/opt/steam/steam")}
-    probe = software.SoftwareProbe(table)
+    clock = [0.0]
+    probe = software.SoftwareProbe(table, clock=lambda: clock[0])
     probe.setup(ctx)  # the first scan lists everything
     assert table.listed == 1 and len(events(ctx, "software")) == 1
+    assert not probe.busy
     for _ in range(5):
         probe.run(ctx)  # nothing started: /proc is not listed
     assert table.listed == 1
@@ -106,12 +198,13 @@ def test_with_process_events_a_scan_looks_only_at_new_programs(tmp_path: Path) -
     table.news = [12]
     probe.run(ctx)
     assert table.listed == 1 and [e["data"]["name"] for e in events(ctx, "software")] == ["steam", "QQ.exe"]
+    assert probe.busy  # programs are starting: the agent's loop polls the events while that lasts
     table.news = None  # events were lost: look at everything
     table.procs[13] = (now - 10, "wechat", "/opt/wechat/wechat")
     probe.run(ctx)
     assert table.listed == 2 and len(events(ctx, "software")) == 3
-    for _ in range(software.FULL_SCAN_EVERY):
-        probe.run(ctx)
+    clock[0] += software.FULL_SCAN_S
+    probe.run(ctx)
     assert table.listed == 3  # the periodic full scan, a safety net
     assert len(events(ctx, "software")) == 3  # and nothing reported twice
 
@@ -183,6 +276,7 @@ def test_the_end_of_day_job_follows_the_policy_and_apscheduler_loads_only_for_it
     a = Agent(cfg, probes=[], desktop=LogDesktop())
     a._start_scheduler()
     try:
+        assert a.ticker.has("heartbeat") is False  # (no probes here)
         assert a.scheduler is None  # the default policy has no end-of-day shutdown
         a.ctx.set_policy({"shutdown_after": "17:30"})
         assert a.scheduler is not None
@@ -194,8 +288,6 @@ def test_the_end_of_day_job_follows_the_policy_and_apscheduler_loads_only_for_it
         a.ctx.set_policy({})  # removed from the policy: no job
         assert a.scheduler.get_job("end-of-day") is None
     finally:
-        assert a.ticker is not None
-        a.ticker.stop()
         if a.scheduler is not None:
             a.scheduler.shutdown(wait=True)
         a.outbox.close()

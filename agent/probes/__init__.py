@@ -27,6 +27,7 @@ class Probe:
     emits: Tuple[str, ...] = ()
     fields: Dict[str, str] = {}  # data field -> unit / meaning (the data sheet lists these)
     rerun_on_policy = False  # run at once when a new policy arrives
+    busy = False  # a probe the OS wakes: its last run found new work (see waker)
 
     def interval(self, ctx: "Context") -> Optional[float]:
         """Seconds between runs (the policy may change it), None for a probe run on demand only."""
@@ -37,6 +38,13 @@ class Probe:
 
     def run(self, ctx: "Context") -> None:
         raise NotImplementedError
+
+    def waker(self) -> Optional[Any]:
+        """A socket the OS makes readable when there is something new to look at (the kernel's
+        process events), or None: the probe polls on its period. The agent's loop then runs the
+        probe when the socket turns readable, and on its period only while ``busy``
+        (:class:`agent.ticker.OsEvents`)."""
+        return None
 
     def close(self) -> None:
         """Release what the probe holds open (the agent calls it when it stops)."""

@@ -155,9 +155,8 @@ def check_clock(ctx: "Context") -> Optional[float]:
 
 
 def disk_detail() -> Tuple[float, str]:
-    u = psutil.disk_usage(system.system_drive())
-    return float(u.percent), "system drive %s %.0f%% full, %.1f GB free" % (
-        system.system_drive(), u.percent, u.free / 1e9)
+    u = system.shared().disk()
+    return u.percent, "system drive %s %.0f%% full, %.1f GB free" % (system.system_drive(), u.percent, u.free / 1e9)
 
 
 class FaultProbe(Probe):
@@ -191,7 +190,7 @@ class FaultProbe(Probe):
         if temp is not None:
             faults.observe("overheat", temp >= cfg.temp_limit_c, "critical", "CPU at %.0f °C (limit %.0f °C)"
                            % (temp, cfg.temp_limit_c))
-        mem = run_probe("memory", psutil.virtual_memory)
+        mem = run_probe("memory", system.shared().memory)
         if mem is not None:
             swap_full = False
             if mem.percent >= cfg.mem_full_pct:  # swap only then (psutil reads all of /proc/vmstat for it)

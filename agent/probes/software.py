@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import psutil
 
@@ -41,8 +41,8 @@ DEFAULT_DENY = [
     "mgtv*", "huya*", "douyu*", "pplive*", "xigua*",
 ]
 
-FULL_SCAN_EVERY = 30  # with process events, still list every process every this many scans (prunes the
-# memory of ended ones; a safety net)
+FULL_SCAN_S = 300.0  # with process events, still list every process this often (prunes the memory of
+# ended ones; a safety net)
 YOUNG_S = 2.0  # a process this young is looked at again on the next scan (its name may still change)
 SYSTEM_DIRS_POSIX = ("/usr/sbin/", "/sbin/", "/usr/lib/", "/lib/", "/usr/libexec/", "/usr/lib64/", "/lib64/",
                      "/usr/local/sbin/", "/opt/bbt/")
@@ -200,13 +200,14 @@ class SoftwareProbe(Probe):
     fields = {"action": "detected / blocked", "name": "program name", "exe": "path of the program file",
               "rule": "the policy rule that matched", "block_error": "why blocking failed, if it did"}
 
-    def __init__(self, table: Optional[ProcessTable] = None) -> None:
+    def __init__(self, table: Optional[ProcessTable] = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._table = table
+        self.clock = clock
         self.known: Dict[int, float] = {}  # pid -> start time of every process already looked at
         self.reported: Dict[int, float] = {}
         self._rescan = True  # the first scan looks at everything
         self._young = False  # the last look saw a process too young to judge: look at everything again
-        self._scans = 0
+        self._full_at = -FULL_SCAN_S  # when every process was last listed
 
     @property
     def table(self) -> ProcessTable:
@@ -217,6 +218,11 @@ class SoftwareProbe(Probe):
     def close(self) -> None:
         if self._table is not None:
             self._table.close()
+
+    def waker(self) -> Optional[Any]:
+        """The process-events socket, while the kernel tells which programs start (Linux, as root)."""
+        watcher = getattr(self.table, "watcher", None)
+        return watcher.sock if watcher is not None else None
 
     def setup(self, ctx: "Context") -> None:
         self.reported = {int(k): float(v) for k, v in (ctx.get_state("software_reported", {}) or {}).items()}
@@ -229,11 +235,13 @@ class SoftwareProbe(Probe):
 
     def run(self, ctx: "Context") -> None:
         started = self.table.started()
-        self._scans += 1
-        if started is not None and not (self._young or self._rescan) and self._scans % FULL_SCAN_EVERY:
+        self.busy = started is None or bool(started)  # (None: events were lost, so many started)
+        now = self.clock()
+        if started is not None and not (self._young or self._rescan) and now - self._full_at < FULL_SCAN_S:
             if started and self._look(ctx, sorted(set(started))):  # most scans: nothing started
                 self._remember(ctx)
             return
+        self._full_at = now
         if self._rescan:
             self._rescan = False
             self.known.clear()
