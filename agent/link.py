@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MIN_DELAY_S, MAX_DELAY_S = 1.0, 60.0
 CONNECT_TIMEOUT_S = 5.0
+MISC_EVERY_S = 15.0  # paho's keepalive check, at most this often (the keepalive is 120 s)
 ACK_WAIT_S = 0.05  # how long the loop waits, right after sending, for the broker's PUBACK
 STATUS_WAIT_S = 3.0  # at a clean stop: how long to wait for the broker to take the 'shutdown' status
 
@@ -86,25 +87,19 @@ class Link(Source):
         self._incoming.append((msg.topic, bytes(msg.payload)))
 
     # -- the loop's Source ---------------------------------------------------------------
-    def read_sock(self) -> Any:
-        return self.client.socket()
-
-    def write_sock(self) -> Any:
+    def poll(self) -> Tuple[Any, Any, Optional[float]]:
         sock = self.client.socket()
-        return sock if sock is not None and self.client.want_write() else None
-
-    def deadline(self) -> Optional[float]:
-        sock = self.client.socket()
-        if sock is not None and getattr(sock, "pending", lambda: 0)():
-            return self.clock()  # TLS: decrypted bytes wait in the socket object, not the kernel
-        times = [self._misc_at + self.keepalive / 2.0]
-        if sock is None and not self._closed():
-            times.append(self._reconnect_at)
-        if self.connected.is_set() and self._inflight is None and self.outbox.pending:
-            times.append(self._next_send)
+        wake = self._misc_at + self.keepalive / 2.0
+        if sock is None:
+            if not self._closed():
+                wake = min(wake, self._reconnect_at)
+        elif getattr(sock, "pending", None) is not None and sock.pending():
+            wake = self.clock()  # TLS: decrypted bytes wait in the socket object, not the kernel
+        if self._inflight is None and self.outbox.pending and self.connected.is_set():
+            wake = min(wake, self._next_send)
         if self._closing is not None:
-            times.append(self._closing.deadline)
-        return min(times)
+            wake = min(wake, self._closing.deadline)
+        return sock, (sock if sock is not None and self.client.want_write() else None), wake
 
     def on_read(self) -> None:
         self.client.loop_read()
@@ -118,12 +113,14 @@ class Link(Source):
         self.client.loop_write()
 
     def on_time(self, now: float) -> None:
-        self._misc_at = now
         if self.client.socket() is not None:
-            self.client.loop_misc()  # keepalive: a ping only when nothing else went out
+            if now - self._misc_at >= MISC_EVERY_S:  # keepalive: a ping only when nothing else went out
+                self._misc_at = now
+                self.client.loop_misc()
         elif now >= self._reconnect_at and not self._closed():
             self._connect(now)
-        self._settle(now)
+        if self._acked:
+            self._settle(now)
         if self.pump(now) and self._await_ack():
             self._settle(now)
         while self._incoming:

@@ -19,7 +19,7 @@ import select
 import socket
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -27,23 +27,16 @@ log = logging.getLogger(__name__)
 class Source:
     """Something the loop waits for: a socket to read or write, a deadline, work at each wake-up."""
 
-    def read_sock(self) -> Any:
-        """A socket to wait for reading now, or None."""
-        return None
-
-    def write_sock(self) -> Any:
-        """A socket to wait for writing now (there is output queued), or None."""
-        return None
-
-    def deadline(self) -> Optional[float]:
-        """Wake by this clock time at the latest, or None."""
-        return None
+    def poll(self) -> Tuple[Any, Any, Optional[float]]:
+        """What to wait for now: (a socket to read or None, a socket to write or None, a clock
+        time to wake by or None)."""
+        return None, None, None
 
     def on_read(self) -> None:
-        """read_sock() is readable."""
+        """The read socket is readable."""
 
     def on_write(self) -> None:
-        """write_sock() is writable."""
+        """The write socket is writable."""
 
     def on_time(self, now: float) -> None:
         """Called at every wake-up, after reads, writes and queued calls."""
@@ -123,7 +116,7 @@ class Loop:
         wmap: Dict[Any, Source] = {}
         deadlines = [] if max_wait is None else [self.clock() + max_wait]
         for s in self.sources:
-            r, w, d = s.read_sock(), s.write_sock(), s.deadline()
+            r, w, d = s.poll()
             if r is not None:
                 rmap[r] = s
             if w is not None:

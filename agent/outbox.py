@@ -9,7 +9,6 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -154,7 +153,7 @@ class Outbox:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             seq = self._next_seq if self._next_seq is not None else int(self.get_meta("next_seq", "0") or 0)
-            event = protocol.make_event(uuid.uuid4().hex, seq, etype, when, data)
+            event = protocol.make_event(os.urandom(16).hex(), seq, etype, when, data)  # 128 random bits
             body = protocol.dumps(event).decode("utf-8")  # the wire encoding: the publisher sends it as is
             self._db.execute("INSERT INTO outbox (seq, type, body, created) VALUES (?, ?, ?, ?)",
                              (seq, etype, body, time.time()))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from agent.loop import Source
 
@@ -33,9 +33,6 @@ class _Job:
 
     def __init__(self, name: str, fn: Callable[[], None], period: float, next_at: float, wakes: bool) -> None:
         self.name, self.fn, self.period, self.next, self.wakes = name, fn, period, next_at, wakes
-
-    def due(self, now: float) -> bool:
-        return self.next - now <= SLACK * self.period
 
 
 class Ticker(Source):
@@ -106,23 +103,34 @@ class Ticker(Source):
         """The jobs to run at ``now``, in the order they were added: those asked for and those due,
         and a job due within its slack when the next planned wake-up would come after its deadline
         (it would need a wake-up of its own). Each one's next turn is one period from now (a stall
-        is not made up for)."""
+        is not made up for). Written for the common wake-up, where nothing is due early: one pass."""
         with self._lock:
-            soon, self._soon = set(self._soon), []
-            jobs = list(self._jobs.values())
-            chosen = {j.name for j in jobs if j.name in soon or j.next <= now}
-            while True:
-                early = {j.name for j in jobs if j.name not in chosen and j.due(now)}
-                wake = min([now + j.period if j.name in chosen else j.next
-                            for j in jobs if j.wakes and j.name not in early], default=float("inf"))
-                more = {j.name for j in jobs if j.name in early and j.next < wake}
+            soon, self._soon = self._soon, []
+            chosen: List[_Job] = []
+            early: List[_Job] = []
+            wake = float("inf")  # the next planned wake-up, without the jobs that may run early
+            for j in self._jobs.values():
+                if j.next <= now or j.name in soon:
+                    chosen.append(j)
+                    if j.wakes:
+                        wake = min(wake, now + j.period)
+                elif j.next - now <= SLACK * j.period:
+                    early.append(j)
+                elif j.wakes:
+                    wake = min(wake, j.next)
+            while early:
+                more = [j for j in early if j.next < wake]
                 if not more:
                     break
-                chosen |= more
-            due = [j for j in jobs if j.name in chosen]
-            for j in due:
+                early = [j for j in early if j.next >= wake]
+                chosen += more
+                wake = min([wake] + [now + j.period for j in more if j.wakes])
+            if len(chosen) > 1:
+                order = list(self._jobs.values())
+                chosen.sort(key=order.index)
+            for j in chosen:
                 j.next = now + j.period
-            return due
+            return chosen
 
     def run_now(self, name: str) -> None:
         """Run a job at once (an OS event asks for it); its next turn is a period from now."""
@@ -139,8 +147,8 @@ class Ticker(Source):
         return [j.name for j in jobs]
 
     # -- as the loop's Source ------------------------------------------------------------
-    def deadline(self) -> Optional[float]:
-        return self.next_due()
+    def poll(self) -> Tuple[Any, Any, Optional[float]]:
+        return None, None, self.next_due()
 
     def on_time(self, now: float) -> None:
         self.run_due(now)
@@ -164,13 +172,15 @@ class OsEvents(Source):
 
     def __init__(self, ticker: Ticker, name: str, sock: Callable[[], Any], busy: Callable[[], bool]) -> None:
         self.ticker, self.name, self.sock, self.busy = ticker, name, sock, busy
+        self._sock = sock()  # asked again after each run (a run may give up on the events)
 
     def after_run(self) -> None:
         """Call after each run of the job: poll while busy, wait on the socket when not."""
-        self.ticker.set_wakes(self.name, bool(self.busy()) or self.sock() is None)
+        self._sock = self.sock()
+        self.ticker.set_wakes(self.name, bool(self.busy()) or self._sock is None)
 
-    def read_sock(self) -> Any:
-        return None if self.ticker.wakes(self.name) else self.sock()
+    def poll(self) -> Tuple[Any, Any, Optional[float]]:
+        return None if self.ticker.wakes(self.name) else self._sock, None, None
 
     def on_read(self) -> None:
         self.ticker.run_now(self.name)

@@ -297,8 +297,12 @@ def make_status(online: bool, reason: str, ts: datetime, boot_id: str, agent: st
     return {"online": online, "ts": format_time(ts), "reason": reason, "boot_id": boot_id, "agent": agent}
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once: json.dumps with options
+# builds a new encoder on every call
+
+
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 DEFAULT_POLICY: Dict[str, Any] = {

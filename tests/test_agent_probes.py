@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import protocol
 from agent.commands import VERIFIERS, Commands, Refused, eod_due
@@ -76,6 +78,27 @@ def test_fault_raised_once_cleared_after_hold_and_remembered(tmp_path: Path) -> 
 ])
 def test_software_verdict(name: str, exe: str, deny: list[str], allow: list[str], rule: str | None) -> None:
     assert software.verdict(name, exe, deny, allow) == rule
+
+
+def one_glob_at_a_time(name: str, exe: str, deny: list[str], allow: list[str]) -> str | None:
+    """The policy's meaning, glob by glob (what the compiled rules must agree with)."""
+    if any(software._glob_hit(g, name, exe) for g in allow):
+        return None
+    hit = next((g for g in deny if software._glob_hit(g, name, exe)), None)
+    if hit is None and allow and not software.system_program(exe, name):
+        return "allow-list"
+    return hit
+
+
+GLOB = st.text(alphabet="aAbQ*?/\\.[]!-", max_size=8)
+NAME = st.text(alphabet="aAbq./\\-[]", max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=NAME, exe=st.builds(lambda d, n: d + n, st.sampled_from(["", "/usr/bin/", "C:\\Games\\", "/opt/A/"]), NAME),
+       deny=st.lists(GLOB, max_size=4), allow=st.lists(GLOB, max_size=3))
+def test_compiled_rules_agree_with_each_glob_in_turn(name: str, exe: str, deny: list[str], allow: list[str]) -> None:
+    assert software.Rules(deny, allow).verdict(name, exe) == one_glob_at_a_time(name, exe, deny, allow)
 
 
 class FakeTable(software.ProcessTable):

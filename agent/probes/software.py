@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -59,33 +60,70 @@ def system_program(exe: str, name: str) -> bool:
     return low.startswith(SYSTEM_DIRS_POSIX)
 
 
+def _norm(path: str) -> str:
+    return path.replace("\\", "/").lower()
+
+
 def _glob_hit(glob: str, name: str, exe: str) -> bool:
-    g = glob.replace("\\", "/").lower()
-    path = exe.replace("\\", "/").lower()
+    """One glob against one program (the reference for :class:`Rules`)."""
+    g = _norm(glob)
+    path = _norm(exe)
     if "/" in g:
         return fnmatch.fnmatchcase(path, g)
     base = path.rsplit("/", 1)[-1]
     return fnmatch.fnmatchcase(name.lower(), g) or (bool(base) and fnmatch.fnmatchcase(base, g))
 
 
+class _Globs:
+    """A list of globs as two regular expressions (names, paths): one match instead of one per glob."""
+
+    def __init__(self, globs: Sequence[str]) -> None:
+        self.globs = list(globs)
+        names = [fnmatch.translate(_norm(g)) for g in self.globs if "/" not in _norm(g)]
+        paths = [fnmatch.translate(_norm(g)) for g in self.globs if "/" in _norm(g)]
+        self.names = re.compile("|".join(names)) if names else None
+        self.paths = re.compile("|".join(paths)) if paths else None
+
+    def hit(self, name: str, path: str, base: str) -> bool:
+        """name lower-cased; path normalized (/, lower case); base its last part."""
+        if self.names is not None and (self.names.match(name) or (base and self.names.match(base))):
+            return True
+        return self.paths is not None and self.paths.match(path) is not None
+
+    def first(self, name: str, exe: str) -> Optional[str]:
+        return next((g for g in self.globs if _glob_hit(g, name, exe)), None)
+
+
+class Rules:
+    """The school's software rules, compiled once per policy."""
+
+    def __init__(self, deny: Sequence[str], allow: Sequence[str], action: str = "report") -> None:
+        self.deny, self.allow, self.action = _Globs(deny), _Globs(allow), action
+
+    def verdict(self, name: str, exe: str) -> Optional[str]:
+        """The rule a program breaks, or None: ``allow`` wins over ``deny``; with an allow list, a program
+        neither allowed nor a system program breaks rule ``allow-list``."""
+        path = _norm(exe)
+        low, base = name.lower(), path.rsplit("/", 1)[-1]
+        if self.allow.hit(low, path, base):
+            return None
+        if self.deny.hit(low, path, base):
+            return self.deny.first(name, exe)
+        if self.allow.globs and not system_program(exe, name):
+            return "allow-list"
+        return None
+
+
 def verdict(name: str, exe: str, deny: Sequence[str], allow: Sequence[str]) -> Optional[str]:
     """The rule a program breaks, or None. Pure: the whole policy logic lives here."""
-    for g in allow:
-        if _glob_hit(g, name, exe):
-            return None
-    for g in deny:
-        if _glob_hit(g, name, exe):
-            return g
-    if allow and not system_program(exe, name):
-        return "allow-list"
-    return None
+    return Rules(deny, allow).verdict(name, exe)
 
 
-def rules(ctx: "Context") -> Tuple[List[str], List[str], str]:
+def rules(ctx: "Context") -> Rules:
     raw = ctx.raw_policy.get("software")
     sw: Dict[str, Any] = raw if isinstance(raw, dict) else {}
     deny = list(sw["deny"]) if "deny" in sw else list(DEFAULT_DENY)
-    return deny, list(sw.get("allow") or []), str(sw.get("action") or "report")
+    return Rules(deny, list(sw.get("allow") or []), str(sw.get("action") or "report"))
 
 
 class ProcessTable:
@@ -208,6 +246,7 @@ class SoftwareProbe(Probe):
         self._rescan = True  # the first scan looks at everything
         self._young = False  # the last look saw a process too young to judge: look at everything again
         self._full_at = -FULL_SCAN_S  # when every process was last listed
+        self._rules: Optional[Rules] = None  # compiled from the policy when first needed
 
     @property
     def table(self) -> ProcessTable:
@@ -232,6 +271,7 @@ class SoftwareProbe(Probe):
     def policy_changed(self) -> None:
         """A new policy: look at every running process again (already reported ones stay reported)."""
         self._rescan = True
+        self._rules = None
 
     def run(self, ctx: "Context") -> None:
         started = self.table.started()
@@ -258,7 +298,9 @@ class SoftwareProbe(Probe):
 
     def _look(self, ctx: "Context", pids: List[int]) -> bool:
         """Judge these processes; True when one was reported."""
-        deny, allow, action = rules(ctx)
+        if self._rules is None:
+            self._rules = rules(ctx)
+        policy = self._rules
         me = os.getpid()
         now = time.time()
         changed = False
@@ -275,12 +317,12 @@ class SoftwareProbe(Probe):
                     continue
             else:
                 self.known[pid] = created
-            rule = verdict(name, exe, deny, allow)
+            rule = policy.verdict(name, exe)
             if rule is None or self.reported.get(pid) == created:
                 continue
             self.reported[pid] = created
             changed = True
-            self._report(ctx, pid, created, name, exe, rule, action)
+            self._report(ctx, pid, created, name, exe, rule, policy.action)
         return changed
 
     def _remember(self, ctx: "Context") -> None:
