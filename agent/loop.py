@@ -3,10 +3,11 @@
 Everything periodic or network-bound happens here: the MQTT session (paho driven through its
 external-loop interface, so paho runs no thread of its own), the probes on their schedule
 (:class:`agent.ticker.Ticker`), and probes the OS wakes (the kernel's process events). One
-thread that sleeps until the earliest thing it has to do wakes as rarely as the work allows;
-the threads it replaces (paho's network loop, a publisher, a ticker) each woke on their own
-and handed work to each other, and each wake-up and hand-off costs more CPU than the work it
-carries on an idle PC (bench/results/agent_footprint.md).
+thread that sleeps until the earliest thing it has to do replaces three (paho's network loop, a
+publisher, a ticker) that each woke on their own and handed work to each other. Measured on the
+benchmark's virtual machine, that alone did not lower the agent's CPU: what a wake-up costs there is
+mostly the first work done after an idle pause, whichever thread does it
+(bench/results/agent_footprint.md).
 
 Other threads (the command worker, a service stop) never touch the loop's objects: they hand
 it a function with :meth:`Loop.call_soon`, which wakes it.

@@ -287,8 +287,9 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> None:
     md = f"""# Agent footprint / 客户端资源占用
 
 All programs ran at the same time for {args.duration:.0f} s on {summary['machine']}, exporting to the same
-Mosquitto every 60 s (agent: default settings — program scan every 12 s, usage every 24 s, power and USB every 36 s,
-heartbeat and faults every 60 s, all on one shared 12 s tick; Glances: `--export mqtt -t 60`). CPU
+Mosquitto every 60 s (agent: default settings — usage, power and USB every 30 s, heartbeat and faults every
+60 s, the program scan woken by the kernel's exec events and polling them every 12 s while programs keep
+starting, all run from one loop thread that shares wake-ups; Glances: `--export mqtt -t 60`). CPU
 "steady" counts from {args.warmup:.0f} s (after start-up) to the end; "total" from the start; children
 (loginctl, dpkg-query) included. Each agent runs from a clean virtualenv with `bbt[agent]` installed, as on
 a classroom PC, with `MALLOC_ARENA_MAX=2` as the systemd unit sets it. Python 3.8 is what the frozen agent
@@ -317,15 +318,18 @@ must look for new programs every 12 s (a denied program reported within 15 s) an
 15-30 s, so 10x less than Glances would leave it {glances_ms / 10:.1f} ms per minute for all of that. On this
 virtual machine every wake-up after an idle pause is expensive: a thread that sleeps 0.2 s and wakes costs
 about 0.1 ms of CPU, and the first system calls after it several times what they cost warm (reading
-/proc/loadavg: 0.02 ms warm, 0.15 ms after a pause). So the agent wakes as rarely as it can: one ticker
-thread runs every probe that is due (five wake-ups a minute, on a bare lock rather than an Event),
-APScheduler is kept for the clock-time end-of-day job (its own bookkeeping was ~0.4 ms per job run), and on
-Linux the program scan reads the kernel's exec events (netlink, filtered in the kernel) instead of listing
-/proc every 12 s; what does not change is kept in memory instead of re-read from SQLite (USB state, the next
-seq, the drop report), "last seen alive" is a file's mtime rather than a SQLite write each minute, and the
-publisher sends events as stored instead of parsing and
-re-encoding them. About
-{res["processes_started_per_min"]:.0f} processes per minute were seen starting on this machine during the run.
+/proc/loadavg: 0.02 ms warm, 0.15 ms after a pause). So the agent wakes as rarely as it can: one loop
+thread drives paho, the probes and the outbox through one select(), a probe runs early only to spare a
+wake-up of its own, and the PUBACK is awaited in the wake-up that sent; on a quiet PC that is two wake-ups a
+minute. On Linux the program scan waits on the kernel's exec events (netlink, filtered in the kernel) while
+nothing starts, and polls them every 12 s while programs keep starting: on this machine RabbitMQ runs `df`
+every 10 s (seen through the same exec events: about 18 program starts a minute, most gone before anyone
+looks), so the agent here wakes five times a minute, as often as a 12 s poll; the sampler below only sees
+processes alive at its 5 s samples ({res["processes_started_per_min"]:.0f} a minute). APScheduler is kept
+for the clock-time end-of-day job; what does not change is kept in memory instead of re-read (USB state,
+the next seq, the drop report, the compiled software policy), "last seen alive" is a file's mtime, the
+heartbeat and the fault check share one pread of /proc/meminfo and one statvfs, and events are sent as
+stored.
 Memory: without the end-of-day policy the agent does not load APScheduler and its modules (asyncio,
 concurrent.futures with multiprocessing, importlib.metadata with zipfile), about 4 MB under Python 3.11.
 
