@@ -93,8 +93,8 @@ class Link(Source):
         if sock is None:
             if not self._closed():
                 wake = min(wake, self._reconnect_at)
-        elif getattr(sock, "pending", None) is not None and sock.pending():
-            wake = self.clock()  # TLS: decrypted bytes wait in the socket object, not the kernel
+        elif _tls_pending(sock):
+            wake = self.clock()  # decrypted bytes wait in the socket object, not the kernel
         if self._inflight is None and self.outbox.pending and self.connected.is_set():
             wake = min(wake, self._next_send)
         if self._closing is not None:
@@ -104,7 +104,7 @@ class Link(Source):
     def on_read(self) -> None:
         self.client.loop_read()
         sock = self.client.socket()
-        while sock is not None and getattr(sock, "pending", lambda: 0)():
+        while sock is not None and _tls_pending(sock):
             if self.client.loop_read():
                 break
             sock = self.client.socket()
@@ -196,6 +196,12 @@ class Link(Source):
             self._acked.discard(mid)
             return True
         return False
+
+
+def _tls_pending(sock: Any) -> bool:
+    """A TLS socket holding decrypted bytes that select() cannot see."""
+    pending = getattr(sock, "pending", None)
+    return pending is not None and pending() > 0
 
 
 class _Closing:
