@@ -52,7 +52,6 @@ class Loop:
         self._wake_w: Optional[socket.socket] = None
         self._thread: Optional[threading.Thread] = None
         self._stopped = False
-        self.wakeups = 0  # how often select returned (tests and the benchmark read it)
 
     # -- from any thread ---------------------------------------------------------
     def call_soon(self, fn: Callable[[], None]) -> None:
@@ -67,9 +66,6 @@ class Loop:
             self._wake_w.send(b"\0")
         except (BlockingIOError, OSError):
             pass  # woken already (the pair's buffer is full), or closed at the end
-
-    def in_loop(self) -> bool:
-        return threading.current_thread() is self._thread
 
     # -- the thread ----------------------------------------------------------------
     def start(self, name: str = "bbt-agent-loop") -> None:
@@ -110,12 +106,12 @@ class Loop:
                 log.exception("agent loop")
                 time.sleep(1.0)
 
-    def run_once(self, max_wait: Optional[float] = None) -> None:
+    def run_once(self) -> None:
         """Wait for the first socket or deadline, then do what is due."""
         self._open()
         rmap: Dict[Any, Source] = {self._wake_r: Source()}
         wmap: Dict[Any, Source] = {}
-        deadlines = [] if max_wait is None else [self.clock() + max_wait]
+        deadlines: List[float] = []
         for s in self.sources:
             r, w, d = s.poll()
             if r is not None:
@@ -124,14 +120,16 @@ class Loop:
                 wmap[w] = s
             if d is not None:
                 deadlines.append(d)
-        timeout = max(0.0, min(deadlines) - self.clock()) if deadlines and not self._calls else \
-            (0.0 if self._calls else None)
+        timeout: Optional[float] = None
+        if self._calls:
+            timeout = 0.0  # queued while the loop was awake: run them now
+        elif deadlines:
+            timeout = max(0.0, min(deadlines) - self.clock())
         try:
             readable, writable, _ = select.select(list(rmap), list(wmap), [], timeout)
         except (OSError, ValueError) as e:  # a socket closed between building the lists and select
             log.debug("select: %s", e)
             readable, writable = [], []
-        self.wakeups += 1
         for sock in readable:
             if sock is self._wake_r:
                 self._drain()

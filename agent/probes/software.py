@@ -79,8 +79,9 @@ class _Globs:
 
     def __init__(self, globs: Sequence[str]) -> None:
         self.globs = list(globs)
-        names = [fnmatch.translate(_norm(g)) for g in self.globs if "/" not in _norm(g)]
-        paths = [fnmatch.translate(_norm(g)) for g in self.globs if "/" in _norm(g)]
+        normed = [_norm(g) for g in self.globs]
+        names = [fnmatch.translate(g) for g in normed if "/" not in g]
+        paths = [fnmatch.translate(g) for g in normed if "/" in g]
         self.names = re.compile("|".join(names)) if names else None
         self.paths = re.compile("|".join(paths)) if paths else None
 
