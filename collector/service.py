@@ -60,6 +60,13 @@ class Collector:
             return
         prefix = f"$share/{self.share_group}/" if self.share_group else ""
         client.subscribe([(prefix + t, 1) for t in SUBSCRIPTIONS])
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reason_codes: Any, props: Any = None) -> None:
+        """Connected means subscribed: until the broker's SUBACK, what devices publish is not ours."""
+        refused = [rc for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.error("broker refused the collector's subscriptions: %s", ", ".join(str(rc) for rc in refused))
+            return
         self.connections += 1
         self.connected.set()
         log.info("collector connected to %s", self.broker.url)
@@ -166,6 +173,7 @@ class Collector:
         self._client = make_client(self.broker, self.client_id, clean_session=False, manual_ack=True,
                                    client_class=BufferedReadClient)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.max_inflight_messages_set(1000)

@@ -27,9 +27,12 @@ class Sink:
         self.lock = threading.Lock()
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         self.c.on_message = self._on_message
+        subscribed = threading.Event()
+        self.c.on_subscribe = lambda *a: subscribed.set()
         self.c.connect("127.0.0.1", port)
         self.c.subscribe([(f"bbt/v1/{school}/+/events", 1), (f"bbt/v1/{school}/+/cmd/ack", 1)])
         self.c.loop_start()
+        assert subscribed.wait(10), "the sink's subscription was not acknowledged"  # nothing published is missed
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         obj = json.loads(msg.payload)
