@@ -65,6 +65,7 @@ class Agent:
         self._intervals: Dict[str, float] = {}
         self.scheduler: Any = None  # APScheduler, started when a clock-time job is needed
         self._sched_lock = threading.Lock()
+        self._stopped = False  # set by stop(): a policy arriving during the stop starts no scheduler
         self.link: Optional[Link] = None
         self.client: Any = None
         self.status_topic = protocol.status_topic(cfg.school, cfg.device)
@@ -159,6 +160,8 @@ class Agent:
         from agent.commands import eod_trigger
 
         with self._sched_lock:
+            if self._stopped:
+                return
             trigger = eod_trigger(self.ctx.policy.get("shutdown_after"))
             if self.scheduler is None:
                 if trigger is None:
@@ -234,6 +237,8 @@ class Agent:
 
     def stop(self, flush_timeout: float = 5.0) -> None:
         """Clean stop: end the session, power "off", flush, retained 'shutdown' status, disconnect."""
+        with self._sched_lock:
+            self._stopped = True
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
         if self.link is not None and self.loop.join(0) is False:

@@ -207,6 +207,15 @@ def test_with_process_events_a_scan_looks_only_at_new_programs(tmp_path: Path) -
     probe.run(ctx)
     assert table.listed == 3  # the periodic full scan, a safety net
     assert len(events(ctx, "software")) == 3  # and nothing reported twice
+    # a process caught between fork and exec (its parent's name): looked at again, /proc not listed
+    table.procs[14] = (time.time(), "bash", "/usr/bin/bash")
+    table.news = [14]
+    probe.run(ctx)
+    table.procs[14] = (time.time() - software.YOUNG_S, "steam", "/opt/steam/steam")
+    probe.run(ctx)
+    assert table.listed == 3 and [e["data"]["name"] for e in events(ctx, "software")][3:] == ["steam"]
+    probe.run(ctx)
+    assert table.listed == 3 and len(events(ctx, "software")) == 4  # judged once old enough: not again
 
 
 def test_kernel_process_events_report_a_new_program_without_listing_proc(tmp_path: Path) -> None:
@@ -291,3 +300,19 @@ def test_the_end_of_day_job_follows_the_policy_and_apscheduler_loads_only_for_it
         if a.scheduler is not None:
             a.scheduler.shutdown(wait=True)
         a.outbox.close()
+
+
+def test_a_policy_arriving_while_the_agent_stops_starts_no_scheduler(tmp_path: Path) -> None:
+    """The retained policy can arrive while stop() runs: no end-of-day job may outlive the agent
+    (it would run on a closed outbox)."""
+    from agent.config import load_config
+    from agent.desktop import LogDesktop
+    from agent.runner import Agent
+
+    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path)}, environ={})
+    a = Agent(cfg, probes=[], desktop=LogDesktop())
+    a._start_scheduler()
+    a.stop()
+    a.ctx._apply_policy({"shutdown_after": "17:30"})  # the policy arrives (its listener, too late)
+    a._reschedule()
+    assert a.scheduler is None
