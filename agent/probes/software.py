@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import psutil
 
@@ -245,7 +245,7 @@ class SoftwareProbe(Probe):
         self.known: Dict[int, float] = {}  # pid -> start time of every process already looked at
         self.reported: Dict[int, float] = {}
         self._rescan = True  # the first scan looks at everything
-        self._young = False  # the last look saw a process too young to judge: look at everything again
+        self._young: Set[int] = set()  # processes too young to judge at the last look: look at them again
         self._full_at = -FULL_SCAN_S  # when every process was last listed
         self._rules: Optional[Rules] = None  # compiled from the policy when first needed
 
@@ -278,8 +278,9 @@ class SoftwareProbe(Probe):
         started = self.table.started()
         self.busy = started is None or bool(started)  # (None: events were lost, so many started)
         now = self.clock()
-        if started is not None and not (self._young or self._rescan) and now - self._full_at < FULL_SCAN_S:
-            if started and self._look(ctx, sorted(set(started))):  # most scans: nothing started
+        if started is not None and not self._rescan and now - self._full_at < FULL_SCAN_S:
+            again, self._young = self._young, set()
+            if (started or again) and self._look(ctx, sorted(again.union(started))):  # most: nothing started
                 self._remember(ctx)
             return
         self._full_at = now
@@ -293,7 +294,7 @@ class SoftwareProbe(Probe):
         gone = [p for p in self.reported if p not in alive]
         for pid in gone:
             del self.reported[pid]
-        self._young = False
+        self._young = set()
         if self._look(ctx, [p for p in pids if p not in self.known]) or gone:
             self._remember(ctx)
 
@@ -313,7 +314,7 @@ class SoftwareProbe(Probe):
                 continue
             created, name, exe = info
             if now - created < YOUNG_S:  # may be between fork and exec: look again next scan
-                self._young = True
+                self._young.add(pid)
                 if not exe:
                     continue
             else:
