@@ -26,6 +26,8 @@ from agent.loop import Source
 log = logging.getLogger(__name__)
 
 SLACK = 0.25  # a job may run this fraction of its period early, to spare a wake-up of its own
+LATE_S = 1.0  # ... but not when a planned wake-up comes at most this long after its deadline (wake-ups
+# come a few ms late, so a 12 s scan drifts past a 60 s deadline: that must not make the heartbeat 48 s)
 
 
 class _Job:
@@ -119,10 +121,10 @@ class Ticker(Source):
                 elif j.wakes:
                     wake = min(wake, j.next)
             while early:
-                more = [j for j in early if j.next < wake]
+                more = [j for j in early if j.next + min(LATE_S, SLACK * j.period) < wake]
                 if not more:
                     break
-                early = [j for j in early if j.next >= wake]
+                early = [j for j in early if j not in more]
                 chosen += more
                 wake = min([wake] + [now + j.period for j in more if j.wakes])
             if len(chosen) > 1:

@@ -25,9 +25,11 @@ DEFAULTS: list[tuple[str, float]] = [("power", 30), ("usage", 30), ("heartbeat",
                                      ("faults", 60), ("usb", 30)]
 
 
-def simulate(jobs: list[tuple[str, float]], until: float, polls: bool = True) -> tuple[int, dict[str, list[float]]]:
+def simulate(jobs: list[tuple[str, float]], until: float, polls: bool = True,
+             late: float = 0.0) -> tuple[int, dict[str, list[float]]]:
     """Run a ticker on a fake clock as the loop does (sleep to next_due, run_due); the wake-ups and when
-    each job ran. ``polls`` False: the program scan waits for process events (none come)."""
+    each job ran. ``polls`` False: the program scan waits for process events (none come). ``late``: each
+    wake-up comes that long after it was asked for (a real select() returns a little late)."""
     now = [0.0]
     t = Ticker(clock=lambda: now[0])
     ran: dict[str, list[float]] = {}
@@ -38,7 +40,7 @@ def simulate(jobs: list[tuple[str, float]], until: float, polls: bool = True) ->
         t.add(name, recorder(name), period, wakes=polls or name != "software")
     wakes = 0
     while (due := t.next_due()) is not None and due <= until:
-        now[0] = due
+        now[0] = due + late
         wakes += 1
         t.run_due()
     return wakes, ran
@@ -59,6 +61,20 @@ def test_jobs_share_wake_ups_two_a_minute_on_a_quiet_pc_five_while_the_scan_poll
     assert gaps(ran["usage"]) == {24.0}  # ... the in-use check rides on every second one (15-30 s)
     assert gaps(ran["heartbeat"]) == {60.0}  # not pulled early: a scan wake-up comes at its deadline
     assert set(ran["usb"]) <= set(ran["software"]) and set(ran["heartbeat"]) <= set(ran["software"])
+
+
+def test_wake_ups_that_come_late_do_not_pull_the_heartbeat_early() -> None:
+    """A select() returns a few ms late, so the 12 s scan drifts past the heartbeat's deadline: the
+    heartbeat must wait those ms for it (one a minute), not run a whole scan period early."""
+    for late in (0.002, 0.015):
+        wakes, ran = simulate(DEFAULTS, 601, polls=True, late=late)
+        assert len(ran["heartbeat"]) == 10 and len(ran["faults"]) == 10
+        assert all(60.0 <= g <= 61.0 for g in gaps(ran["heartbeat"]))
+        assert all(11.9 <= g <= 12.1 for g in gaps(ran["software"]))  # (early by ms at a heartbeat)
+        assert all(g <= 30.1 for g in gaps(ran["usage"]))
+        assert wakes <= 50
+        wakes, ran = simulate(DEFAULTS, 601, polls=False, late=late)
+        assert wakes == 20 and len(ran["heartbeat"]) == 10 and all(g <= 30.1 for g in gaps(ran["usage"]))
 
 
 def test_a_stall_is_not_made_up_for_and_the_policy_changes_a_period() -> None:
