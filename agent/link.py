@@ -161,7 +161,7 @@ class Link(Source):
             mid, seqs = self._inflight
             self._acked.discard(mid)
             self._inflight = None
-            self.outbox.remove(seqs)
+            self.outbox.remove(seqs, defer=True)
             if self.outbox.pending:  # a backlog: replay at a bounded rate
                 self._next_send = now + self.replay_gap
 

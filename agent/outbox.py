@@ -17,6 +17,10 @@ import protocol
 # never dropped when the outbox is full; the rest goes oldest first, heartbeats before anything else
 KEEP_ON_OVERFLOW = ("power", "fault", "software", "session", "drift")
 DROP_ORDER = ("heartbeat", "usb", "inventory")
+# A delivered batch this small is deleted in the next event's transaction instead of one of its own
+# (one durable commit a minute instead of two on an idle PC). After a crash those few events go out
+# again; the collector stores a repeated id once (CONTRACT §1). A backlog is deleted batch by batch.
+DEFER_DELETE_MAX = 20
 
 
 def _salvage(path: str) -> Tuple[List[Tuple[int, str, str, float]], Dict[str, str]]:
@@ -56,6 +60,8 @@ class Outbox:
         self._adds = 0
         self._next_seq: Optional[int] = None  # read from meta on the first add, then kept here
         self._drops_untold = True  # a drop report may wait in meta (left by an earlier run)
+        self._delivered: List[int] = []  # acknowledged, deleted with the next event (DEFER_DELETE_MAX)
+        self._sizes: Dict[int, int] = {}  # seq -> LENGTH(body) of the last batch handed out
         self.recovered: Optional[str] = None  # set when a damaged outbox was moved aside
         try:
             self._db = self._open(path)
@@ -115,8 +121,12 @@ class Outbox:
 
     def _resync(self) -> None:
         """Count and size of what is queued (kept in memory; re-read now and then)."""
-        count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox").fetchone()
+        count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE seq "
+                                       "NOT IN (%s)" % self._marks(), self._delivered).fetchone()
         self._count, self._bytes = int(count), int(size)
+
+    def _marks(self) -> str:
+        return ",".join("?" * len(self._delivered))
 
     # -- meta (small persistent key/values: next seq, last shutdown, ...) ----
     def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
@@ -152,6 +162,8 @@ class Outbox:
         less per event); on any failure it is read from the outbox again."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if self._delivered:
+                self._db.execute("DELETE FROM outbox WHERE seq IN (%s)" % self._marks(), self._delivered)
             seq = self._next_seq if self._next_seq is not None else int(self.get_meta("next_seq", "0") or 0)
             event = protocol.make_event(os.urandom(16).hex(), seq, etype, when, data)  # 128 random bits
             body = protocol.dumps(event).decode("utf-8")  # the wire encoding: the publisher sends it as is
@@ -165,10 +177,12 @@ class Outbox:
             self._next_seq = None
             raise
         self._next_seq = seq + 1
+        self._delivered = []
         return event, body
 
     def _enforce_bounds(self) -> None:
         """Drop the least valuable events (heartbeats first, oldest first) down to 99% of the bounds."""
+        self.remove([])  # what was delivered goes first, and is not counted as dropped
         marks = ",".join("?" * len(KEEP_ON_OVERFLOW))
         order = " ".join("WHEN '%s' THEN %d" % (t, i) for i, t in enumerate(DROP_ORDER))
         chunk = max(1, self.max_events // 100)
@@ -221,7 +235,8 @@ class Outbox:
                    ) -> List[Tuple[int, bytes]]:
         """As :meth:`peek`, but each event as the UTF-8 JSON it is stored as (what goes on the wire:
         the publisher does not parse and re-encode it)."""
-        rows = self._db.execute("SELECT seq, body FROM outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        rows = self._db.execute("SELECT seq, body FROM outbox WHERE seq NOT IN (%s) ORDER BY seq LIMIT ?"
+                                % self._marks(), (*self._delivered, limit)).fetchall()
         out: List[Tuple[int, bytes]] = []
         total = 2
         for seq, body in rows:
@@ -230,6 +245,7 @@ class Outbox:
             if out and total > max_bytes:
                 break
             out.append((seq, raw))
+        self._sizes = {seq: len(body) for seq, body in rows[:len(out)]}
         return out
 
     @property
@@ -237,26 +253,45 @@ class Outbox:
         """How many events wait (kept in memory: no query)."""
         return self._count
 
-    def remove(self, seqs: List[int]) -> None:
-        """Forget delivered events: two statements for the whole batch, not two per event."""
-        if not seqs:
-            return
+    def remove(self, seqs: List[int], defer: bool = False) -> None:
+        """Forget delivered events. ``defer``: a few may wait to be deleted with the next event
+        (:data:`DEFER_DELETE_MAX`); ``remove([])`` deletes whatever waits."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                marks = ",".join("?" * len(seqs))
+            new = [s for s in seqs if s not in self._delivered]
+            if not new and not self._delivered:
+                return
+            sizes = self._sizes
+            if all(s in sizes for s in new):  # the batch just sent (no query)
+                size: Tuple[int, int] = (len(new), sum(sizes.pop(s) for s in new))
+            else:
                 size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE seq IN "
-                                        "(%s)" % marks, seqs).fetchone()
-                self._db.execute("DELETE FROM outbox WHERE seq IN (%s)" % marks, seqs)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                                        "(%s)" % ",".join("?" * len(new)), new).fetchone()
+                for s in new:
+                    sizes.pop(s, None)
+            if defer and len(self._delivered) + len(new) <= DEFER_DELETE_MAX:
+                self._delivered += new
+            else:
+                gone = self._delivered + new
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("DELETE FROM outbox WHERE seq IN (%s)" % ",".join("?" * len(gone)), gone)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._delivered = []
             self._count -= int(size[0])
             self._bytes -= int(size[1])
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE seq NOT IN (%s)" % self._marks(),
+                                        self._delivered).fetchone()[0])
 
     def close(self) -> None:
+        """Deletes what was delivered and waits (a clean stop sends nothing twice), then closes."""
+        try:
+            self.remove([])
+        except sqlite3.Error:
+            pass  # sent again after the restart: the collector stores it once
         self._db.close()

@@ -98,3 +98,43 @@ def test_the_publisher_sends_events_as_stored_which_is_the_wire_encoding(tmp_pat
         assert box.pending == 0 == len(box)
     finally:
         box.close()
+
+
+def rows_in_file(path: Path) -> list[int]:
+    import sqlite3
+
+    db = sqlite3.connect(str(path))
+    try:
+        return [r[0] for r in db.execute("SELECT seq FROM outbox ORDER BY seq")]
+    finally:
+        db.close()
+
+
+def test_a_small_delivered_batch_is_deleted_with_the_next_event(tmp_path: Path) -> None:
+    """One durable commit per heartbeat instead of two: what was acknowledged is deleted in the next
+    event's transaction. Until then it is neither pending nor sent again; after a crash it is (the
+    collector stores a repeated id once); a clean close deletes it; a backlog is deleted at once."""
+    path = tmp_path / "outbox.db"
+    box = Outbox(str(path))
+    try:
+        first = box.add("heartbeat", {"in_use": True})
+        box.remove([s for s, _ in box.next_batch()], defer=True)
+        assert box.pending == 0 == len(box) and box.next_batch() == []
+        assert rows_in_file(path) == [first["seq"]]  # still there: no transaction of its own
+        second = box.add("heartbeat", {"in_use": False})
+        assert rows_in_file(path) == [second["seq"]]  # gone with the next event's commit
+        box.remove([s for s, _ in box.next_batch()], defer=True)
+        crashed = Outbox(str(path))  # what a restart after a power cut finds: sent again
+        assert [ev["id"] for _, ev in crashed.peek()] == [second["id"]]
+        crashed._db.close()
+    finally:
+        box.close()
+    assert rows_in_file(path) == []  # a clean stop deleted it
+    box = Outbox(str(path))
+    try:
+        for i in range(30):
+            box.add("heartbeat", {"in_use": False, "i": i})
+        box.remove([s for s, _ in box.next_batch()], defer=True)  # a backlog's batch: deleted now
+        assert rows_in_file(path) == [] and box.pending == 0
+    finally:
+        box.close()

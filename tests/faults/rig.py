@@ -229,15 +229,17 @@ class Rig:
         return out
 
     def count(self, first_seq: dict[str, int] | None = None) -> list[Counts]:
-        """Per agent: everything numbered from ``first_seq`` (default 0) on and no longer in the outbox
-        must be stored exactly once."""
+        """Per agent: everything numbered from ``first_seq`` (default 0) on and no longer waiting in the
+        outbox must be stored exactly once."""
         boxes = {device: self.outbox(device) for device in sorted(self.agents)}
         stored = self.stored()  # read after the outboxes: whatever they show as published must be here
         out = []
-        for device, (next_seq, left) in boxes.items():
+        for device, (next_seq, in_box) in boxes.items():
             first = (first_seq or {}).get(device, 0)
-            published = set(range(first, next_seq)) - left
             seqs = [s for s in stored.get(device, []) if s >= first]
+            # a delivered event may stay in the outbox until the next one is written (DEFER_DELETE_MAX)
+            left = in_box - set(seqs)
+            published = set(range(first, next_seq)) - left
             out.append(Counts(device, len(published), len(left), len(seqs), len(set(seqs)),
                               sorted(published - set(seqs))[:20]))
         return out
