@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 
 class IdleSource:
@@ -32,6 +32,10 @@ class IdleSource:
     def foreground(self) -> Optional[str]:
         """Name of the program in front (never a window title), when this source knows it."""
         return None
+
+    def sample(self) -> Tuple[Optional[float], Optional[str]]:
+        """Both at once (a source that reads one file for both reads it once)."""
+        return self.idle_seconds(), self.foreground()
 
 
 class EnvIdleSource(IdleSource):
@@ -67,14 +71,17 @@ class SessionFileSource(IdleSource):
         return obj
 
     def idle_seconds(self) -> Optional[float]:
-        obj = self._read()
-        v = obj.get("idle_s") if obj else None
-        return float(v) if isinstance(v, (int, float)) else None
+        return self.sample()[0]
 
     def foreground(self) -> Optional[str]:
+        return self.sample()[1]
+
+    def sample(self) -> Tuple[Optional[float], Optional[str]]:
         obj = self._read()
-        v = obj.get("foreground") if obj else None
-        return v if isinstance(v, str) else None
+        if not obj:
+            return None, None
+        idle, fg = obj.get("idle_s"), obj.get("foreground")
+        return (float(idle) if isinstance(idle, (int, float)) else None), (fg if isinstance(fg, str) else None)
 
 
 class WindowsIdleSource(IdleSource):

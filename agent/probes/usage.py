@@ -68,8 +68,7 @@ class UsageProbe(Probe):
 
     def run(self, ctx: "Context") -> None:
         assert self.source is not None
-        idle = self.source.idle_seconds()
-        fg = self.source.foreground()
+        idle, fg = self.source.sample()
         apps = ctx.policy.get("teaching_apps") or DEFAULT_TEACHING_APPS
         teaching = matches(fg, apps)
         in_use = decide_in_use(idle, float(ctx.setting("idle_minutes")), teaching)
