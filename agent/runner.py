@@ -148,7 +148,8 @@ class Agent:
             self._intervals[p.name] = iv
             events = None
             if run_probe(p.name, p.waker) is not None:
-                events = OsEvents(self.ticker, p.name, partial(run_probe, p.name, p.waker), partial(getattr, p, "busy"))
+                events = OsEvents(self.ticker, p.name, partial(run_probe, p.name, p.waker), partial(getattr, p, "busy"),
+                                  partial(run_probe, p.name, p.wanted, True), p.settle_s)
                 self.loop.sources.append(events)
             self.ticker.add(p.name, self._probe_job(p, events), iv, wakes=events is None)
         self._schedule_end_of_day()

@@ -31,10 +31,11 @@ LATE_S = 1.0  # ... but not when a planned wake-up comes at most this long after
 
 
 class _Job:
-    __slots__ = ("name", "fn", "period", "next", "wakes")
+    __slots__ = ("name", "fn", "period", "next", "wakes", "hold")
 
     def __init__(self, name: str, fn: Callable[[], None], period: float, next_at: float, wakes: bool) -> None:
         self.name, self.fn, self.period, self.next, self.wakes = name, fn, period, next_at, wakes
+        self.hold = False  # asked for at a time (run_in): not before it
 
 
 class Ticker(Source):
@@ -116,7 +117,7 @@ class Ticker(Source):
                     chosen.append(j)
                     if j.wakes:
                         wake = min(wake, now + j.period)
-                elif j.next - now <= SLACK * j.period:
+                elif j.next - now <= SLACK * j.period and not j.hold:
                     early.append(j)
                 elif j.wakes:
                     wake = min(wake, j.next)
@@ -132,7 +133,17 @@ class Ticker(Source):
                 chosen.sort(key=order.index)
             for j in chosen:
                 j.next = now + j.period
+                j.hold = False
             return chosen
+
+    def run_in(self, name: str, delay_s: float) -> None:
+        """Run a job once ``delay_s`` from now, waking the loop for it (an OS event asks for it a
+        little later); after that run it wakes as :meth:`set_wakes` says."""
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is not None:
+                job.next = min(job.next, self.clock() + delay_s)
+                job.wakes = job.hold = True
 
     def run_now(self, name: str) -> None:
         """Run a job at once (an OS event asks for it); its next turn is a period from now."""
@@ -172,8 +183,10 @@ class OsEvents(Source):
     one wake-up a period however many programs start; the first run that finds nothing goes back
     to waiting on the socket. When the OS stops telling (``sock()`` is None), the job polls."""
 
-    def __init__(self, ticker: Ticker, name: str, sock: Callable[[], Any], busy: Callable[[], bool]) -> None:
+    def __init__(self, ticker: Ticker, name: str, sock: Callable[[], Any], busy: Callable[[], bool],
+                 wanted: Callable[[], bool] = lambda: True, settle_s: float = 0.0) -> None:
         self.ticker, self.name, self.sock, self.busy = ticker, name, sock, busy
+        self.wanted, self.settle_s = wanted, settle_s
         self._sock = sock()  # asked again after each run (a run may give up on the events)
 
     def after_run(self) -> None:
@@ -185,4 +198,9 @@ class OsEvents(Source):
         return None if self.ticker.wakes(self.name) else self._sock, None, None
 
     def on_read(self) -> None:
-        self.ticker.run_now(self.name)
+        if not self.wanted():
+            return
+        if self.settle_s > 0:
+            self.ticker.run_in(self.name, self.settle_s)  # (the socket is not watched until that run)
+        else:
+            self.ticker.run_now(self.name)

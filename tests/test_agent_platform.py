@@ -196,6 +196,7 @@ def test_usb_storage_linux_sysfs_and_windows_drives(tmp_path: Path) -> None:
     probe.setup(ctx)
     os.unlink(block / "sdb")
     probe.run(ctx)
+    probe.close()  # (its socket on the kernel's device events)
     got = [(e["data"]["action"], e["data"]["label"], e["data"]["size_mb"]) for e in events(ctx, "usb")]
     assert got == [("inserted", "U盘", 7680), ("removed", "U盘", 7680)]
 

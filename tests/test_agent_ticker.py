@@ -1,6 +1,7 @@
 """The agent's shared tick, the kernel's process events for the program scan, the end-of-day trigger."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import struct
@@ -332,3 +333,69 @@ def test_a_policy_arriving_while_the_agent_stops_starts_no_scheduler(tmp_path: P
     a.ctx._apply_policy({"shutdown_after": "17:30"})  # the policy arrives (its listener, too late)
     a._reschedule()
     assert a.scheduler is None
+
+
+def test_block_changed_reads_every_device_event_and_spots_block_devices() -> None:
+    from agent.probes import usb
+
+    kernel, agent_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    agent_side.setblocking(False)
+    try:
+        kernel.send(b"change@/devices/platform/battery\0ACTION=change\0SUBSYSTEM=power_supply\0")
+        assert usb.block_changed(agent_side) is False
+        kernel.send(b"add@/devices/pci0000:00/usb1/1-1\0ACTION=add\0SUBSYSTEM=usb\0")
+        kernel.send(b"add@/devices/pci0000:00/usb1/1-1/block/sdb\0ACTION=add\0SUBSYSTEM=block\0DEVNAME=sdb\0")
+        assert usb.block_changed(agent_side) is True
+        assert usb.block_changed(agent_side) is False  # all read
+    finally:
+        kernel.close()
+        agent_side.close()
+    assert usb.open_uevents(uid_map=__file__) is None  # not the initial user namespace (a container)
+
+
+def test_a_block_device_event_from_the_kernel_wakes_the_usb_check(tmp_path: Path) -> None:
+    """The real kernel: a 'change' event on a block device (what plugging a USB stick sends) runs the
+    USB check SETTLE_S later; without events the check does not wake the agent (its period is the
+    safety net, EVENT_PERIOD_S)."""
+    from agent.config import load_config
+    from agent.desktop import LogDesktop
+    from agent.probes import usb
+    from agent.runner import Agent
+
+    dev = next((d for d in sorted(os.listdir("/sys/block")) if d.startswith("loop")), None) \
+        if os.path.isdir("/sys/block") else None
+    if dev is None or not os.access(f"/sys/block/{dev}/uevent", os.W_OK):
+        pytest.skip("needs root and a loop block device to make the kernel send a device event")
+    looks: list[float] = []
+
+    class Counting(usb.SysfsUsbSource):
+        def drives(self) -> usb.Drives:
+            looks.append(time.monotonic())
+            return super().drives()
+
+    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path)}, environ={})
+    probe = usb.UsbProbe(Counting(str(tmp_path / "none"), str(tmp_path / "none")))
+    a = Agent(cfg, probes=[probe], desktop=LogDesktop())
+    try:
+        probe.setup(a.ctx)
+        if probe.events is None:
+            pytest.skip("no kernel device events here")
+        a.loop.sources.append(a.ticker)
+        a._start_scheduler()
+        assert a.ticker.period("usb") == usb.EVENT_PERIOD_S and not a.ticker.wakes("usb")
+        a.loop.start()
+        time.sleep(0.5)
+        looks.clear()
+        t0 = time.monotonic()
+        with open(f"/sys/block/{dev}/uevent", "w", encoding="ascii") as f:
+            f.write("change")
+        wait_for(lambda: looks, usb.SETTLE_S + 3, what="the USB check after the device event")
+        assert usb.SETTLE_S - 0.1 <= looks[0] - t0 < usb.SETTLE_S + 1
+        time.sleep(0.5)
+        assert len(looks) == 1 and not a.ticker.wakes("usb")  # waits for the next event again
+    finally:
+        a.loop.call_soon(a.loop.stop)
+        a.loop.join(5)
+        a.loop.close()
+        probe.close()
+        a.outbox.close()

@@ -46,6 +46,13 @@ class Probe:
         (:class:`agent.ticker.OsEvents`)."""
         return None
 
+    settle_s = 0.0  # a probe the OS wakes runs this long after the socket turns readable (USB: udev names the volume)
+
+    def wanted(self) -> bool:
+        """The waker turned readable: whether that asks for a run (a probe may read the socket here
+        and answer False for what does not concern it)."""
+        return True
+
     def close(self) -> None:
         """Release what the probe holds open (the agent calls it when it stops)."""
 

@@ -1,17 +1,61 @@
 """USB storage inserted/removed: the volume label and size only (never file names or contents)."""
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
+import socket
 import sys
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from agent.probes import Probe
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.context import Context
 
+log = logging.getLogger(__name__)
+
 Drives = Dict[str, Dict[str, Any]]  # key -> {"label", "size_mb"}
+NETLINK_KOBJECT_UEVENT = 15
+EVENT_PERIOD_S = 300.0  # with the kernel's device events, still look this often (an event missed)
+SETTLE_S = 2.0  # after a block device event, udev names the volume (/dev/disk/by-label) within this
+
+
+def open_uevents(uid_map: str = "/proc/self/uid_map") -> Optional[socket.socket]:
+    """Linux: a socket on the kernel's device events (uevents, any user may listen), or None. Only
+    in the initial user namespace: in a container the kernel may not send them there."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        with open(uid_map, encoding="ascii") as f:
+            if f.read().split() != ["0", "0", "4294967295"]:
+                return None
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_KOBJECT_UEVENT)
+    except (OSError, AttributeError):
+        return None
+    try:
+        sock.bind((0, 1))  # multicast group 1: the kernel's own events
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def block_changed(sock: socket.socket) -> bool:
+    """Read every waiting device event; True when one was about a block device (or some were lost)."""
+    changed = False
+    while True:
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return changed
+        except OSError as e:  # ENOBUFS: events lost, so maybe ours
+            if e.errno != errno.ENOBUFS:
+                log.warning("device events: %s", e)
+            return True
+        changed = changed or b"\0SUBSYSTEM=block\0" in data
 
 
 class UsbSource:
@@ -114,14 +158,40 @@ class UsbProbe(Probe):
     fields = {"action": "inserted / removed", "kind": "storage", "label": "volume label",
               "size_mb": "size of the medium in MB"}
 
-    def __init__(self, source: Optional[UsbSource] = None) -> None:
+    settle_s = SETTLE_S
+
+    def __init__(self, source: Optional[UsbSource] = None,
+                 uevents: Optional[Callable[[], Optional[socket.socket]]] = None) -> None:
         self.source = source or default_source()
         self._last: Optional[Drives] = None  # what the outbox remembers, read once
+        if uevents is None:  # the kernel's device events where /sys/block is what is read
+            uevents = open_uevents if isinstance(self.source, SysfsUsbSource) else (lambda: None)
+        self._open_uevents = uevents
+        self.events: Optional[socket.socket] = None
 
     def setup(self, ctx: "Context") -> None:
+        self.events = self._open_uevents()
         self.run(ctx)
 
+    def interval(self, ctx: "Context") -> Optional[float]:
+        """usb_s; with the kernel's device events (which wake the check) EVENT_PERIOD_S, a safety net."""
+        base = super().interval(ctx)
+        return max(base, EVENT_PERIOD_S) if base and self.events is not None else base
+
+    def waker(self) -> Optional[Any]:
+        return self.events
+
+    def wanted(self) -> bool:
+        return self.events is None or block_changed(self.events)
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
+            self.events = None
+
     def run(self, ctx: "Context") -> None:
+        if self.events is not None:
+            block_changed(self.events)  # this run covers what waits
         now = self.source.drives()
         if self._last is None:
             self._last = ctx.get_state("usb", {}) or {}
