@@ -75,6 +75,9 @@ class Outbox:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # Debian builds SQLite with secure_delete on: zeroing the pages of every delivered inventory
+            # (~20 pages) is I/O for nothing (the outbox holds what the server receives anyway)
+            db.execute("PRAGMA secure_delete=FAST")
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError("quick_check: %s" % check)
