@@ -287,14 +287,14 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> None:
     md = f"""# Agent footprint / 客户端资源占用
 
 All programs ran at the same time for {args.duration:.0f} s on {summary['machine']}, exporting to the same
-Mosquitto every 60 s (agent: default settings — usage, power and USB every 30 s, heartbeat and faults every
-60 s, the program scan woken by the kernel's exec events and polling them every 12 s while programs keep
-starting, all run from one loop thread that shares wake-ups; Glances: `--export mqtt -t 60`). CPU
-"steady" counts from {args.warmup:.0f} s (after start-up) to the end; "total" from the start; children
-(loginctl, dpkg-query) included. Each agent runs from a clean virtualenv with `bbt[agent]` installed, as on
-a classroom PC, with `MALLOC_ARENA_MAX=2` as the systemd unit sets it. Python 3.8 is what the frozen agent
-for Windows 7 PCs is built with. The third agent's school has a policy with an end-of-day shutdown
-(`shutdown_after`), the one job the agent gives APScheduler: it loads APScheduler only then.
+Mosquitto every 60 s (agent: default settings — usage and power every 30 s, USB woken by the kernel's device
+events, heartbeat and faults every 60 s, the program scan woken by the kernel's exec events and polling them
+every 12 s while programs keep starting, all run from one loop thread that shares wake-ups; Glances:
+`--export mqtt -t 60`). CPU "steady" counts from {args.warmup:.0f} s (after start-up) to the end; "total" from
+the start; children (loginctl, dpkg-query) included. Each agent runs from a clean virtualenv with
+`bbt[agent]` installed, as on a classroom PC, with `MALLOC_ARENA_MAX=2` as the systemd unit sets it.
+Python 3.8 is what the frozen agent for Windows 7 PCs is built with. The third agent's school has a policy
+with an end-of-day shutdown (`shutdown_after`), the one job the agent gives APScheduler: it loads APScheduler only then.
 
 {chr(10).join(rows)}
 
