@@ -6,6 +6,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -86,3 +87,86 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:port to the broker; ``cut()`` drops every connection and refuses new ones.
+    ``uplink_delay``: what a client sends after its first packet (the CONNECT) reaches the broker that
+    much later (a loaded server: the CONNACK comes back at once, a SUBSCRIBE arrives late)."""
+
+    def __init__(self, upstream_port: int, uplink_delay: float = 0.0) -> None:
+        self.upstream = upstream_port
+        self.uplink_delay = uplink_delay
+        self.port = free_port()
+        self.up = True
+        self._lock = threading.Lock()
+        self._socks: set[socket.socket] = set()
+        self._srv = socket.socket()
+        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._srv.bind(("127.0.0.1", self.port))
+        self._srv.listen(64)
+        self._srv.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="proxy", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._srv.accept()
+            except (TimeoutError, OSError):
+                continue
+            if not self.up:
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.upstream), 2)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._socks |= {client, server}
+            for a, b, delay in ((client, server, self.uplink_delay), (server, client, 0.0)):
+                threading.Thread(target=self._pump, args=(a, b, delay), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, delay: float) -> None:
+        first = True
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if delay and not first:
+                    time.sleep(delay)
+                first = False
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._close(src, dst)
+
+    def _close(self, *socks: socket.socket) -> None:
+        with self._lock:
+            for s in socks:
+                if s in self._socks:
+                    self._socks.discard(s)
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    s.close()
+
+    def cut(self) -> None:
+        self.up = False
+        with self._lock:
+            socks = list(self._socks)
+        self._close(*socks)
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self._stop.set()
+        self.cut()
+        self._thread.join(2)
+        self._srv.close()

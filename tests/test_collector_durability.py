@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import sqlite3
 import subprocess
 import threading
@@ -16,7 +15,7 @@ import paho.mqtt.client as mqtt
 
 from bbt.mqttconf import BrokerConfig, parse_broker_url
 from collector.service import Collector
-from tests.brokers import Mosquitto, free_port
+from tests.brokers import Mosquitto, TcpProxy
 from tests.helpers import ROOT, bbt_cmd, close, wait_for
 
 SCHOOL = "s1"
@@ -153,50 +152,11 @@ def test_broker_restarted_mid_stream_loses_nothing(mosquitto: Mosquitto, db_path
         col.stop()
 
 
-class SlowUplink:
-    """A TCP relay to the broker that holds everything a client sends after its CONNECT for
-    ``delay`` seconds (a loaded server): the CONNACK comes back at once, the SUBSCRIBE arrives late."""
-
-    def __init__(self, broker_port: int, delay: float) -> None:
-        self.delay = delay
-        self.port = free_port()
-        self.broker_port = broker_port
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.socks: list[socket.socket] = [self.listener]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        try:
-            client, _ = self.listener.accept()
-        except OSError:
-            return
-        broker = socket.create_connection(("127.0.0.1", self.broker_port))
-        self.socks += [client, broker]
-        threading.Thread(target=self._pump, args=(client, broker, self.delay), daemon=True).start()
-        threading.Thread(target=self._pump, args=(broker, client, 0.0), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket, delay: float) -> None:
-        first = True
-        try:
-            while data := src.recv(65536):
-                if not first:
-                    time.sleep(delay)
-                first = False
-                dst.sendall(data)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        for s in self.socks:
-            s.close()
-
-
 def test_connected_means_subscribed(mosquitto: Mosquitto, db_path: str) -> None:
     """A device that publishes the moment the collector says it is connected reaches it: connected
     is the broker's SUBACK, not its CONNACK (with persistent sessions nothing queues for a
     subscription the broker has not seen yet)."""
-    relay = SlowUplink(mosquitto.port, delay=1.0)
+    relay = TcpProxy(mosquitto.port, uplink_delay=1.0)
     col = Collector(db_path, BrokerConfig(port=relay.port), client_id="col-slow-uplink")
     col.start()
     pub = fast_publisher(mosquitto.port, "pub-slow-uplink")

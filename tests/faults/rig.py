@@ -6,97 +6,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from tests.brokers import Mosquitto, free_port
+from tests.brokers import Mosquitto, TcpProxy
 from tests.helpers import ROOT, bbt_cmd
 
 SCHOOL = "f1"
 SUMMARY = Path(ROOT) / "test-artifacts" / "faults-summary.md"
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:port to the broker; ``cut()`` drops every connection and refuses new ones."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream = upstream_port
-        self.port = free_port()
-        self.up = True
-        self._lock = threading.Lock()
-        self._socks: set[socket.socket] = set()
-        self._srv = socket.socket()
-        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._srv.bind(("127.0.0.1", self.port))
-        self._srv.listen(64)
-        self._srv.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="proxy", daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._srv.accept()
-            except (TimeoutError, OSError):
-                continue
-            if not self.up:
-                client.close()
-                continue
-            try:
-                server = socket.create_connection(("127.0.0.1", self.upstream), 2)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._socks |= {client, server}
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            self._close(src, dst)
-
-    def _close(self, *socks: socket.socket) -> None:
-        with self._lock:
-            for s in socks:
-                if s in self._socks:
-                    self._socks.discard(s)
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    s.close()
-
-    def cut(self) -> None:
-        self.up = False
-        with self._lock:
-            socks = list(self._socks)
-        self._close(*socks)
-
-    def restore(self) -> None:
-        self.up = True
-
-    def close(self) -> None:
-        self._stop.set()
-        self.cut()
-        self._thread.join(2)
-        self._srv.close()
 
 
 @dataclass
