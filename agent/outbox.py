@@ -23,6 +23,11 @@ DROP_ORDER = ("heartbeat", "usb", "inventory")
 DEFER_DELETE_MAX = 20
 
 
+def _marks(items: Any) -> str:
+    """SQL placeholders for ``items``: "?,?,?"."""
+    return ",".join("?" * len(items))
+
+
 def _salvage(path: str) -> Tuple[List[Tuple[int, str, str, float]], Dict[str, str]]:
     """Whatever rows and meta values a damaged outbox still gives up (often nothing)."""
     rows: List[Tuple[int, str, str, float]] = []
@@ -125,11 +130,8 @@ class Outbox:
     def _resync(self) -> None:
         """Count and size of what is queued (kept in memory; re-read now and then)."""
         count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE seq "
-                                       "NOT IN (%s)" % self._marks(), self._delivered).fetchone()
+                                       "NOT IN (%s)" % _marks(self._delivered), self._delivered).fetchone()
         self._count, self._bytes = int(count), int(size)
-
-    def _marks(self) -> str:
-        return ",".join("?" * len(self._delivered))
 
     # -- meta (small persistent key/values: next seq, last shutdown, ...) ----
     def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
@@ -166,7 +168,7 @@ class Outbox:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             if self._delivered:
-                self._db.execute("DELETE FROM outbox WHERE seq IN (%s)" % self._marks(), self._delivered)
+                self._db.execute("DELETE FROM outbox WHERE seq IN (%s)" % _marks(self._delivered), self._delivered)
             seq = self._next_seq if self._next_seq is not None else int(self.get_meta("next_seq", "0") or 0)
             event = protocol.make_event(os.urandom(16).hex(), seq, etype, when, data)  # 128 random bits
             body = protocol.dumps(event).decode("utf-8")  # the wire encoding: the publisher sends it as is
@@ -186,7 +188,7 @@ class Outbox:
     def _enforce_bounds(self) -> None:
         """Drop the least valuable events (heartbeats first, oldest first) down to 99% of the bounds."""
         self.remove([])  # what was delivered goes first, and is not counted as dropped
-        marks = ",".join("?" * len(KEEP_ON_OVERFLOW))
+        marks = _marks(KEEP_ON_OVERFLOW)
         order = " ".join("WHEN '%s' THEN %d" % (t, i) for i, t in enumerate(DROP_ORDER))
         chunk = max(1, self.max_events // 100)
         while self._count > self.max_events * 0.99 or self._bytes > self.max_bytes * 0.99:
@@ -239,7 +241,7 @@ class Outbox:
         """As :meth:`peek`, but each event as the UTF-8 JSON it is stored as (what goes on the wire:
         the publisher does not parse and re-encode it)."""
         rows = self._db.execute("SELECT seq, body FROM outbox WHERE seq NOT IN (%s) ORDER BY seq LIMIT ?"
-                                % self._marks(), (*self._delivered, limit)).fetchall()
+                                % _marks(self._delivered), (*self._delivered, limit)).fetchall()
         out: List[Tuple[int, bytes]] = []
         total = 2
         for seq, body in rows:
@@ -268,7 +270,7 @@ class Outbox:
                 size: Tuple[int, int] = (len(new), sum(sizes.pop(s) for s in new))
             else:
                 size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE seq IN "
-                                        "(%s)" % ",".join("?" * len(new)), new).fetchone()
+                                        "(%s)" % _marks(new), new).fetchone()
                 for s in new:
                     sizes.pop(s, None)
             if defer and len(self._delivered) + len(new) <= DEFER_DELETE_MAX:
@@ -277,7 +279,7 @@ class Outbox:
                 gone = self._delivered + new
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._db.execute("DELETE FROM outbox WHERE seq IN (%s)" % ",".join("?" * len(gone)), gone)
+                    self._db.execute("DELETE FROM outbox WHERE seq IN (%s)" % _marks(gone), gone)
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -288,7 +290,7 @@ class Outbox:
 
     def __len__(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE seq NOT IN (%s)" % self._marks(),
+            return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE seq NOT IN (%s)" % _marks(self._delivered),
                                         self._delivered).fetchone()[0])
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ class Probe:
     fields: Dict[str, str] = {}  # data field -> unit / meaning (the data sheet lists these)
     rerun_on_policy = False  # run at once when a new policy arrives
     busy = False  # a probe the OS wakes: its last run found new work (see waker)
+    settle_s = 0.0  # a probe the OS wakes runs this long after its socket turns readable (see wanted)
 
     def interval(self, ctx: "Context") -> Optional[float]:
         """Seconds between runs (the policy may change it), None for a probe run on demand only."""
@@ -45,8 +46,6 @@ class Probe:
         probe when the socket turns readable, and on its period only while ``busy``
         (:class:`agent.ticker.OsEvents`)."""
         return None
-
-    settle_s = 0.0  # a probe the OS wakes runs this long after the socket turns readable (USB: udev names the volume)
 
     def wanted(self) -> bool:
         """The waker turned readable: whether that asks for a run (a probe may read the socket here
