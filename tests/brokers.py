@@ -92,11 +92,14 @@ class Mosquitto:
 class TcpProxy:
     """Forwards 127.0.0.1:port to the broker; ``cut()`` drops every connection and refuses new ones.
     ``uplink_delay``: what a client sends after its first packet (the CONNECT) reaches the broker that
-    much later (a loaded server: the CONNACK comes back at once, a SUBSCRIBE arrives late)."""
+    much later (a loaded server: the CONNACK comes back at once, a SUBSCRIBE arrives late).
+    ``connack_delay``: the broker's first packet (the CONNACK) reaches the client that much later (a
+    network's round trip, which a client that uses its connection before it keeps it may need)."""
 
-    def __init__(self, upstream_port: int, uplink_delay: float = 0.0) -> None:
+    def __init__(self, upstream_port: int, uplink_delay: float = 0.0, connack_delay: float = 0.0) -> None:
         self.upstream = upstream_port
         self.uplink_delay = uplink_delay
+        self.connack_delay = connack_delay
         self.port = free_port()
         self.up = True
         self._lock = threading.Lock()
@@ -124,20 +127,25 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            for sock in (client, server):
+                sock.settimeout(None)  # a quiet connection stays open (the 2 s above is for connecting only)
             with self._lock:
                 self._socks |= {client, server}
-            for a, b, delay in ((client, server, self.uplink_delay), (server, client, 0.0)):
-                threading.Thread(target=self._pump, args=(a, b, delay), daemon=True).start()
+            ways = ((client, server, 0.0, self.uplink_delay), (server, client, self.connack_delay, 0.0))
+            for a, b, first, rest in ways:
+                threading.Thread(target=self._pump, args=(a, b, first, rest), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, delay: float) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, first_delay: float, delay: float) -> None:
+        """Copy src to dst, the first chunk ``first_delay`` late, every later one ``delay`` late."""
         first = True
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
-                if delay and not first:
-                    time.sleep(delay)
+                wait = first_delay if first else delay
+                if wait:
+                    time.sleep(wait)
                 first = False
                 dst.sendall(data)
         except OSError:
