@@ -14,6 +14,7 @@ if [ "$mode" = test ]; then
   fc-list 2>/dev/null | grep -qi "CJK\|WenQuanYi" || need_apt+=(fonts-noto-cjk)  # screenshots show Chinese
   command -v psql >/dev/null && command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)  # tests/test_deploy.py
+  command -v dbus-daemon >/dev/null || need_apt+=(dbus)  # tests/test_agent_logind.py
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} with apt-get" >&2

@@ -93,6 +93,22 @@ def test_session_file_from_the_user_session_helper(tmp_path: Path) -> None:
     assert SessionDisplaySource(path, wall=lambda: 5000.0).count() is None  # nobody logged in: unknown
 
 
+def test_the_helpers_file_is_used_once_it_appears_without_a_restart(tmp_path: Path) -> None:
+    """Right after the install nobody has logged on since: logind answers until the helper writes."""
+    path = str(tmp_path / "session.json")
+    logind = FakeIdle()
+    logind.idle, logind.fg = 600.0, None
+    now = [1000.0]
+    src = idle.HelperFirstSource(idle.SessionFileSource(path, max_age_s=90, wall=lambda: now[0]), logind)
+    assert src.sample() == (600.0, None)  # no helper yet
+    helper = FakeIdle()
+    helper.idle, helper.fg = 3.0, "EasiNote.exe"
+    write_state(path, helper, wall=lambda: now[0])
+    assert src.sample() == (3.0, "EasiNote.exe")  # the helper's answer, with the program in front
+    now[0] = 2000.0  # the helper stopped (logged off): logind again
+    assert (src.idle_seconds(), src.foreground()) == (600.0, None)
+
+
 class Key:
     def __init__(self, values: dict[str, Any], subkeys: dict[str, Key] | None = None) -> None:
         self.values, self.subkeys = values, subkeys or {}

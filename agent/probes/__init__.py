@@ -11,6 +11,7 @@ sit behind small source classes that tests replace with fakes.
 from __future__ import annotations
 
 import logging
+import subprocess
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,3 +71,13 @@ def run_probe(name: str, fn: Callable[..., Any], default: Any = None, *args: Any
     except Exception as e:  # a broken probe is skipped, never fatal
         log.warning("probe %s failed: %s: %s", name, type(e).__name__, e)
         return default
+
+
+def run_command(args: List[str]) -> str:
+    """A command's output, or "" when it fails or is missing."""
+    try:
+        r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=5,
+                           universal_newlines=True, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return r.stdout if r.returncode == 0 else ""

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any, Callable, List, Optional, Tuple
+
+from agent.probes import run_command
+from agent.probes.logind import LoginctlLogind, Logind, default_logind
 
 
 class IdleSource:
@@ -82,6 +84,26 @@ class SessionFileSource(IdleSource):
             return None, None
         idle, fg = obj.get("idle_s"), obj.get("foreground")
         return (float(idle) if isinstance(idle, (int, float)) else None), (fg if isinstance(fg, str) else None)
+
+
+class HelperFirstSource(IdleSource):
+    """The helper's file while it is fresh, else ``then``: the helper installed with the agent starts at
+    the next logon, and from then on its answer (with the foreground program) is used without a restart."""
+
+    def __init__(self, helper: SessionFileSource, then: IdleSource) -> None:
+        self.helper, self.then = helper, then
+
+    def idle_seconds(self) -> Optional[float]:
+        return self.sample()[0]
+
+    def foreground(self) -> Optional[str]:
+        return self.sample()[1]
+
+    def sample(self) -> Tuple[Optional[float], Optional[str]]:
+        idle, fg = self.helper.sample()
+        if idle is None and fg is None:
+            return self.then.sample()
+        return idle, fg
 
 
 class WindowsIdleSource(IdleSource):
@@ -156,7 +178,7 @@ class X11IdleSource(IdleSource):
         return float(self.info.contents.idle) / 1000.0
 
     def foreground(self) -> Optional[str]:
-        return x11_foreground(_run)
+        return x11_foreground(run_command)
 
 
 def x11_foreground(run: Callable[[List[str]], str]) -> Optional[str]:
@@ -171,32 +193,25 @@ def x11_foreground(run: Callable[[List[str]], str]) -> Optional[str]:
 
 
 class LogindIdleSource(IdleSource):
-    """logind's IdleHint/IdleSinceHint of the active graphical session (via loginctl)."""
+    """logind's IdleHint/IdleSinceHint of the active graphical session (over D-Bus, else loginctl:
+    :mod:`agent.probes.logind`). ``run``: loginctl through this function (tests)."""
 
-    SESSION_TTL_S = 300.0  # the active session is looked up again after this (one loginctl call less per check)
+    SESSION_TTL_S = 300.0  # the active session is looked up again after this (one question less per check)
 
-    def __init__(self, run: Optional[Callable[[List[str]], str]] = None, wall: Callable[[], float] = time.time) -> None:
-        self.run = run or _run
+    def __init__(self, run: Optional[Callable[[List[str]], str]] = None, wall: Callable[[], float] = time.time,
+                 logind: Optional[Logind] = None) -> None:
+        self.logind = logind or (LoginctlLogind(run) if run is not None else default_logind())
         self.wall = wall
         self._session: Optional[str] = None
         self._session_at = -1e18
 
     def _active_session(self) -> Optional[str]:
-        for line in self.run(["loginctl", "list-sessions", "--no-legend"]).splitlines():
-            sid = line.split()[0] if line.split() else ""
-            if not sid:
-                continue
-            props = self._props(sid, "Type", "Active", "Class")
+        for sid in self.logind.sessions():
+            props = self.logind.props(sid, "Type", "Active", "Class")
             if props.get("Active") == "yes" and props.get("Type") in ("x11", "wayland", "mir") \
                     and props.get("Class", "user") == "user":
                 return sid
         return None
-
-    def _props(self, sid: str, *names: str) -> dict:
-        args = ["loginctl", "show-session", sid]
-        for n in names:
-            args += ["-p", n]
-        return dict(line.split("=", 1) for line in self.run(args).splitlines() if "=" in line)
 
     def idle_seconds(self) -> Optional[float]:
         now = self.wall()
@@ -205,7 +220,7 @@ class LogindIdleSource(IdleSource):
         sid = self._session
         if sid is None:
             return None
-        props = self._props(sid, "IdleHint", "IdleSinceHint")
+        props = self.logind.props(sid, "IdleHint", "IdleSinceHint")
         if not props:  # the session ended (logout): find the new one next time
             self._session = None
             return None
@@ -215,13 +230,7 @@ class LogindIdleSource(IdleSource):
         return max(0.0, self.wall() - since_us / 1e6) if since_us else None
 
 
-def _run(args: List[str]) -> str:
-    try:
-        r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=5,
-                           universal_newlines=True, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return r.stdout if r.returncode == 0 else ""
+
 
 
 def _process_name(pid: int) -> Optional[str]:
@@ -248,8 +257,10 @@ def default_source(data_dir: str = "") -> IdleSource:
         return X11IdleSource()
     except OSError:
         pass
-    if _run(["loginctl", "list-sessions", "--no-legend"]).strip():
-        return LogindIdleSource()
+    logind = default_logind()
+    if logind.sessions():
+        src = LogindIdleSource(logind=logind)
+        return HelperFirstSource(SessionFileSource(session_file), src) if session_file else src
     if session_file:
         return SessionFileSource(session_file)  # the helper may start later
     return IdleSource()

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 import psutil
 
-from agent.probes import Probe, run_probe
+from agent.probes import Probe, run_command, run_probe
 from agent.probes.faults import DisplaySource, default_display_source
-from agent.probes.idle import _run
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.context import Context
@@ -85,7 +84,7 @@ class WindowsSoftware:
 class PosixSoftware:
     """dpkg (Debian, Ubuntu, UOS, Kylin) or rpm; ``run`` is the subprocess boundary."""
 
-    def __init__(self, run: Callable[[List[str]], str] = _run) -> None:
+    def __init__(self, run: Callable[[List[str]], str] = run_command) -> None:
         self.run = run
 
     def packages(self) -> List[Package]:
