@@ -4,9 +4,10 @@ The in-use check asks logind for the active desktop session's IdleHint twice a m
 service) or every 10 s (the session helper on a Wayland desktop). Running ``loginctl`` for that starts a
 process each time: 5.7 ms of CPU on the benchmark machine, more than the rest of the agent's work in a
 minute (bench/results/agent_footprint.md). :class:`DbusLogind` keeps one connection to the system bus
-(jeepney, pure Python) and asks there, a small message and its reply per property: 0.5 ms for both. :class:`LoginctlLogind` is
-the fallback where jeepney or the bus is missing. Both give values as ``loginctl show-session`` prints
-them ("yes"/"no", numbers as text), so :class:`agent.probes.idle.LogindIdleSource` reads either.
+(jeepney, pure Python) and asks there, a small message and its reply per property: 0.5 ms for both.
+:class:`LoginctlLogind` is the fallback where jeepney or the bus is missing. Both give values as
+``loginctl show-session`` prints them ("yes"/"no", numbers as text), so
+:class:`agent.probes.idle.LogindIdleSource` reads either.
 """
 from __future__ import annotations
 
