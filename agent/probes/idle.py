@@ -9,7 +9,10 @@ Sources, tried in order by :func:`default_source`:
 * ``WindowsIdleSource`` — GetLastInputInfo (works inside the interactive session).
 * ``X11IdleSource`` — the XScreenSaver extension through ctypes (needs DISPLAY).
 * ``LogindIdleSource`` — logind's IdleHint of the active graphical session (works from root,
-  on Wayland too, when the desktop reports idleness).
+  on Wayland too, when the desktop reports idleness), over the system D-Bus.
+
+The service prefers the helper's file whenever it is fresh (``HelperFirstSource``): the helper starts at
+the next logon after the install, and its answer also names the program in front.
 
 Each sits behind ``IdleSource`` so that tests use fakes at the OS boundary.
 """
@@ -228,9 +231,6 @@ class LogindIdleSource(IdleSource):
             return 0.0
         since_us = int(props.get("IdleSinceHint") or 0)
         return max(0.0, self.wall() - since_us / 1e6) if since_us else None
-
-
-
 
 
 def _process_name(pid: int) -> Optional[str]:
