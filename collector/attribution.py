@@ -18,6 +18,14 @@ time then seq; events flagged as clock faults are left out by the caller):
 * The in-use time of the device is the union of all these intervals (nothing counts twice).
 
 A lesson is *used* when the in-use time inside [start, end] is at least ``min_use_minutes``.
+
+Faults (CONTRACT §3, v1.1): a fault excuses a lesson (status "faulty", out of the denominator)
+only when a maintainer or admin **confirmed** its register entry, and only for the confirmed
+interval (default: from its opening to its clearing). An entry still awaiting review (待核实)
+excuses nothing: the lesson counts as measured (used / not used / device off) and is flagged
+``awaiting_review`` so that rate rows can say how many lessons a review could still change. A
+rejected entry (误报) and the codes in ``NEVER_EXCUSES`` (an ``unclean_shutdown`` after a mains cut,
+a clock skew) excuse nothing and await nothing. Rates and the threshold: collector.usage.
 """
 from __future__ import annotations
 
@@ -32,7 +40,9 @@ Interval = tuple[float, float]
 STATUSES = ("used", "not_used", "device_off", "faulty", "no_device", "pending")
 STATUS_ZH = {"used": "已使用", "not_used": "未使用", "device_off": "设备未开机", "faulty": "设备故障",
              "no_device": "无设备", "pending": "未结束"}
-COUNTED_SEVERITIES = ("warning", "critical")
+COUNTED_SEVERITIES = ("warning", "critical")  # a pending entry of these severities awaits review
+NEVER_EXCUSES = ("unclean_shutdown", "clock")  # not a reason a lesson could not be taught
+REVIEWS = ("pending", "confirmed", "rejected")
 
 
 class Ev(NamedTuple):
@@ -48,6 +58,19 @@ class Fault:
     severity: str
     opened_t: float
     cleared_t: float | None = None
+    review: str = "pending"  # REVIEWS
+    from_t: float | None = None  # the confirmed interval; None: from the opening ...
+    to_t: float | None = None  # ... to the clearing (None while it is open)
+
+    def span(self) -> tuple[float, float | None]:
+        """The interval the entry covers: the confirmed one, else opening to clearing."""
+        start = self.opened_t if self.from_t is None else self.from_t
+        return start, self.cleared_t if self.to_t is None else self.to_t
+
+    def during(self, start: float, end: float) -> bool:
+        """Whether the entry covered some moment of [start, end)."""
+        lo, hi = self.span()
+        return lo < end and (hi is None or hi > start)
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,7 @@ class LessonUsage:
     counted: bool  # in the denominator of the rates
     status: str
     faults: list[str] = field(default_factory=list)
+    awaiting_review: bool = False  # measured, but a pending fault entry covers it
 
     @property
     def in_use_minutes(self) -> float:
@@ -198,58 +222,42 @@ def seen_between(times: Sequence[float], start: float, end: float) -> bool:
 
 
 def open_faults_during(faults: Iterable[Fault], start: float, end: float) -> list[str]:
-    """Codes of warning/critical faults that were open at some moment of [start, end)."""
-    return sorted({f.code for f in faults if f.severity in COUNTED_SEVERITIES and f.opened_t < end
-                   and (f.cleared_t is None or f.cleared_t > start)})
+    """Codes of warning/critical faults that were open at some moment of [start, end) (shown with
+    the lesson; whether they excuse it is ``excusing_faults``)."""
+    return sorted({f.code for f in faults if f.severity in COUNTED_SEVERITIES and f.during(start, end)})
+
+
+def excusing_faults(faults: Iterable[Fault], start: float, end: float) -> list[str]:
+    """Codes of confirmed faults whose confirmed interval covers some moment of [start, end)."""
+    return sorted({f.code for f in faults if f.review == "confirmed" and f.code not in NEVER_EXCUSES
+                   and f.during(start, end)})
+
+
+def awaiting_faults(faults: Iterable[Fault], start: float, end: float) -> list[str]:
+    """Codes of warning/critical entries awaiting review that were open during [start, end)."""
+    return sorted({f.code for f in faults if f.review == "pending" and f.code not in NEVER_EXCUSES
+                   and f.severity in COUNTED_SEVERITIES and f.during(start, end)})
 
 
 def attribute(lesson: Lesson, device: str | None, intervals: Sequence[Interval], seen: Sequence[float],
               faults: Iterable[Fault], min_use_minutes: float = 10.0, now: float | None = None,
               exclude_faulty: bool = True) -> LessonUsage:
-    """One lesson's usage and status: used / not_used / device_off / faulty / no_device / pending."""
+    """One lesson's usage and status: used / not_used / device_off / faulty / no_device / pending.
+    Only a confirmed fault makes it "faulty" (see the module docstring)."""
     if now is not None and lesson.end_t > now:
         return LessonUsage(lesson, device, 0.0, False, False, "pending")
     if device is None:
         return LessonUsage(lesson, None, 0.0, False, True, "no_device")
+    faults = list(faults)
     in_use = overlap_seconds(intervals, lesson.start_t, lesson.end_t)
     used = in_use >= min_use_minutes * 60.0 - 1e-6
     codes = open_faults_during(faults, lesson.start_t, lesson.end_t)
     if used:
         return LessonUsage(lesson, device, in_use, True, True, "used", codes)
-    if codes:
-        return LessonUsage(lesson, device, in_use, False, not exclude_faulty, "faulty", codes)
+    excusing = excusing_faults(faults, lesson.start_t, lesson.end_t)
+    if excusing:
+        return LessonUsage(lesson, device, in_use, False, not exclude_faulty, "faulty", excusing)
+    awaiting = bool(awaiting_faults(faults, lesson.start_t, lesson.end_t))
     if in_use <= 0 and not seen_between(seen, lesson.start_t, lesson.end_t):
-        return LessonUsage(lesson, device, 0.0, False, True, "device_off")
-    return LessonUsage(lesson, device, in_use, False, True, "not_used")
-
-
-@dataclass
-class Rate:
-    key: str
-    scheduled: int
-    used: int
-    rate: float
-    below_threshold: bool
-    excluded: int = 0  # lessons left out of the denominator (device faulty)
-
-
-def make_rate(key: str, scheduled: int, used: int, threshold: float, excluded: int = 0) -> Rate:
-    rate = used / scheduled if scheduled else 0.0
-    return Rate(key, scheduled, used, rate, rate < threshold, excluded)
-
-
-def rates(usages: Iterable[LessonUsage], by: str, threshold: float = 0.6) -> list[Rate]:
-    """Rates per teacher (by="teacher") or per class (by="class"), sorted by key; keys with no
-    counted lessons are left out."""
-    acc: dict[str, list[int]] = {}
-    for u in usages:
-        if u.status == "pending":
-            continue
-        key = u.lesson.teacher if by == "teacher" else u.lesson.klass
-        a = acc.setdefault(key, [0, 0, 0])
-        if u.counted:
-            a[0] += 1
-            a[1] += int(u.used)
-        else:
-            a[2] += 1
-    return [make_rate(k, s, n, threshold, x) for k, (s, n, x) in sorted(acc.items()) if s]
+        return LessonUsage(lesson, device, 0.0, False, True, "device_off", codes, awaiting)
+    return LessonUsage(lesson, device, in_use, False, True, "not_used", codes, awaiting)

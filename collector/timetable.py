@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from collector import usage_settings
 from collector.attribution import Lesson
 from collector.school_calendar import DayPlan, Term, plan_day, week_parity
 
-DEFAULT_SETTINGS = {"min_use_minutes": 10.0, "threshold": 0.60, "exclude_faulty": True, "heartbeat_s": 60.0}
+DEFAULT_SETTINGS = dict(usage_settings.DEFAULTS)  # one owner of the defaults: collector.usage_settings
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ The module interface other areas use (dashboard, alerts, district):
 * ``week_rates(db, school, week, by)`` -> rows of CONTRACT §4 (``by`` = "teacher" / "class");
 * ``district_week_rates(db, week, by)`` -> {school: rows} for every school in a few queries;
 * ``range_rates(db, school, start, end, by)`` for a day or a term; ``term_rates``;
-* ``below_threshold(db, school, week)`` -> {"teachers": [...], "classes": [...]} (alerts);
+* ``below_threshold(db, school, week)`` -> {"teachers": [...], "classes": [...], "threshold"} (alerts);
+* ``threshold(db, school)``, ``make_rate``, ``rates_of``, ``rates_from_lessons``: the one owner of the
+  rate and of ``below_threshold`` (pages, API, exports and alerts all read them from here);
 * ``day_lessons(db, school, day)`` -> rows of ``/api/v1/lessons``;
 * ``trend(db, school, weeks, by)`` -> rate per key per week;
 * ``refresh_day`` / ``ensure_days`` keep the rollup current (a day is recomputed when it was
@@ -18,12 +20,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from collector import certainty, usage_settings
-from collector.attribution import STATUS_ZH, Ev, Fault, LessonUsage, Rate, attribute, in_use_intervals, make_rate
+from collector.attribution import STATUS_ZH, Ev, Fault, LessonUsage, attribute, in_use_intervals
 from collector.db import Database
 from collector.registry import school_tz
 from collector.school_calendar import Term, default_term, iso_week, term_of, week_days
@@ -36,6 +39,56 @@ MARGIN_AFTER_S = 3600  # ... to an hour after the last lesson (the end event of 
 def settings(db: Database, school: str) -> dict[str, Any]:
     """The school's usage settings with defaults (collector.usage_settings)."""
     return usage_settings.get(db, school)
+
+
+def threshold(db: Database, school: str) -> float:
+    """The rate a teacher or class must reach each week (the school's setting, default 0.60)."""
+    return float(settings(db, school)["threshold"])
+
+
+@dataclass
+class Rate:
+    key: str
+    scheduled: int
+    used: int
+    rate: float
+    below_threshold: bool
+    excluded: int = 0  # lessons left out of the denominator (a confirmed fault, ...)
+    awaiting_review: int = 0  # counted lessons a pending fault entry covers (a review may change them)
+
+
+def make_rate(key: str, scheduled: int, used: int, threshold: float, excluded: int = 0, awaiting: int = 0) -> Rate:
+    """The only place a rate and ``below_threshold`` are computed."""
+    rate = used / scheduled if scheduled else 0.0
+    return Rate(key, scheduled, used, rate, rate < threshold, excluded, awaiting)
+
+
+def rates_of(usages: Iterable[LessonUsage], by: str, threshold: float) -> list[Rate]:
+    """Rates per teacher (by="teacher") or per class (by="class") from attributed lessons, sorted by
+    key; keys with no counted lessons are left out."""
+    return _aggregate(((u.lesson.teacher if by == "teacher" else u.lesson.klass, u.status, u.counted, u.used,
+                        u.awaiting_review) for u in usages), threshold)
+
+
+def rates_from_lessons(lessons: Iterable[Mapping[str, Any]], by: str, threshold: float) -> list[dict[str, Any]]:
+    """CONTRACT §4 rows from lesson rows (``day_lessons`` / a frozen report's lessons)."""
+    return [rate_dict(r, by) for r in _aggregate(((r[by], r["status"], r["counted"], r["used"],
+                                                   r.get("awaiting_review", False)) for r in lessons), threshold)]
+
+
+def _aggregate(items: Iterable[tuple[str, str, Any, Any, Any]], threshold: float) -> list[Rate]:
+    acc: dict[str, list[int]] = {}
+    for key, status, counted, used, awaiting in items:
+        if status == "pending":
+            continue
+        a = acc.setdefault(key, [0, 0, 0, 0])
+        if counted:
+            a[0] += 1
+            a[1] += int(bool(used))
+            a[3] += int(bool(awaiting))
+        else:
+            a[2] += 1
+    return [make_rate(k, s, n, threshold, x, w) for k, (s, n, x, w) in sorted(acc.items()) if s]
 
 
 def load_model(db: Database, school: str) -> SchoolModel:
@@ -94,9 +147,12 @@ def compute_day(db: Database, model: SchoolModel, d: date, now: float) -> list[L
     last_end = max(ls.end_t for ls in lessons)
     events = _device_events(db, model.school, day_lo - MARGIN_BEFORE_S, last_end + MARGIN_AFTER_S)
     faults: dict[str, list[Fault]] = {}
-    for r in db.query("SELECT device, code, severity, opened_t, cleared_t FROM faults WHERE school = ? "
-                      "AND opened_t < ? AND (cleared_t IS NULL OR cleared_t > ?)", (model.school, day_hi, day_lo)):
-        faults.setdefault(r["device"], []).append(Fault(r["code"], r["severity"], r["opened_t"], r["cleared_t"]))
+    for r in db.query("SELECT device, code, severity, opened_t, cleared_t, review, review_from, review_to "
+                      "FROM faults WHERE school = ? AND review <> 'rejected' AND COALESCE(review_from, opened_t) < ? "
+                      "AND (COALESCE(review_to, cleared_t) IS NULL OR COALESCE(review_to, cleared_t) > ?)",
+                      (model.school, day_hi, day_lo)):
+        faults.setdefault(r["device"], []).append(Fault(r["code"], r["severity"], r["opened_t"], r["cleared_t"],
+                                                        r["review"], r["review_from"], r["review_to"]))
     hb = float(model.settings["heartbeat_s"])
     per_device: dict[str, tuple[list[tuple[float, float]], list[float]]] = {}
     for name, evs in events.items():
@@ -117,8 +173,8 @@ def compute_day(db: Database, model: SchoolModel, d: date, now: float) -> list[L
 
 
 INSERT = ("INSERT INTO lesson_usage (school, date, class, period, week, teacher, subject, is_substitute, start_t, "
-          "end_t, device, in_use_s, used, counted, status, faults) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+          "end_t, device, in_use_s, used, counted, status, faults, awaiting) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def refresh_day(db: Database, school: str, d: date, now: float | None = None,
@@ -140,7 +196,7 @@ def refresh_day(db: Database, school: str, d: date, now: float | None = None,
         db.executemany(INSERT, [(school, ds, u.lesson.klass, u.lesson.period, week, u.lesson.teacher,
                                  u.lesson.subject, int(u.lesson.substitute), u.lesson.start_t, u.lesson.end_t,
                                  u.device, u.in_use_s, int(u.used), int(u.counted), u.status,
-                                 ",".join(u.faults) or None) for u in usages])
+                                 ",".join(u.faults) or None, int(u.awaiting_review)) for u in usages])
         pending = [u.lesson.end_t for u in usages if u.status == "pending"]
         db.execute("INSERT INTO usage_days (school, date, dirty, computed, valid_until, faults_seen, lessons) "
                    "VALUES (?, ?, 0, ?, ?, ?, ?) ON CONFLICT (school, date) DO UPDATE SET "
@@ -185,13 +241,39 @@ def ensure_days(db: Database, school: str, days: list[date], now: float | None =
 
 
 def published(db: Database, school: str, week: str) -> dict[str, Any] | None:
+    """A published week's frozen report (its figures as published) with the corrections made since."""
     rows = db.query("SELECT report FROM usage_published WHERE school = ? AND week = ?", (school, week))
-    return json.loads(rows[0]["report"]) if rows else None
+    if not rows:
+        return None
+    return with_corrections(db, school, week, normalized(json.loads(rows[0]["report"])))
+
+
+def normalized(report: dict[str, Any]) -> dict[str, Any]:
+    """Reports frozen before v1.1 have ``excluded_faulty`` rows only: give them the current keys."""
+    for key in ("teachers", "classes"):
+        for r in report.get(key, []):
+            r.setdefault("excluded", r.get("excluded_faulty", 0))
+            r.setdefault("awaiting_review", 0)
+    report.setdefault("excluded", report.get("excluded_faulty", 0))
+    report.setdefault("awaiting_review", 0)
+    return report
+
+
+def with_corrections(db: Database, school: str, week: str, report: dict[str, Any]) -> dict[str, Any]:
+    report["corrections"] = [{"t": r["t"], "by": r["by_user"], "fault_id": int(r["fault_id"]), "review": r["review"],
+                              **json.loads(r["detail"])}
+                             for r in db.query("SELECT * FROM usage_corrections WHERE school = ? AND week = ? "
+                                               "ORDER BY t, id", (school, week))]
+    return report
 
 
 def rate_dict(r: Rate, by: str) -> dict[str, Any]:
     return {by: r.key, "scheduled": r.scheduled, "used": r.used, "rate": r.rate,
-            "below_threshold": r.below_threshold, "excluded_faulty": r.excluded}
+            "below_threshold": r.below_threshold, "excluded": r.excluded, "awaiting_review": r.awaiting_review}
+
+
+SUMS = ("SUM(counted) AS s, SUM(used) AS u, SUM(CASE WHEN counted = 0 THEN 1 ELSE 0 END) AS x, "
+        "SUM(CASE WHEN counted = 1 THEN awaiting ELSE 0 END) AS w")
 
 
 def range_rates(db: Database, school: str, start: date, end: date, by: str, now: float | None = None,
@@ -200,16 +282,14 @@ def range_rates(db: Database, school: str, start: date, end: date, by: str, now:
     if by not in ("teacher", "class"):
         raise ValueError(f"by must be teacher or class, not {by!r}")
     ensure_days(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)], now)
-    threshold = float(settings(db, school)["threshold"])
+    th = threshold(db, school)
     where, params = "school = ? AND date >= ? AND date <= ? AND status <> 'pending'", [school, start.isoformat(),
                                                                                        end.isoformat()]
     if classes is not None:
         where += f" AND class IN ({', '.join('?' for _ in classes) or 'NULL'})"
         params += classes
-    rows = db.query(f"SELECT {by} AS k, SUM(counted) AS s, SUM(used) AS u, "
-                    f"SUM(CASE WHEN counted = 0 THEN 1 ELSE 0 END) AS x FROM lesson_usage WHERE {where} "
-                    f"GROUP BY {by} ORDER BY {by}", params)
-    return [rate_dict(make_rate(r["k"], int(r["s"]), int(r["u"]), threshold, int(r["x"])), by)
+    rows = db.query(f"SELECT {by} AS k, {SUMS} FROM lesson_usage WHERE {where} GROUP BY {by} ORDER BY {by}", params)
+    return [rate_dict(make_rate(r["k"], int(r["s"]), int(r["u"]), th, int(r["x"]), int(r["w"])), by)
             for r in rows if r["s"]]
 
 
@@ -238,9 +318,12 @@ def term_rates(db: Database, school: str, day: date, by: str, now: float | None 
 
 
 def below_threshold(db: Database, school: str, week: str, now: float | None = None) -> dict[str, list[dict]]:
-    """Teachers and classes under the school's threshold for the week (for alerts at week's end)."""
+    """Teachers and classes under the school's threshold for the week (for alerts at week's end), and the
+    threshold they were measured against (a published week: the one it was published with)."""
+    frozen = published(db, school, week)
     return {"teachers": [r for r in week_rates(db, school, week, "teacher", now) if r["below_threshold"]],
-            "classes": [r for r in week_rates(db, school, week, "class", now) if r["below_threshold"]]}
+            "classes": [r for r in week_rates(db, school, week, "class", now) if r["below_threshold"]],
+            "threshold": float(frozen["threshold"]) if frozen else threshold(db, school)}
 
 
 def trend(db: Database, school: str, weeks: list[str], by: str, now: float | None = None) -> dict[str, list]:
@@ -258,7 +341,8 @@ def lesson_row(r: dict[str, Any]) -> dict[str, Any]:
             "in_use_minutes": round(float(r["in_use_s"]) / 60.0, 1), "used": bool(r["used"]),
             "status": r["status"], "status_zh": STATUS_ZH.get(r["status"], r["status"]),
             "counted": bool(r["counted"]), "substitute": bool(r["is_substitute"]),
-            "device": r["device"], "faults": r["faults"].split(",") if r["faults"] else []}
+            "device": r["device"], "faults": r["faults"].split(",") if r["faults"] else [],
+            "awaiting_review": bool(r.get("awaiting"))}
 
 
 def day_lessons(db: Database, school: str, day: date, now: float | None = None) -> list[dict[str, Any]]:
@@ -275,7 +359,7 @@ def day_lessons(db: Database, school: str, day: date, now: float | None = None) 
         return [{"date": ls.date, "class": ls.klass, "period": ls.period, "teacher": ls.teacher,
                  "subject": ls.subject, "start": ls.start, "end": ls.end, "in_use_minutes": 0.0, "used": False,
                  "status": "pending", "status_zh": STATUS_ZH["pending"], "counted": False,
-                 "substitute": ls.substitute, "device": None, "faults": []}
+                 "substitute": ls.substitute, "device": None, "faults": [], "awaiting_review": False}
                 for ls in lessons_on(model, day)[1]]
     for r in rows:
         r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
@@ -313,15 +397,16 @@ def district_week_rates(db: Database, week: str, by: str, now: float | None = No
                                or (rows[d.isoformat()]["valid_until"] or now + 1) <= now
                                or (fmax.get(s) or 0) > rows[d.isoformat()]["faults_seen"]) for d in days):
             ensure_days(db, s, days, now)
-    thresholds = {s: float(json.loads(r["settings"] or "{}").get("threshold", 0.6)) for s, r in info.items()}
+    default = float(usage_settings.DEFAULTS["threshold"])
+    thresholds = {s: float(json.loads(r["settings"] or "{}").get("threshold", default)) for s, r in info.items()}
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in schools}
-    for r in db.query(f"SELECT school, {by} AS k, SUM(counted) AS s, SUM(used) AS u, "
-                      f"SUM(CASE WHEN counted = 0 THEN 1 ELSE 0 END) AS x FROM lesson_usage "
+    for r in db.query(f"SELECT school, {by} AS k, {SUMS} FROM lesson_usage "
                       f"WHERE week = ? AND status <> 'pending' GROUP BY school, {by} ORDER BY school, {by}", (week,)):
         if r["school"] in frozen or not r["s"]:
             continue
-        rate = make_rate(r["k"], int(r["s"]), int(r["u"]), thresholds.get(r["school"], 0.6), int(r["x"]))
+        rate = make_rate(r["k"], int(r["s"]), int(r["u"]), thresholds.get(r["school"], default), int(r["x"]),
+                         int(r["w"]))
         out.setdefault(r["school"], []).append(rate_dict(rate, by))
     for s, report in frozen.items():
-        out[s] = list(json.loads(report)["teachers" if by == "teacher" else "classes"])
+        out[s] = list(normalized(json.loads(report))["teachers" if by == "teacher" else "classes"])
     return out

@@ -96,18 +96,7 @@ def _rows(school: str, week: str, by: str, user: User) -> list[dict[str, Any]]:
 
 
 def _rates_from_lessons(lessons: list[dict[str, Any]], frozen: dict[str, Any], by: str) -> list[dict[str, Any]]:
-    from collector.attribution import make_rate
-
-    acc: dict[str, list[int]] = {}
-    for r in lessons:
-        if r["status"] == "pending":
-            continue
-        a = acc.setdefault(r[by], [0, 0, 0])
-        a[0] += int(r["counted"])
-        a[1] += int(r["used"])
-        a[2] += int(not r["counted"])
-    return [usage.rate_dict(make_rate(k, s, u, float(frozen["threshold"]), x), by)
-            for k, (s, u, x) in sorted(acc.items()) if s]
+    return usage.rates_from_lessons(lessons, by, float(frozen["threshold"]))
 
 
 @bp.get("/usage/teachers")

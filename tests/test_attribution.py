@@ -16,11 +16,11 @@ from collector.attribution import (
     in_use_intervals,
     merge,
     overlap_seconds,
-    rates,
     session_intervals,
 )
 from collector.school_calendar import Term, default_term, official, plan_day, week_days, week_parity
 from collector.timetable import BellSet, SchoolModel, Slot, lessons_on
+from collector.usage import rates_of
 
 TZ = ZoneInfo("Asia/Shanghai")
 M = 60.0
@@ -75,19 +75,20 @@ def test_lesson_statuses() -> None:
     assert attribute(ls, "pc1", [], [1020 * M], [], 10).status == "not_used"
     assert attribute(ls, None, [], [], [], 10).status == "no_device"
     assert attribute(ls, "pc1", [], [], [], 10, now=1039 * M).status == "pending"
-    broken = [Fault("display_missing", "critical", 900 * M, None), Fault("disk", "info", 900 * M)]
+    broken = [Fault("display_missing", "critical", 900 * M, None, "confirmed"), Fault("disk", "info", 900 * M)]
     f = attribute(ls, "pc1", [], [], broken, 10)
     assert (f.status, f.counted, f.faults) == ("faulty", False, ["display_missing"])
     assert attribute(ls, "pc1", [], [], broken, 10, exclude_faulty=False).counted
-    assert attribute(ls, "pc1", [], [], [Fault("x", "warning", 900 * M, 1000 * M)], 10).status == "device_off"
+    assert attribute(ls, "pc1", [], [], [Fault("x", "warning", 900 * M, 1000 * M, "confirmed")],
+                     10).status == "device_off"
     assert attribute(ls, "pc1", ivs, [], broken, 10).status == "used"  # used anyway: it counts
 
 
 def test_rates_leave_out_excluded_and_empty() -> None:
     a = attribute(lesson(0, 2400, "王"), "pc", [(0, 2400)], [], [], 10)
     b = attribute(lesson(0, 2400, "王"), "pc", [], [], [], 10)
-    c = attribute(lesson(0, 2400, "李"), "pc", [], [], [Fault("f", "critical", 0)], 10)
-    r = rates([a, b, c], "teacher", 0.6)
+    c = attribute(lesson(0, 2400, "李"), "pc", [], [], [Fault("f", "critical", 0, None, "confirmed")], 10)
+    r = rates_of([a, b, c], "teacher", 0.6)
     assert [(x.key, x.scheduled, x.used, x.rate, x.below_threshold) for x in r] == [("王", 2, 1, 0.5, True)]
 
 
@@ -139,3 +140,58 @@ def test_timetable_odd_even_and_substitutions() -> None:
     _, even = lessons_on(m, date(2026, 11, 30))
     assert [(x.teacher, x.start, x.end) for x in odd] == [("王", "08:00", "08:40")]
     assert [(x.period, x.teacher, x.subject, x.substitute) for x in even] == [(2, "赵", "科学", True)]
+
+
+# -- fault review (CONTRACT §3 v1.1) ----------------------------------------------------------
+DAY = [lesson(480 * M, 520 * M), lesson(530 * M, 570 * M), lesson(580 * M, 620 * M)]  # 08:00, 08:50, 09:40
+
+
+def day_rate(faults: list[Fault], ivs: list[tuple[float, float]] | None = None) -> tuple[int, int, int, int]:
+    us = [attribute(ls, "pc", ivs or [], [], faults, 10) for ls in DAY]
+    [r] = rates_of(us, "teacher", 0.6)
+    return r.scheduled, r.used, r.excluded, r.awaiting_review
+
+
+def test_a_report_alone_changes_no_rate_but_shows_it_awaits_review() -> None:
+    report = Fault("report_display_missing", "warning", 470 * M, None)  # a teacher's 报修, 待核实
+    used = [(480 * M, 520 * M)]
+    assert day_rate([], used) == (3, 1, 0, 0)
+    assert day_rate([report], used) == (3, 1, 0, 2)  # same rate; the two unused lessons await review
+    u = attribute(DAY[1], "pc", used, [], [report], 10)
+    assert (u.status, u.counted, u.awaiting_review) == ("device_off", True, True)
+    assert not attribute(DAY[0], "pc", used, [], [report], 10).awaiting_review  # used: nothing to review
+
+
+def test_confirmation_excuses_its_interval_only_and_rejection_restores() -> None:
+    opened = Fault("display_missing", "critical", 470 * M, None)
+    assert day_rate([opened]) == (3, 0, 0, 3)  # unconfirmed display_missing excuses nothing
+    confirmed = Fault("display_missing", "critical", 470 * M, None, "confirmed", 525 * M, 575 * M)
+    assert day_rate([confirmed]) == (2, 0, 1, 0)
+    assert [attribute(ls, "pc", [], [], [confirmed], 10).status for ls in DAY] == ["device_off", "faulty",
+                                                                                    "device_off"]
+    whole = Fault("display_missing", "critical", 470 * M, 600 * M, "confirmed")  # default: opening to clearing
+    # every lesson excused: no lesson left in the denominator, so no rate row at all
+    assert rates_of([attribute(ls, "pc", [], [], [whole], 10) for ls in DAY], "teacher", 0.6) == []
+    rejected = Fault("display_missing", "critical", 470 * M, None, "rejected")
+    assert day_rate([rejected]) == day_rate([]) == (3, 0, 0, 0)
+
+
+def test_unclean_shutdown_after_a_mains_cut_leaves_morning_lessons_device_off() -> None:
+    # yesterday the PC was in use until 17:00 and the mains were cut; it is switched on at 09:35
+    evening = -7 * 3600.0
+    evs = [Ev(evening - 600 + i * 60, "heartbeat", {"in_use": True}, i) for i in range(11)]
+    evs += [Ev(575 * M, "power", {"state": "on", "clean": False}, 20)]
+    evs += [Ev(575 * M + i * 60, "heartbeat", {"in_use": True}, 21 + i) for i in range(50)]
+    ivs = in_use_intervals(evs)
+    seen = sorted(e.t for e in evs)
+    unclean = [Fault("unclean_shutdown", "warning", evening, None),
+               Fault("unclean_shutdown", "warning", evening, None, "confirmed")]
+    us = [attribute(ls, "pc", ivs, seen, unclean, 10) for ls in DAY]
+    assert [u.status for u in us] == ["device_off", "device_off", "used"]
+    assert [(u.counted, u.awaiting_review) for u in us] == [(True, False)] * 3
+
+
+def test_the_threshold_is_the_schools() -> None:
+    us = [attribute(ls, "pc", [(480 * M, 570 * M)], [], [], 10) for ls in DAY]  # 2 of 3 = 0.667
+    assert not rates_of(us, "teacher", 0.6)[0].below_threshold
+    assert rates_of(us, "teacher", 0.7)[0].below_threshold

@@ -14,7 +14,7 @@ import pytest
 
 import protocol
 from bbt.mqttconf import BrokerConfig
-from collector import usage
+from collector import fault_review, usage
 from collector.imports import run_import
 from collector.service import Collector
 from tests.brokers import Mosquitto
@@ -103,16 +103,26 @@ def school_week(mosquitto: Mosquitto, db, tmp_path: Path):  # type: ignore[no-un
     return db
 
 
+def confirm_display_missing(db) -> None:  # type: ignore[no-untyped-def]
+    """The maintainer confirms pc2's display_missing of Thursday as 影响上课 (CONTRACT §3 v1.1)."""
+    [f] = db.query("SELECT id FROM faults WHERE school = ? AND code = 'display_missing'", (S,))
+    fault_review.review_fault(db, f["id"], "confirmed", "维修员")
+
+
 def test_week_rates_match_hand_count(school_week) -> None:  # type: ignore[no-untyped-def]
     db = school_week
+    # before review, the agent's fault excuses nothing: 张's Thursday lesson counts and awaits review
+    zhang = next(r for r in usage.week_rates(db, S, "2026-W19", "teacher") if r["teacher"] == "张")
+    assert (zhang["scheduled"], zhang["used"], zhang["excluded"], zhang["awaiting_review"]) == (6, 2, 0, 1)
+    confirm_display_missing(db)
     teachers = usage.week_rates(db, S, "2026-W19", "teacher")
-    assert [(r["teacher"], r["scheduled"], r["used"], r["excluded_faulty"]) for r in teachers] == EXPECTED_TEACHERS
+    assert [(r["teacher"], r["scheduled"], r["used"], r["excluded"]) for r in teachers] == EXPECTED_TEACHERS
     for r in teachers:
         assert r["rate"] == r["used"] / r["scheduled"]
         assert r["below_threshold"] == (r["rate"] < 0.6)
     assert {r["teacher"]: r["rate"] for r in teachers}["李"] == 0.625
     classes = usage.week_rates(db, S, "2026-W19", "class")
-    assert [(r["class"], r["scheduled"], r["used"], r["excluded_faulty"]) for r in classes] == EXPECTED_CLASSES
+    assert [(r["class"], r["scheduled"], r["used"], r["excluded"]) for r in classes] == EXPECTED_CLASSES
     assert classes[1]["rate"] == 7 / 11
     district = usage.district_week_rates(db, "2026-W19", "teacher")
     assert district == {S: teachers}
@@ -129,6 +139,8 @@ def status(db, day: str) -> dict[tuple[str, int], tuple[str, float, str]]:  # ty
 
 def test_edge_cases_lesson_by_lesson(school_week) -> None:  # type: ignore[no-untyped-def]
     db = school_week
+    assert status(db, THU)[("二班", 3)][0] == "not_used"  # on, not used: the fault awaits review
+    confirm_display_missing(db)
     assert usage.day_lessons(db, S, date.fromisoformat(MON)) == []  # holiday
     assert status(db, "2026-05-05") == {}
     thu = status(db, THU)  # one session 08:20-09:10 spans periods 1, 2 and the break
