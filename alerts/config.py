@@ -28,7 +28,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "software": {"enabled": True, "severity": "info", "severity_in_lesson": "warning"},
     "drift": {"enabled": True, "severity": "warning"},
     "new_software": {"enabled": True, "severity": "info"},
-    "usage_below": {"enabled": True, "severity": "info", "threshold": 0.6},
+    "usage_below": {"enabled": True, "severity": "info"},  # the threshold: the school's usage setting
     "agent_silent": {"enabled": True, "severity": "warning", "after_h": 24},
 }
 
@@ -78,6 +78,9 @@ def validate(custom: Any) -> dict[str, Any]:
     for name, opts in cfg["rules"].items():
         if name not in DEFAULT_RULES:
             raise ConfigError(f"rules.{name}: no such rule (one of {', '.join(DEFAULT_RULES)})")
+        if name == "usage_below" and "threshold" in opts:
+            raise ConfigError("rules.usage_below.threshold: the threshold is the school's usage setting "
+                              "(bbt usage settings --school S threshold=0.7), not an alert setting")
         for k, v in opts.items():
             if k.startswith("severity") and v not in SEVERITIES:
                 raise ConfigError(f"rules.{name}.{k}: {v!r} is not one of {', '.join(SEVERITIES)}")

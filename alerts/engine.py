@@ -24,7 +24,7 @@ class AlertEngine:
                  clock: Callable[[], float] = time.time, base_url: str | None = None,
                  interval_s: float = 2.0, min_gap_s: float = 0.1, rate_window_s: float = 60.0,
                  gate: Callable[[], bool] = lambda: True,
-                 weekly: Callable[..., dict[str, list[dict[str, Any]]]] | None = default_weekly) -> None:
+                 weekly: Callable[..., dict[str, Any]] | None = default_weekly) -> None:
         self.db = db
         self.weekly = weekly
         self.schedule = schedule or DbSchedule(db)

@@ -120,7 +120,7 @@ def event_candidates(db: Database, school: str, events: list[Row], sched: Schedu
 
 
 def week_end_candidates(db: Database, school: str, now: float, cfg: dict[str, Any],
-                        weekly: Callable[[Database, str, str, float], dict[str, list[dict[str, Any]]]]
+                        weekly: Callable[[Database, str, str, float], dict[str, Any]]
                         ) -> list[Candidate]:
     """Once per ISO week, from Sunday ``at`` (default 18:00) on: teachers and classes below the threshold."""
     opts = cfg["rules"]["usage_below"]
@@ -138,8 +138,9 @@ def week_end_candidates(db: Database, school: str, now: float, cfg: dict[str, An
         return []
     store.kv_set(db, key, week)
     below = weekly(db, school, week, now)
-    return (rules.usage_below(school, week, below.get("teachers", []), "teacher", now, opts)
-            + rules.usage_below(school, week, below.get("classes", []), "class", now, opts))
+    threshold = float(below.get("threshold") or 0.0)
+    return (rules.usage_below(school, week, below.get("teachers", []), "teacher", now, opts, threshold)
+            + rules.usage_below(school, week, below.get("classes", []), "class", now, opts, threshold))
 
 
 def _previous_week(local: datetime) -> str:
@@ -147,7 +148,7 @@ def _previous_week(local: datetime) -> str:
     return f"{iso[0]}-W{iso[1]:02d}"
 
 
-def default_weekly(db: Database, school: str, week: str, now: float) -> dict[str, list[dict[str, Any]]]:
+def default_weekly(db: Database, school: str, week: str, now: float) -> dict[str, Any]:
     from collector.usage import below_threshold
 
     return below_threshold(db, school, week, now)
@@ -210,7 +211,7 @@ def _follow_up(db: Database, a: Row, cfg: dict[str, Any], now: float) -> int:
 
 
 def evaluate_school(db: Database, school: str, now: float, sched: Schedule, events: list[Row],
-                    weekly: Callable[..., dict[str, list[dict[str, Any]]]] | None = None) -> PassResult:
+                    weekly: Callable[..., dict[str, Any]] | None = None) -> PassResult:
     cfg = config.load(db, school)
     res = PassResult()
     devices = load_devices(db, school, now)

@@ -2,7 +2,9 @@
 
 A fault reported by an agent gets its ticket at the next evaluation pass; a fault a person
 registers (a teacher's 报修, a power cut entered afterwards) is written to the ``faults`` table
-too, with its severity and times, so that usage rates leave those lessons out (CONTRACT §3).
+too, with its severity and times. Either awaits review (待核实): only once a maintainer or admin
+confirms it as affecting teaching does it leave lessons out of the usage rates (CONTRACT §3 v1.1,
+``review_ticket`` -> collector.fault_review).
 """
 from __future__ import annotations
 
@@ -14,14 +16,21 @@ from zoneinfo import ZoneInfo
 import protocol
 from alerts.rules import fault_title
 from bbt.errors import BbtError
+from collector import fault_review
+from collector.attribution import NEVER_EXCUSES
 from collector.db import Database, Row
+from collector.registry import iso
 
 EDITABLE = ("cause", "responsibility", "handling", "repair_record", "parts", "summary")
 COLUMNS = [("id", "编号"), ("device", "设备"), ("class", "班级"), ("room", "教室"), ("code", "故障代码"),
            ("title", "故障"), ("severity", "级别"), ("reporter", "报告人"), ("reported", "报告时间"),
            ("summary", "故障现象"), ("cause", "故障原因"), ("responsibility", "责任"), ("handling", "处理情况"),
            ("repair_record", "维修记录"), ("parts", "更换配件"), ("acked_by", "确认人"), ("acked", "确认时间"),
-           ("repaired", "修复时间"), ("closed_by", "结单人"), ("closed", "结单时间")]
+           ("repaired", "修复时间"), ("closed_by", "结单人"), ("closed", "结单时间"), ("review_zh", "核实"),
+           ("reviewed_by", "核实人"), ("reviewed", "核实时间")]
+# the ticket with its fault's review (CONTRACT §4 /api/v1/faults: opened, cleared, review)
+SELECT = ("SELECT k.*, f.opened_t, f.cleared_t, f.review, f.review_from, f.review_to, f.reviewed_by, f.reviewed_t "
+          "FROM fault_tickets k JOIN faults f ON f.id = k.fault_id")
 
 
 class FaultError(BbtError, ValueError):
@@ -86,7 +95,7 @@ def register_fault(db: Database, school: str, device: str, code: str, severity: 
 
 
 def get_ticket(db: Database, ticket_id: int) -> Row:
-    rows = db.query("SELECT * FROM fault_tickets WHERE id = ?", (ticket_id,))
+    rows = db.query(f"{SELECT} WHERE k.id = ?", (ticket_id,))
     if not rows:
         raise FaultError(f"no fault ticket {ticket_id}")
     return rows[0]
@@ -117,20 +126,33 @@ def update_ticket(db: Database, ticket_id: int, fields: dict[str, Any], by: str,
         return get_ticket(db, ticket_id)
 
 
+def review_ticket(db: Database, ticket_id: int, review: str, by: str, from_t: float | None = None,
+                  to_t: float | None = None, via: str = "dashboard", now: float | None = None) -> Row:
+    """Confirm (影响上课) or reject (误报) the ticket's fault; see collector.fault_review."""
+    t = get_ticket(db, ticket_id)
+    try:
+        fault_review.review_fault(db, int(t["fault_id"]), review, by, from_t, to_t, via, now)
+    except fault_review.ReviewError as e:
+        raise FaultError(str(e)) from None
+    return get_ticket(db, ticket_id)
+
+
 def list_tickets(db: Database, school: str, since: float | None = None, until: float | None = None,
-                 open_only: bool = False) -> list[Row]:
-    where: list[str] = ["school = ?"]
+                 open_only: bool = False, review: str | None = None) -> list[Row]:
+    where: list[str] = ["k.school = ?"]
     params: list[Any] = [school]
     if since is not None:
-        where.append("reported_t >= ?")
+        where.append("k.reported_t >= ?")
         params.append(since)
     if until is not None:
-        where.append("reported_t < ?")
+        where.append("k.reported_t < ?")
         params.append(until)
     if open_only:
-        where.append("closed_t IS NULL")
-    return db.query(f"SELECT * FROM fault_tickets WHERE {' AND '.join(where)} ORDER BY reported_t DESC, id DESC",
-                    params)
+        where.append("k.closed_t IS NULL")
+    if review is not None:
+        where.append("f.review = ?")
+        params.append(review)
+    return db.query(f"{SELECT} WHERE {' AND '.join(where)} ORDER BY k.reported_t DESC, k.id DESC", params)
 
 
 def term_bounds(d: date) -> tuple[date, date]:
@@ -159,8 +181,13 @@ def _fmt(t: float | None, tz: ZoneInfo) -> str | None:
 
 
 def ticket_view(t: Row, tz: ZoneInfo) -> dict[str, Any]:
+    review = t.get("review") or "pending"
     return {**t, "title": fault_title(t["code"]), "reported": _fmt(t["reported_t"], tz),
-            "acked": _fmt(t["acked_t"], tz), "repaired": _fmt(t["repaired_t"], tz), "closed": _fmt(t["closed_t"], tz)}
+            "acked": _fmt(t["acked_t"], tz), "repaired": _fmt(t["repaired_t"], tz), "closed": _fmt(t["closed_t"], tz),
+            "opened": iso(t.get("opened_t"), tz), "cleared": iso(t.get("cleared_t"), tz), "review": review,
+            "review_zh": fault_review.REVIEW_ZH.get(review, review), "reviewed": _fmt(t.get("reviewed_t"), tz),
+            "review_from": iso(t.get("review_from"), tz), "review_to": iso(t.get("review_to"), tz),
+            "excusable": t["code"] not in NEVER_EXCUSES}
 
 
 def export_xlsx(tickets: list[Row], tz: ZoneInfo, path: str, title: str = "故障登记簿") -> None:

@@ -198,13 +198,13 @@ def unclean_shutdowns(dev: Device, unclean_times: list[float], t: float, opts: M
 
 
 def usage_below(school: str, week: str, rows: Iterable[Mapping[str, Any]], who: str, t: float,
-                opts: Mapping[str, Any]) -> list[Candidate]:
-    """At the week's end: each teacher/class whose rate is below the threshold (rows as CONTRACT §4)."""
-    threshold = float(opts.get("threshold", 0.6))
+                opts: Mapping[str, Any], threshold: float) -> list[Candidate]:
+    """At the week's end: each teacher/class whose row says ``below_threshold`` (rows as CONTRACT §4,
+    made by collector.usage, the one owner of the threshold; ``threshold`` only names it in the text)."""
     out = []
     for r in rows:
         rate = r.get("rate")
-        if rate is None or rate >= threshold:
+        if rate is None or not r.get("below_threshold"):
             continue
         name = str(r.get(who))
         label = "教师" if who == "teacher" else "班级"

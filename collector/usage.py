@@ -317,7 +317,7 @@ def term_rates(db: Database, school: str, day: date, by: str, now: float | None 
             "rows": range_rates(db, school, start, end, by, now)}
 
 
-def below_threshold(db: Database, school: str, week: str, now: float | None = None) -> dict[str, list[dict]]:
+def below_threshold(db: Database, school: str, week: str, now: float | None = None) -> dict[str, Any]:
     """Teachers and classes under the school's threshold for the week (for alerts at week's end), and the
     threshold they were measured against (a published week: the one it was published with)."""
     frozen = published(db, school, week)

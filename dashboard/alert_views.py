@@ -12,7 +12,7 @@ from flask import Blueprint, abort, jsonify, render_template, request, send_file
 
 import protocol
 from alerts import faultlog, store
-from collector import registry
+from collector import fault_review, registry
 from dashboard import get_db
 from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, PUBLIC, allow
 from dashboard.api import bp as api
@@ -93,12 +93,50 @@ def _time_arg(body: dict[str, Any], key: str) -> float | None:
 @api.get("/faults")
 @allow(*VIEWERS)
 def faults_list() -> Any:
+    """The register (CONTRACT §4): ?state=open|all (open: not closed), ?review=pending|confirmed|rejected."""
     school = resolve_school()
     db = get_db()
     since, until = _term_args()
-    rows = faultlog.list_tickets(db, school, since, until, open_only=request.args.get("open") in ("1", "true"))
+    state = request.args.get("state") or ("open" if request.args.get("open") in ("1", "true") else "all")
+    review = request.args.get("review") or None
+    if state not in ("open", "all"):
+        abort(400, description=f"state must be open or all, not {state!r}")
+    if review is not None and review not in fault_review.REVIEW_ZH:
+        abort(400, description=f"review must be one of {', '.join(fault_review.REVIEW_ZH)}, not {review!r}")
+    faultlog.sync_tickets(db, school, time.time())  # an agent's fault is in the register at once
+    rows = faultlog.list_tickets(db, school, since, until, open_only=state == "open", review=review)
     tz = registry.school_tz(db, school)
     return jsonify([faultlog.ticket_view(t, tz) for t in _visible(school, rows)])
+
+
+REVIEW_KEYS = ("review", "from", "to")
+
+
+@api.post("/faults/<int:ticket_id>/review")
+@allow(*fault_review.REVIEW_ROLES)
+def faults_review(ticket_id: int) -> Any:
+    """Confirm an entry as affecting teaching (影响上课), for an interval, or reject it (误报)."""
+    user = current_user()
+    assert user is not None
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description='the body must be a JSON object like {"review": "confirmed"}')
+    bad = sorted(set(body) - set(REVIEW_KEYS))
+    if bad:
+        abort(400, description=f"unknown keys {', '.join(bad)} (allowed: {', '.join(REVIEW_KEYS)})")
+    db = get_db()
+    try:
+        t = faultlog.get_ticket(db, ticket_id)
+    except faultlog.FaultError:
+        abort(404, description=f"no fault {ticket_id}")
+    if not user.may_see_school(t["school"]):
+        abort(404, description=f"no fault {ticket_id}")
+    try:
+        t = faultlog.review_ticket(db, ticket_id, str(body.get("review")), user.name, _time_arg(body, "from"),
+                                   _time_arg(body, "to"), via="api")
+    except faultlog.FaultError as e:
+        abort(400, description=str(e))
+    return jsonify(faultlog.ticket_view(t, registry.school_tz(db, t["school"])))
 
 
 def _term_args() -> tuple[float | None, float | None]:

@@ -1,10 +1,12 @@
 """/api/v1/openapi.json: the API described as OpenAPI 3.0 (schemathesis checks the server against it)."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
+from collector.attribution import REVIEWS
 from dashboard.access import PUBLIC, allow
 
 bp = Blueprint("openapi", __name__)
@@ -52,9 +54,11 @@ PATHS: dict[str, dict[str, Any]] = {
         {"stored": INT, "duplicates": INT, "rejected": INT, "gaps": INT}), array=False),
     "/api/v1/me": _op("The caller", [], _obj({"name": S, "role": S, "school": NS, "class": NS}), array=False),
     "/api/v1/usage/teachers": _op("Teachers' weekly usage rates", [SCHOOL, WEEK], _obj(
-        {"teacher": S, "scheduled": INT, "used": INT, "rate": RATE, "below_threshold": B})),
+        {"teacher": S, "scheduled": INT, "used": INT, "rate": RATE, "below_threshold": B, "excluded": INT,
+         "awaiting_review": INT})),
     "/api/v1/usage/classes": _op("Classes' weekly usage rates", [SCHOOL, WEEK], _obj(
-        {"class": S, "scheduled": INT, "used": INT, "rate": RATE, "below_threshold": B})),
+        {"class": S, "scheduled": INT, "used": INT, "rate": RATE, "below_threshold": B, "excluded": INT,
+         "awaiting_review": INT})),
     "/api/v1/lessons": _op("One row per scheduled lesson of a day", [SCHOOL, DATE], _obj(
         {"class": S, "period": INT, "teacher": S, "subject": NS, "start": S, "end": S, "in_use_minutes": N,
          "used": B}, ["class", "period", "teacher", "start", "end", "in_use_minutes", "used"])),
@@ -74,11 +78,33 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/alerts": _op("Alerts", [SCHOOL, {"name": "state", "in": "query", "required": False, "schema": {
         "type": "string", "enum": ["open", "firing", "acknowledged", "resolved", "all"]}}], _obj(
         {"id": INT, "kind": S, "severity": S, "device": NS, "opened": S, "acked_by": NS, "state": S})),
-    "/api/v1/faults": _op("The fault register (故障登记簿): one ticket per fault", [SCHOOL, *TERM, {
-        "name": "open", "in": "query", "required": False, "schema": {"type": "string", "enum": ["1", "0"]}}], _obj(
-        {"id": INT, "device": S, "class": NS, "code": S, "title": S, "severity": S, "reporter": S, "reported": S,
-         "cause": NS, "handling": NS, "repair_record": NS, "parts": NS, "acked_by": NS, "closed": NS},
-        ["id", "device", "code", "severity", "reporter", "reported"])),
+    "/api/v1/faults": _op("The fault register (故障登记簿): one ticket per fault, with its review (待核实 / 影响上课 / "
+                          "误报)", [SCHOOL, *TERM, {
+        "name": "state", "in": "query", "required": False, "schema": {"type": "string", "enum": ["open", "all"]}}, {
+        "name": "review", "in": "query", "required": False, "schema": {"type": "string", "enum": list(REVIEWS)}}],
+        _obj({"id": INT, "device": S, "class": NS, "code": S, "title": S, "severity": S, "reporter": S,
+              "reported": S, "opened": S, "cleared": NS, "review": {"type": "string", "enum": list(REVIEWS)},
+              "review_from": NS, "review_to": NS, "reviewed_by": NS, "cause": NS, "handling": NS,
+              "repair_record": NS, "parts": NS, "acked_by": NS, "closed": NS},
+             ["id", "device", "code", "opened", "cleared", "review", "severity", "reporter", "reported"])),
+    "/api/v1/faults/{ticket_id}/review": {"post": {
+        "summary": "Review a register entry (maintainer or admin): confirmed = affects teaching (影响上课) for "
+                   "[from, to] (default: opening to clearing), rejected = false report (误报)",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": INT}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["review"], "additionalProperties": False, "properties": {
+                "review": {"type": "string", "enum": ["confirmed", "rejected"]},
+                "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"}}}}}},
+        "responses": {
+            "200": {"description": "the entry, reviewed", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["id", "review"]}}}},
+            "400": {"description": "bad body (the message names the problem)",
+                    "content": {"application/json": {"schema": ERR}}},
+            "401": {"description": "no or bad token", "content": {"application/json": {"schema": ERR}}},
+            "403": {"description": "not a maintainer or admin", "content": {"application/json": {"schema": ERR}}},
+            "404": {"description": "no such entry", "content": {"application/json": {"schema": ERR}}},
+        }}},
     "/api/v1/faults/stats": _op("Mean time to acknowledge / repair (minutes), faults per device", [SCHOOL, *TERM],
                                 _obj({"tickets": INT, "open": INT, "mtta_min": {"type": "number", "nullable": True},
                                       "mttr_min": {"type": "number", "nullable": True},
@@ -95,7 +121,7 @@ PATHS: dict[str, dict[str, Any]] = {
 
 def spec() -> dict[str, Any]:
     """Only the paths this app actually serves (areas land one by one)."""
-    served = {r.rule for r in current_app.url_map.iter_rules()}
+    served = {re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", r.rule) for r in current_app.url_map.iter_rules()}
     return {
         "openapi": "3.0.3",
         "info": {"title": "bbt API", "version": "1",

@@ -86,8 +86,9 @@ def test_event_rules() -> None:
     assert rules.unclean_shutdowns(d, [1.0, 2.0], 3.0, {"count": 3}) is None
     c = rules.unclean_shutdowns(d, [1.0, 2.0, 3.0], 3.0, {"count": 3, "days": 7})
     assert c is not None and "3 次非正常关机" in c.subject
-    rows = [{"teacher": "张老师", "rate": 0.4, "used": 4, "scheduled": 10}, {"teacher": "李老师", "rate": 0.9}]
-    [u] = rules.usage_below("s1", "2026-W48", rows, "teacher", 5, {"threshold": 0.6})
+    rows = [{"teacher": "张老师", "rate": 0.4, "used": 4, "scheduled": 10, "below_threshold": True},
+            {"teacher": "李老师", "rate": 0.9, "below_threshold": False}]
+    [u] = rules.usage_below("s1", "2026-W48", rows, "teacher", 5, {}, 0.6)
     assert u.fingerprint == "usage_below|2026-W48|teacher|张老师" and "40%" in u.subject
 
 

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from collector.db import connect
 from dashboard.users import create_token
 from tests.dash import make_app
-from tests.test_usage_week import EXPECTED_CLASSES, EXPECTED_TEACHERS, S, import_school, script
+from tests.test_usage_week import EXPECTED_CLASSES, EXPECTED_TEACHERS, S, confirm_display_missing, import_school, script
 from tests.usage_script import ingest
 
 W = "2026-W19"
@@ -31,6 +31,7 @@ def get(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     db = app.extensions["bbt_db"]
     import_school(db, tmp)
     assert ingest(db, S, script()) > 100
+    confirm_display_missing(db)  # the maintainer confirmed pc2's Thursday fault (CONTRACT §3 v1.1)
     tokens = {}
     for name, role, klass in USERS:
         db.execute("INSERT INTO users (name, role, school, class, must_change, created) VALUES (?, ?, ?, ?, 0, 0)",

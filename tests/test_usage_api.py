@@ -12,7 +12,7 @@ from collector.imports import run_import
 from collector.usage_report import publish_week
 from dashboard import create_app
 from dashboard.users import create_token
-from tests.test_usage_week import EXPECTED_CLASSES, EXPECTED_TEACHERS, FRI, S, import_school, script
+from tests.test_usage_week import EXPECTED_CLASSES, EXPECTED_TEACHERS, FRI, S, confirm_display_missing, import_school, script
 from tests.usage_script import ingest
 
 W = "2026-W19"
@@ -22,6 +22,7 @@ W = "2026-W19"
 def api(db, tmp_path: Path):  # type: ignore[no-untyped-def]
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
+    confirm_display_missing(db)  # the maintainer confirmed pc2's Thursday fault (CONTRACT §3 v1.1)
     tokens = {}
     users = (("boss", "headteacher", None), ("班主任甲", "class_teacher", "一班"), ("王", "teacher", None),
              ("修理工", "maintainer", None), ("root", "admin", None))

@@ -17,7 +17,7 @@ from collector import usage
 from collector.imports import run_import
 from collector.tables import ImportError_
 from collector.usage_jobs import tick
-from tests.test_usage_week import EXPECTED_TEACHERS, S, import_school, script, write
+from tests.test_usage_week import EXPECTED_TEACHERS, S, confirm_display_missing, import_school, script, write
 from tests.usage_script import TZ, ingest
 
 
@@ -76,6 +76,7 @@ def test_report_cli_formats_settings_and_schedule(db_path: str, tmp_path: Path) 
     migrations.migrate(db)
     import_school(db, tmp_path)
     ingest(db, S, script())
+    confirm_display_missing(db)
     runner = CliRunner()
     r = runner.invoke(main, ["report", "week", "2026-W19", "--school", S, "--format", "json", "--db", db_path])
     assert r.exit_code == 0, r.output
