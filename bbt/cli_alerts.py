@@ -186,6 +186,44 @@ def faults_add(school: str, device: str, code: str, severity: str, reporter: str
     click.echo(f"fault ticket {tid} registered")
 
 
+@faults_group.command("list")
+@click.option("--school", required=True)
+@click.option("--review", type=click.Choice(["pending", "confirmed", "rejected"]), default=None)
+@click.option("--all", "everything", is_flag=True, help="closed entries too")
+@db_option
+def faults_list(school: str, review: Optional[str], everything: bool, db_url: Optional[str]) -> None:
+    """The register's entries (open ones by default) with their review (待核实 / 影响上课 / 误报)."""
+    from alerts import faultlog
+    from collector.registry import school_tz
+
+    db = open_db(db_url)
+    faultlog.sync_tickets(db, school, time.time())
+    tz = school_tz(db, school)
+    for t in faultlog.list_tickets(db, school, open_only=not everything, review=review):
+        v = faultlog.ticket_view(t, tz)
+        click.echo(f"{v['id']}\t{v['device']}\t{v['code']}\t{v['opened']}\t{v['cleared'] or '-'}\t{v['review']}")
+
+
+@faults_group.command("review")
+@click.argument("ticket_id", type=int)
+@click.option("--review", "decision", type=click.Choice(["confirmed", "rejected"]), required=True,
+              help="confirmed: it stopped teaching (影响上课); rejected: a false report (误报)")
+@click.option("--by", "by", required=True, help="the maintainer or admin who reviewed it (for the audit log)")
+@click.option("--from", "from_", default=None, help="RFC 3339 start of the confirmed interval (default: opening)")
+@click.option("--to", default=None, help="RFC 3339 end of the confirmed interval (default: clearing)")
+@db_option
+def faults_review(ticket_id: int, decision: str, by: str, from_: Optional[str], to: Optional[str],
+                  db_url: Optional[str]) -> None:
+    """Review a register entry; the lessons it covers are recomputed (published weeks get a correction)."""
+    import protocol
+    from alerts import faultlog
+
+    f = protocol.parse_time(from_, "--from").timestamp() if from_ else None
+    t = protocol.parse_time(to, "--to").timestamp() if to else None
+    row = faultlog.review_ticket(open_db(db_url), ticket_id, decision, by, f, t, via="cli")
+    click.echo(f"fault ticket {ticket_id}: {row['review']}")
+
+
 @faults_group.command("export")
 @click.option("--school", required=True)
 @click.option("--term", default=None, help="a day (YYYY-MM-DD) of the term to export (default: everything)")

@@ -123,7 +123,7 @@ def register(main: click.Group) -> None:
     @db_option
     def report_publish(week: str, school: str, db_url: Optional[str]) -> None:
         """Publish (freeze) the report of WEEK (一周一公布); a published week keeps its figures."""
-        from collector.usage_report import publish_week
+        from collector.usage_report import publish_week, review_warning
 
         db = open_db(db_url)
         _check_school(db, school)
@@ -131,6 +131,9 @@ def register(main: click.Group) -> None:
         rep = publish_week(db, school, week, "cli")
         low = [r["teacher"] for r in rep["teachers"] if r["below_threshold"]]
         click.echo(f"published {school} {week}: {len(rep['teachers'])} teachers, {len(low)} below the threshold")
+        warning = review_warning(rep)
+        if warning:  # the week is published anyway (一周一公布); reviews later show as corrections
+            click.echo(f"warning: {warning} (bbt faults list --school {school} --review pending)", err=True)
 
     register_term(report)
 
@@ -185,8 +188,8 @@ def register_term(report: click.Group) -> None:
             return
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow([by, "scheduled", "used", "rate", "below_threshold", "excluded_faulty"])
+        w.writerow([by, "scheduled", "used", "rate", "below_threshold", "excluded", "awaiting_review"])
         for r in rows:
             w.writerow([r[by], r["scheduled"], r["used"], repr(float(r["rate"])),
-                        "true" if r["below_threshold"] else "false", r["excluded_faulty"]])
+                        "true" if r["below_threshold"] else "false", r["excluded"], r["awaiting_review"]])
         _emit(buf.getvalue(), out)

@@ -138,7 +138,3 @@ def history(db: Database, fault_id: int) -> list[Row]:
     """Every review of the entry, oldest first."""
     return db.query("SELECT * FROM fault_reviews WHERE fault_id = ? ORDER BY t, id", (fault_id,))
 
-
-def pending_in_week(db: Database, school: str, week: str, now: float | None = None) -> int:
-    """Lessons of the week a pending entry covers (the publication warns about them)."""
-    return sum(int(r["awaiting_review"]) for r in usage.week_rates(db, school, week, "class", now))

@@ -10,7 +10,7 @@ from typing import Any
 
 from collector.attribution import STATUS_ZH
 
-CSV_COLUMNS = ["kind", "name", "scheduled", "used", "rate", "below_threshold", "excluded_faulty"]
+CSV_COLUMNS = ["kind", "name", "scheduled", "used", "rate", "below_threshold", "excluded", "awaiting_review"]
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -18,14 +18,15 @@ def to_json(report: dict[str, Any]) -> str:
 
 
 def to_csv(report: dict[str, Any]) -> str:
-    """One table: kind (teacher / class), name, scheduled, used, rate (0..1), below_threshold, excluded_faulty."""
+    """One table: kind (teacher / class), name, scheduled, used, rate (0..1), below_threshold, excluded (out of
+    the denominator), awaiting_review (counted lessons a pending fault entry covers)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for kind, key, rows in (("teacher", "teacher", report["teachers"]), ("class", "class", report["classes"])):
         for r in rows:
             w.writerow([kind, r[key], r["scheduled"], r["used"], repr(float(r["rate"])),
-                        "true" if r["below_threshold"] else "false", r.get("excluded_faulty", 0)])
+                        "true" if r["below_threshold"] else "false", r.get("excluded", 0), r.get("awaiting_review", 0)])
     return out.getvalue()
 
 
@@ -35,6 +36,33 @@ def _pct(rate: float) -> str:
 
 def _when(t: float | None) -> str:
     return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "未公布"
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """Lessons left out, lessons awaiting a fault review, and the corrections since publication."""
+    out = []
+    if report.get("excluded"):
+        out.append(f"经确认影响上课、不计入应上课时：{report['excluded']} 节")
+    if report.get("awaiting_review"):
+        out.append(f"故障登记待核实、暂按实际计入：{report['awaiting_review']} 节")
+    return out + correction_lines(report)
+
+
+def correction_lines(report: dict[str, Any]) -> list[str]:
+    """A published week's corrections as a register writes them: when, who, what, figures before -> after."""
+    out = []
+    for c in report.get("corrections", []):
+        what = "确认影响上课" if c["review"] == "confirmed" else "判定为误报"
+        span = f"（{_when(c.get('from'))} 至 {_when(c.get('to')) if c.get('to') else '恢复'}）" \
+            if c["review"] == "confirmed" else ""
+        changes = "；".join(f"{x['name']} {_fig(x['before'])} → {_fig(x['after'])}" for x in c.get("changes", []))
+        out.append(f"更正 {_when(c['t'])} {c['by']}：故障登记 {c['device']} {c['code']} {what}{span}"
+                   f"{'，' + changes if changes else '，使用率不变'}")
+    return out
+
+
+def _fig(r: dict[str, Any] | None) -> str:
+    return "不计" if not r else f"{r['used']}/{r['scheduled']}（{_pct(r['rate'])}）"
 
 
 def title(report: dict[str, Any]) -> str:
@@ -54,19 +82,19 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     ws.append([f"{report['start']} 至 {report['end']}（周一至周日）"])
     ws.append([f"达标线 {_pct(report['threshold'])}；一节课使用满 {report['min_use_minutes']:g} 分钟计为已使用"])
     ws.append([f"公布时间：{_when(report.get('published'))}"])
-    if report.get("excluded_faulty"):
-        ws.append([f"因设备故障未计入的课时：{report['excluded_faulty']} 节（不计入应上课时）"])
+    for line in summary_lines(report):
+        ws.append([line])
     for n in report.get("notes", []):
         ws.append([n])
     for sheet, key, label, rows in (("教师使用率", "teacher", "教师", report["teachers"]),
                                     ("班级使用率", "class", "班级", report["classes"])):
         s = wb.create_sheet(sheet)
-        s.append([label, "应上课时", "已使用", "使用率", "是否达标", "故障未计"])
+        s.append([label, "应上课时", "已使用", "使用率", "是否达标", "不计入", "待核实"])
         for c in s[1]:
             c.font = Font(bold=True)
         for r in rows:
             s.append([r[key], r["scheduled"], r["used"], r["rate"], "未达标" if r["below_threshold"] else "达标",
-                      r.get("excluded_faulty", 0)])
+                      r.get("excluded", 0), r.get("awaiting_review", 0)])
             s.cell(s.max_row, 4).number_format = "0.0%"
             if r["below_threshold"]:
                 for c in s[s.max_row]:
@@ -116,8 +144,8 @@ def to_html(report: dict[str, Any]) -> str:
              f"<p>{report['start']} 至 {report['end']}（周一至周日）。达标线 {_pct(th)}；"
              f"一节课使用满 {report['min_use_minutes']:g} 分钟计为已使用。"
              f"公布时间：{_when(report.get('published'))}</p>"]
-    if report.get("excluded_faulty"):
-        parts.append(f"<p>因设备故障未计入应上课时：{report['excluded_faulty']} 节。</p>")
+    for line in summary_lines(report):
+        parts.append(f"<p>{e(line)}。</p>")
     for n in report.get("notes", []):
         parts.append(f"<p>{e(n)}</p>")
     parts.append(f"<p><b>未达到使用率的教师：</b>{low_t}</p><p><b>未达到使用率的班级：</b>{low_c}</p>")

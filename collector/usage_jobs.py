@@ -21,7 +21,7 @@ from collector.db import Database, connect
 from collector.registry import school_settings, school_tz
 from collector.school_calendar import iso_week
 from collector.timetable import lessons_on
-from collector.usage_report import make_patrol, publish_week
+from collector.usage_report import make_patrol, publish_week, review_warning
 
 log = logging.getLogger(__name__)
 TICK_MINUTES = 5
@@ -76,8 +76,10 @@ def _tick_school(db: Database, school: str, now: float) -> list[str]:
             week = iso_week(monday)
             at = publish_time(str(spec), monday, tz).timestamp()
             if at <= now < at + CATCH_UP_S and usage.published(db, school, week) is None:
-                publish_week(db, school, week, "schedule", now)
-                done.append(f"publish {school} {week}")
+                warning = review_warning(publish_week(db, school, week, "schedule", now))
+                if warning:
+                    log.warning("usage: published %s %s: %s", school, week, warning)
+                done.append(f"publish {school} {week}" + (f" ({warning})" if warning else ""))
     return done
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from collector import usage
-from collector.attribution import STATUS_ZH
+from collector.attribution import COUNTED_SEVERITIES, NEVER_EXCUSES, STATUS_ZH
 from collector.db import Database
+from collector.registry import school_tz
 from collector.school_calendar import week_days
 from collector.timetable import lessons_on
 
@@ -59,8 +60,38 @@ def weekly_report(db: Database, school: str, week: str, now: float | None = None
         "generated": time.time() if now is None else now, "published": None,
         "teachers": teachers, "classes": classes, "lessons": lessons,
         "excluded_faulty": sum(1 for r in lessons if r["status"] == "faulty" and not r["counted"]),
+        "excluded": sum(1 for r in lessons if r["status"] != "pending" and not r["counted"]),
+        "awaiting_review": sum(1 for r in lessons if r["counted"] and r.get("awaiting_review")),
+        "pending_reviews": len(pending_entries(db, school, week)),
+        "corrections": [],
         "notes": week_notes(db, school, week),
     }
+
+
+def pending_entries(db: Database, school: str, week: str) -> list[int]:
+    """Ids of the fault register entries awaiting review (待核实) that cover a lesson of the week
+    counted as measured (collector.attribution: only a confirmed entry excuses lessons)."""
+    days = week_days(week)
+    tz = school_tz(db, school)
+    lo = datetime(days[0].year, days[0].month, days[0].day, tzinfo=tz).timestamp()
+    marks = ", ".join("?" for _ in NEVER_EXCUSES)
+    faults = db.query(f"SELECT id, device, opened_t, cleared_t FROM faults WHERE school = ? AND review = 'pending' "
+                      f"AND severity IN (?, ?) AND code NOT IN ({marks}) AND opened_t < ? "
+                      f"AND (cleared_t IS NULL OR cleared_t > ?)",
+                      (school, *COUNTED_SEVERITIES, *NEVER_EXCUSES, lo + 7 * 86400, lo))
+    waiting = db.query("SELECT device, start_t, end_t FROM lesson_usage WHERE school = ? AND week = ? "
+                       "AND awaiting = 1 AND counted = 1", (school, week))
+    return sorted({int(f["id"]) for f in faults for w in waiting if w["device"] == f["device"]
+                   and f["opened_t"] < w["end_t"] and (f["cleared_t"] is None or f["cleared_t"] > w["start_t"])})
+
+
+def review_warning(report: dict[str, Any]) -> str | None:
+    """The publication's warning when lessons of the week still await a fault review, else None."""
+    n = int(report.get("awaiting_review") or 0)
+    if not n:
+        return None
+    return (f"{report['week']}：{n} 节课所在时段有待核实的故障登记（{report.get('pending_reviews', 0)} 条），"
+            "按实际测量计入；核实后将以更正形式记录")
 
 
 def publish_week(db: Database, school: str, week: str, by: str | None = None,

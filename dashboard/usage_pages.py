@@ -122,7 +122,7 @@ def _page(by: str) -> Any:
         for r in rows:
             r["pct"] = f"{r['rate'] * 100:.1f}%"
         return {"rows": rows, "label": label, "below": sum(1 for r in rows if r["below_threshold"]),
-                "threshold": float(usage.settings(get_db(), school)["threshold"])}
+                "threshold": usage.threshold(get_db(), school)}
     data = cache.cached(("rates",) + key, CACHE_S, compute)
     lang = str(get_locale())
     table_html = cache.cached(("rates_html", lang) + key, CACHE_S, lambda: Markup(render_template(
@@ -214,6 +214,6 @@ def print_view() -> Any:
     school = page_school(_scope())
     week = chosen_week(school)
     rep = weekly_report(get_db(), school, week)
-    return render_template("usage/print.html", rep=rep,
+    return render_template("usage/print.html", rep=rep, corrections=usage_export.correction_lines(rep),
                            teachers=sorted(rep["teachers"], key=lambda r: (r["rate"], r["teacher"])),
                            classes=sorted(rep["classes"], key=lambda r: (r["rate"], r["class"])))

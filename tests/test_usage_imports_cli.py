@@ -82,11 +82,12 @@ def test_report_cli_formats_settings_and_schedule(db_path: str, tmp_path: Path) 
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert [(t["teacher"], t["scheduled"], t["used"]) for t in rep["teachers"]] == [t[:3] for t in EXPECTED_TEACHERS]
-    assert rep["excluded_faulty"] == 1 and any("按周二课表" in n for n in rep["notes"])
+    assert rep["excluded_faulty"] == rep["excluded"] == 1 and rep["awaiting_review"] == 0
+    assert any("按周二课表" in n for n in rep["notes"])
     r = runner.invoke(main, ["report", "week", "2026-W19", "--school", S, "--format", "csv", "--db", db_path])
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert rows[0] == {"kind": "teacher", "name": "刘", "scheduled": "1", "used": "0", "rate": "0.0",
-                       "below_threshold": "true", "excluded_faulty": "0"}
+                       "below_threshold": "true", "excluded": "0", "awaiting_review": "0"}
     assert [x["name"] for x in rows if x["kind"] == "class"] == ["一班", "二班"]
     out = tmp_path / "w19.xlsx"
     r = runner.invoke(main, ["report", "week", "2026-W19", "--school", S, "--format", "xlsx", "--out", str(out),
