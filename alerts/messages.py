@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+from collector.attribution import NEVER_EXCUSES
+
 MAX_BYTES = 2000  # WeCom bot text messages: 2048 bytes
 SEVERITY_TAG = {"critical": " 【紧急】", "warning": "", "info": " 【提示】"}
 KIND_TITLES = {
@@ -78,10 +80,14 @@ def _fit(lines: Sequence[str], head: str, tail: str, max_bytes: int) -> str:
 
 
 def compose(items: Sequence[tuple[str, Mapping[str, Any]]], tz: ZoneInfo, now: float,
-            ack_link: Callable[[list[int]], str | None], max_bytes: int = MAX_BYTES) -> str:
-    """One message for a group of (notice kind, alert) pairs."""
+            ack_link: Callable[[list[int]], str | None], max_bytes: int = MAX_BYTES,
+            review_link: Callable[[list[int]], str | None] | None = None) -> str:
+    """One message for a group of (notice kind, alert) pairs. ``review_link`` (fault ids -> signed URL)
+    adds the link to review the register entries of firing fault alerts (影响上课 / 误报)."""
     lines = []
     firing_ids = []
+    fault_ids = sorted({int(a["fault_id"]) for kind, a in items if kind != "resolved" and a.get("kind") == "fault"
+                        and a.get("fault_id") is not None and a.get("code") not in NEVER_EXCUSES})
     for kind, a in items:
         if kind == "resolved":
             lines.append(resolved_line(a, tz))
@@ -100,6 +106,9 @@ def compose(items: Sequence[tuple[str, Mapping[str, Any]]], tz: ZoneInfo, now: f
         head = f"{where} {len(items)} 条：" + "、".join(f"{k}{n}" for k, n in kinds.most_common(3))
     link = ack_link(sorted(set(firing_ids))) if firing_ids else None
     tail = f"收到请点：{link}" if link else ""
+    review = review_link(fault_ids) if review_link and fault_ids else None
+    if review:
+        tail = "\n".join(x for x in (tail, f"是否影响上课（核实）：{review}") if x)
     return _fit(lines, head, tail, max_bytes)
 
 

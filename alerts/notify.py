@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from alerts import config, messages, routing, store
 from alerts.evaluate import labels_of
+from collector import fault_review
 from collector.db import Database, Row
 from collector.registry import school_tz
 
@@ -205,7 +206,8 @@ class Dispatcher:
         for items in batches:
             body = messages.compose([(n["kind"], a) for n, a in items], tz, now,
                                     lambda ids: self.ack_link(cfg, ids, person),
-                                    messages.MAX_BYTES if config.rate_per_min(ch) else 8000)
+                                    messages.MAX_BYTES if config.rate_per_min(ch) else 8000,
+                                    lambda ids: self.review_link(cfg, school, ids, person))
             ok = self._send(school, channel, ch, body)
             ids = [n["id"] for n, _ in items]
             marks = ",".join("?" for _ in ids)
@@ -241,6 +243,14 @@ class Dispatcher:
             return f"{base.rstrip('/')}/faults/" if base else None  # the dashboard's 故障与告警 page
         token = store.sign(store.secret(self.db), ids, person)
         return (f"{base.rstrip('/')}/alerts/ack?ids={','.join(map(str, ids))}&by={quote(person)}&t={token}")
+
+    def review_link(self, cfg: dict[str, Any], school: str, fault_ids: list[int], person: str) -> str | None:
+        """The signed link to review these register entries, for a person who may review them."""
+        base = cfg.get("base_url") or self.base_url
+        if not base or not fault_ids or len(fault_ids) > 60 or not fault_review.may_review(self.db, person, school):
+            return None
+        token = store.sign_review(store.secret(self.db), fault_ids, person)
+        return f"{base.rstrip('/')}/faults/review?ids={','.join(map(str, fault_ids))}&by={quote(person)}&t={token}"
 
     # -- thread -------------------------------------------------------------------
     def _run(self, poll_s: float) -> None:

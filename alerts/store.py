@@ -148,3 +148,13 @@ def sign(key: bytes, ids: list[int], person: str) -> str:
 
 def verify(key: bytes, ids: list[int], person: str, token: str) -> bool:
     return hmac.compare_digest(sign(key, ids, person), token or "")
+
+
+def sign_review(key: bytes, fault_ids: list[int], person: str) -> str:
+    """A review link's token: signed apart from acknowledgement links, so one cannot stand for the other."""
+    msg = f"review|{','.join(str(i) for i in fault_ids)}|{person}".encode()  # an ack message starts with a digit
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
+
+
+def verify_review(key: bytes, fault_ids: list[int], person: str, token: str) -> bool:
+    return hmac.compare_digest(sign_review(key, fault_ids, person), token or "")

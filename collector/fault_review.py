@@ -38,6 +38,18 @@ class NoSuchFault(ReviewError, LookupError):
     pass
 
 
+def may_review(db: Database, name: str, school: str) -> bool:
+    """Whether the (enabled) user ``name`` may review the register entries of ``school``: the one role
+    check for the ticket page, the API, and the alert message's signed link."""
+    rows = db.query("SELECT role, school FROM users WHERE name = ? AND disabled = 0", (name,))
+    return bool(rows) and rows[0]["role"] in REVIEW_ROLES and rows[0]["school"] in (None, school)
+
+
+def reviewable(code: str) -> bool:
+    """Whether an entry with this code could be confirmed (an unclean_shutdown or clock skew cannot)."""
+    return code not in NEVER_EXCUSES
+
+
 def get_fault(db: Database, fault_id: int) -> Row:
     rows = db.query("SELECT * FROM faults WHERE id = ?", (fault_id,))
     if not rows:

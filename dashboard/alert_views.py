@@ -12,6 +12,7 @@ from flask import Blueprint, abort, jsonify, render_template, request, send_file
 
 import protocol
 from alerts import faultlog, store
+from alerts.rules import fault_title
 from collector import fault_review, registry
 from dashboard import get_db
 from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, PUBLIC, allow
@@ -256,3 +257,42 @@ def link_ack() -> Any:
     alerts = [a for a in (store.get(db, i) for i in ids) if a is not None]
     return render_template("alert_ack.html", alerts=alerts, person=person, ids=",".join(map(str, ids)), token=token,
                            done=request.method == "POST", error=None)
+
+
+# -- the review link in a fault alert's message: GET shows the entries, POST reviews one -------------
+@bp.route("/faults/review", methods=["GET", "POST"])
+@allow(PUBLIC)
+def link_review() -> Any:
+    """Signed for the channel's person; only a maintainer or admin of the school may review through it."""
+    db = get_db()
+    ids, person, token = _link_args()
+    if not ids or not person or not store.verify_review(store.secret(db), ids, person, token):
+        return render_template("fault_review_link.html", error="链接无效或已被修改", entries=[]), 400
+    entries = []
+    for i in ids:
+        try:
+            entries.append(fault_review.get_fault(db, i))
+        except fault_review.NoSuchFault:
+            continue
+    if entries and not fault_review.may_review(db, person, entries[0]["school"]):
+        return render_template("fault_review_link.html", error=f"{person} 无权核实故障登记（仅维护人员或管理员）",
+                               entries=[]), 403
+    done = None
+    if request.method == "POST":
+        try:
+            fid = int(request.form.get("fault", ""))
+        except ValueError:
+            fid = -1
+        if fid not in ids:
+            abort(400, description="fault is not one of this link's entries")
+        try:
+            fault_review.review_fault(db, fid, request.form.get("review", ""), person, via="link")
+        except fault_review.ReviewError as e:
+            return render_template("fault_review_link.html", error=str(e), entries=entries), 400
+        done = fid
+        entries = [fault_review.get_fault(db, i) for i in ids if any(e["id"] == i for e in entries)]
+    tz = registry.school_tz(db, entries[0]["school"]) if entries else None
+    return render_template("fault_review_link.html", error=None, entries=entries, person=person, token=token,
+                           ids=",".join(map(str, ids)), done=done, review_zh=fault_review.REVIEW_ZH,
+                           title=fault_title, reviewable=fault_review.reviewable,
+                           when=lambda t: (registry.iso(t, tz) or "")[:16].replace("T", " ") if tz else "")

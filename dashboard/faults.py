@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 
 from alerts import faultlog
 from alerts import store as alert_store
-from collector import registry
+from collector import fault_review, registry
 from dashboard import audit, get_db
 from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, Scope, allow
 from dashboard.auth import client_ip, current_user
@@ -138,7 +138,32 @@ def ticket(ticket_id: int) -> Any:
             flash(_("故障登记已保存。"), "ok")
         return redirect(url_for("faults.ticket", ticket_id=ticket_id))
     return render_template("faults/ticket.html", t=faultlog.ticket_view(t, registry.school_tz(db, t["school"])),
-                           editable=faultlog.EDITABLE)
+                           editable=faultlog.EDITABLE, history=fault_review.history(db, int(t["fault_id"])),
+                           local=_local(t["school"]), may_review=scope.user.role in fault_review.REVIEW_ROLES)
+
+
+@bp.post("/tickets/<int:ticket_id>/review")
+@allow(*fault_review.REVIEW_ROLES)
+def review(ticket_id: int) -> Any:
+    """One click: 确认影响上课 (for the entry's interval, or the one given) or 误报."""
+    scope = _scope()
+    db = get_db()
+    try:
+        t = faultlog.get_ticket(db, ticket_id)
+    except faultlog.FaultError:
+        abort(404)
+    if not scope.user.may_see_school(t["school"]):
+        abort(404)
+    f = request.form
+    try:
+        faultlog.review_ticket(db, ticket_id, f.get("review", ""), scope.user.name, _when(f.get("from"), t["school"]),
+                               _when(f.get("to"), t["school"]), via="dashboard")
+    except faultlog.FaultError as e:
+        flash(_("未核实：%(e)s", e=str(e)), "error")
+    else:
+        flash(_("已确认影响上课，相关课节已重新计算。") if f["review"] == "confirmed" else
+              _("已判为误报，相关课节已重新计算。"), "ok")
+    return redirect(url_for("faults.ticket", ticket_id=ticket_id))
 
 
 def _device_choices(school: str) -> list[dict[str, Any]]:
