@@ -4,7 +4,7 @@
 |---|---|---|
 | min_use_minutes | 10 | in-use minutes inside a lesson for it to count as used |
 | threshold | 0.60 | the rate a teacher or class must reach each week |
-| exclude_faulty | true | leave lessons with an open warning/critical fault out of the denominator |
+| exclude_faulty | true | leave lessons during a confirmed fault (影响上课) out of the denominator |
 | heartbeat_s | 60 | the agents' heartbeat interval (in-use heartbeat runs break after 2×) |
 | publish_weekly | "7 20:00" | when the week is published: ISO weekday and HH:MM; null = by hand only |
 | patrol_after_minutes | 15 | minutes after the day's last lesson the patrol record is made |
