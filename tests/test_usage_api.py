@@ -12,7 +12,15 @@ from collector.imports import run_import
 from collector.usage_report import publish_week
 from dashboard import create_app
 from dashboard.users import create_token
-from tests.test_usage_week import EXPECTED_CLASSES, EXPECTED_TEACHERS, FRI, S, confirm_display_missing, import_school, script
+from tests.test_usage_week import (
+    EXPECTED_CLASSES,
+    EXPECTED_TEACHERS,
+    FRI,
+    S,
+    confirm_display_missing,
+    import_school,
+    script,
+)
 from tests.usage_script import ingest
 
 W = "2026-W19"
