@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from alerts import config as alert_config
 from alerts import faultlog, messages, store
 from alerts.evaluate import default_weekly, week_end_candidates
 from alerts.notify import Dispatcher
+from bbt.cli import main
 from collector import fault_review, usage, usage_export, usage_settings
+from collector.usage_jobs import tick
 from collector.usage_report import publish_week, review_warning, weekly_report
 from dashboard import create_app
 from dashboard.users import create_token
@@ -236,3 +239,36 @@ def test_the_alert_message_carries_a_signed_review_link(school: Any) -> None:
     assert (row["review"], row["reviewed_by"]) == ("confirmed", "修理工")
     assert [h["via"] for h in fault_review.history(db, f["id"])] == ["link"]
     assert db.query("SELECT actor FROM audit WHERE action = 'fault.review'")[0]["actor"] == "修理工"
+
+
+def test_publishing_warns_and_the_cli_reviews(school: Any) -> None:
+    db, _client, _tok = school
+    if db.dialect != "sqlite":
+        pytest.skip("a CLI command leaves its store connection to the process's exit; the store is covered above")
+    runner = CliRunner()
+    r = runner.invoke(main, ["report", "publish", W, "--school", S, "--db", db.url])
+    assert r.exit_code == 0, r.output
+    assert "published" in r.stdout and "待核实" in r.stderr and "1 节课" in r.stderr
+    r = runner.invoke(main, ["faults", "list", "--school", S, "--review", "pending", "--db", db.url])
+    assert r.exit_code == 0, r.output
+    [line] = [x for x in r.stdout.splitlines() if "display_missing" in x]
+    ticket = line.split("\t")[0]
+    assert line.endswith("\tpending")
+    r = runner.invoke(main, ["faults", "review", ticket, "--review", "confirmed", "--by", "修理工",
+                             "--from", "2026-05-07T10:00:00+08:00", "--to", "2026-05-07T10:40:00+08:00",
+                             "--db", db.url])
+    assert r.exit_code == 0 and "confirmed" in r.stdout, r.output
+    rep = usage.published(db, S, W)
+    assert rep is not None and [c["by"] for c in rep["corrections"]] == ["修理工"]
+    r = runner.invoke(main, ["faults", "review", ticket, "--review", "confirmed", "--by", "修理工",
+                             "--from", "2026-05-07T10:40:00+08:00", "--to", "2026-05-07T10:00:00+08:00",
+                             "--db", db.url])
+    assert r.exit_code != 0 and "to must be after from" in r.output
+
+
+def test_the_scheduled_publication_logs_the_warning(school: Any, caplog: pytest.LogCaptureFixture) -> None:
+    db, _client, _tok = school
+    with caplog.at_level("WARNING", logger="collector.usage_jobs"):
+        done = tick(db, at("2026-05-10", "20:01").timestamp())
+    assert any(x.startswith(f"publish {S} {W}") and "待核实" in x for x in done)
+    assert any("待核实" in rec.getMessage() for rec in caplog.records)
