@@ -104,8 +104,10 @@ def diff(db: Database, plan: Plan) -> Plan:
     current = CURRENT[plan.kind](db, plan.school)
     in_scope = (lambda k: True) if plan.replace else SCOPES[plan.kind](plan.parsed)
     new = plan.parsed.records
-    for k, value in new.items():
+    for k, value in list(new.items()):
         old = current.get(k)
+        if old is not None and plan.parsed.keep:
+            value = new[k] = tuple(old[i] if i in plan.parsed.keep else x for i, x in enumerate(value))
         if old is None:
             plan.added.append((k, value))
         elif tuple(old) != tuple(value):

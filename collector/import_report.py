@@ -23,7 +23,8 @@ def _opt(*parts: Any) -> str:
 def describe(kind: str, key: tuple[Any, ...], value: tuple[Any, ...], lang: str = "zh") -> str:
     zh = lang == "zh"
     if kind == "devices":
-        return f"{key[0]} → {value[0]}" + (f"（{_opt(*value[1:])}）" if any(value[1:]) else "")
+        extra = _opt(*value[1:])
+        return f"{key[0]} → {value[0]}" + ((f"（{extra}）" if zh else f" ({extra})") if extra else "")
     if kind == "timetable":
         klass, wd, period, weeks = key
         if zh:

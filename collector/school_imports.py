@@ -34,14 +34,19 @@ class Parsed:
     records: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
     rows: dict[Key, Row] = field(default_factory=dict)
     warnings: list[Warning_] = field(default_factory=list)
+    keep: tuple[int, ...] = ()  # value positions of optional columns the file lacks: stored values stay
 
     def add(self, key: Key, value: tuple[Any, ...], row: Row) -> None:
         self.records[key] = value
         self.rows[key] = row
 
 
+DEVICE_EXTRA = ("room", "building", "floor")
+
+
 def parse_devices(t: Table) -> Parsed:
-    out = Parsed()
+    given = set(t.rows[0].values) if t.rows else set()
+    out = Parsed(keep=tuple(i + 1 for i, c in enumerate(DEVICE_EXTRA) if c not in given))
     for r in t.rows:
         dev = r.values["device"]
         if not protocol.valid_id(dev):

@@ -40,7 +40,7 @@ def _header_columns(row: list[str]) -> dict[int, int] | None:
 def _name_of(text: str) -> tuple[str, str | None]:
     """(name, "class" / "teacher" / None) from a title such as 三(2)班课程表, 教师：张三, 张三老师课表."""
     role = "teacher" if re.search(r"教师|老师", text) else None
-    t = re.sub(r"任课教师|教师|老师|班级(?=[:：])", "", text)
+    t = re.sub(r"(任课教师|教师|老师|班级)\s*(?=[:：])|老师(?=的?(总课表|课程表|课表))", "", text)
     words = TITLE_NOISE.sub(" ", t).split()
     name = words[-1] if words else ""
     if role is None and CLASS_LIKE.search(name):
