@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 
 from bbt.errors import BbtError
 from collector import imports
-from collector.import_columns import KINDS, label
+from collector.import_columns import KINDS
 from collector.import_errors import ImportError_
 from collector.import_plan import Plan
 from collector.import_report import describe, encoding_note
@@ -107,11 +107,9 @@ def raw_rows(path: str, filename: str, sheet: str | None) -> list[tuple[int, lis
 def plan_view(plan: Plan) -> dict[str, Any]:
     """What the preview shows of a plan, in the page's language."""
     lg = lang()
-    cols = list(KINDS[plan.kind][0] + KINDS[plan.kind][1])
-    understood = []
-    for r in list(plan.parsed.rows.values())[:PREVIEW_ROWS]:
-        where = f"{r.sheet} {r.cell}" if r.cell else str(r.line)
-        understood.append((where, [r.values.get(c, "") for c in cols]))
+    understood = [(f"{r.sheet} {r.cell}" if r.cell else str(r.line),
+                   describe(plan.kind, k, plan.parsed.records[k], lg))
+                  for k, r in list(plan.parsed.rows.items())[:PREVIEW_ROWS]]
     return {
         "summary": plan.summary(), "encoding": encoding_note(plan, lg), "new_school": plan.new_school,
         "warnings": [w.render(lg) for w in plan.warnings],
@@ -119,7 +117,7 @@ def plan_view(plan: Plan) -> dict[str, Any]:
         "removed": [describe(plan.kind, k, v, lg) for k, v in plan.removed[:DIFF_ROWS]],
         "changed": [(describe(plan.kind, k, o, lg), describe(plan.kind, k, n, lg))
                     for k, o, n in plan.changed[:DIFF_ROWS]],
-        "header": [label(c, lg) for c in cols], "rows": understood, "replace": plan.replace,
+        "rows": understood, "more_rows": max(0, len(plan.parsed.rows) - PREVIEW_ROWS), "replace": plan.replace,
     }
 
 
