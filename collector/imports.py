@@ -142,3 +142,8 @@ def run_import(db: Database, kind: str, school: str, path: str | Path, *, replac
         plan = plan_import(db, kind, school, path, replace=replace, create_school=create_school,
                            display_name=display_name)
         return apply_plan(db, plan)
+
+
+def import_devices(db: Database, school: str, path: str | Path) -> int:
+    """The whole device list of a school (replacing it), creating the school if needed: for set-up scripts."""
+    return run_import(db, "devices", school, path, replace=True, create_school=True)
