@@ -85,6 +85,10 @@ MESSAGES: dict[str, tuple[str, str, str, str]] = {
     "w_no_teacher": ("“%(value)s”没有教师，未导入", "%(value)r names no teacher: not imported", "", ""),
     "w_class_not_in_timetable": ("班级“%(klass)s”不在课表里", "class %(klass)s is not in the timetable",
                                  "检查班级名称是否与课表一致", "check that the class is spelled as in the timetable"),
+    "w_teacher_no_account": ("教师“%(teacher)s”没有账号，登录后看不到自己的课",
+                             "teacher %(teacher)s has no dashboard account (a teacher's user name is their name "
+                             "in the timetable)", "检查姓名是否与账号一致，或添加该教师的账号",
+                             "check the spelling, or add the teacher's account"),
     "w_teacher_not_in_timetable": ("教师“%(teacher)s”不在课表里", "teacher %(teacher)s is not in the timetable",
                                    "", ""),
 }

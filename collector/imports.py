@@ -100,6 +100,22 @@ def warn_names(db: Database, plan: Plan) -> list[Warning_]:
     return out
 
 
+def warn_teachers(db: Database, plan: Plan) -> list[Warning_]:
+    """Timetable teachers without a dashboard account, once the school has teacher accounts (a teacher's
+    user name is their name in the timetable, CONTRACT §5: a misspelt one sees none of their lessons)."""
+    users = {r["name"] for r in db.query("SELECT name FROM users WHERE school = ? AND role IN ('teacher', "
+                                         "'class_teacher')", (plan.school,))}
+    if not users:
+        return []
+    seen: set[str] = set()
+    out = []
+    for k, value in plan.parsed.records.items():
+        if value[0] not in users and value[0] not in seen:
+            seen.add(value[0])
+            out.append(Warning_(_where(plan, k, "teacher"), msg("w_teacher_no_account", teacher=value[0])))
+    return out
+
+
 def _where(plan: Plan, key: Any, column: str | None = None) -> Where:
     r = plan.parsed.rows[key]
     return Where(plan.file, r.line, column, r.sheet, r.cell)
@@ -109,7 +125,7 @@ def _where(plan: Plan, key: Any, column: str | None = None) -> Where:
 WARNINGS: dict[str, list[Callable[[Database, Plan], list[Warning_]]]] = {
     "devices": [warn_names],
     "bell": [],
-    "timetable": [warn_periods],
+    "timetable": [warn_periods, warn_teachers],
     "substitutions": [warn_periods, warn_names],
     "calendar": [],
 }

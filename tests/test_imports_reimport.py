@@ -125,3 +125,18 @@ def test_templates_download_and_import_as_they_are(school: str, tmp_path: Path) 
 ])
 def test_grid_titles(title: str, expected: tuple[str, Any]) -> None:
     assert _name_of(title) == expected
+
+
+def test_teacher_without_account_is_a_warning(db: Any, tmp_path: Path) -> None:
+    from collector.imports import plan_import, run_import
+    from dashboard.users import add_user
+
+    f = tmp_path / "tt.csv"
+    f.write_text("班级,星期,节次,教师,科目\n1班,1,1,王芳,语文\n1班,1,2,王方,语文\n1班,1,3,王方,语文\n", encoding="utf-8")
+    assert plan_import(db, "timetable", S, f).warnings == []  # no teacher accounts yet: nothing to compare
+    run_import(db, "timetable", S, f)
+    add_user(db, "王芳", "teacher", "long-enough-password-1", S)
+    warnings = [w.render("en") for w in plan_import(db, "timetable", S, f).warnings]
+    assert warnings == ["tt.csv: line 3, column teacher: teacher 王方 has no dashboard account (a teacher's user "
+                        "name is their name in the timetable) (hint: check the spelling, or add the teacher's "
+                        "account)"]
