@@ -132,7 +132,8 @@ def test_teacher_without_account_is_a_warning(db: Any, tmp_path: Path) -> None:
     from dashboard.users import add_user
 
     f = tmp_path / "tt.csv"
-    f.write_text("班级,星期,节次,教师,科目\n1班,1,1,王芳,语文\n1班,1,2,王方,语文\n1班,1,3,王方,语文\n", encoding="utf-8")
+    f.write_text("班级,星期,节次,教师,科目\n1班,1,1,王芳,语文\n1班,1,2,王方,语文\n1班,1,3,王方,语文\n",
+                 encoding="utf-8")
     assert plan_import(db, "timetable", S, f).warnings == []  # no teacher accounts yet: nothing to compare
     run_import(db, "timetable", S, f)
     add_user(db, "王芳", "teacher", "long-enough-password-1", S)
