@@ -147,14 +147,30 @@ def agent_run(config_path: Optional[str], broker: Optional[str], school: Optiona
 @main.command("import")
 @click.argument("kind")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--school", required=True)
+@click.option("--school", default=None, help="the school's id (required, except for `import template`)")
+@click.option("--replace", is_flag=True, help="replace all of the school's data of this kind (devices: imported "
+              "devices missing from the file lose their class; timetable: classes the file leaves out go)")
+@click.option("--dry-run", is_flag=True, help="show what would change, write nothing")
+@click.option("--create-school", is_flag=True, help="create the school if the store does not know it")
+@click.option("--out", default=None, help="`import template KIND`: write the template here")
 @db_option
-def import_(kind: str, file: str, school: str, db_url: Optional[str]) -> None:
-    """Import school data (devices, bell, timetable, substitutions, calendar) from CSV or XLSX."""
-    from collector.imports import run_import
+def import_(kind: str, file: str, school: Optional[str], replace: bool, dry_run: bool, create_school: bool,
+            out: Optional[str], db_url: Optional[str]) -> None:
+    """Import school data (devices, bell, timetable, substitutions, calendar) from CSV, XLSX or XLS.
 
-    n = run_import(open_db(db_url), kind, school, file)
-    click.echo(f"imported {n} {kind} rows for {school}")
+    Prints what changes (+ added, - removed, ~ changed) and applies it. `bbt import template KIND
+    [--out FILE]` writes an XLSX template for KIND instead.
+    """
+    if kind == "template":
+        from bbt.cli_imports import write_template
+
+        write_template(file, out)
+        return
+    if not school:
+        raise click.UsageError("Missing option '--school'.")
+    from bbt.cli_imports import run
+
+    run(open_db(db_url), kind, file, school, replace=replace, dry_run=dry_run, create_school=create_school)
 
 
 @main.group()

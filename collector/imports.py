@@ -1,4 +1,12 @@
-"""`bbt import KIND FILE --school S` (CONTRACT §2): validate every row, then apply atomically."""
+"""`bbt import KIND FILE --school S` (CONTRACT §2): read, validate every row, compare, then apply atomically.
+
+``plan_import`` reads the file and computes what it would change (collector.import_plan) with
+the warnings a school should see; ``apply_plan`` writes it in one transaction. ``run_import``
+does both (the CLI and scripts); the import page shows the plan and applies it on confirmation.
+
+An unknown school is refused unless ``create_school``, except the first school of an empty store
+(no school imported and no device heard from), which its first import creates.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,49 +14,152 @@ from typing import Any, Callable
 
 import protocol
 from collector.db import Database
+from collector.import_columns import KINDS
+from collector.import_errors import ImportError_, Warning_, Where, msg
+from collector.import_plan import Plan, diff, write
 from collector.registry import ensure_school
-from collector.school_imports import SCHOOL_IMPORTERS
-from collector.tables import ImportError_, col_error, read_table
+from collector.school_imports import PARSERS, Parsed
+from collector.sheets import read_book
+from collector.tables import Table, table_of
+from collector.timetable_grid import grid_rows
 from collector.usage_marks import invalidate_school
 
-
-def import_devices(db: Database, school: str, path: str | Path) -> int:
-    rows = read_table(path, ("device", "class"), ("room", "building", "floor"))
-    seen: dict[str, int] = {}
-    records = []
-    for r in rows:
-        dev = r.values["device"]
-        if not protocol.valid_id(dev):
-            raise col_error(path, r, "device", f"{dev!r} must match {protocol.ID_PATTERN}")
-        if dev in seen:
-            raise col_error(path, r, "device", f"{dev!r} repeats line {seen[dev]}")
-        seen[dev] = r.line
-        if not r.values["class"]:
-            raise col_error(path, r, "class", "is empty")
-        records.append((dev, r.values["class"], r.values.get("room") or None,
-                        r.values.get("building") or None, r.values.get("floor") or None))
-    with db.transaction():
-        ensure_school(db, school)
-        db.execute("UPDATE devices SET class = NULL, room = NULL, building = NULL, floor = NULL WHERE school = ?",
-                   (school,))
-        for dev, klass, room, building, floor in records:
-            db.execute("INSERT INTO devices (school, device, class, room, building, floor) VALUES (?, ?, ?, ?, ?, ?) "
-                       "ON CONFLICT (school, device) DO UPDATE SET class = excluded.class, room = excluded.room, "
-                       "building = excluded.building, floor = excluded.floor",
-                       (school, dev, klass, room, building, floor))
-        invalidate_school(db, school)
-    return len(records)
+IMPORTERS = tuple(KINDS)  # the kinds, in the order the import page lists them
 
 
-IMPORTERS: dict[str, Callable[[Database, str, Any], int]] = {
-    "devices": import_devices,
-    **SCHOOL_IMPORTERS,
+def known_schools(db: Database) -> list[str]:
+    rows = db.query("SELECT school FROM schools UNION SELECT DISTINCT school FROM devices ORDER BY school")
+    return [r["school"] for r in rows]
+
+
+def check_school(db: Database, school: str, create_school: bool) -> bool:
+    """True when the import creates the school; raises for an unknown one not to be created."""
+    if not protocol.valid_id(school):
+        raise ImportError_(msg("bad_school", school=school, pattern=protocol.ID_PATTERN))
+    known = known_schools(db)
+    if school in known:
+        return False
+    if known and not create_school:
+        raise ImportError_(msg("unknown_school", school=school, known=", ".join(known)))
+    return True
+
+
+def read_file(kind: str, path: str | Path, display_name: str | None = None) -> tuple[Table, list[Warning_]]:
+    """The file's rows in canonical columns; a timetable may also be grids (collector.timetable_grid)."""
+    if kind not in KINDS:
+        raise ImportError_(msg("unknown_kind", kind=kind, kinds=", ".join(KINDS)))
+    book = read_book(path, display_name)
+    required, optional = KINDS[kind]
+    if kind != "timetable":
+        return table_of(book, required, optional), []
+    try:
+        return table_of(book, required, optional), []
+    except ImportError_ as flat_error:
+        rows, warnings = grid_rows(book)
+        if not rows:
+            if flat_error.msg is not None and flat_error.msg.key == "missing_columns":
+                found = flat_error.msg.params.get("columns", "")
+                if found.count(",") + 1 < len(required):  # some columns were found: the flat error is the useful one
+                    raise
+            if flat_error.msg is not None and flat_error.msg.key not in ("missing_columns", "unknown_columns"):
+                raise
+            raise ImportError_(msg("no_grid"), file=book.name) from None
+        return Table(book.name, rows, book), warnings
+
+
+def _bell_periods(db: Database, school: str) -> set[int]:
+    return {int(r["period"]) for r in db.query("SELECT DISTINCT period FROM bell_periods WHERE school = ?", (school,))}
+
+
+def _timetable_names(db: Database, school: str, col: str) -> set[str]:
+    return {r[col] for r in db.query(f"SELECT DISTINCT {col} FROM timetable WHERE school = ?", (school,))}
+
+
+def warn_periods(db: Database, plan: Plan) -> list[Warning_]:
+    """Rows whose period the bell schedule lacks (once the school has a bell schedule)."""
+    periods = _bell_periods(db, plan.school)
+    if not periods:
+        return []
+    return [Warning_(_where(plan, k, "period"), msg("w_period_not_in_bell", period=k[2]))
+            for k in plan.parsed.records if k[2] not in periods]  # period is the key's third part
+
+
+def warn_names(db: Database, plan: Plan) -> list[Warning_]:
+    """Classes (devices, substitutions) and teachers (substitutions) the timetable does not have."""
+    classes = _timetable_names(db, plan.school, "class")
+    if not classes:
+        return []
+    out = []
+    for k, value in plan.parsed.records.items():
+        klass = value[0] if plan.kind == "devices" else k[1]
+        if klass not in classes:
+            out.append(Warning_(_where(plan, k, "class"), msg("w_class_not_in_timetable", klass=klass)))
+        if plan.kind == "substitutions" and value[0] not in ("", "-") and \
+                value[0] not in _timetable_names(db, plan.school, "teacher"):
+            out.append(Warning_(_where(plan, k, "teacher"), msg("w_teacher_not_in_timetable", teacher=value[0])))
+    return out
+
+
+def warn_teachers(db: Database, plan: Plan) -> list[Warning_]:
+    """Timetable teachers without a dashboard account, once the school has teacher accounts (a teacher's
+    user name is their name in the timetable, CONTRACT §5: a misspelt one sees none of their lessons)."""
+    users = {r["name"] for r in db.query("SELECT name FROM users WHERE school = ? AND role IN ('teacher', "
+                                         "'class_teacher')", (plan.school,))}
+    if not users:
+        return []
+    seen: set[str] = set()
+    out = []
+    for k, value in plan.parsed.records.items():
+        if value[0] not in users and value[0] not in seen:
+            seen.add(value[0])
+            out.append(Warning_(_where(plan, k, "teacher"), msg("w_teacher_no_account", teacher=value[0])))
+    return out
+
+
+def _where(plan: Plan, key: Any, column: str | None = None) -> Where:
+    r = plan.parsed.rows[key]
+    return Where(plan.file, r.line, column, r.sheet, r.cell)
+
+
+# kind -> checks that warn (the import still applies); each returns warnings with line numbers
+WARNINGS: dict[str, list[Callable[[Database, Plan], list[Warning_]]]] = {
+    "devices": [warn_names],
+    "bell": [],
+    "timetable": [warn_periods, warn_teachers],
+    "substitutions": [warn_periods, warn_names],
+    "calendar": [],
 }
 
 
-def run_import(db: Database, kind: str, school: str, path: str | Path) -> int:
-    if not protocol.valid_id(school):
-        raise ImportError_(f"school {school!r} must match {protocol.ID_PATTERN}")
-    if kind not in IMPORTERS:
-        raise ImportError_(f"unknown import kind {kind!r}; one of {', '.join(sorted(IMPORTERS))}")
-    return IMPORTERS[kind](db, school, path)
+def plan_import(db: Database, kind: str, school: str, path: str | Path, *, replace: bool = False,
+                create_school: bool = False, display_name: str | None = None) -> Plan:
+    new_school = check_school(db, school, create_school)
+    table, warnings = read_file(kind, path, display_name)
+    parsed: Parsed = PARSERS[kind](table)
+    plan = Plan(kind, school, table.name, replace, parsed, new_school=new_school,
+                encoding=table.book.encoding if table.book else None, count=len(table.rows))
+    diff(db, plan)
+    plan.warnings = warnings + [w for check in WARNINGS[kind] for w in check(db, plan)]
+    return plan
+
+
+def apply_plan(db: Database, plan: Plan) -> int:
+    with db.transaction():
+        ensure_school(db, plan.school)
+        write(db, plan)
+        invalidate_school(db, plan.school)
+    return plan.count
+
+
+def run_import(db: Database, kind: str, school: str, path: str | Path, *, replace: bool = False,
+               create_school: bool = False, display_name: str | None = None) -> int:
+    """Import a file: the number of rows it holds. Raises ImportError_ (nothing written) on any error."""
+    with db.transaction():  # the comparison and the writing see the same store
+        plan = plan_import(db, kind, school, path, replace=replace, create_school=create_school,
+                           display_name=display_name)
+        return apply_plan(db, plan)
+
+
+def import_devices(db: Database, school: str, path: str | Path) -> int:
+    """The whole device list of a school (replacing it), creating the school if needed: for set-up scripts."""
+    return run_import(db, "devices", school, path, replace=True, create_school=True)

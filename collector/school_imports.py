@@ -1,213 +1,181 @@
-"""Importers for the school model (CONTRACT §2): bell, timetable, substitutions, calendar.
+"""Parsing every import kind (CONTRACT §2) into keyed records, validating every row first.
 
-Each reads the whole file and validates every row first (an error names file, line and column);
-then, in one transaction, the school's previous data of that kind is replaced. Computed usage of
-days not yet published is marked for recomputation; published weeks keep their figures.
+Each parser takes the file's Table and returns Parsed: records by key (the table's primary key
+without the school) with the Row each came from. Nothing is written here: collector.import_plan
+compares the records with the store and applies the difference in one transaction. An error
+names file, line and column (collector.import_errors).
 
 Calendar files also carry the terms: rows of kind ``term_start`` and ``term_end`` (optional
 column ``term`` with its name, e.g. "2026秋季学期"); each term_start pairs with the next term_end.
 """
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any, Callable
 
-from collector.db import Database
-from collector.registry import ensure_school
-from collector.tables import Row, col_error, read_table
-from collector.usage_marks import invalidate_school
+import protocol
+from collector import import_values as v
+from collector.import_errors import Warning_, msg
+from collector.tables import Row, Table, col_error
 
-HHMM = re.compile(r"^(\d{1,2}):(\d{2})(:\d{2})?$")
-WEEKS = {"all": "all", "": "all", "每周": "all", "全": "all", "odd": "odd", "单": "odd", "单周": "odd",
-         "even": "even", "双": "even", "双周": "even"}
-CAL_KINDS = {"holiday": "holiday", "放假": "holiday", "假期": "holiday", "workday": "workday", "上课": "workday",
-             "调休": "workday", "补课": "workday", "exam": "exam", "考试": "exam", "term_start": "term_start",
-             "开学": "term_start", "term_end": "term_end", "学期结束": "term_end"}
+WEEKS = {"all": "all", "": "all", "每周": "all", "全": "all", "全部": "all", "odd": "odd", "单": "odd",
+         "单周": "odd", "even": "even", "双": "even", "双周": "even"}
+CAL_KINDS = {"holiday": "holiday", "放假": "holiday", "假期": "holiday", "节假日": "holiday", "workday": "workday",
+             "上课": "workday", "调休": "workday", "调休上课": "workday", "补课": "workday", "exam": "exam",
+             "考试": "exam", "term_start": "term_start", "开学": "term_start", "学期开始": "term_start",
+             "term_end": "term_end", "学期结束": "term_end", "放假(学期结束)": "term_end"}
 
-
-def _int(path: Any, r: Row, col: str, lo: int, hi: int) -> int:
-    v = r.values.get(col, "")
-    try:
-        n = int(v)
-    except ValueError:
-        raise col_error(path, r, col, f"{v!r} is not a whole number") from None
-    if not lo <= n <= hi:
-        raise col_error(path, r, col, f"{n} is not between {lo} and {hi}")
-    return n
+Key = tuple[Any, ...]
 
 
-def _minutes(path: Any, r: Row, col: str) -> int:
-    v = r.values.get(col, "")
-    m = HHMM.match(v)
-    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        raise col_error(path, r, col, f"{v!r} is not a time HH:MM")
-    return int(m.group(1)) * 60 + int(m.group(2))
+@dataclass
+class Parsed:
+    records: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+    rows: dict[Key, Row] = field(default_factory=dict)
+    warnings: list[Warning_] = field(default_factory=list)
+    keep: tuple[int, ...] = ()  # value positions of optional columns the file lacks: stored values stay
+
+    def add(self, key: Key, value: tuple[Any, ...], row: Row) -> None:
+        self.records[key] = value
+        self.rows[key] = row
 
 
-def _date(path: Any, r: Row, col: str) -> str:
-    v = r.values.get(col, "")
-    try:
-        return date.fromisoformat(v[:10] if len(v) > 10 and v[10] in " T" else v).isoformat()
-    except ValueError:
-        raise col_error(path, r, col, f"{v!r} is not a date YYYY-MM-DD") from None
+DEVICE_EXTRA = ("room", "building", "floor")
 
 
-def _text(path: Any, r: Row, col: str) -> str:
-    v = r.values.get(col, "")
-    if not v:
-        raise col_error(path, r, col, "is empty")
-    return v
+def parse_devices(t: Table) -> Parsed:
+    given = set(t.rows[0].values) if t.rows else set()
+    out = Parsed(keep=tuple(i + 1 for i, c in enumerate(DEVICE_EXTRA) if c not in given))
+    for r in t.rows:
+        dev = r.values["device"]
+        if not protocol.valid_id(dev):
+            raise col_error(t.name, r, "device", msg("bad_device", value=dev, pattern=protocol.ID_PATTERN))
+        if (dev,) in out.rows:
+            raise col_error(t.name, r, "device", msg("repeats", what=repr(dev), line=out.rows[(dev,)].line))
+        klass = v.text(t.name, r, "class")
+        out.add((dev,), (klass, r.values.get("room") or None, r.values.get("building") or None,
+                         r.values.get("floor") or None), r)
+    return out
 
 
-def _replace(db: Database, school: str, table: str, sql: str, rows: list[tuple[Any, ...]]) -> int:
-    with db.transaction():
-        ensure_school(db, school)
-        db.execute(f"DELETE FROM {table} WHERE school = ?", (school,))
-        if rows:
-            db.executemany(sql, [(school, *r) for r in rows])
-        invalidate_school(db, school)
-    return len(rows)
-
-
-def import_bell(db: Database, school: str, path: str | Path) -> int:
-    rows = read_table(path, ("period", "start", "end"), ("schedule", "valid_from"))
+def parse_bell(t: Table) -> Parsed:
+    out = Parsed()
     groups: dict[str, str] = {}  # valid_from -> schedule name
-    seen: dict[tuple[str, int], int] = {}
-    records = []
-    for r in rows:
-        period = _int(path, r, "period", 1, 30)
-        a, b = _minutes(path, r, "start"), _minutes(path, r, "end")
+    for r in t.rows:
+        period = v.period(t.name, r)
+        a, b = v.minutes(t.name, r, "start"), v.minutes(t.name, r, "end")
         if b <= a:
-            raise col_error(path, r, "end", f"{r.values['end']} is not after start {r.values['start']}")
+            raise col_error(t.name, r, "end", msg("end_before_start", end=r.values["end"], start=r.values["start"]))
         schedule = r.values.get("schedule", "") or "default"
-        vf = _date(path, r, "valid_from") if r.values.get("valid_from") else "0001-01-01"
+        vf = v.a_date(t.name, r, "valid_from") if r.values.get("valid_from") else "0001-01-01"
         if groups.setdefault(vf, schedule) != schedule:
-            raise col_error(path, r, "valid_from", f"{vf} is already the start of schedule {groups[vf]!r}")
-        if (vf, period) in seen:
-            raise col_error(path, r, "period", f"period {period} repeats line {seen[(vf, period)]}")
-        seen[(vf, period)] = r.line
-        records.append((vf, schedule, period, a, b))
-    if len({s for s in groups.values()}) > 1 and "0001-01-01" in groups:
-        raise col_error(path, rows[0], "valid_from", "is needed on every row when the file has several schedules")
-    _check_overlaps(path, rows, records)
-    return _replace(db, school, "bell_periods", "INSERT INTO bell_periods (school, valid_from, schedule, period, "
-                    "start_min, end_min) VALUES (?, ?, ?, ?, ?, ?)", records)
+            raise col_error(t.name, r, "valid_from", msg("vf_taken", vf=vf, other=groups[vf]))
+        if (vf, period) in out.rows:
+            raise col_error(t.name, r, "period", msg("repeats", what=f"period {period}",
+                                                    line=out.rows[(vf, period)].line))
+        out.add((vf, period), (schedule, a, b), r)
+    if len(set(groups.values())) > 1 and "0001-01-01" in groups:
+        raise col_error(t.name, t.rows[0], "valid_from", msg("vf_needed"))
+    _check_overlaps(t, out)
+    return out
 
 
-def _check_overlaps(path: Any, rows: list[Row], records: list[tuple[str, str, int, int, int]]) -> None:
+def _check_overlaps(t: Table, p: Parsed) -> None:
     by_vf: dict[str, list[tuple[int, int, int, Row]]] = {}
-    for r, (vf, _s, p, a, b) in zip(rows, records, strict=True):
-        by_vf.setdefault(vf, []).append((a, b, p, r))
+    for (vf, period), (_s, a, b) in p.records.items():
+        by_vf.setdefault(vf, []).append((a, b, period, p.rows[(vf, period)]))
     for items in by_vf.values():
-        items.sort(key=lambda x: x[0])
+        items.sort(key=lambda x: (x[0], x[3].line))
         for (_a1, b1, p1, _), (a2, _b2, p2, r2) in zip(items, items[1:], strict=False):
             if a2 < b1:
-                raise col_error(path, r2, "start", f"period {p2} starts before period {p1} ends")
+                raise col_error(t.name, r2, "start", msg("overlap", p1=p1, p2=p2))
 
 
-def import_timetable(db: Database, school: str, path: str | Path) -> int:
-    rows = read_table(path, ("class", "weekday", "period", "teacher", "subject"), ("weeks",))
-    seen: dict[tuple[str, int, int], dict[str, int]] = {}
-    records = []
-    for r in rows:
-        klass = _text(path, r, "class")
-        wd = _int(path, r, "weekday", 1, 7)
-        period = _int(path, r, "period", 1, 30)
-        teacher, subject = _text(path, r, "teacher"), _text(path, r, "subject")
-        weeks = WEEKS.get(r.values.get("weeks", "").lower())
+def parse_timetable(t: Table) -> Parsed:
+    out = Parsed()
+    slots: dict[tuple[str, int, int], dict[str, Row]] = {}
+    for r in t.rows:
+        klass = v.text(t.name, r, "class")
+        wd = v.weekday(t.name, r)
+        period = v.period(t.name, r)
+        teacher, subject = v.text(t.name, r, "teacher"), v.text(t.name, r, "subject")
+        weeks = WEEKS.get(r.values.get("weeks", "").strip().lower())
         if weeks is None:
-            raise col_error(path, r, "weeks", f"{r.values['weeks']!r} is not all, odd or even")
-        slot = seen.setdefault((klass, wd, period), {})
+            raise col_error(t.name, r, "weeks", msg("bad_weeks", value=r.values["weeks"]))
+        slot = slots.setdefault((klass, wd, period), {})
         clash = [w for w in slot if w == weeks or "all" in (w, weeks)]
         if clash:
-            raise col_error(path, r, "period", f"{klass} weekday {wd} period {period} is already on line "
-                            f"{slot[clash[0]]}")
-        slot[weeks] = r.line
-        records.append((klass, wd, period, weeks, teacher, subject))
-    return _replace(db, school, "timetable", "INSERT INTO timetable (school, class, weekday, period, weeks, teacher, "
-                    "subject) VALUES (?, ?, ?, ?, ?, ?, ?)", records)
+            raise col_error(t.name, r, "period" if r.cell is None else "class",
+                            msg("slot_taken", klass=klass, wd=wd, period=period, line=slot[clash[0]].line))
+        slot[weeks] = r
+        out.add((klass, wd, period, weeks), (teacher, subject), r)
+    return out
 
 
-def import_substitutions(db: Database, school: str, path: str | Path) -> int:
-    rows = read_table(path, ("date", "class", "period", "teacher"), ("subject",))
-    seen: dict[tuple[str, str, int], int] = {}
-    records = []
-    for r in rows:
-        d = _date(path, r, "date")
-        klass = _text(path, r, "class")
-        period = _int(path, r, "period", 1, 30)
+def parse_substitutions(t: Table) -> Parsed:
+    out = Parsed()
+    for r in t.rows:
+        d = v.a_date(t.name, r, "date")
+        klass = v.text(t.name, r, "class")
+        period = v.period(t.name, r)
         key = (d, klass, period)
-        if key in seen:
-            raise col_error(path, r, "period", f"{klass} {d} period {period} repeats line {seen[key]}")
-        seen[key] = r.line
-        records.append((d, klass, period, r.values.get("teacher", ""), r.values.get("subject") or None))
-    return _replace(db, school, "substitutions", "INSERT INTO substitutions (school, date, class, period, teacher, "
-                    "subject) VALUES (?, ?, ?, ?, ?, ?)", records)
+        if key in out.rows:
+            raise col_error(t.name, r, "period", msg("repeats", what=f"{klass} {d} period {period}",
+                                                    line=out.rows[key].line))
+        out.add(key, (r.values.get("teacher", ""), r.values.get("subject") or None), r)
+    return out
 
 
-def import_calendar(db: Database, school: str, path: str | Path) -> int:
-    rows = read_table(path, ("date", "kind"), ("follows_weekday", "term", "note"))
-    seen: dict[str, int] = {}
-    days: list[tuple[str, str, int | None]] = []
+def parse_calendar(t: Table) -> Parsed:
+    out = Parsed()
     marks: list[tuple[str, str, Row]] = []
-    for r in rows:
-        d = _date(path, r, "date")
+    for r in t.rows:
+        d = v.a_date(t.name, r, "date")
         kind = CAL_KINDS.get(r.values.get("kind", "").strip().lower())
         if kind is None:
-            raise col_error(path, r, "kind", f"{r.values.get('kind')!r} is not one of holiday, workday, exam, "
-                            "term_start, term_end")
+            raise col_error(t.name, r, "kind", msg("bad_cal_kind", value=r.values.get("kind", "")))
         if kind in ("term_start", "term_end"):
             marks.append((d, kind, r))
             continue
-        if d in seen:
-            raise col_error(path, r, "date", f"{d} repeats line {seen[d]}")
-        seen[d] = r.line
+        if ("day", d) in out.rows:
+            raise col_error(t.name, r, "date", msg("repeats", what=d, line=out.rows[("day", d)].line))
         follows = None
         if r.values.get("follows_weekday"):
             if kind != "workday":
-                raise col_error(path, r, "follows_weekday", "only a workday follows a weekday's timetable")
-            follows = _int(path, r, "follows_weekday", 1, 7)
+                raise col_error(t.name, r, "follows_weekday", msg("follows_not_workday"))
+            follows = v.weekday(t.name, r, "follows_weekday")
         elif kind == "workday" and date.fromisoformat(d).isoweekday() >= 6:
-            raise col_error(path, r, "follows_weekday", "a weekend workday must name the weekday (1-5) "
-                            "whose timetable it follows")
-        days.append((d, kind, follows))
-    terms = _terms(path, marks)
-    with db.transaction():
-        ensure_school(db, school)
-        db.execute("DELETE FROM calendar_days WHERE school = ?", (school,))
-        db.execute("DELETE FROM terms WHERE school = ?", (school,))
-        db.executemany("INSERT INTO calendar_days (school, date, kind, follows_weekday) VALUES (?, ?, ?, ?)",
-                       [(school, *d) for d in days])
-        db.executemany("INSERT INTO terms (school, name, start_date, end_date) VALUES (?, ?, ?, ?)",
-                       [(school, *t) for t in terms])
-        invalidate_school(db, school)
-    return len(days) + len(marks)
+            raise col_error(t.name, r, "follows_weekday", msg("follows_needed"))
+        out.add(("day", d), (kind, follows), r)
+    for name, start, end, row in _terms(t, marks):
+        out.add(("term", start), (name, end), row)
+    return out
 
 
-def _terms(path: Any, marks: list[tuple[str, str, Row]]) -> list[tuple[str, str, str]]:
-    out: list[tuple[str, str, str]] = []
+def _terms(t: Table, marks: list[tuple[str, str, Row]]) -> list[tuple[str, str, str, Row]]:
+    out: list[tuple[str, str, str, Row]] = []
     start: tuple[str, Row] | None = None
     for d, kind, r in sorted(marks, key=lambda m: (m[0], m[1] == "term_start")):
         if kind == "term_start":
             if start is not None:
-                raise col_error(path, r, "kind", f"term_start {d}: the term starting {start[0]} has no term_end")
+                raise col_error(t.name, r, "kind", msg("term_no_end", start=start[0]))
             start = (d, r)
         else:
             if start is None:
-                raise col_error(path, r, "kind", f"term_end {d} has no term_start before it")
+                raise col_error(t.name, r, "kind", msg("term_no_start", date=d))
             name = start[1].values.get("term") or r.values.get("term") or f"{start[0]}至{d}"
-            out.append((name, start[0], d))
+            out.append((name, start[0], d, start[1]))
             start = None
     if start is not None:
-        raise col_error(path, start[1], "kind", f"the term starting {start[0]} has no term_end")
+        raise col_error(t.name, start[1], "kind", msg("term_no_end", start=start[0]))
     return out
 
 
-SCHOOL_IMPORTERS: dict[str, Callable[[Database, str, Any], int]] = {
-    "bell": import_bell,
-    "timetable": import_timetable,
-    "substitutions": import_substitutions,
-    "calendar": import_calendar,
+PARSERS: dict[str, Callable[[Table], Parsed]] = {
+    "devices": parse_devices,
+    "bell": parse_bell,
+    "timetable": parse_timetable,
+    "substitutions": parse_substitutions,
+    "calendar": parse_calendar,
 }

@@ -1,7 +1,9 @@
-"""Admin imports (timetable, bell, devices, calendar...): upload, preview with row-level errors, apply.
+"""Admin imports (timetable, bell, devices, calendar...): templates, upload, preview of the difference, apply.
 
-The preview runs the real importer inside a transaction that is rolled back, so what it
-reports (rows accepted, or the first bad line and why) is exactly what applying would do.
+The preview reads the file and compares it with the store (collector.imports.plan_import): it
+shows the rows it understood, what would be added, removed and changed, and the warnings, in
+the page's language, and writes nothing. Applying recomputes the plan in one transaction and
+refuses if the store changed since the preview (the user confirms what they saw).
 """
 from __future__ import annotations
 
@@ -13,13 +15,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from bbt.errors import BbtError
 from collector import imports
-from collector.db import Database
-from collector.tables import _read_csv, _read_xlsx
+from collector.import_columns import KINDS
+from collector.import_errors import ImportError_
+from collector.import_plan import Plan
+from collector.import_report import describe, encoding_note
+from collector.import_templates import template_name, template_xlsx
+from collector.sheets import SUFFIXES, read_book
 from dashboard import audit, get_db
 from dashboard.access import allow
 from dashboard.admin import actor, bp
@@ -27,31 +34,16 @@ from dashboard.auth import client_ip
 from dashboard.overview import schools_known
 
 PREVIEW_ROWS = 50
-ALLOWED = (".csv", ".xlsx")
+DIFF_ROWS = 200
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-class _Rollback(Exception):
-    def __init__(self, count: int) -> None:
-        super().__init__(count)
-        self.count = count
+class _Changed(Exception):
+    pass
 
 
-def dry_run(db: Database, kind: str, school: str, path: str) -> int:
-    """Run the importer and roll back: the number of rows it would apply (raises its error otherwise)."""
-    try:
-        with db.transaction():
-            raise _Rollback(imports.run_import(db, kind, school, path))
-    except _Rollback as r:
-        return r.count
-
-
-def raw_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    p = Path(path)
-    try:
-        header, body = _read_xlsx(p) if p.suffix.lower() == ".xlsx" else _read_csv(p)
-    except BbtError:
-        return [], []
-    return [str(h) for h in header], [(n, [str(c) for c in cells]) for n, cells in body[:PREVIEW_ROWS]]
+def lang() -> str:
+    return "zh" if str(get_locale() or "zh").startswith("zh") else "en"
 
 
 def upload_dir() -> str:
@@ -75,11 +67,58 @@ def _discard() -> None:
         Path(p["path"]).unlink(missing_ok=True)
 
 
+def _page(preview: dict[str, Any] | None) -> str:
+    return render_template("admin/imports.html", kinds=list(imports.IMPORTERS), schools=schools_known(),
+                           preview=preview, suffixes=",".join(SUFFIXES))
+
+
 @bp.get("/imports")
 @allow("admin")
 def imports_form() -> Any:
-    return render_template("admin/imports.html", kinds=sorted(imports.IMPORTERS), schools=schools_known(),
-                           preview=None)
+    return _page(None)
+
+
+@bp.get("/imports/template/<kind>.xlsx")
+@allow("admin")
+def imports_template(kind: str) -> Any:
+    if kind not in KINDS:
+        abort(404)
+    return Response(template_xlsx(kind), mimetype=XLSX_MIME, headers={
+        "Content-Disposition": f"attachment; filename={kind}-template.xlsx; "
+                               f"filename*=UTF-8''{_quote(template_name(kind))}"})
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name)
+
+
+def raw_rows(path: str, filename: str, sheet: str | None) -> list[tuple[int, list[str]]]:
+    """The file's cells as read (the sheet of the error, else the first), to show the bad line in place."""
+    try:
+        book = read_book(path, filename)
+    except BbtError:
+        return []
+    s = next((x for x in book.sheets if x.title == sheet), book.sheets[0] if book.sheets else None)
+    return [(i + 1, r) for i, r in enumerate(s.rows[:PREVIEW_ROWS])] if s else []
+
+
+def plan_view(plan: Plan) -> dict[str, Any]:
+    """What the preview shows of a plan, in the page's language."""
+    lg = lang()
+    understood = [(f"{r.sheet} {r.cell}" if r.cell else str(r.line),
+                   describe(plan.kind, k, plan.parsed.records[k], lg))
+                  for k, r in list(plan.parsed.rows.items())[:PREVIEW_ROWS]]
+    return {
+        "summary": plan.summary(), "encoding": encoding_note(plan, lg), "new_school": plan.new_school,
+        "warnings": [w.render(lg) for w in plan.warnings],
+        "added": [describe(plan.kind, k, v, lg) for k, v in plan.added[:DIFF_ROWS]],
+        "removed": [describe(plan.kind, k, v, lg) for k, v in plan.removed[:DIFF_ROWS]],
+        "changed": [(describe(plan.kind, k, o, lg), describe(plan.kind, k, n, lg))
+                    for k, o, n in plan.changed[:DIFF_ROWS]],
+        "rows": understood, "more_rows": max(0, len(plan.parsed.rows) - PREVIEW_ROWS), "replace": plan.replace,
+    }
 
 
 @bp.post("/imports/preview")
@@ -88,40 +127,37 @@ def imports_preview() -> Any:
     _discard()
     kind = request.form.get("kind", "")
     school = request.form.get("school", "").strip()
+    replace, create = bool(request.form.get("replace")), bool(request.form.get("create_school"))
     f = request.files.get("file")
-    if kind not in imports.IMPORTERS or not school or f is None or not f.filename:
+    if kind not in KINDS or not school or f is None or not f.filename:
         flash(_("请选择导入类型、学校和文件。"), "error")
         return redirect(url_for("admin.imports_form"))
-    suffix = Path(f.filename).suffix.lower()
-    if suffix not in ALLOWED:
-        flash(_("只能导入 .csv 或 .xlsx 文件。"), "error")
+    filename = Path(f.filename).name
+    suffix = Path(filename).suffix.lower()
+    if suffix not in SUFFIXES:
+        flash(_("只能导入 .csv、.xlsx 或 .xls 文件。"), "error")
         return redirect(url_for("admin.imports_form"))
     token = secrets.token_urlsafe(16)
     path = os.path.join(upload_dir(), token + suffix)
     with open(path, "wb") as out:
         shutil.copyfileobj(f.stream, out)
-    # keep the uploaded name for messages, the random name on disk
-    named = os.path.join(upload_dir(), token + "-" + re.sub(r"[^\w.-]", "_", Path(f.filename).name))
-    shutil.copyfile(path, named)
-    error, count, bad_line = None, 0, None
+    preview: dict[str, Any] = {"kind": kind, "school": school, "filename": filename, "error": None,
+                               "replace": replace, "create_school": create}
     try:
-        count = dry_run(get_db(), kind, school, named)
+        plan = imports.plan_import(get_db(), kind, school, path, replace=replace, create_school=create,
+                                   display_name=filename)
+    except ImportError_ as e:
+        preview.update(error=e.render(lang()), bad_line=e.where.line, raw=raw_rows(path, filename, e.where.sheet))
     except BbtError as e:
-        error = str(e)
-        m = re.search(r"line (\d+)", error)
-        bad_line = int(m.group(1)) if m else None
-    finally:
-        Path(named).unlink(missing_ok=True)
-    header, rows = raw_rows(path)
-    if error:
-        Path(path).unlink(missing_ok=True)
+        preview.update(error=str(e), bad_line=None)
     else:
+        preview.update(plan_view(plan), count=plan.count)
         session["import"] = {"token": token, "suffix": suffix, "kind": kind, "school": school,
-                             "filename": Path(f.filename).name, "count": count}
-    preview = {"kind": kind, "school": school, "filename": Path(f.filename).name, "error": error,
-               "count": count, "header": header, "rows": rows, "bad_line": bad_line}
-    return render_template("admin/imports.html", kinds=sorted(imports.IMPORTERS), schools=schools_known(),
-                           preview=preview), (400 if error else 200)
+                             "filename": filename, "replace": replace, "create_school": create,
+                             "summary": plan.summary()}
+    if preview["error"]:
+        Path(path).unlink(missing_ok=True)
+    return _page(preview), (400 if preview["error"] else 200)
 
 
 @bp.post("/imports/apply")
@@ -131,16 +167,23 @@ def imports_apply() -> Any:
     if p is None:
         flash(_("没有待导入的文件，请重新上传。"), "error")
         return redirect(url_for("admin.imports_form"))
-    named = os.path.join(upload_dir(), p["token"] + "-" + re.sub(r"[^\w.-]", "_", p["filename"]))
-    shutil.copyfile(p["path"], named)
+    db = get_db()
     try:
-        n = imports.run_import(get_db(), p["kind"], p["school"], named)
-    except BbtError as e:
-        flash(_("导入失败，没有任何数据被修改：%(e)s", e=str(e)), "error")
+        with db.transaction():
+            plan = imports.plan_import(db, p["kind"], p["school"], p["path"], replace=p["replace"],
+                                       create_school=p["create_school"], display_name=p["filename"])
+            if plan.summary() != p["summary"]:
+                raise _Changed()
+            n = imports.apply_plan(db, plan)
+    except _Changed:
+        flash(_("预览之后数据已有变化，没有导入；请重新预览。"), "error")
+        return redirect(url_for("admin.imports_form"))
+    except ImportError_ as e:
+        flash(_("导入失败，没有任何数据被修改：%(e)s", e=e.render(lang())), "error")
         return redirect(url_for("admin.imports_form"))
     finally:
-        Path(named).unlink(missing_ok=True)
         _discard()
-    audit.record(get_db(), actor(), "import." + p["kind"], p["school"], p["filename"], client_ip(), rows=n)
+    audit.record(db, actor(), "import." + p["kind"], p["school"], p["filename"], client_ip(), rows=n,
+                 **plan.summary())
     flash(_("已导入 %(n)d 行（%(kind)s，%(school)s）。", n=n, kind=p["kind"], school=p["school"]), "ok")
     return redirect(url_for("admin.imports_form"))

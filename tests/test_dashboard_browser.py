@@ -216,7 +216,7 @@ def test_admin_imports_a_timetable_by_clicking(live: tuple[str, Any], tmp_path: 
         page.set_input_files("input[type=file]", str(bad))
         page.click("#import-form button[type=submit]")
         err = page.inner_text("#preview .error")
-        assert "line 3" in err and "weekday" in err  # the row and the column that are wrong
+        assert "课表-有错.csv：第 3 行，“星期”列" in err  # the user's file, the row and the column that are wrong
         assert page.locator("tr.bad-row").inner_text().startswith("3")
         assert page.locator("#apply-import").count() == 0
         page.select_option("select[name=kind]", "timetable")

@@ -94,7 +94,7 @@ def test_published_week_is_frozen(api, db, tmp_path: Path) -> None:  # type: ign
     rows = ["class,weekday,period,teacher,subject"]
     rows += [f"一班,{wd},{p},王,数学" for wd in range(1, 6) for p in (1, 2, 3)]
     (tmp_path / "t2.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    run_import(db, "timetable", S, tmp_path / "t2.csv")
+    run_import(db, "timetable", S, tmp_path / "t2.csv", replace=True)  # the whole timetable, 二班 goes
     teachers = api(f"/api/v1/usage/teachers?school={S}&week={W}")
     assert [(r["teacher"], r["scheduled"], r["used"]) for r in teachers] == [t[:3] for t in EXPECTED_TEACHERS]
     assert len(api(f"/api/v1/lessons?school={S}&date={FRI}")) == 6
