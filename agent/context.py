@@ -72,10 +72,10 @@ class Context:
 
     def _apply_policy(self, obj: Any) -> None:
         merged = protocol.validate_policy(obj)
-        if not self.cfg.command_key:
+        if not self.cfg.command_key:  # nobody vouches for this policy: it may report, not enforce
             from agent.trust import report_only
 
-            merged = report_only(merged)
+            obj, merged = report_only(obj), report_only(merged)
         with self._lock:
             self.raw_policy = dict(obj)
             self.policy = merged

@@ -42,10 +42,13 @@ POWER_KINDS = ("shutdown",)
 def report_only(policy: Dict[str, Any]) -> Dict[str, Any]:
     """What an agent without a pinned key makes of a policy: "block" becomes "report" and there is no
     end-of-day shutdown (a policy nobody signed must not stop programs or switch PCs off)."""
-    software = dict(policy.get("software") or {})
-    if software.get("action") == "block":
-        software["action"] = "report"
-    return dict(policy, software=software, shutdown_after=None)
+    out = dict(policy)
+    software = out.get("software")
+    if isinstance(software, dict) and software.get("action") == "block":
+        out["software"] = dict(software, action="report")
+    if out.get("shutdown_after") is not None:
+        out["shutdown_after"] = None
+    return out
 
 
 def refuse_power(cmd: Dict[str, Any], payload: bytes) -> None:
