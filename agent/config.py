@@ -47,6 +47,8 @@ class AgentConfig:
     cert_file: Optional[str] = None
     key_file: Optional[str] = None
     command_key: Optional[str] = None  # base64 Ed25519 public key: commands/policy must be signed by it
+    enrol_secret: Optional[str] = None  # the school's enrolment secret (bbt enrol-token): enrol on first start
+    enrol_url: str = ""  # the server's dashboard address (default http://BROKER-HOST:8080)
     data_dir: str = ""
     heartbeat_s: float = 60.0
     keepalive_s: int = 120  # MQTT keepalive; the Last Will follows 1.5 x this after a power cut

@@ -37,8 +37,13 @@ class Context:
         saved = outbox.get_meta("policy")
         if saved:
             try:
-                self._apply_policy(json.loads(saved))
-            except (ValueError, protocol.Rejected) as e:
+                obj = json.loads(saved)
+                if cfg.command_key:  # kept before the key was pinned: only a signed one still holds
+                    from bbt.signing import verify
+
+                    verify(obj, cfg.command_key)
+                self._apply_policy(obj)
+            except ValueError as e:  # also Rejected and SignatureError
                 log.warning("ignored the saved policy: %s", e)
 
     # -- events ------------------------------------------------------------------
@@ -67,6 +72,10 @@ class Context:
 
     def _apply_policy(self, obj: Any) -> None:
         merged = protocol.validate_policy(obj)
+        if not self.cfg.command_key:  # nobody vouches for this policy: it may report, not enforce
+            from agent.trust import report_only
+
+            obj, merged = report_only(obj), report_only(merged)
         with self._lock:
             self.raw_policy = dict(obj)
             self.policy = merged

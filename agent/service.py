@@ -31,8 +31,14 @@ def run_until(stop: threading.Event, config_path: Optional[str], overrides: Dict
 
     cfg = load_config(config_path, overrides)
     setup_logging(verbose, cfg.log_file)
+    from agent.enrol import ensure
     from agent.runner import Agent
 
+    if not ensure(cfg, stop) and stop.is_set():
+        return
+    if not cfg.command_key:
+        log.warning("no pinned command key (not enrolled, no command_key): policies and commands are not "
+                    "verified, so this agent only reports: it blocks no program and shuts nothing down")
     a = Agent(cfg)
     a.start()
     log.info("bbt agent %s/%s -> %s", cfg.school, cfg.device, cfg.broker.split("@")[-1])

@@ -1,5 +1,7 @@
-"""The agent's trust gate: with ``command_key`` set, only commands and policies signed by the
-collector's Ed25519 key are obeyed (docs/security.md).
+"""The agent's trust gate: with ``command_key`` set (pinned at enrolment, or in agent.ini), only
+commands and policies signed by the school's Ed25519 key are obeyed; anything else is refused and
+reported (a command's ack ``ok: false``, an ``untrusted_policy`` fault). Without a pinned key the
+agent only reports: it blocks no program and shuts nothing down (docs/security.md).
 
 - Commands: the signature must verify and the command may not be valid for longer than
   ``MAX_COMMAND_TTL_S``; expiry and "each id once" are checked by agent.commands (a replayed id
@@ -33,23 +35,57 @@ def command_verifier(public_key: str) -> Verifier:
     return verify
 
 
+UNTRUSTED_POLICY = "untrusted_policy"
+POWER_KINDS = ("shutdown",)
+
+
+def report_only(policy: Dict[str, Any]) -> Dict[str, Any]:
+    """What an agent without a pinned key makes of a policy: "block" becomes "report" and there is no
+    end-of-day shutdown (a policy nobody signed must not stop programs or switch PCs off)."""
+    out = dict(policy)
+    software = out.get("software")
+    if isinstance(software, dict) and software.get("action") == "block":
+        out["software"] = dict(software, action="report")
+    if out.get("shutdown_after") is not None:
+        out["shutdown_after"] = None
+    return out
+
+
+def refuse_power(cmd: Dict[str, Any], payload: bytes) -> None:
+    if cmd.get("kind") in POWER_KINDS:
+        raise Refused("refused: this agent has no pinned command key (not enrolled), so it obeys no %s"
+                      % cmd.get("kind"))
+
+
 class PolicyGate:
-    def __init__(self, public_key: str, guard: ReplayGuard) -> None:
+    def __init__(self, public_key: str, guard: ReplayGuard, faults: Any = None) -> None:
         self.public_key = public_key
         self.guard = guard
+        self.faults = faults
 
     def __call__(self, obj: Any) -> None:
-        """Raise SignatureError unless the policy is signed by the collector and not older than the last."""
-        signing.verify(obj, self.public_key)
-        self.guard.check_policy(obj)
+        """Raise SignatureError unless the policy is signed by the collector and not older than the last;
+        a refused policy raises the ``untrusted_policy`` fault, the next good one clears it."""
+        try:
+            signing.verify(obj, self.public_key)
+            self.guard.check_policy(obj)
+        except SignatureError as e:
+            log.warning("policy refused: %s", e)
+            if self.faults is not None:
+                self.faults.raise_(UNTRUSTED_POLICY, "warning", "policy refused: %s" % e)
+            raise
+        if self.faults is not None:
+            self.faults.clear(UNTRUSTED_POLICY, "a signed policy was applied")
 
 
 def install(agent: Any) -> None:
-    """Turn the gate on for an Agent whose config has ``command_key`` (no-op otherwise)."""
+    """Turn the gate on for an Agent whose config has ``command_key``; without one, refuse power commands."""
     key = agent.cfg.command_key
     if not key:
+        agent.commands.verifiers.append(refuse_power)
         return
     kid = signing.check_public_key(key)
     agent.commands.verifiers.append(command_verifier(key))
-    agent.ctx.policy_gate = PolicyGate(key, ReplayGuard(agent.outbox.get_meta, agent.outbox.set_meta))
+    agent.ctx.policy_gate = PolicyGate(key, ReplayGuard(agent.outbox.get_meta, agent.outbox.set_meta),
+                                       agent.ctx.faults)
     log.info("commands and policies must be signed (key %s)", kid)

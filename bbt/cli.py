@@ -24,6 +24,7 @@ EXTENSIONS: list = [
     "bbt.cli_dashboard",
     "bbt.cli_usage",
     "bbt.cli_collector",
+    "bbt.cli_enrol",
     "bbt.cli_agent",
 ]
 
@@ -106,22 +107,36 @@ def broker_from(broker: Optional[str], mqtt_username: Optional[str], mqtt_passwo
 @broker_options
 @click.option("--http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the dashboard")
 @click.option("--mqtt-port", default=1883, show_default=True, help="port of the embedded broker")
+@click.option("--mqtt-host", default=None, envvar="BBT_MQTT_HOST",
+              help="address the embedded broker listens on (default: all interfaces, 0.0.0.0, unless --http "
+                   "is on loopback, then 127.0.0.1)")
 @click.option("--share-group", default=None, envvar="BBT_SHARE_GROUP",
               help="join the collectors' MQTT shared-subscription group (district set-up)")
 @click.option("--client-id", default="bbt-collector", show_default=True, envvar="BBT_CLIENT_ID",
               help="the collector's MQTT client id (unique per process, stable across restarts)")
-def server(db_url: Optional[str], http: str, mqtt_port: int, share_group: Optional[str], client_id: str,
-           **broker_kw: Any) -> None:
+def server(db_url: Optional[str], http: str, mqtt_port: int, mqtt_host: Optional[str], share_group: Optional[str],
+           client_id: str, **broker_kw: Any) -> None:
     """Collector + dashboard (and the embedded broker when no --broker is given)."""
     from collector.server import Server, ServerOptions
 
     host, port = parse_hostport(http)
     opts = ServerOptions(db_url=db_url, broker=broker_from(**broker_kw), http_host=host, http_port=port,
-                         mqtt_port=mqtt_port, share_group=share_group, client_id=client_id)
+                         mqtt_port=mqtt_port, mqtt_host=mqtt_host, share_group=share_group, client_id=client_id)
     srv = Server(opts, notice=lambda m: click.echo(m, err=True))
     srv.start()
     assert srv.broker_cfg is not None
-    click.echo(f"bbt server: broker {srv.broker_cfg.url}, dashboard {srv.url}")
+    click.echo(f"bbt server: broker {srv.broker_cfg.url}{_listening(srv)}, dashboard {srv.url}")
+
+
+def _listening(srv: Any) -> str:
+    """What the start-up line says about the embedded broker: where it listens, and that it is closed."""
+    if not srv.mqtt_bind:
+        return ""
+    port = srv.broker_cfg.port
+    where = ("all interfaces" if srv.mqtt_bind in ("0.0.0.0", "::") else
+             "this computer only" if srv.mqtt_bind in ("127.0.0.1", "localhost", "::1") else srv.mqtt_bind)
+    return (f" (embedded, listening on {srv.mqtt_bind}:{port}: {where}; closed: PCs join with "
+            f"`bbt enrol-token --school S`)")
     srv.serve_forever()
 
 
@@ -135,12 +150,15 @@ def agent() -> None:
 @click.option("--broker", default=None)
 @click.option("--school", default=None)
 @click.option("--device", default=None)
+@click.option("--enrol-secret", default=None, help="the school's enrolment secret (bbt enrol-token): enrol once")
+@click.option("--enrol-url", default=None, help="the server's dashboard address (default http://BROKER-HOST:8080)")
 def agent_run(config_path: Optional[str], broker: Optional[str], school: Optional[str],
-              device: Optional[str]) -> None:
+              device: Optional[str], enrol_secret: Optional[str], enrol_url: Optional[str]) -> None:
     """Run the agent in the foreground."""
     from agent.service import run_foreground
 
-    run_foreground(config_path, {"broker": broker, "school": school, "device": device},
+    run_foreground(config_path, {"broker": broker, "school": school, "device": device,
+                                 "enrol_secret": enrol_secret, "enrol_url": enrol_url},
                    logging.getLogger().isEnabledFor(logging.DEBUG))
 
 

@@ -13,10 +13,19 @@ from bbt.cli import broker_from, broker_options, db_option, open_db
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
 
-def _broker(broker_kw: dict[str, Any]) -> Any:
+def _broker(broker_kw: dict[str, Any], db: Any = None) -> Any:
+    """The broker to publish to; without --mqtt-username, as the collector's account of the embedded
+    broker when the store has one (`bbt server` made it)."""
+    from collector import credentials
+
     kw = dict(broker_kw)
     kw["broker"] = kw.get("broker") or os.environ.get("BBT_BROKER") or DEFAULT_BROKER
-    return broker_from(**kw)
+    cfg = broker_from(**kw)
+    if cfg.username is None and db is not None:
+        password = credentials.stored_collector_password(db)
+        if password is not None:
+            cfg.username, cfg.password = credentials.COLLECTOR_USER, password
+    return cfg
 
 
 def _when(t: Optional[float]) -> str:
@@ -61,6 +70,7 @@ def policy_show(school: str, db_url: Optional[str]) -> None:
 def policy_set(file: str, school: str, no_publish: bool, db_url: Optional[str], **broker_kw: Any) -> None:
     """Validate, store and publish (retained) a school's policy from FILE.json."""
     from collector import policy as pol
+    from collector import school_keys
     from collector.mqttout import PublishError, publish_all
 
     db = open_db(db_url)
@@ -68,9 +78,10 @@ def policy_set(file: str, school: str, no_publish: bool, db_url: Optional[str], 
     click.echo(f"policy of {school} stored (version {p['version']})")
     if no_publish:
         return
-    cfg = _broker(broker_kw)
+    cfg = _broker(broker_kw, db)
     try:
-        pol.publish(lambda topic, payload, retain: publish_all(cfg, [(topic, payload, retain)]), school, p["policy"])
+        pol.publish(lambda topic, payload, retain: publish_all(cfg, [(topic, payload, retain)]), school, p["policy"],
+                    school_keys.private_key(db, school))
     except PublishError as e:
         click.echo(f"warning: not published yet ({e}); the collector publishes it when it is connected", err=True)
         return
@@ -101,16 +112,17 @@ def _target_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _send(kind: str, args: dict[str, Any], device: Optional[str], klass: Optional[str], school: Optional[str],
           expires_in: int, db_url: Optional[str], broker_kw: dict[str, Any]) -> None:
-    from collector import commands
+    from collector import commands, school_keys
     from collector.mqttout import PublishError, publish_all
 
     db = open_db(db_url)
     targets = commands.resolve_targets(db, device, klass, school)
     created = commands.create(db, kind, args, targets, expires_in)
-    cfg = _broker(broker_kw)
+    cfg = _broker(broker_kw, db)
     messages: list[tuple[str, bytes, bool]] = []
     for c in created:  # collect what commands.publish puts on the wire, then send it over one connection
-        commands.publish(lambda t, p, r: messages.append((t, p, r)), c["school"], c["device"], c["command"])
+        commands.publish(lambda t, p, r: messages.append((t, p, r)), c["school"], c["device"], c["command"],
+                         school_keys.private_key(db, c["school"]))
     try:
         publish_all(cfg, messages)
     except PublishError as e:

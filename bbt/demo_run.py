@@ -63,6 +63,19 @@ def prepare(folder: Path, days: list[date] | None = None) -> tuple[str, str, dem
     return str(db_path), password, school
 
 
+def provision_devices(db_path: str, devices: list[str]) -> dict[str, str]:
+    """The simulated PCs' own MQTT accounts (the embedded broker is closed), made server-side as an
+    admin's script would; a real PC gets its account by enrolling."""
+    from collector import credentials
+    from collector.db import connect
+
+    db = connect(db_path)
+    try:
+        return {d: credentials.provision(db, demo.SCHOOL, d, "demo") for d in devices}
+    finally:
+        db.close()
+
+
 def run_demo(data_dir: str, speed: float, http_host: str, http_port: int, mqtt_port: int,
              duration: float = 0.0) -> None:
     from bbt.sim import Simulation
@@ -76,8 +89,9 @@ def run_demo(data_dir: str, speed: float, http_host: str, http_port: int, mqtt_p
                  notice=lambda m: click.echo(m, err=True))
     srv.start()
     assert srv.broker_cfg is not None
-    sim = Simulation(demo.SCHOOL, [d["device"] for d in school.devices], srv.broker_cfg, school.lessons_for,
-                     days, demo.TZ, speed=speed)
+    devices = [d["device"] for d in school.devices]
+    sim = Simulation(demo.SCHOOL, devices, srv.broker_cfg, school.lessons_for, days, demo.TZ, speed=speed,
+                     passwords=provision_devices(db_path, devices))
     sim.start()
     click.echo("")
     click.echo(f"  仪表盘 Dashboard: {srv.url}")

@@ -220,15 +220,16 @@ def wire_key() -> Any:
     return _KEY_CACHE[path]
 
 
-def sign_command(cmd: Dict[str, Any]) -> Dict[str, Any]:
-    """A command as it goes on the wire: signed when a signing key is configured (its own issued/expires)."""
-    key = wire_key()
+def sign_command(cmd: Dict[str, Any], key: Any = None) -> Dict[str, Any]:
+    """A command as it goes on the wire: signed with ``key`` (the school's, collector.school_keys) or the
+    configured BBT_SIGNING_KEY (its own issued/expires); as it is when there is neither."""
+    key = key or wire_key()
     return cmd if key is None else sign(cmd, key)
 
 
-def sign_policy(policy: Dict[str, Any], now: Optional[datetime] = None) -> Dict[str, Any]:
-    """A policy as it goes on the wire: signed with a fresh ``issued`` when a signing key is configured."""
-    key = wire_key()
+def sign_policy(policy: Dict[str, Any], now: Optional[datetime] = None, key: Any = None) -> Dict[str, Any]:
+    """A policy as it goes on the wire: signed with a fresh ``issued`` (``key``, else BBT_SIGNING_KEY)."""
+    key = key or wire_key()
     if key is None:
         return policy
     return sign({k: v for k, v in policy.items() if k not in ("issued", "sig")}, key, now=now)

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -187,13 +187,17 @@ class Simulation:
     """Runs devices through school days on a SimClock, skipping nights and weekends."""
 
     def __init__(self, school: str, devices: list[str], broker: BrokerConfig, lessons_for: LessonSource,
-                 days: list[date], tz: str = "Asia/Shanghai", speed: float = 60.0, seed: int = 1) -> None:
+                 days: list[date], tz: str = "Asia/Shanghai", speed: float = 60.0, seed: int = 1,
+                 passwords: dict[str, str] | None = None) -> None:
+        """``passwords``: each device's MQTT password (collector.credentials.provision), for a broker
+        that authenticates PCs; the username is the device id."""
         self.tz = ZoneInfo(tz)
         self.days = days
         self.lessons_for = lessons_for
         self.rng = random.Random(seed)
         self.clock = SimClock(self._day_start(days[0]), speed)
-        self.devices = [SimDevice(school, d, broker, self.clock) for d in devices]
+        self.devices = [SimDevice(school, d, broker if passwords is None else
+                                  replace(broker, username=d, password=passwords[d]), self.clock) for d in devices]
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
         self.day_index = 0

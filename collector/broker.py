@@ -1,4 +1,7 @@
-"""The embedded MQTT broker (amqtt) for `bbt server` without --broker: one command, whole system."""
+"""The embedded MQTT broker (amqtt) for `bbt server` without --broker: one command, whole system.
+
+Closed: no anonymous client, each PC only on its own topics (collector.broker_auth).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +12,7 @@ import threading
 from typing import Any
 
 from bbt.errors import BbtError
+from collector.broker_auth import AUTHORITIES, Authority
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedBroker:
     """amqtt running on its own event loop in a daemon thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883, pick_free: bool = True) -> None:
+    def __init__(self, authority: Authority, host: str = "127.0.0.1", port: int = 1883,
+                 pick_free: bool = True) -> None:
+        self.authority = authority
         self.host = host
         self.requested = port
         self.port = port
@@ -47,6 +53,8 @@ class EmbeddedBroker:
         self._loop = asyncio.new_event_loop()
         self._broker: Any = None
         self._thread: threading.Thread | None = None
+        self._watch_stop: asyncio.Event | None = None
+        self._name = ""
 
     def start(self) -> int:
         if not port_free(self.host, self.port):
@@ -61,8 +69,11 @@ class EmbeddedBroker:
                          f"--broker mqtt://{self.host}:{self.requested}")
         from amqtt.broker import Broker
 
+        name = self._name = f"broker-{id(self)}"
+        AUTHORITIES[name] = self.authority
         cfg = {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-               "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}
+               "plugins": {"collector.broker_auth.AuthPlugin": {"authority": name},
+                           "collector.broker_auth.TopicPlugin": {"authority": name}}}
         self._broker = Broker(cfg, loop=self._loop)
         ready = threading.Event()
         failure: list[BaseException] = []
@@ -75,6 +86,8 @@ class EmbeddedBroker:
                 failure.append(e)
                 ready.set()
                 return
+            self._watch_stop = asyncio.Event()
+            self._loop.create_task(self.authority.watch(self._broker, self._watch_stop))
             ready.set()
             self._loop.run_forever()
 
@@ -93,6 +106,8 @@ class EmbeddedBroker:
         if self._broker is None or not self._loop.is_running():
             return
         logging.getLogger("amqtt").setLevel(logging.CRITICAL)  # its shutdown logs cancelled tasks as errors
+        if self._watch_stop is not None:
+            self._loop.call_soon_threadsafe(self._watch_stop.set)
         fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
         try:
             fut.result(10)
@@ -101,3 +116,4 @@ class EmbeddedBroker:
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread:
             self._thread.join(5)
+        AUTHORITIES.pop(self._name, None)

@@ -15,6 +15,7 @@ from typing import Any
 import protocol
 from bbt import signing
 from bbt.errors import BbtError
+from collector import school_keys
 from collector.db import Database
 from collector.ingest import Prepared
 from collector.mqttout import Send
@@ -81,10 +82,10 @@ def create(db: Database, kind: str, args: dict[str, Any], targets: list[tuple[st
     return out
 
 
-def publish(send: Send, school: str, device: str, cmd: dict[str, Any]) -> None:
-    """The one place a command goes on the wire: QoS 1, not retained, signed (Ed25519) when the server
-    has a signing key (BBT_SIGNING_KEY; docs/security.md)."""
-    send(protocol.cmd_topic(school, device), protocol.dumps(signing.sign_command(cmd)), False)
+def publish(send: Send, school: str, device: str, cmd: dict[str, Any], key: Any = None) -> None:
+    """The one place a command goes on the wire: QoS 1, not retained, signed (Ed25519) with ``key``, the
+    school's key (collector.school_keys.private_key), or BBT_SIGNING_KEY (docs/security.md)."""
+    send(protocol.cmd_topic(school, device), protocol.dumps(signing.sign_command(cmd, key)), False)
 
 
 def mark_sent(db: Database, command_id: str, now: float | None = None) -> None:
@@ -94,7 +95,7 @@ def mark_sent(db: Database, command_id: str, now: float | None = None) -> None:
 
 def send_created(db: Database, send: Send, created: list[dict[str, Any]]) -> int:
     for c in created:
-        publish(send, c["school"], c["device"], c["command"])
+        publish(send, c["school"], c["device"], c["command"], school_keys.private_key(db, c["school"]))
         mark_sent(db, c["command"]["id"])
     return len(created)
 
@@ -105,7 +106,7 @@ def publish_pending(db: Database, send: Send, now: float | None = None) -> int:
     rows = db.query("SELECT id, school, device, payload FROM commands WHERE state = 'pending' AND expires > ? "
                     "ORDER BY issued", (now,))
     for r in rows:
-        publish(send, r["school"], r["device"], json.loads(r["payload"]))
+        publish(send, r["school"], r["device"], json.loads(r["payload"]), school_keys.private_key(db, r["school"]))
         mark_sent(db, r["id"])
     return len(rows)
 

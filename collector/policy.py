@@ -13,6 +13,7 @@ from typing import Any
 import protocol
 from bbt import signing
 from bbt.errors import BbtError
+from collector import school_keys
 from collector.db import Database
 from collector.mqttout import Send
 
@@ -80,14 +81,15 @@ def heartbeat_s(db: Database, school: str) -> float:
     return DEFAULT_HEARTBEAT_S
 
 
-def payload(policy: dict[str, Any]) -> bytes:
-    """The policy as it goes on the wire: signed (Ed25519, fresh ``issued``) when the server has a signing key."""
-    return protocol.dumps(signing.sign_policy(policy))
+def payload(policy: dict[str, Any], key: Any = None) -> bytes:
+    """The policy as it goes on the wire: signed (Ed25519, fresh ``issued``) with the school's key
+    (collector.school_keys.private_key) or BBT_SIGNING_KEY."""
+    return protocol.dumps(signing.sign_policy(policy, key=key))
 
 
-def publish(send: Send, school: str, policy: dict[str, Any]) -> None:
-    """The one place a policy goes on the wire: retained, QoS 1."""
-    send(protocol.policy_topic(school), payload(policy), True)
+def publish(send: Send, school: str, policy: dict[str, Any], key: Any = None) -> None:
+    """The one place a policy goes on the wire: retained, QoS 1, signed with ``key``."""
+    send(protocol.policy_topic(school), payload(policy, key), True)
 
 
 def mark_published(db: Database, school: str, version: int, now: float | None = None) -> None:
@@ -100,7 +102,7 @@ def publish_stored(db: Database, send: Send, only_pending: bool = True) -> int:
     where = "WHERE published_version < version" if only_pending else ""
     n = 0
     for r in db.query(f"SELECT school, policy, version FROM policies {where} ORDER BY school"):
-        publish(send, r["school"], json.loads(r["policy"]))
+        publish(send, r["school"], json.loads(r["policy"]), school_keys.private_key(db, r["school"]))
         mark_published(db, r["school"], r["version"])
         n += 1
     return n

@@ -9,7 +9,10 @@ from typing import Any, Callable
 
 from bbt.errors import BbtError
 from bbt.mqttconf import BrokerConfig
+from collector import credentials, migrations, school_keys
 from collector.broker import EmbeddedBroker, port_free
+from collector.broker_auth import Authority
+from collector.db import connect
 from collector.service import Collector
 
 log = logging.getLogger(__name__)
@@ -24,11 +27,20 @@ def _http_port_taken(host: str, port: int) -> ServerStartError:
                             f"(another bbt server or web server?): choose another with --http HOST:PORT")
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def default_mqtt_host(http_host: str) -> str:
+    """Where the embedded broker listens when --mqtt-host is not given: where the dashboard is reachable
+    from (loopback stays loopback; anything else means the PCs of the school: all interfaces)."""
+    return "127.0.0.1" if http_host in LOOPBACK else "0.0.0.0"
+
+
 @dataclass
 class ServerOptions:
     db_url: str | None = None
     broker: BrokerConfig | None = None  # None: run the embedded broker
-    mqtt_host: str = "127.0.0.1"
+    mqtt_host: str | None = None  # None: all interfaces unless the dashboard is on loopback only
     mqtt_port: int = 1883
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -60,6 +72,7 @@ class Server:
         self.http: Any = None
         self._http_thread: threading.Thread | None = None
         self.broker_cfg: BrokerConfig | None = None
+        self.mqtt_bind = ""  # where the embedded broker listens ("" with an external broker)
         self.http_port = opts.http_port
         self.started: list[Callable[[Server], Callable[[], None] | None]] = [_load_hook(h) for h in HOOKS]
         self.alerts: Any = None
@@ -78,12 +91,22 @@ class Server:
 
     def _start_all(self) -> None:
         o = self.opts
+        db = connect(o.db_url)
+        try:
+            migrations.migrate(db)
+            school_keys.ensure_all(db)  # signed by default: every school has its key from the first start
+            collector_pw = credentials.collector_password(db) if o.broker is None else ""
+        finally:
+            db.close()
         if o.broker is None:
-            self.embedded = EmbeddedBroker(o.mqtt_host, o.mqtt_port)
+            self.mqtt_bind = o.mqtt_host or default_mqtt_host(o.http_host)
+            self.embedded = EmbeddedBroker(Authority(o.db_url), self.mqtt_bind, o.mqtt_port)
             port = self.embedded.start()
             if self.embedded.note:
                 self.notice(self.embedded.note)
-            self.broker_cfg = BrokerConfig(host=o.mqtt_host, port=port)
+            local = "127.0.0.1" if self.mqtt_bind in ("0.0.0.0", "::", "") else self.mqtt_bind
+            self.broker_cfg = BrokerConfig(host=local, port=port, username=credentials.COLLECTOR_USER,
+                                           password=collector_pw)
         else:
             self.broker_cfg = o.broker
         self.collector = Collector(o.db_url, self.broker_cfg, client_id=o.client_id, share_group=o.share_group)
@@ -102,7 +125,7 @@ class Server:
 
         from dashboard import create_app
 
-        config = {"BBT_DB": self.opts.db_url, "BROKER": self.broker_cfg}
+        config = {"BBT_DB": self.opts.db_url, "BROKER": self.broker_cfg, "MQTT_PORT": self.broker_cfg.port}
         if self.opts.secret_key:
             config["SECRET_KEY"] = self.opts.secret_key
         config.update(self.opts.extra_config)

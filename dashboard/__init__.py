@@ -64,6 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         auth,
         devices,
         district,
+        enrol,
         faults,
         i18n,
         openapi,
@@ -74,9 +75,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     i18n.init_app(app)
     for bp in (auth.bp, overview.bp, usage_pages.bp, devices.bp, faults.bp, admin.bp, api.bp, openapi.bp,
-               alert_views.bp, district.bp):
+               alert_views.bp, district.bp, enrol.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.bp)
+    csrf.exempt(enrol.bp)  # the agents' POST: the enrolment secret is the credential
     csrf.exempt(district.bp)  # GET only
     app.before_request(auth.load_user)
     app.before_request(access.enforce)

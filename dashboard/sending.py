@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from flask import current_app
 
-from collector import commands, policy
+from collector import commands, policy, school_keys
 from collector.db import Database
 from collector.mqttout import PublishError, Send, publish_all
 
@@ -43,7 +43,7 @@ def send_commands(db: Database, kind: str, args: dict[str, Any], targets: list[t
         return created, False
     send, flush = s
     for c in created:
-        commands.publish(send, c["school"], c["device"], c["command"])
+        commands.publish(send, c["school"], c["device"], c["command"], school_keys.private_key(db, c["school"]))
     try:
         flush()
     except PublishError as e:
@@ -61,7 +61,7 @@ def save_policy(db: Database, school: str, obj: Any) -> tuple[dict[str, Any], bo
     if s is None:
         return stored, False
     send, flush = s
-    policy.publish(send, school, stored["policy"])
+    policy.publish(send, school, stored["policy"], school_keys.private_key(db, school))
     try:
         flush()
     except PublishError as e:

@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from agent.outbox import Outbox
+from bbt import signing
 from tests.agent_helpers import Sink, start_agent, stop
 from tests.brokers import Mosquitto
 from tests.helpers import wait_for
@@ -30,8 +31,11 @@ def command(cid: str, kind: str, args: dict | None = None, expires_in: float = 6
 
 
 def test_denied_program_policy_live_and_commands(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # an agent blocks and shuts down only on what its pinned key signed (without one it only reports)
+    pub = signing.ensure_keypair(tmp_path / "keys" / "school.key", [], [])
+    key = signing.load_private(tmp_path / "keys" / "school.key")
     sink = Sink(mosquitto.port)
-    agent = start_agent(tmp_path, mosquitto.url)  # software scan at its default period (10 s)
+    agent = start_agent(tmp_path, mosquitto.url, BBT_AGENT_COMMAND_KEY=pub)  # software scan at its default period
     procs = []
     try:
         wait_for(lambda: sink.of("power", state="on"), 20, what="power on")
@@ -49,8 +53,8 @@ def test_denied_program_policy_live_and_commands(mosquitto: Mosquitto, tmp_path:
         procs.append(game)
         time.sleep(0.3)  # the game runs before the policy comes
         beats_before = len(sink.of("heartbeat"))
-        sink.publish("bbt/v1/s1/policy", {"software": {"deny": ["FOO-*"], "action": "block"}, "heartbeat_s": 5},
-                     retain=True)
+        sink.publish("bbt/v1/s1/policy", signing.sign({"software": {"deny": ["FOO-*"], "action": "block"},
+                                                       "heartbeat_s": 5}, key), retain=True)
         foo = str(tmp_path / "bin" / "foo-game")
         blocked = wait_for(lambda: sink.of("software", exe=foo), 8, what="foo-game blocked")[0]
         assert blocked["data"]["action"] == "blocked" and blocked["data"]["rule"] == "FOO-*", sink.events
@@ -60,11 +64,11 @@ def test_denied_program_policy_live_and_commands(mosquitto: Mosquitto, tmp_path:
         assert len(sink.of("software", exe=mine)) == 1
 
         # 3. commands: message, shutdown then cancel, an expired one, a redelivered id
-        sink.publish("bbt/v1/s1/pc-1/cmd", command("c-msg", "message", {"text": "请关闭投影仪"}))
-        sink.publish("bbt/v1/s1/pc-1/cmd", command("c-off", "shutdown", {"delay_s": 600}))
-        sink.publish("bbt/v1/s1/pc-1/cmd", command("c-cancel", "cancel_shutdown"))
-        sink.publish("bbt/v1/s1/pc-1/cmd", command("c-old", "message", {"text": "x"}, expires_in=-1) |
-                     {"issued": "2020-01-01T08:00:00+08:00"})
+        sink.publish("bbt/v1/s1/pc-1/cmd", signing.sign(command("c-msg", "message", {"text": "请关闭投影仪"}), key))
+        sink.publish("bbt/v1/s1/pc-1/cmd", signing.sign(command("c-off", "shutdown", {"delay_s": 600}), key))
+        sink.publish("bbt/v1/s1/pc-1/cmd", signing.sign(command("c-cancel", "cancel_shutdown"), key))
+        sink.publish("bbt/v1/s1/pc-1/cmd", signing.sign(command("c-old", "message", {"text": "x"}, expires_in=-1) |
+                                                        {"issued": "2020-01-01T08:00:00+08:00"}, key))
         sink.publish("bbt/v1/s1/pc-1/cmd", {"id": "c-bad", "kind": "reboot"})
         for cid in ("c-msg", "c-off", "c-cancel"):
             assert wait_for(partial(sink.ack, cid), 5, what="ack " + cid)["ok"] is True
@@ -73,7 +77,7 @@ def test_denied_program_policy_live_and_commands(mosquitto: Mosquitto, tmp_path:
         bad = wait_for(lambda: sink.ack("c-bad"), 5, what="ack c-bad")
         assert bad["ok"] is False and "reboot" in bad["error"]
         n_acks = len(sink.acks)
-        sink.publish("bbt/v1/s1/pc-1/cmd", command("c-msg", "message", {"text": "again"}))
+        sink.publish("bbt/v1/s1/pc-1/cmd", signing.sign(command("c-msg", "message", {"text": "again"}), key))
         wait_for(lambda: len(sink.acks) > n_acks, 5, what="ack of the redelivered id")
         assert sink.acks[-1] == {"id": "c-msg", "ok": True}
     finally:
