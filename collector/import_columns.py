@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from collector.sheets import halfwidth
+from collector.readers import halfwidth
 
 # canonical name: (Chinese label, other accepted headers)
 COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector.import_plan import Plan
-from collector.sheets import ENCODING_NOTE
+from collector.readers import ENCODING_NOTE
 from collector.timetable import hhmm
 
 WEEKDAYS_ZH = "一二三四五六日"

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from collector.import_errors import msg
-from collector.sheets import halfwidth
+from collector.readers import halfwidth
 from collector.tables import Row, col_error
 
 CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,

@@ -19,7 +19,7 @@ from collector.import_errors import ImportError_, Warning_, Where, msg
 from collector.import_plan import Plan, diff, write
 from collector.registry import ensure_school
 from collector.school_imports import PARSERS, Parsed
-from collector.sheets import read_book
+from collector.readers import read_book
 from collector.tables import Table, table_of
 from collector.timetable_grid import grid_rows
 from collector.usage_marks import invalidate_school

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from collector.import_columns import canonical, label
 from collector.import_errors import ImportError_, Msg, msg
-from collector.sheets import Book, Sheet, read_book
+from collector.readers import Book, Sheet, read_book
 
 __all__ = ["ImportError_", "Row", "Table", "col_error", "read_table", "table_from_sheet"]
 HEADER_SEARCH = 10

@@ -6,7 +6,7 @@ Two shapes, any number of grids per sheet and per file:
 
 Whose grid it is comes from a title cell above the grid ("三(2)班课程表", "教师：张三",
 "张三老师课表"), else from the sheet's name; a grid whose title does not say class or teacher is a
-teacher's when its cells name classes (…班). Merged cells were filled by collector.sheets, so a
+teacher's when its cells name classes (…班). Merged cells were filled by collector.readers, so a
 double lesson merged over two rows is a lesson in both periods. Rows whose label is not a period
 (午休, 课间操) are skipped. The result is the rows of the flat timetable (class, weekday, period,
 teacher, subject), each with its sheet and cell.
@@ -17,7 +17,7 @@ import re
 
 from collector.import_errors import ImportError_, Warning_, Where, msg
 from collector.import_values import parse_period, parse_weekday
-from collector.sheets import Book, Sheet, column_letter
+from collector.readers import Book, Sheet, column_letter
 from collector.tables import Row
 
 GENERIC_TITLE = re.compile(r"^(sheet|工作表|表)\s*\d*$", re.IGNORECASE)

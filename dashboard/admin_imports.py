@@ -26,7 +26,7 @@ from collector.import_errors import ImportError_
 from collector.import_plan import Plan
 from collector.import_report import describe, encoding_note
 from collector.import_templates import template_name, template_xlsx
-from collector.sheets import SUFFIXES, read_book
+from collector.readers import SUFFIXES, read_book
 from dashboard import audit, get_db
 from dashboard.access import allow
 from dashboard.admin import actor, bp
