@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from collector import usage
+from collector import certainty, usage
 from collector.attribution import STATUS_ZH
 from collector.db import Database
+from collector.registry import school_tz
 from collector.school_calendar import week_days
 from collector.timetable import lessons_on
 
@@ -27,9 +28,14 @@ def _school_name(db: Database, school: str) -> str:
 
 def week_notes(db: Database, school: str, week: str) -> list[str]:
     """Calendar notes for the report: holidays, make-up days, exam days, missing holiday data."""
+    return day_notes(db, school, week_days(week))
+
+
+def day_notes(db: Database, school: str, days: list[date]) -> list[str]:
+    """Calendar notes for these days (see week_notes)."""
     model = usage.load_model(db, school)
     notes: list[str] = []
-    for d in week_days(week):
+    for d in days:
         plan, _ = lessons_on(model, d)
         label = f"{d.month}月{d.day}日（周{WEEKDAY_ZH[d.isoweekday() - 1]}）"
         if plan.kind in KIND_ZH and d.isoweekday() <= 5:
@@ -60,6 +66,72 @@ def weekly_report(db: Database, school: str, week: str, now: float | None = None
         "teachers": teachers, "classes": classes, "lessons": lessons,
         "excluded_faulty": sum(1 for r in lessons if r["status"] == "faulty" and not r["counted"]),
         "notes": week_notes(db, school, week),
+    }
+
+
+MAX_RANGE_DAYS = 400  # a school year and a bit: longer ranges are refused (a typo'd year, not a report)
+
+
+def parse_range(start: str, end: str) -> tuple[date, date]:
+    """FROM and TO (YYYY-MM-DD, both included) of a date-range report; ValueError names what is wrong."""
+    days = []
+    for name, raw in (("from", start), ("to", end)):
+        try:
+            days.append(date.fromisoformat(raw))
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} {raw!r} is not a date YYYY-MM-DD") from None
+    if days[1] < days[0]:
+        raise ValueError(f"the range ends ({end}) before it starts ({start})")
+    if (days[1] - days[0]).days >= MAX_RANGE_DAYS:
+        raise ValueError(f"the range {start} to {end} is longer than {MAX_RANGE_DAYS} days")
+    return days[0], days[1]
+
+
+def parse_month(month: str) -> tuple[date, date]:
+    """The first and last day of a month given as YYYY-MM (e.g. 2026-11)."""
+    try:
+        first = datetime.strptime(month, "%Y-%m").date()
+    except (TypeError, ValueError):
+        raise ValueError(f"month {month!r} is not YYYY-MM (e.g. 2026-11)") from None
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return first, nxt - timedelta(days=1)
+
+
+def range_lessons(db: Database, school: str, start: date, end: date, now: float | None = None) -> list[dict]:
+    """Every lesson of [start, end] from the rollup (the rows range_rates sums), with its certainty;
+    the caller brings the days up to date first (usage.range_rates does)."""
+    tz = school_tz(db, school)
+    heartbeat_s = float(usage.settings(db, school)["heartbeat_s"])
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for r in db.query("SELECT * FROM lesson_usage WHERE school = ? AND date >= ? AND date <= ? "
+                      "ORDER BY date, start_t, class", (school, start.isoformat(), end.isoformat())):
+        r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
+        r["end"] = datetime.fromtimestamp(r["end_t"], tz).strftime("%H:%M")
+        by_day.setdefault(r["date"], []).append(usage.lesson_row(r))
+    out: list[dict[str, Any]] = []
+    for rows in by_day.values():  # a day at a time: the device traces of one day in memory
+        out += certainty.annotate(db, school, rows, tz, heartbeat_s, now)
+    return out
+
+
+def range_report(db: Database, school: str, start: date, end: date, now: float | None = None,
+                 month: str | None = None) -> dict[str, Any]:
+    """A report over any dates (教导处每月教学常规检查: a month) in the weekly report's shape, with
+    ``range`` instead of ``week``. Rates come live from collector.usage.range_rates (published weeks
+    inside the range are recomputed, not read from their frozen copies)."""
+    s = usage.settings(db, school)
+    teachers = usage.range_rates(db, school, start, end, "teacher", now)
+    classes = usage.range_rates(db, school, start, end, "class", now)
+    lessons = range_lessons(db, school, start, end, now)
+    return {
+        "school": school, "school_name": _school_name(db, school), "range": month or f"{start} 至 {end}",
+        "month": month, "start": start.isoformat(), "end": end.isoformat(),
+        "threshold": float(s["threshold"]), "min_use_minutes": float(s["min_use_minutes"]),
+        "exclude_faulty": bool(s["exclude_faulty"]),
+        "generated": time.time() if now is None else now, "published": None,
+        "teachers": teachers, "classes": classes, "lessons": lessons,
+        "excluded_faulty": sum(1 for r in lessons if r["status"] == "faulty" and not r["counted"]),
+        "notes": day_notes(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)]),
     }
 
 
