@@ -70,6 +70,13 @@ def weekly_report(db: Database, school: str, week: str, now: float | None = None
 
 
 MAX_RANGE_DAYS = 400  # a school year and a bit: longer ranges are refused (a typo'd year, not a report)
+YEARS = (2000, 2099)
+
+
+def _check_year(d: date, what: str) -> date:
+    if not YEARS[0] <= d.year <= YEARS[1]:
+        raise ValueError(f"{what} {d.isoformat()} is not between {YEARS[0]} and {YEARS[1]}")
+    return d
 
 
 def parse_range(start: str, end: str) -> tuple[date, date]:
@@ -77,9 +84,10 @@ def parse_range(start: str, end: str) -> tuple[date, date]:
     days = []
     for name, raw in (("from", start), ("to", end)):
         try:
-            days.append(date.fromisoformat(raw))
+            d = date.fromisoformat(raw)
         except (TypeError, ValueError):
             raise ValueError(f"{name} {raw!r} is not a date YYYY-MM-DD") from None
+        days.append(_check_year(d, name))
     if days[1] < days[0]:
         raise ValueError(f"the range ends ({end}) before it starts ({start})")
     if (days[1] - days[0]).days >= MAX_RANGE_DAYS:
@@ -93,6 +101,7 @@ def parse_month(month: str) -> tuple[date, date]:
         first = datetime.strptime(month, "%Y-%m").date()
     except (TypeError, ValueError):
         raise ValueError(f"month {month!r} is not YYYY-MM (e.g. 2026-11)") from None
+    _check_year(first, "month")
     nxt = (first + timedelta(days=32)).replace(day=1)
     return first, nxt - timedelta(days=1)
 
