@@ -79,7 +79,7 @@ def text_width(value: Any) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in s)
 
 
-def fit_columns(ws: Any, first_row: int = 1, least: int = 6, most: int = 48) -> None:
+def fit_columns(ws: Any, first_row: int = 1, least: int = 8, most: int = 48) -> None:
     """Column widths from the widest value of each column (from ``first_row`` down, so that a long
     title above the table does not widen its first column)."""
     from openpyxl.utils import get_column_letter
