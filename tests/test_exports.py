@@ -199,7 +199,7 @@ def summed(lessons: list[dict[str, Any]], by: str) -> dict[str, tuple[int, int, 
     return {k: (s, u, x) for k, (s, u, x) in acc.items() if s}
 
 
-def rates(rows: list[dict[str, Any]], by: str) -> dict[str, tuple[int, int, int]]:
+def rates(rows: list[dict[str, Any]], by: str) -> dict[str, tuple[Any, ...]]:
     return {r[by]: (r["scheduled"], r["used"], r.get("excluded", r.get("excluded_faulty"))) for r in rows}
 
 
