@@ -70,7 +70,10 @@ def month_span(school: str) -> tuple[str, str]:
 def table_rows(scope: Scope, school: str, week: str, by: str, period: str) -> tuple[list[dict[str, Any]], str]:
     """Rows for the table and a label for the period (the week, the dates, or the term's name)."""
     if period == "range":
-        return _rows(school, week, by, scope.user), f"{request.args['from']} 至 {request.args['to']}"
+        span = _span(school)
+        assert span is not None
+        return _rows(school, week, by, scope.user), str(_l("%(a)s 至 %(b)s", a=span[0].isoformat(),
+                                                            b=span[1].isoformat()))
     if period != "term":
         return _rows(school, week, by, scope.user), week
     db = get_db()

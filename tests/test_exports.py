@@ -301,7 +301,7 @@ def test_range_picker_downloads_a_file(store: dict[str, Any]) -> None:
     base = f"http://127.0.0.1:{server.effective_port}"
     try:
         with browser() as b:
-            page = b.new_page(accept_downloads=True)
+            page = b.new_page(accept_downloads=True, locale="zh-CN")
             login(page, base, "boss", PASSWORD)
             page.goto(f"{base}/usage/teachers?school={S}&week={W}")
             page.click("#this-month")
