@@ -17,7 +17,7 @@ from collector.attribution import STATUS_ZH
 
 KEY_LABELS = {"zh": {"teacher": "教师", "class": "班级"}, "en": {"teacher": "teacher", "class": "class"}}
 RATE_LABELS = {"scheduled": "应上课时", "used": "已使用", "rate": "使用率", "below_threshold": "是否达标",
-               "excluded_faulty": "故障不计课时", "excluded": "故障不计课时", "awaiting_review": "待核实课时"}
+               "excluded_faulty": "故障不计课时", "excluded": "不计课时", "awaiting_review": "待核实课时"}
 DEFAULT_RATE_KEYS = ["scheduled", "used", "rate", "below_threshold", "excluded_faulty"]
 LANGS = ("zh", "en")
 

@@ -16,7 +16,6 @@ from markupsafe import Markup
 from collector import usage
 from collector.registry import school_tz
 from collector.school_calendar import default_term, iso_week, term_of, week_days
-from collector.usage_report import weekly_report
 from dashboard import cache, get_db
 from dashboard.access import SCHOOL_WIDE, Scope, allow
 from dashboard.api_usage import RATE_ROLES, _rows, _span, report_file, report_for_request
@@ -240,10 +239,9 @@ def export_csv() -> Any:
 @bp.get("/print")
 @allow(*SCHOOL_WIDE)
 def print_view() -> Any:
-    """The week on paper for the staff meeting (一周一汇总，一周一公布): both tables, below-threshold first."""
-    school = page_school(_scope())
-    week = chosen_week(school)
-    rep = weekly_report(get_db(), school, week)
+    """The week (or month=, or from= to=) on paper for the staff meeting (一周一汇总，一周一公布) or the
+    monthly check: both tables, below-threshold first."""
+    rep = report_for_request(page_school(_scope()))
     return render_template("usage/print.html", rep=rep,
                            teachers=sorted(rep["teachers"], key=lambda r: (r["rate"], r["teacher"])),
                            classes=sorted(rep["classes"], key=lambda r: (r["rate"], r["class"])))

@@ -169,14 +169,16 @@ def test_csv_has_a_bom_and_chinese_headers(store: dict[str, Any]) -> None:
         assert r.mimetype == "text/csv" and r.headers["Content-Disposition"].startswith("attachment")
         rows = csv_rows(r.data)
         assert sorted(rows[0][2:]) == sorted(rate_label(k) for k in teachers[0] if k != "teacher")
-        assert rows[0][:7] == ["类别", "名称", "应上课时", "已使用", "使用率", "是否达标", "故障不计课时"]
+        assert rows[0][:6] == ["类别", "名称", "应上课时", "已使用", "使用率", "是否达标"]
+        assert {"故障不计课时", "不计课时"} & set(rows[0])  # excluded_faulty, or CONTRACT 1.1's excluded
         body = [x for x in rows[1:] if x[0] == "教师"]
         assert [(x[1].removeprefix("'"), x[2], x[3], x[4], x[5]) for x in body] == \
             [(t["teacher"], str(t["scheduled"]), str(t["used"]), f"{t['rate'] * 100:.1f}%",
               "未达标" if t["below_threshold"] else "达标") for t in teachers]
         assert [x[1] for x in rows[1:] if x[0] == "班级"] == ["一班", "二班"]
     en = csv_rows(get(f"/api/v1/usage/report?school={S}&week={W}&format=csv&lang=en").data)
-    assert en[0][:7] == ["kind", "name", "scheduled", "used", "rate", "below_threshold", "excluded_faulty"]
+    assert en[0][:6] == ["kind", "name", "scheduled", "used", "rate", "below_threshold"]
+    assert sorted(en[0][2:]) == sorted(k for k in teachers[0] if k != "teacher")
     assert en[1][4] == repr(float(teachers[0]["rate"])) and en[1][5] in ("true", "false")
     out = cli(store, "report", "week", W, "--school", S, "--format", "csv")
     assert out.startswith("\ufeff类别,名称,应上课时")
@@ -222,6 +224,9 @@ def test_month_and_range_rates_equal_summed_lessons(store: dict[str, Any]) -> No
     assert api["teachers"] == month["teachers"] and api["classes"] == month["classes"]
     api_range = store["get"](f"/api/v1/usage/teachers?school={S}&from=2026-05-01&to=2026-05-31").get_json()
     assert api_range == month["teachers"]
+    page = store["get"](f"/usage/print?school={S}&month=2026-05").get_data(as_text=True)
+    assert "2026-05（2026-05-01 – 2026-05-31）" in page and page.count('<tr class="below">') == sum(
+        1 for r in month["teachers"] + month["classes"] if r["below_threshold"])
     xlsx = store["tmp"] / "may.xlsx"
     cli(store, "report", "month", "2026-05", "--school", S, "--format", "xlsx", "--out", str(xlsx))
     wb = load_workbook(xlsx)
