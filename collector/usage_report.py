@@ -106,20 +106,34 @@ def parse_month(month: str) -> tuple[date, date]:
     return first, nxt - timedelta(days=1)
 
 
-def range_lessons(db: Database, school: str, start: date, end: date, now: float | None = None) -> list[dict]:
-    """Every lesson of [start, end] from the rollup (the rows range_rates sums), with its certainty;
-    the caller brings the days up to date first (usage.range_rates does)."""
+def stored_lessons(db: Database, school: str, start: date, end: date, teacher: str | None = None,
+                   klass: str | None = None) -> list[dict[str, Any]]:
+    """The lessons of [start, end] in the rollup (the rows range_rates sums) as usage.lesson_row rows,
+    of one teacher and / or class if given; the caller brings the days up to date first."""
+    where, params = ["school = ?", "date >= ?", "date <= ?"], [school, start.isoformat(), end.isoformat()]
+    for col, value in (("teacher", teacher), ("class", klass)):
+        if value:
+            where.append(f"{col} = ?")
+            params.append(value)
     tz = school_tz(db, school)
-    heartbeat_s = float(usage.settings(db, school)["heartbeat_s"])
-    by_day: dict[str, list[dict[str, Any]]] = {}
-    for r in db.query("SELECT * FROM lesson_usage WHERE school = ? AND date >= ? AND date <= ? "
-                      "ORDER BY date, start_t, class", (school, start.isoformat(), end.isoformat())):
+    out = []
+    for r in db.query(f"SELECT * FROM lesson_usage WHERE {' AND '.join(where)} ORDER BY date, start_t, class",
+                      params):
         r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
         r["end"] = datetime.fromtimestamp(r["end_t"], tz).strftime("%H:%M")
-        by_day.setdefault(r["date"], []).append(usage.lesson_row(r))
+        out.append(usage.lesson_row(r))
+    return out
+
+
+def range_lessons(db: Database, school: str, start: date, end: date, now: float | None = None) -> list[dict]:
+    """Every lesson of [start, end] from the rollup with its certainty (collector.certainty)."""
+    heartbeat_s = float(usage.settings(db, school)["heartbeat_s"])
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for r in stored_lessons(db, school, start, end):
+        by_day.setdefault(r["date"], []).append(r)
     out: list[dict[str, Any]] = []
     for rows in by_day.values():  # a day at a time: the device traces of one day in memory
-        out += certainty.annotate(db, school, rows, tz, heartbeat_s, now)
+        out += certainty.annotate(db, school, rows, school_tz(db, school), heartbeat_s, now)
     return out
 
 

@@ -16,6 +16,7 @@ from markupsafe import Markup
 from collector import usage
 from collector.registry import school_tz
 from collector.school_calendar import default_term, iso_week, term_of, week_days
+from collector.usage_report import stored_lessons
 from dashboard import cache, get_db
 from dashboard.access import SCHOOL_WIDE, Scope, allow
 from dashboard.api_usage import RATE_ROLES, _rows, _span, report_file, report_for_request
@@ -184,19 +185,7 @@ def week_lessons(school: str, week: str, teacher: str | None, klass: str | None)
     if frozen is not None:
         return [r for r in frozen["lessons"] if wanted(r)]
     usage.ensure_days(db, school, days)
-    where, params = ["school = ?", "date >= ?", "date <= ?"], [school, days[0].isoformat(), days[-1].isoformat()]
-    for col, value in (("teacher", teacher), ("class", klass)):
-        if value:
-            where.append(f"{col} = ?")
-            params.append(value)
-    tz = school_tz(db, school)
-    out = []
-    for r in db.query(f"SELECT * FROM lesson_usage WHERE {' AND '.join(where)} ORDER BY date, start_t, class",
-                      params):
-        r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
-        r["end"] = datetime.fromtimestamp(r["end_t"], tz).strftime("%H:%M")
-        out.append(usage.lesson_row(r))
-    return out
+    return stored_lessons(db, school, days[0], days[-1], teacher, klass)
 
 
 @bp.get("/lessons")
