@@ -191,27 +191,26 @@ def ticket_view(t: Row, tz: ZoneInfo) -> dict[str, Any]:
 
 
 def export_xlsx(tickets: list[Row], tz: ZoneInfo, path: str, title: str = "故障登记簿") -> None:
+    """The register as a workbook (collector.sheets: agent strings such as a fault's detail are
+    written as text, never as formulas; frozen header, widths, A4 landscape)."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font
 
+    from collector import sheets
+
+    stamp = f"导出于 {datetime.now(tz).strftime('%Y-%m-%d %H:%M')}"
     wb = Workbook()
     ws = wb.active
     ws.title = title
-    ws.append([zh for _, zh in COLUMNS])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for t in tickets:
-        v = ticket_view(t, tz)
-        ws.append([v.get(k) for k, _ in COLUMNS])
-    ws.freeze_panes = "A2"
+    views = [ticket_view(t, tz) for t in tickets]
+    sheets.table_sheet(ws, title, stamp, [zh for _, zh in COLUMNS], [[v.get(k) for k, _ in COLUMNS] for v in views],
+                       title_row=False, landscape=True)
     s = stats(tickets)
     st = wb.create_sheet("统计")
-    st.append(["故障总数", s["tickets"]])
-    st.append(["未结单", s["open"]])
-    st.append(["平均确认时间（分钟）", s["mtta_min"]])
-    st.append(["平均修复时间（分钟）", s["mttr_min"]])
-    st.append([])
-    st.append(["设备", "本期故障次数"])
+    for row in (["故障总数", s["tickets"]], ["未结单", s["open"]], ["平均确认时间（分钟）", s["mtta_min"]],
+                ["平均修复时间（分钟）", s["mttr_min"]], [], ["设备", "本期故障次数"]):
+        st.append(row)
     for dev, n in s["per_device"].items():
         st.append([dev, n])
-    wb.save(path)
+    sheets.fit_columns(st)
+    sheets.page_setup(st, f"{title} · 统计", stamp)
+    sheets.save(wb, path)

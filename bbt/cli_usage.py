@@ -50,12 +50,32 @@ def _emit(data: Any, out: Optional[str], binary: bool = False) -> None:
         if binary:
             Path(out).write_bytes(data)
         else:
-            Path(out).write_text(data, encoding="utf-8")
+            Path(out).write_bytes(data.encode("utf-8"))  # as is: no newline translation of the CSV's CRLF
         click.echo(f"wrote {out}", err=True)
     elif binary:
         sys.stdout.buffer.write(data)
     else:
         click.echo(data, nl=not data.endswith("\n"))
+
+
+out_option = click.option("--out", default=None, help="write to this file (default: standard output; xlsx "
+                          "needs it unless redirected)")
+lang_option = click.option("--lang", type=click.Choice(("zh", "en")), default="zh", show_default=True,
+                           help="CSV headers: zh (Chinese, for Excel) or en (English keys, for scripts)")
+
+
+def _write_report(rep: dict, fmt: str, out: Optional[str], lang: str) -> None:
+    """A report (week, month or range) in one format to --out or standard output."""
+    from collector import usage_export
+
+    if fmt == "xlsx":
+        if not out and sys.stdout.isatty():
+            raise click.UsageError("--format xlsx needs --out FILE (or redirect standard output)")
+        _emit(usage_export.to_xlsx(rep), out, binary=True)
+    elif fmt == "csv":
+        _emit(usage_export.to_csv(rep, lang), out)
+    else:
+        _emit({"json": usage_export.to_json, "html": usage_export.to_html}[fmt](rep), out)
 
 
 def register(main: click.Group) -> None:
@@ -67,12 +87,11 @@ def register(main: click.Group) -> None:
     @click.argument("week")
     @click.option("--school", required=True)
     @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True)
-    @click.option("--out", default=None, help="write to this file (default: standard output; xlsx needs it "
-                  "unless redirected)")
+    @out_option
+    @lang_option
     @db_option
-    def report_week(week: str, school: str, fmt: str, out: Optional[str], db_url: Optional[str]) -> None:
+    def report_week(week: str, school: str, fmt: str, out: Optional[str], lang: str, db_url: Optional[str]) -> None:
         """The weekly report of ISO week WEEK (e.g. 2026-W48): rates per teacher and class."""
-        from collector import usage_export
         from collector.usage_report import weekly_report
 
         db = open_db(db_url)
@@ -83,13 +102,7 @@ def register(main: click.Group) -> None:
         if published(db, school, week) is None:
             _refresh(db, school, days)
         rep = weekly_report(db, school, week)
-        if fmt == "xlsx":
-            if not out and sys.stdout.isatty():
-                raise click.UsageError("--format xlsx needs --out FILE (or redirect standard output)")
-            _emit(usage_export.to_xlsx(rep), out, binary=True)
-        else:
-            text = {"json": usage_export.to_json, "csv": usage_export.to_csv, "html": usage_export.to_html}[fmt](rep)
-            _emit(text, out)
+        _write_report(rep, fmt, out, lang)
 
     @report.command("day")
     @click.argument("day")
@@ -136,6 +149,7 @@ def register(main: click.Group) -> None:
             click.echo(f"warning: {warning} (bbt faults list --school {school} --review pending)", err=True)
 
     register_term(report)
+    register_range(report)
 
     @report.command("settings")
     @click.option("--school", required=True)
@@ -166,15 +180,15 @@ def register_term(report: click.Group) -> None:
     @click.option("--by", type=click.Choice(("teacher", "class")), default="teacher", show_default=True)
     @click.option("--format", "fmt", type=click.Choice(("json", "csv")), default="json", show_default=True)
     @click.option("--out", default=None, help="write to this file (default: standard output)")
+    @lang_option
     @db_option
-    def report_term(day: str, school: str, by: str, fmt: str, out: Optional[str], db_url: Optional[str]) -> None:
+    def report_term(day: str, school: str, by: str, fmt: str, out: Optional[str], lang: str,
+                    db_url: Optional[str]) -> None:
         """Rates over the term containing DAY (YYYY-MM-DD), up to today (学期汇总)."""
-        import csv
-        import io
         import json
         from datetime import timedelta
 
-        from collector import usage
+        from collector import usage, usage_export
 
         d = _parse_day(day)
         db = open_db(db_url)
@@ -186,10 +200,55 @@ def register_term(report: click.Group) -> None:
             _emit(json.dumps({"term": name, "start": start.isoformat(), "end": end.isoformat(), "rows": rows},
                              ensure_ascii=False, indent=1), out)
             return
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow([by, "scheduled", "used", "rate", "below_threshold", "excluded", "awaiting_review"])
-        for r in rows:
-            w.writerow([r[by], r["scheduled"], r["used"], repr(float(r["rate"])),
-                        "true" if r["below_threshold"] else "false", r["excluded"], r["awaiting_review"]])
-        _emit(buf.getvalue(), out)
+        _emit(usage_export.rates_csv([(by, by, rows)], lang), out)
+
+
+def register_range(report: click.Group) -> None:
+    def run(school: str, span: tuple, month: Optional[str], fmt: str, out: Optional[str], lang: str,
+            db_url: Optional[str]) -> None:
+        from datetime import timedelta
+
+        from collector.usage_report import range_report
+
+        start, end = span
+        db = open_db(db_url)
+        _check_school(db, school)
+        _refresh(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)])
+        _write_report(range_report(db, school, start, end, month=month), fmt, out, lang)
+
+    @report.command("range")
+    @click.argument("start", metavar="FROM")
+    @click.argument("end", metavar="TO")
+    @click.option("--school", required=True)
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True)
+    @out_option
+    @lang_option
+    @db_option
+    def report_range(start: str, end: str, school: str, fmt: str, out: Optional[str], lang: str,
+                     db_url: Optional[str]) -> None:
+        """Rates and lessons from FROM to TO (YYYY-MM-DD, both included), e.g. for the monthly check."""
+        from collector.usage_report import parse_range
+
+        try:
+            span = parse_range(start, end)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+        run(school, span, None, fmt, out, lang, db_url)
+
+    @report.command("month")
+    @click.argument("month")
+    @click.option("--school", required=True)
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True)
+    @out_option
+    @lang_option
+    @db_option
+    def report_month(month: str, school: str, fmt: str, out: Optional[str], lang: str,
+                     db_url: Optional[str]) -> None:
+        """The month MONTH (YYYY-MM, e.g. 2026-11): 教导处每月教学常规检查."""
+        from collector.usage_report import parse_month
+
+        try:
+            span = parse_month(month)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+        run(school, span, month, fmt, out, lang, db_url)

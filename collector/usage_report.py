@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from collector import usage
+from collector import certainty, usage
 from collector.attribution import COUNTED_SEVERITIES, NEVER_EXCUSES, STATUS_ZH
 from collector.db import Database
 from collector.registry import school_tz
@@ -28,9 +28,14 @@ def _school_name(db: Database, school: str) -> str:
 
 def week_notes(db: Database, school: str, week: str) -> list[str]:
     """Calendar notes for the report: holidays, make-up days, exam days, missing holiday data."""
+    return day_notes(db, school, week_days(week))
+
+
+def day_notes(db: Database, school: str, days: list[date]) -> list[str]:
+    """Calendar notes for these days (see week_notes)."""
     model = usage.load_model(db, school)
     notes: list[str] = []
-    for d in week_days(week):
+    for d in days:
         plan, _ = lessons_on(model, d)
         label = f"{d.month}月{d.day}日（周{WEEKDAY_ZH[d.isoweekday() - 1]}）"
         if plan.kind in KIND_ZH and d.isoweekday() <= 5:
@@ -40,6 +45,14 @@ def week_notes(db: Database, school: str, week: str) -> list[str]:
         if plan.note and plan.note not in notes:
             notes.append(plan.note)
     return notes
+
+
+def lesson_counts(lessons: list[dict[str, Any]]) -> dict[str, int]:
+    """A report's lesson figures: left out as faulty, left out of the denominator at all, and counted
+    lessons that a pending fault register entry covers (awaiting review)."""
+    return {"excluded_faulty": sum(1 for r in lessons if r["status"] == "faulty" and not r["counted"]),
+            "excluded": sum(1 for r in lessons if r["status"] != "pending" and not r["counted"]),
+            "awaiting_review": sum(1 for r in lessons if r["counted"] and r.get("awaiting_review"))}
 
 
 def weekly_report(db: Database, school: str, week: str, now: float | None = None) -> dict[str, Any]:
@@ -59,9 +72,7 @@ def weekly_report(db: Database, school: str, week: str, now: float | None = None
         "exclude_faulty": bool(s["exclude_faulty"]),
         "generated": time.time() if now is None else now, "published": None,
         "teachers": teachers, "classes": classes, "lessons": lessons,
-        "excluded_faulty": sum(1 for r in lessons if r["status"] == "faulty" and not r["counted"]),
-        "excluded": sum(1 for r in lessons if r["status"] != "pending" and not r["counted"]),
-        "awaiting_review": sum(1 for r in lessons if r["counted"] and r.get("awaiting_review")),
+        **lesson_counts(lessons),
         "pending_reviews": len(pending_entries(db, school, week)),
         "corrections": [],
         "notes": week_notes(db, school, week),
@@ -92,6 +103,95 @@ def review_warning(report: dict[str, Any]) -> str | None:
         return None
     return (f"{report['week']}：{n} 节课所在时段有待核实的故障登记（{report.get('pending_reviews', 0)} 条），"
             "按实际测量计入；核实后将以更正形式记录")
+
+
+MAX_RANGE_DAYS = 400  # a school year and a bit: longer ranges are refused (a typo'd year, not a report)
+YEARS = (2000, 2099)
+
+
+def _check_year(d: date, what: str) -> date:
+    if not YEARS[0] <= d.year <= YEARS[1]:
+        raise ValueError(f"{what} {d.isoformat()} is not between {YEARS[0]} and {YEARS[1]}")
+    return d
+
+
+def parse_range(start: str, end: str) -> tuple[date, date]:
+    """FROM and TO (YYYY-MM-DD, both included) of a date-range report; ValueError names what is wrong."""
+    days = []
+    for name, raw in (("from", start), ("to", end)):
+        try:
+            d = date.fromisoformat(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} {raw!r} is not a date YYYY-MM-DD") from None
+        days.append(_check_year(d, name))
+    if days[1] < days[0]:
+        raise ValueError(f"the range ends ({end}) before it starts ({start})")
+    if (days[1] - days[0]).days >= MAX_RANGE_DAYS:
+        raise ValueError(f"the range {start} to {end} is longer than {MAX_RANGE_DAYS} days")
+    return days[0], days[1]
+
+
+def parse_month(month: str) -> tuple[date, date]:
+    """The first and last day of a month given as YYYY-MM (e.g. 2026-11)."""
+    try:
+        first = datetime.strptime(month, "%Y-%m").date()
+    except (TypeError, ValueError):
+        raise ValueError(f"month {month!r} is not YYYY-MM (e.g. 2026-11)") from None
+    _check_year(first, "month")
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return first, nxt - timedelta(days=1)
+
+
+def stored_lessons(db: Database, school: str, start: date, end: date, teacher: str | None = None,
+                   klass: str | None = None) -> list[dict[str, Any]]:
+    """The lessons of [start, end] in the rollup (the rows range_rates sums) as usage.lesson_row rows,
+    of one teacher and / or class if given; the caller brings the days up to date first."""
+    where, params = ["school = ?", "date >= ?", "date <= ?"], [school, start.isoformat(), end.isoformat()]
+    for col, value in (("teacher", teacher), ("class", klass)):
+        if value:
+            where.append(f"{col} = ?")
+            params.append(value)
+    tz = school_tz(db, school)
+    out = []
+    for r in db.query(f"SELECT * FROM lesson_usage WHERE {' AND '.join(where)} ORDER BY date, start_t, class",
+                      params):
+        r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
+        r["end"] = datetime.fromtimestamp(r["end_t"], tz).strftime("%H:%M")
+        out.append(usage.lesson_row(r))
+    return out
+
+
+def range_lessons(db: Database, school: str, start: date, end: date, now: float | None = None) -> list[dict]:
+    """Every lesson of [start, end] from the rollup with its certainty (collector.certainty)."""
+    heartbeat_s = float(usage.settings(db, school)["heartbeat_s"])
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for r in stored_lessons(db, school, start, end):
+        by_day.setdefault(r["date"], []).append(r)
+    out: list[dict[str, Any]] = []
+    for rows in by_day.values():  # a day at a time: the device traces of one day in memory
+        out += certainty.annotate(db, school, rows, school_tz(db, school), heartbeat_s, now)
+    return out
+
+
+def range_report(db: Database, school: str, start: date, end: date, now: float | None = None,
+                 month: str | None = None) -> dict[str, Any]:
+    """A report over any dates (教导处每月教学常规检查: a month) in the weekly report's shape, with
+    ``range`` instead of ``week``. Rates come live from collector.usage.range_rates (published weeks
+    inside the range are recomputed, not read from their frozen copies)."""
+    s = usage.settings(db, school)
+    teachers = usage.range_rates(db, school, start, end, "teacher", now)
+    classes = usage.range_rates(db, school, start, end, "class", now)
+    lessons = range_lessons(db, school, start, end, now)
+    return {
+        "school": school, "school_name": _school_name(db, school), "range": month or f"{start} 至 {end}",
+        "month": month, "start": start.isoformat(), "end": end.isoformat(),
+        "threshold": float(s["threshold"]), "min_use_minutes": float(s["min_use_minutes"]),
+        "exclude_faulty": bool(s["exclude_faulty"]),
+        "generated": time.time() if now is None else now, "published": None,
+        "teachers": teachers, "classes": classes, "lessons": lessons,
+        **lesson_counts(lessons),
+        "notes": day_notes(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)]),
+    }
 
 
 def publish_week(db: Database, school: str, week: str, by: str | None = None,

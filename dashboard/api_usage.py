@@ -1,7 +1,9 @@
 """Usage endpoints of CONTRACT §4 on the api blueprint: usage/teachers, usage/classes, lessons,
-plus usage/report (the weekly report as JSON, or ?format=html|xlsx|csv) and usage/trend.
-usage/teachers and usage/classes also take ``date=D`` (that day's rates) or ``term=D`` (the term
-containing D, up to today) instead of ``week``; those are computed live (not from a frozen week).
+plus usage/report (the weekly report as JSON, or ?format=html|xlsx|csv; ``month=YYYY-MM`` or
+``from=D&to=D`` for a month or any dates, ``lang=en`` for English CSV headers) and usage/trend.
+usage/teachers and usage/classes also take ``date=D`` (that day's rates), ``term=D`` (the term
+containing D, up to today) or ``from=D&to=D`` instead of ``week``; those are computed live (not
+from a frozen week).
 
 Who sees what: admin and headteacher the whole school; a class teacher (班主任) their class
 (its row, its lessons, and the rates of the teachers over its lessons — the 班主任 urges the
@@ -19,7 +21,7 @@ from flask import Response, abort, jsonify, request
 from collector import usage, usage_export
 from collector.registry import school_tz
 from collector.school_calendar import iso_week, week_days
-from collector.usage_report import weekly_report
+from collector.usage_report import parse_month, parse_range, range_report, weekly_report
 from dashboard import get_db
 from dashboard.access import SCHOOL_WIDE, allow
 from dashboard.api import bp, resolve_school, scope
@@ -48,7 +50,12 @@ def _week(school: str) -> str:
 
 
 def _span(school: str) -> tuple[date, date] | None:
-    """?date=D (that day) or ?term=D (the term containing D, up to today) instead of ?week=."""
+    """?date=D (that day), ?term=D (the term containing D, up to today) or ?from=D&to=D instead of ?week=."""
+    if request.args.get("from") or request.args.get("to"):
+        try:
+            return parse_range(request.args.get("from", ""), request.args.get("to", ""))
+        except ValueError as e:
+            abort(400, description=str(e))
     for key in ("date", "term"):
         raw = request.args.get(key)
         if raw is None:
@@ -127,24 +134,59 @@ def lessons() -> Any:
     return jsonify([r for r in usage.day_lessons(get_db(), school, day) if s.sees_lesson(r["class"], r["teacher"])])
 
 
+def report_for_request(school: str) -> dict[str, Any]:
+    """The report the request asks for: ?month=YYYY-MM, ?from=D&to=D, else the week (?week=)."""
+    month, lo, hi = request.args.get("month"), request.args.get("from"), request.args.get("to")
+    try:
+        if month:
+            start, end = parse_month(month)
+            return range_report(get_db(), school, start, end, month=month)
+        if lo or hi:
+            start, end = parse_range(lo or "", hi or "")
+            return range_report(get_db(), school, start, end)
+    except ValueError as e:
+        abort(400, description=str(e))
+    return weekly_report(get_db(), school, _week(school))
+
+
+def report_name(rep: dict[str, Any], ext: str) -> str:
+    """The download's file name: 班班通使用情况-SCHOOL-2026-W48.xlsx (or -2026-11, -FROM_TO)."""
+    label = rep.get("week") or rep.get("month") or f"{rep['start']}_{rep['end']}"
+    return f"班班通使用情况-{rep['school']}-{label}.{ext}"
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def report_file(rep: dict[str, Any], fmt: str) -> Any:
+    """The report as a download: xlsx, or csv (UTF-8 with BOM; ?lang=en for English headers)."""
+    from flask import send_file
+
+    if fmt == "xlsx":
+        data, mime = usage_export.to_xlsx(rep), XLSX_TYPE
+    else:
+        lang = request.args.get("lang", "zh")
+        if lang not in usage_export.LANGS:
+            abort(400, description="lang must be zh or en")
+        data, mime = usage_export.to_csv(rep, lang).encode("utf-8"), "text/csv; charset=utf-8"
+    import io
+
+    return send_file(io.BytesIO(data), mimetype=mime, as_attachment=True, download_name=report_name(rep, fmt))
+
+
 @bp.get("/usage/report")
 @allow(*SCHOOL_WIDE)
 def usage_report() -> Any:
-    """The weekly report (school-wide roles only): JSON, or format=html (printable) / xlsx / csv."""
-    school = _school()
-    week = _week(school)
-    rep = weekly_report(get_db(), school, week)
+    """The report (school-wide roles only) of a week, a month or any dates: JSON, or format=html
+    (printable) / xlsx / csv."""
     fmt = request.args.get("format", "json")
+    if fmt not in ("json", "html", "csv", "xlsx"):
+        abort(400, description="format must be json, html, csv or xlsx")
+    rep = report_for_request(_school())
     if fmt == "html":
         return Response(usage_export.to_html(rep), mimetype="text/html")
-    if fmt == "csv":
-        return Response(usage_export.to_csv(rep), mimetype="text/csv")
-    if fmt == "xlsx":
-        return Response(usage_export.to_xlsx(rep),
-                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f"attachment; filename=usage-{school}-{week}.xlsx"})
-    if fmt != "json":
-        abort(400, description="format must be json, html, csv or xlsx")
+    if fmt in ("csv", "xlsx"):
+        return report_file(rep, fmt)
     return jsonify(rep)
 
 

@@ -21,6 +21,12 @@ TERM = [{"name": "term", "in": "query", "required": False, "schema": {"type": "s
          "description": "a day of the school term to cover"},
         {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
         {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}}]
+RANGE = [{"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+          "description": "first day of a date range (with to), instead of week"},
+         {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+          "description": "last day of the range, included"}]
+MONTH = {"name": "month", "in": "query", "required": False, "description": "a month instead of week",
+         "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}, "example": "2026-11"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -62,10 +68,11 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/lessons": _op("One row per scheduled lesson of a day", [SCHOOL, DATE], _obj(
         {"class": S, "period": INT, "teacher": S, "subject": NS, "start": S, "end": S, "in_use_minutes": N,
          "used": B}, ["class", "period", "teacher", "start", "end", "in_use_minutes", "used"])),
-    "/api/v1/usage/report": _op("The weekly report (school-wide roles); format=html|csv|xlsx give a document", [
-        SCHOOL, WEEK, {"name": "format", "in": "query", "required": False,
+    "/api/v1/usage/report": _op("The report of a week, a month or a date range (school-wide roles); "
+                                "format=html|csv|xlsx give a document (lang=en: CSV with English headers)", [
+        SCHOOL, {**WEEK, "required": False}, MONTH, *RANGE, {"name": "format", "in": "query", "required": False,
                        "schema": {"type": "string", "enum": ["json"]}}], _obj(
-        {"school": S, "week": S, "threshold": N, "teachers": {"type": "array", "items": {"type": "object"}},
+        {"school": S, "start": S, "end": S, "threshold": N, "teachers": {"type": "array", "items": {"type": "object"}},
          "classes": {"type": "array", "items": {"type": "object"}},
          "lessons": {"type": "array", "items": {"type": "object"}}}), array=False),
     "/api/v1/usage/trend": _op("Weekly rates over the last weeks", [

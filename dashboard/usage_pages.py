@@ -1,5 +1,6 @@
-"""Usage pages: the teacher and class tables for a week or the term, trend, lesson drill-down,
-XLSX export and the print view for the staff meeting. Rates come from collector.usage (issue 4);
+"""Usage pages: the teacher and class tables for a week, the term or any dates (from/to, 本月),
+trend, lesson drill-down, XLSX and CSV export of a week, a month or a range, and the print view
+for the staff meeting. Rates come from collector.usage (issue 4);
 who sees which rows is the API's rule (dashboard.api_usage._rows), applied here too."""
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ import time
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from collector import usage, usage_export
+from collector import usage
 from collector.registry import school_tz
 from collector.school_calendar import default_term, iso_week, term_of, week_days
-from collector.usage_report import weekly_report
+from collector.usage_report import stored_lessons
 from dashboard import cache, get_db
 from dashboard.access import SCHOOL_WIDE, Scope, allow
-from dashboard.api_usage import RATE_ROLES, _rows
+from dashboard.api_usage import RATE_ROLES, _rows, _span, report_file, report_for_request
 from dashboard.auth import current_user
 from dashboard.overview import page_school
 
@@ -53,8 +54,26 @@ def shift(week: str, weeks: int) -> str:
     return iso_week(week_days(week)[0] + timedelta(days=7 * weeks))
 
 
+def chosen_period() -> str:
+    if request.args.get("from") or request.args.get("to"):
+        return "range"
+    return "term" if request.args.get("period") == "term" else "week"
+
+
+def month_span(school: str) -> tuple[str, str]:
+    """本月: the first and last day of this month at the school."""
+    first = today(school).replace(day=1)
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return first.isoformat(), (nxt - timedelta(days=1)).isoformat()
+
+
 def table_rows(scope: Scope, school: str, week: str, by: str, period: str) -> tuple[list[dict[str, Any]], str]:
-    """Rows for the table and a label for the period (the week, or the term's name)."""
+    """Rows for the table and a label for the period (the week, the dates, or the term's name)."""
+    if period == "range":
+        span = _span(school)
+        assert span is not None
+        return _rows(school, week, by, scope.user), str(_l("%(a)s 至 %(b)s", a=span[0].isoformat(),
+                                                            b=span[1].isoformat()))
     if period != "term":
         return _rows(school, week, by, scope.user), week
     db = get_db()
@@ -98,6 +117,8 @@ def data_version(school: str, week: str, period: str) -> tuple[Any, ...]:
     if period == "term":
         tt = term_of(start, usage.load_model(db, school).terms) or default_term(start)
         start, end = tt.start, min(tt.end, max(today(school), tt.start))
+    elif period == "range":
+        start, end = _span(school) or (start, end)
     usage.ensure_days(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)])
     r = db.query("SELECT MAX(computed) AS c, COUNT(*) AS n, SUM(dirty) AS d FROM usage_days "
                  "WHERE school = ? AND date >= ? AND date <= ?", (school, start.isoformat(), end.isoformat()))[0]
@@ -112,9 +133,11 @@ def _page(by: str) -> Any:
     if not school:
         return render_template("usage/table.html", school="", table_html="", by=by, week="", period="week")
     week = chosen_week(school)
-    period = "term" if request.args.get("period") == "term" else "week"
+    period = chosen_period()
+    span = _span(school) if period == "range" else None  # 400 on bad dates
     u = scope.user
-    key = (get_db().url, school, week, by, period, u.role, u.name, u.klass, data_version(school, week, period))
+    key = (get_db().url, school, week, by, period, span, u.role, u.name, u.klass,
+           data_version(school, week, period))
 
     def compute() -> dict[str, Any]:
         rows, label = table_rows(scope, school, week, by, period)
@@ -127,11 +150,14 @@ def _page(by: str) -> Any:
     lang = str(get_locale())
     table_html = cache.cached(("rates_html", lang) + key, CACHE_S, lambda: Markup(render_template(
         "usage/_rates.html", rows=data["rows"], by=by, school=school, week=week, period=period)))
+    span_args = {"from": span[0].isoformat(), "to": span[1].isoformat()} if span else {"week": week}
     trend = cache.cached(("trend", get_db().url, school, week, by, u.role, u.name, u.klass), TREND_TTL_S,
                          lambda: trend_series(scope, school, week, by, [r[by] for r in data["rows"]]))
     return render_template("usage/table.html", school=school, table_html=table_html, by=by, week=week,
                            period=period, label=data["label"], threshold=data["threshold"], trend=trend,
-                           prev=shift(week, -1), next=shift(week, 1), below=data["below"])
+                           prev=shift(week, -1), next=shift(week, 1), below=data["below"], span_args=span_args,
+                           month=month_span(school), range_from=span[0].isoformat() if span else "",
+                           range_to=span[1].isoformat() if span else "")
 
 
 @bp.get("/teachers")
@@ -159,19 +185,7 @@ def week_lessons(school: str, week: str, teacher: str | None, klass: str | None)
     if frozen is not None:
         return [r for r in frozen["lessons"] if wanted(r)]
     usage.ensure_days(db, school, days)
-    where, params = ["school = ?", "date >= ?", "date <= ?"], [school, days[0].isoformat(), days[-1].isoformat()]
-    for col, value in (("teacher", teacher), ("class", klass)):
-        if value:
-            where.append(f"{col} = ?")
-            params.append(value)
-    tz = school_tz(db, school)
-    out = []
-    for r in db.query(f"SELECT * FROM lesson_usage WHERE {' AND '.join(where)} ORDER BY date, start_t, class",
-                      params):
-        r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
-        r["end"] = datetime.fromtimestamp(r["end_t"], tz).strftime("%H:%M")
-        out.append(usage.lesson_row(r))
-    return out
+    return stored_lessons(db, school, days[0], days[-1], teacher, klass)
 
 
 @bp.get("/lessons")
@@ -200,20 +214,23 @@ def lessons() -> Any:
 @bp.get("/export.xlsx")
 @allow(*SCHOOL_WIDE)
 def export() -> Any:
-    school = page_school(_scope())
-    week = chosen_week(school)
-    data = usage_export.to_xlsx(weekly_report(get_db(), school, week))
-    return Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f"attachment; filename=banbantong-{school}-{week}.xlsx"})
+    """The week's, month's (month=) or dates' (from=, to=) report as XLSX."""
+    return report_file(report_for_request(page_school(_scope())), "xlsx")
+
+
+@bp.get("/export.csv")
+@allow(*SCHOOL_WIDE)
+def export_csv() -> Any:
+    """The same as CSV (UTF-8 with BOM, Chinese headers; lang=en for English ones)."""
+    return report_file(report_for_request(page_school(_scope())), "csv")
 
 
 @bp.get("/print")
 @allow(*SCHOOL_WIDE)
 def print_view() -> Any:
-    """The week on paper for the staff meeting (一周一汇总，一周一公布): both tables, below-threshold first."""
-    school = page_school(_scope())
-    week = chosen_week(school)
-    rep = weekly_report(get_db(), school, week)
+    """The week (or month=, or from= to=) on paper for the staff meeting (一周一汇总，一周一公布) or the
+    monthly check: both tables, below-threshold first."""
+    rep = report_for_request(page_school(_scope()))
     return render_template("usage/print.html", rep=rep, corrections=usage_export.correction_lines(rep),
                            teachers=sorted(rep["teachers"], key=lambda r: (r["rate"], r["teacher"])),
                            classes=sorted(rep["classes"], key=lambda r: (r["rate"], r["class"])))

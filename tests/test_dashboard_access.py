@@ -31,6 +31,7 @@ EXPECTED: dict[str, set[str]] = {
     "faults.register": {"admin", "maintainer"}, "faults.ticket": {"admin", "maintainer"},
     "usage.teachers": ALL - {"maintainer"}, "usage.classes": SCHOOL_WIDE | {"class_teacher"},
     "usage.lessons": ALL - {"maintainer"}, "usage.export": SCHOOL_WIDE, "usage.print_view": SCHOOL_WIDE,
+    "usage.export_csv": SCHOOL_WIDE,
     "admin.index": {"admin"}, "admin.users": {"admin"}, "admin.user_add": {"admin"}, "admin.user_edit": {"admin"},
     "admin.settings": {"admin"}, "admin.audit_log": {"admin"}, "admin.imports_form": {"admin"},
     "admin.imports_preview": {"admin"}, "admin.imports_apply": {"admin"}, "admin.policy_editor": {"admin"},
