@@ -23,6 +23,7 @@ from agent.probes import all_probes, faults, power, software, usage
 from agent.probes.drift import DriftProbe
 from agent.probes.faults import DrmDisplaySource, FaultProbe, report_outbox
 from agent.probes.idle import IdleSource
+from protocol.programs import glob_hit
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 
@@ -82,9 +83,9 @@ def test_software_verdict(name: str, exe: str, deny: list[str], allow: list[str]
 
 def one_glob_at_a_time(name: str, exe: str, deny: list[str], allow: list[str]) -> str | None:
     """The policy's meaning, glob by glob (what the compiled rules must agree with)."""
-    if any(software._glob_hit(g, name, exe) for g in allow):
+    if any(glob_hit(g, name, exe) for g in allow):
         return None
-    hit = next((g for g in deny if software._glob_hit(g, name, exe)), None)
+    hit = next((g for g in deny if glob_hit(g, name, exe)), None)
     if hit is None and allow and not software.system_program(exe, name):
         return "allow-list"
     return hit

@@ -21,6 +21,7 @@ import psutil
 
 from agent.probes import Probe
 from agent.probes.execwatch import ExecWatcher, open_watcher
+from protocol.programs import glob_hit, norm
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.context import Context
@@ -60,18 +61,6 @@ def system_program(exe: str, name: str) -> bool:
     return low.startswith(SYSTEM_DIRS_POSIX)
 
 
-def _norm(path: str) -> str:
-    return path.replace("\\", "/").lower()
-
-
-def _glob_hit(glob: str, name: str, exe: str) -> bool:
-    """One glob against one program (the reference for :class:`Rules`)."""
-    g = _norm(glob)
-    path = _norm(exe)
-    if "/" in g:
-        return fnmatch.fnmatchcase(path, g)
-    base = path.rsplit("/", 1)[-1]
-    return fnmatch.fnmatchcase(name.lower(), g) or (bool(base) and fnmatch.fnmatchcase(base, g))
 
 
 class _Globs:
@@ -79,7 +68,7 @@ class _Globs:
 
     def __init__(self, globs: Sequence[str]) -> None:
         self.globs = list(globs)
-        normed = [_norm(g) for g in self.globs]
+        normed = [norm(g) for g in self.globs]
         names = [fnmatch.translate(g) for g in normed if "/" not in g]
         paths = [fnmatch.translate(g) for g in normed if "/" in g]
         self.names = re.compile("|".join(names)) if names else None
@@ -92,7 +81,7 @@ class _Globs:
         return self.paths is not None and self.paths.match(path) is not None
 
     def first(self, name: str, exe: str) -> Optional[str]:
-        return next((g for g in self.globs if _glob_hit(g, name, exe)), None)
+        return next((g for g in self.globs if glob_hit(g, name, exe)), None)
 
 
 class Rules:
@@ -104,7 +93,7 @@ class Rules:
     def verdict(self, name: str, exe: str) -> Optional[str]:
         """The rule a program breaks, or None: ``allow`` wins over ``deny``; with an allow list, a program
         neither allowed nor a system program breaks rule ``allow-list``."""
-        path = _norm(exe)
+        path = norm(exe)
         low, base = name.lower(), path.rsplit("/", 1)[-1]
         if self.allow.hit(low, path, base):
             return None
