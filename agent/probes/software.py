@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 import psutil
 
 from agent.probes import Probe
+from agent.probes.blockguard import BlockGuard, default_guard
 from agent.probes.execwatch import ExecWatcher, open_watcher
 from protocol.programs import glob_hit, norm
 
@@ -231,10 +232,13 @@ class SoftwareProbe(Probe):
     emits = ("software",)
     rerun_on_policy = True
     fields = {"action": "detected / blocked", "name": "program name", "exe": "path of the program file",
-              "rule": "the policy rule that matched", "block_error": "why blocking failed, if it did"}
+              "rule": "the policy rule that matched", "block_error": "why blocking failed, if it did",
+              "block_refused": "why the agent did not end it (not the user's program, a system program...)"}
 
-    def __init__(self, table: Optional[ProcessTable] = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, table: Optional[ProcessTable] = None, clock: Callable[[], float] = time.monotonic,
+                 guard: Optional[BlockGuard] = None) -> None:
         self._table = table
+        self._guard = guard  # who may be terminated (agent.probes.blockguard); made when first needed
         self.clock = clock
         self.known: Dict[int, float] = {}  # pid -> start time of every process already looked at
         self.reported: Dict[int, float] = {}
@@ -327,11 +331,23 @@ class SoftwareProbe(Probe):
     def _report(self, ctx: "Context", pid: int, created: float, name: str, exe: str, rule: str,
                 action: str) -> None:
         data: Dict[str, Any] = {"action": "detected", "name": name, "exe": exe, "rule": rule}
-        if action == "block" and not system_program(exe, name):
-            try:
-                self.table.terminate(pid, created)
-                data["action"] = "blocked"
-            except (psutil.Error, OSError) as e:
-                data["block_error"] = type(e).__name__
-                log.warning("could not block %s (pid %d): %s", name, pid, e)
+        if action == "block":
+            self._block(ctx, pid, created, data)
         ctx.emit("software", data)
+
+    def _block(self, ctx: "Context", pid: int, created: float, data: Dict[str, Any]) -> None:
+        """End the process unless it is not the interactive user's to end (agent.probes.blockguard)."""
+        name, exe = data["name"], data["exe"]
+        if self._guard is None:
+            self._guard = default_guard(str(getattr(ctx.cfg, "data_dir", "") or ""))
+        why = "a system program" if system_program(exe, name) else self._guard.refusal(pid, name, exe)
+        if why is not None:
+            data["block_refused"] = why
+            log.info("not blocking %s (pid %d): %s", name, pid, why)
+            return
+        try:
+            self.table.terminate(pid, created)
+            data["action"] = "blocked"
+        except (psutil.Error, OSError) as e:
+            data["block_error"] = type(e).__name__
+            log.warning("could not block %s (pid %d): %s", name, pid, e)
