@@ -123,6 +123,11 @@ def test_linux_seat_from_logind_or_the_helpers_file(tmp_path: Path) -> None:
     assert LinuxSessions(logind).seat() == Seat(1000, None, frozenset([2345]))
     out[("loginctl", "show-session", "3", "-p", "User", "-p", "Leader")] = "User=0\nLeader=2345\n"
     assert LinuxSessions(logind).seat() is None  # root at the desktop: nothing is ended
+    out[("loginctl", "show-session", "3", "-p", "Type", "-p", "Active", "-p", "Class")] = "Type=tty\nActive=yes\n"
+    fresh = tmp_path / "fresh.json"  # a helper's fresh file, of nobody
+    fresh.write_text("{}")
+    os.chown(fresh, NOBODY, NOBODY)
+    assert LinuxSessions(logind, str(fresh)).seat() is None  # logind answers: no desktop session active
     # no logind session: the owner of the helper's file, while the helper keeps it fresh
     helper = tmp_path / "session.json"
     helper.write_text("{}")

@@ -110,7 +110,7 @@ class BlockGuard:
 
 
 class LinuxSessions(Sessions):
-    """logind's active graphical session (uid, leader); else the owner of the helper's fresh file."""
+    """logind's active graphical session (uid, leader); without logind, the owner of the helper's fresh file."""
 
     def __init__(self, logind: Optional[Logind] = None, helper_file: str = "", proc: str = "/proc",
                  max_age_s: float = 90.0, wall: Callable[[], float] = time.time) -> None:
@@ -127,6 +127,8 @@ class LinuxSessions(Sessions):
             if not uid.isdigit() or int(uid) == 0:
                 return None
             return Seat(int(uid), None, frozenset([int(leader)] if leader.isdigit() else []))
+        if self.logind.sessions():  # logind answers: no desktop session is active (login screen, text console)
+            return None
         try:
             st = os.stat(self.helper_file) if self.helper_file else None
         except OSError:
