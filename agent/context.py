@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 # settings the school's policy may override (policy key == AgentConfig attribute)
 POLICY_SETTINGS = ("idle_minutes", "heartbeat_s")
+POLICY_REFUSED = "policy_refused"  # fault raised when a policy is refused (e.g. deny rules that hit the system)
 
 
 class Context:
@@ -43,7 +44,9 @@ class Context:
 
                     verify(obj, cfg.command_key)
                 self._apply_policy(obj)
-            except ValueError as e:  # also Rejected and SignatureError
+            except protocol.Rejected as r:
+                self._refused(r)
+            except ValueError as e:  # also SignatureError
                 log.warning("ignored the saved policy: %s", e)
 
     # -- events ------------------------------------------------------------------
@@ -62,13 +65,23 @@ class Context:
         """Validate, apply, remember (so it holds offline after a restart) and notify listeners."""
         if self.policy_gate is not None:
             self.policy_gate(obj)
-        self._apply_policy(obj)
+        try:
+            self._apply_policy(obj)
+        except protocol.Rejected as r:
+            self._refused(r)
+            raise
+        self.faults.clear(POLICY_REFUSED, "a valid policy applied")
         self.outbox.set_meta("policy", json.dumps(obj, ensure_ascii=False))
         for fn in list(self.policy_listeners):
             try:
                 fn()
             except Exception as e:  # a listener must not stop the others
                 log.warning("policy listener failed: %s", e)
+
+    def _refused(self, r: protocol.Rejected) -> None:
+        """Report a refused policy (a fault, raised once until a valid policy applies); the last one stays."""
+        log.warning("policy refused, the previous one stays: %s", r.message)
+        self.faults.raise_(POLICY_REFUSED, "warning", "policy refused, the previous one stays: %s" % r.message[:400])
 
     def _apply_policy(self, obj: Any) -> None:
         merged = protocol.validate_policy(obj)

@@ -219,6 +219,7 @@ def usage_below(school: str, week: str, rows: Iterable[Mapping[str, Any]], who: 
 FAULT_TITLES = {
     "display_missing": "投影无信号", "disk_full": "磁盘已满", "overheat": "温度过高",
     "unclean_shutdown": "非正常关机", "agent_crash": "监控程序崩溃", "clock": "时钟不准",
+    "policy_refused": "拒绝了不安全的策略",
     "power_cut": "停电", "network": "网络故障", "projector": "投影机故障", "pc": "电脑故障",
     "audio": "音响故障", "whiteboard": "白板故障", "other": "其他故障",
 }

@@ -218,6 +218,25 @@ def user_add(name: str, role: str, school: Optional[str], klass: Optional[str], 
     click.echo(f"user {name} added ({role})")
 
 
+@user.command("unlock")
+@click.argument("name")
+@db_option
+def user_unlock(name: str, db_url: Optional[str]) -> None:
+    """Lift the login throttling of a user after failed logins (audited)."""
+    from collector.retention import actor
+    from dashboard import audit, throttle
+    from dashboard.users import get_user
+
+    db = open_db(db_url)
+    if get_user(db, name) is None:
+        raise click.ClickException(f"没有用户 {name} / no user {name!r}")
+    who = "cli:" + actor()
+    n = throttle.unlock(db, name, who)
+    audit.record(db, who, "user.unlock", None, name, None, forgiven=n)
+    click.echo(f"已解除 {name} 的登录限制（{n} 次失败不再计算）/ login throttling of {name} lifted "
+               f"({n} failed logins forgiven)")
+
+
 @main.group()
 def token() -> None:
     """API tokens."""

@@ -16,6 +16,7 @@ from bbt.errors import BbtError
 from collector import school_keys
 from collector.db import Database
 from collector.mqttout import Send
+from protocol.programs import UnsafeRule
 
 DEFAULT_HEARTBEAT_S = float(protocol.DEFAULT_POLICY["heartbeat_s"])
 
@@ -38,9 +39,22 @@ def load_file(path: str) -> Any:
         raise PolicyError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
 
 
+class UnsafePolicyError(PolicyError):
+    """Deny rules that would hit system programs or every program; ``problems`` names each rule and its hit."""
+
+    def __init__(self, source: str, problems: list[UnsafeRule]) -> None:
+        zh = "；".join(f"禁止规则“{p.rule}”" + (f"会命中系统程序 {p.hits}" if p.hits else "会命中所有程序")
+                      for p in problems)
+        en = "; ".join(p.describe() for p in problems)
+        super().__init__(f"{source}: {zh}，策略未保存 / {en}: policy not stored")
+        self.problems = problems
+
+
 def validate(obj: Any, source: str = "policy") -> dict[str, Any]:
     try:
         return protocol.validate_policy(obj)
+    except protocol.UnsafePolicy as u:
+        raise UnsafePolicyError(source, u.problems) from None
     except protocol.Rejected as r:
         raise PolicyError(f"{source}: {r.message}") from None
 

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from collector import registry, usage_settings
-from dashboard import audit, get_db
+from dashboard import audit, get_db, throttle
 from dashboard import sessions as session_store
 from dashboard.access import allow
 from dashboard.auth import client_ip, current_user
@@ -47,8 +47,10 @@ def users() -> Any:
     db = get_db()
     rows = list_users(db)
     tokens = list_tokens(db)
+    failures = throttle.recent_failures(db)
     for r in rows:
         r["tokens"] = [t for t in tokens if t["user_name"] == r["name"] and not t["revoked"]]
+        r["failures"] = failures.get(r["name"], 0)
     return render_template("admin/users.html", users=rows, roles=ROLES, role_names=ROLE_NAMES,
                            schools=schools_known(), temp=request.args.get("temp"))
 
@@ -98,6 +100,10 @@ def user_edit(name: str) -> Any:
             session_store.revoke_user(db, name)
             audit.record(db, actor(), "user.reset_password", None, name, client_ip())
             flash(_("%(name)s 的临时密码（只显示这一次，登录后须修改）：%(pw)s", name=name, pw=temp), "ok")
+        elif action == "unlock":
+            n = throttle.unlock(db, name, actor())
+            audit.record(db, actor(), "user.unlock", None, name, client_ip(), forgiven=n)
+            flash(_("已解除 %(name)s 的登录限制。", name=name), "ok")
         elif action == "revoke_tokens":
             n = revoke_user_tokens(db, name)
             audit.record(db, actor(), "token.revoke", None, name, client_ip(), count=n)

@@ -7,7 +7,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from collector import policy
-from collector.policy import PolicyError
+from collector.policy import PolicyError, UnsafePolicyError
 from dashboard import audit, get_db, sending
 from dashboard.access import allow
 from dashboard.admin import actor, bp
@@ -37,6 +37,14 @@ def policy_from_form(form: Any, current: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def unsafe_message(e: UnsafePolicyError) -> str:
+    """Why the policy was refused, one sentence per rule (in the user's language)."""
+    parts = [_("禁止规则“%(rule)s”会命中系统程序 %(hit)s", rule=p.rule, hit=p.hits) if p.hits else
+             _("禁止规则“%(rule)s”会命中所有程序", rule=p.rule) for p in e.problems]
+    return _("策略未保存：%(why)s。这样的规则可能结束系统或桌面程序，请写出要禁止的具体程序名，例如 qq.exe。",
+             why="；".join(parts))
+
+
 @bp.route("/policy", methods=["GET", "POST"])
 @allow("admin")
 def policy_editor() -> Any:
@@ -51,6 +59,8 @@ def policy_editor() -> Any:
         obj = policy_from_form(request.form, current["policy"])
         try:
             stored, published = sending.save_policy(db, school, obj)
+        except UnsafePolicyError as e:
+            error = unsafe_message(e)
         except PolicyError as e:
             error = str(e)
         else:

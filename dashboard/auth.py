@@ -1,12 +1,14 @@
 """Login (server-side session behind the cookie), password changes, API tokens (Bearer)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from dashboard import get_db
+from dashboard import get_db, throttle
 from dashboard import sessions as store
 from dashboard.access import ANY_USER, PUBLIC, allow
 from dashboard.users import MIN_PASSWORD, User, UserError, check_password, get_user, set_password, user_for_token
@@ -54,8 +56,26 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
-def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/") and not value.startswith("//") else "/"
+def safe_next(value: str | None) -> str:
+    """``value`` when it is a path of this site, else "/": it must begin with one "/" and hold no scheme,
+    host, backslash or control character, also once percent-decoded (``//evil``, ``/\\evil``,
+    ``/%5Cevil``, ``https://evil``, ``/\t/evil`` are all refused)."""
+    if not value or len(value) > 2000:
+        return "/"
+    text = value
+    for _round in range(3):  # %255C -> %5C -> \
+        if not text.startswith("/") or text.startswith("//") or "\\" in text:
+            return "/"
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
+            return "/"
+        parts = urlsplit(text)
+        if parts.scheme or parts.netloc:
+            return "/"
+        decoded = unquote(text)
+        if decoded == text:
+            return value
+        text = decoded
+    return "/"
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -65,13 +85,14 @@ def login() -> Any:
     if request.method == "POST":
         db = get_db()
         name = request.form.get("username", "").strip()[:100]
-        wait = store.locked_for(db, name, client_ip())
+        wait = throttle.locked_for(db, name, client_ip())
         if wait > 0:
-            error = _("登录失败次数过多，请 %(n)d 分钟后再试。", n=int(wait // 60) + 1)
+            error = (_("登录失败次数过多，请 %(n)d 秒后再试。", n=math.ceil(wait)) if wait < 60 else
+                     _("登录失败次数过多，请 %(n)d 分钟后再试。", n=math.ceil(wait / 60)))
             status = 429
         else:
             user = check_password(db, name, request.form.get("password", ""))
-            store.note_attempt(db, name, client_ip(), user is not None)
+            throttle.note_attempt(db, name, client_ip(), user is not None)
             if user is not None:
                 old = session.get("sid")
                 if old:
@@ -82,7 +103,7 @@ def login() -> Any:
                 session["sid"] = store.create(db, user.name, client_ip())
                 if lang:
                     session["lang"] = lang
-                return redirect(_safe_next(request.args.get("next")))
+                return redirect(safe_next(request.args.get("next")))
             error, status = _("用户名或密码错误"), 401
     return render_template("auth/login.html", error=error), status
 

@@ -1,4 +1,4 @@
-"""Server-side login sessions and the login rate limit (no Flask here).
+"""Server-side login sessions (no Flask here; the login rate limit is dashboard.throttle).
 
 The browser's signed cookie carries only a random session id; the store maps its hash to the
 user. Login always issues a new id, logout and a password change revoke ids, so a copied
@@ -13,9 +13,6 @@ import time
 from collector.db import Database
 
 IDLE_TIMEOUT_S = 12 * 3600
-MAX_FAILURES_USER = 5       # failed logins per user name ...
-MAX_FAILURES_IP = 20        # ... and per address ...
-FAILURE_WINDOW_S = 15 * 60  # ... within this window lock further attempts
 
 
 def _h(sid: str) -> str:
@@ -57,27 +54,3 @@ def revoke_user(db: Database, user: str, keep: str | None = None) -> int:
     """Revoke every session of a user (except ``keep``): after a password change or disabling."""
     return db.execute("UPDATE web_sessions SET revoked = ? WHERE user_name = ? AND revoked IS NULL AND sid_hash <> ?",
                       (time.time(), user, _h(keep) if keep else ""))
-
-
-def note_attempt(db: Database, user: str, ip: str, ok: bool) -> None:
-    db.execute("INSERT INTO login_attempts (t, user_name, ip, ok) VALUES (?, ?, ?, ?)",
-               (time.time(), user, ip, int(ok)))
-
-
-def locked_for(db: Database, user: str, ip: str, now: float | None = None) -> float:
-    """Seconds until this user name / address may try again (0 when not locked).
-
-    Only failures since the last successful login of that user count."""
-    now = time.time() if now is None else now
-    since = now - FAILURE_WINDOW_S
-    last_ok = db.query("SELECT MAX(t) AS t FROM login_attempts WHERE user_name = ? AND ok = 1", (user,))[0]["t"]
-    user_since = max(since, last_ok or 0.0)
-    fails_user = db.query("SELECT t FROM login_attempts WHERE user_name = ? AND ok = 0 AND t > ? ORDER BY t",
-                          (user, user_since))
-    fails_ip = db.query("SELECT t FROM login_attempts WHERE ip = ? AND ok = 0 AND t > ? ORDER BY t", (ip, since))
-    wait = 0.0
-    if len(fails_user) >= MAX_FAILURES_USER:
-        wait = max(wait, fails_user[-MAX_FAILURES_USER]["t"] + FAILURE_WINDOW_S - now)
-    if len(fails_ip) >= MAX_FAILURES_IP:
-        wait = max(wait, fails_ip[-MAX_FAILURES_IP]["t"] + FAILURE_WINDOW_S - now)
-    return max(0.0, wait)

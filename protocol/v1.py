@@ -11,6 +11,8 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from protocol.programs import UnsafeRule, unsafe_deny_rules
+
 VERSION = "v1"
 PREFIX = "bbt/v1"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
@@ -30,6 +32,15 @@ class Rejected(ValueError):
         super().__init__("%s: %s" % (code, message))
         self.code = code
         self.message = message
+
+
+class UnsafePolicy(Rejected):
+    """A policy whose deny rules would hit system programs or every program (``problems`` names them)."""
+
+    def __init__(self, problems: List[UnsafeRule]) -> None:
+        super().__init__("unsafe_policy", "; ".join(p.describe() for p in problems) + " (refused: it could stop "
+                         "the PC's system or desktop; name the programs to deny, e.g. \"qq.exe\")")
+        self.problems = problems
 
 
 class Topic(NamedTuple):
@@ -327,6 +338,9 @@ def validate_policy(obj: object) -> Dict[str, Any]:
         globs = sw.get(key, [])
         if not isinstance(globs, list) or not all(isinstance(g, str) and g for g in globs):
             raise Rejected("bad_policy", "policy.software.%s must be a list of non-empty glob strings" % key)
+    unsafe = unsafe_deny_rules(sw.get("deny", []))
+    if unsafe:
+        raise UnsafePolicy(unsafe)
     if sw.get("action", "report") not in ("report", "block"):
         raise Rejected("bad_policy", "policy.software.action must be report or block")
     apps = obj.get("teaching_apps", [])

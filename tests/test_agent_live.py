@@ -1,9 +1,12 @@
 """The agent as a real process against a real Mosquitto, with real psutil on this machine."""
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -15,13 +18,27 @@ from tests.agent_helpers import Sink, start_agent, stop
 from tests.brokers import Mosquitto
 from tests.helpers import wait_for
 
+NOBODY = 65534  # the person logged in at the PC, in these tests
 
-def fake_program(tmp: Path, name: str) -> subprocess.Popen[bytes]:
-    """A process named like a program: a copy of sleep(1) under that name."""
+
+def fake_program(tmp: Path, name: str, uid: int | None = None) -> subprocess.Popen[bytes]:
+    """A process named like a program: a copy of sleep(1) under that name (run as ``uid``: the folder
+    must then be readable by everyone)."""
     exe = tmp / "bin" / name
     exe.parent.mkdir(exist_ok=True)
     shutil.copy("/bin/sleep", exe)
-    return subprocess.Popen([str(exe), "120"])
+    if uid is None:
+        return subprocess.Popen([str(exe), "120"])
+    os.chmod(exe.parent, 0o755)
+    return subprocess.Popen([str(exe), "120"], user=uid, cwd="/")
+
+
+def logged_in(data_dir: Path, uid: int) -> None:
+    """The user-session helper of ``uid`` is running: its file (owned by that user) is fresh."""
+    folder = data_dir / "session"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "session.json").write_text(json.dumps({"ts": time.time(), "idle_s": 1.0, "foreground": None}))
+    os.chown(folder / "session.json", uid, uid)
 
 
 def command(cid: str, kind: str, args: dict | None = None, expires_in: float = 600) -> dict:
@@ -37,6 +54,7 @@ def test_denied_program_policy_live_and_commands(mosquitto: Mosquitto, tmp_path:
     sink = Sink(mosquitto.port)
     agent = start_agent(tmp_path, mosquitto.url, BBT_AGENT_COMMAND_KEY=pub)  # software scan at its default period
     procs = []
+    victims: Path | None = None
     try:
         wait_for(lambda: sink.of("power", state="on"), 20, what="power on")
         # 1. the built-in deny list: a program called minecraft is reported within 15 s
@@ -48,17 +66,28 @@ def test_denied_program_policy_live_and_commands(mosquitto: Mosquitto, tmp_path:
         assert ev["data"]["action"] == "detected" and ev["data"]["rule"] == "minecraft*"
         assert ev["data"]["name"] == "minecraft"
 
-        # 2. a policy on the retained topic applies without a restart: deny foo-*, block it; heartbeat 5 s
-        game = fake_program(tmp_path, "foo-game")
-        procs.append(game)
+        # 2. a policy on the retained topic applies without a restart: deny foo-*, block it; heartbeat 5 s.
+        # Only the logged-in person's programs are ended: foo-game runs as that user (nobody), foo-service
+        # as root (like a service); both are denied, only foo-game ends
+        victims = Path(tempfile.mkdtemp(prefix="bbt-live-"))  # readable by nobody (tmp_path is not)
+        os.chmod(victims, 0o755)
+        logged_in(tmp_path / "agent-pc-1", NOBODY)
+        game = fake_program(victims, "foo-game", NOBODY)
+        service = fake_program(victims, "foo-service")
+        procs += [game, service]
         time.sleep(0.3)  # the game runs before the policy comes
         beats_before = len(sink.of("heartbeat"))
         sink.publish("bbt/v1/s1/policy", signing.sign({"software": {"deny": ["FOO-*"], "action": "block"},
                                                        "heartbeat_s": 5}, key), retain=True)
-        foo = str(tmp_path / "bin" / "foo-game")
+        foo = str(victims / "bin" / "foo-game")
         blocked = wait_for(lambda: sink.of("software", exe=foo), 8, what="foo-game blocked")[0]
         assert blocked["data"]["action"] == "blocked" and blocked["data"]["rule"] == "FOO-*", sink.events
         assert game.wait(5) == -signal.SIGTERM
+        kept = wait_for(lambda: sink.of("software", exe=str(victims / "bin" / "foo-service")), 8,
+                        what="foo-service reported")[0]
+        assert kept["data"]["action"] == "detected" and kept["data"]["rule"] == "FOO-*"
+        assert kept["data"]["block_refused"] == "it runs as the system or a service"
+        assert service.poll() is None
         wait_for(lambda: len(sink.of("heartbeat")) >= beats_before + 1, 8, what="heartbeat at the policy's 5 s")
         # minecraft is no longer denied by the new policy and was reported once only
         assert len(sink.of("software", exe=mine)) == 1
@@ -87,6 +116,8 @@ def test_denied_program_policy_live_and_commands(mosquitto: Mosquitto, tmp_path:
             p.wait()
         stop(agent)
         sink.close()
+        if victims is not None:
+            shutil.rmtree(victims)
     log = (tmp_path / "agent-pc-1.log").read_text()
     assert agent.returncode == 0, log
     assert "请关闭投影仪" in log and "power off requested" not in log

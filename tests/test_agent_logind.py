@@ -27,7 +27,8 @@ class FakeLogind:
         self.sessions: Dict[str, Dict[str, Any]] = {
             GREETER: {"Id": "c1", "Type": ("s", "x11"), "Active": ("b", False), "Class": ("s", "greeter")},
             USER: {"Id": "3", "Type": ("s", "wayland"), "Active": ("b", True), "Class": ("s", "user"),
-                   "IdleHint": ("b", False), "IdleSinceHint": ("t", 0)},
+                   "IdleHint": ("b", False), "IdleSinceHint": ("t", 0),
+                   "User": ("(uo)", (1000, "/org/freedesktop/login1/user/_1000")), "Leader": ("u", 2345)},
         }
         self.calls: List[str] = []
         self.conn = open_dbus_connection(bus=address)
@@ -110,3 +111,15 @@ def test_a_dropped_bus_connection_is_opened_again(bus: str, logind: FakeLogind) 
 def test_without_a_system_bus_logind_is_asked_through_loginctl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=%s" % (tmp_path / "no-bus"))
     assert isinstance(default_logind(), LoginctlLogind)
+
+
+def test_the_session_user_and_leader_for_blocking_come_from_logind_over_dbus(bus: str, logind: FakeLogind) -> None:
+    """Blocking ends only the active desktop session's user's programs (agent.probes.blockguard)."""
+    from agent.probes.blockguard import LinuxSessions, Seat
+
+    client = DbusLogind(bus)
+    assert client.props("3", "User", "Leader") == {"User": "1000", "Leader": "2345"}  # as loginctl prints them
+    assert LinuxSessions(client).seat() == Seat(1000, None, frozenset([2345]))
+    logind.sessions[USER]["Active"] = ("b", False)  # switched to the login screen: nobody's programs are ended
+    assert LinuxSessions(client).seat() is None
+    client.close()

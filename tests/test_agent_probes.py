@@ -20,9 +20,11 @@ from agent.desktop import LogDesktop
 from agent.faulttrack import FaultTracker
 from agent.outbox import Outbox
 from agent.probes import all_probes, faults, power, software, usage
+from agent.probes.blockguard import BlockGuard, Owner, Seat, Sessions
 from agent.probes.drift import DriftProbe
 from agent.probes.faults import DrmDisplaySource, FaultProbe, report_outbox
 from agent.probes.idle import IdleSource
+from protocol.programs import glob_hit
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 
@@ -82,9 +84,9 @@ def test_software_verdict(name: str, exe: str, deny: list[str], allow: list[str]
 
 def one_glob_at_a_time(name: str, exe: str, deny: list[str], allow: list[str]) -> str | None:
     """The policy's meaning, glob by glob (what the compiled rules must agree with)."""
-    if any(software._glob_hit(g, name, exe) for g in allow):
+    if any(glob_hit(g, name, exe) for g in allow):
         return None
-    hit = next((g for g in deny if software._glob_hit(g, name, exe)), None)
+    hit = next((g for g in deny if glob_hit(g, name, exe)), None)
     if hit is None and allow and not software.system_program(exe, name):
         return "allow-list"
     return hit
@@ -120,10 +122,20 @@ class FakeTable(software.ProcessTable):
         del self.procs[pid]
 
 
+class SeatOf(Sessions):
+    """Every fake process belongs to uid 1000, the person logged in."""
+
+    def seat(self) -> Seat | None:
+        return Seat(1000, None)
+
+    def owner(self, pid: int) -> Owner | None:
+        return Owner(1000, "", None)
+
+
 def test_software_probe_one_event_per_start_and_block(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
     table = FakeTable()
-    probe = software.SoftwareProbe(table)
+    probe = software.SoftwareProbe(table, guard=BlockGuard(SeatOf()))
     table.procs = {10: (1000.0, "bash", "/usr/bin/bash"), 11: (1000.0, "qq", "/opt/qq/qq")}
     probe.setup(ctx)
     probe.run(ctx)
@@ -136,7 +148,7 @@ def test_software_probe_one_event_per_start_and_block(tmp_path: Path) -> None:
     probe.run(ctx)
     assert len(events(ctx, "software")) == 2
     # a restarted agent does not report the same running program again
-    again = software.SoftwareProbe(table)
+    again = software.SoftwareProbe(table, guard=BlockGuard(SeatOf()))
     again.setup(ctx)
     assert len(events(ctx, "software")) == 2
     # the policy asks to block: new matches are terminated and reported as blocked

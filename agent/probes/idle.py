@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable, List, Optional, Tuple
 
 from agent.probes import run_command
-from agent.probes.logind import LoginctlLogind, Logind, default_logind
+from agent.probes.logind import LoginctlLogind, Logind, active_graphical_session, default_logind
 
 
 class IdleSource:
@@ -209,12 +209,7 @@ class LogindIdleSource(IdleSource):
         self._session_at = -1e18
 
     def _active_session(self) -> Optional[str]:
-        for sid in self.logind.sessions():
-            props = self.logind.props(sid, "Type", "Active", "Class")
-            if props.get("Active") == "yes" and props.get("Type") in ("x11", "wayland", "mir") \
-                    and props.get("Class", "user") == "user":
-                return sid
-        return None
+        return active_graphical_session(self.logind)
 
     def idle_seconds(self) -> Optional[float]:
         now = self.wall()

@@ -58,10 +58,22 @@ class LoginctlLogind(Logind):
 
 
 def _text(value: Any) -> str:
-    """A D-Bus value as loginctl prints it."""
+    """A D-Bus value as loginctl prints it (User and Seat are structs (id, path): loginctl prints the id)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, (tuple, list)) and value:
+        return str(value[0])
     return str(value)
+
+
+def active_graphical_session(logind: Logind) -> Optional[str]:
+    """The id of the active graphical (x11, wayland, mir) user session, if any."""
+    for sid in logind.sessions():
+        props = logind.props(sid, "Type", "Active", "Class")
+        if props.get("Active") == "yes" and props.get("Type") in ("x11", "wayland", "mir") \
+                and props.get("Class", "user") == "user":
+            return sid
+    return None
 
 
 class DbusLogind(Logind):

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 import psutil
 
 from agent.probes import Probe
+from agent.probes.blockguard import BlockGuard, default_guard
 from agent.probes.execwatch import ExecWatcher, open_watcher
+from protocol.programs import glob_hit, norm
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.context import Context
@@ -60,18 +62,6 @@ def system_program(exe: str, name: str) -> bool:
     return low.startswith(SYSTEM_DIRS_POSIX)
 
 
-def _norm(path: str) -> str:
-    return path.replace("\\", "/").lower()
-
-
-def _glob_hit(glob: str, name: str, exe: str) -> bool:
-    """One glob against one program (the reference for :class:`Rules`)."""
-    g = _norm(glob)
-    path = _norm(exe)
-    if "/" in g:
-        return fnmatch.fnmatchcase(path, g)
-    base = path.rsplit("/", 1)[-1]
-    return fnmatch.fnmatchcase(name.lower(), g) or (bool(base) and fnmatch.fnmatchcase(base, g))
 
 
 class _Globs:
@@ -79,7 +69,7 @@ class _Globs:
 
     def __init__(self, globs: Sequence[str]) -> None:
         self.globs = list(globs)
-        normed = [_norm(g) for g in self.globs]
+        normed = [norm(g) for g in self.globs]
         names = [fnmatch.translate(g) for g in normed if "/" not in g]
         paths = [fnmatch.translate(g) for g in normed if "/" in g]
         self.names = re.compile("|".join(names)) if names else None
@@ -92,7 +82,7 @@ class _Globs:
         return self.paths is not None and self.paths.match(path) is not None
 
     def first(self, name: str, exe: str) -> Optional[str]:
-        return next((g for g in self.globs if _glob_hit(g, name, exe)), None)
+        return next((g for g in self.globs if glob_hit(g, name, exe)), None)
 
 
 class Rules:
@@ -104,7 +94,7 @@ class Rules:
     def verdict(self, name: str, exe: str) -> Optional[str]:
         """The rule a program breaks, or None: ``allow`` wins over ``deny``; with an allow list, a program
         neither allowed nor a system program breaks rule ``allow-list``."""
-        path = _norm(exe)
+        path = norm(exe)
         low, base = name.lower(), path.rsplit("/", 1)[-1]
         if self.allow.hit(low, path, base):
             return None
@@ -242,10 +232,13 @@ class SoftwareProbe(Probe):
     emits = ("software",)
     rerun_on_policy = True
     fields = {"action": "detected / blocked", "name": "program name", "exe": "path of the program file",
-              "rule": "the policy rule that matched", "block_error": "why blocking failed, if it did"}
+              "rule": "the policy rule that matched", "block_error": "why blocking failed, if it did",
+              "block_refused": "why the agent did not end it (not the user's program, a system program...)"}
 
-    def __init__(self, table: Optional[ProcessTable] = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, table: Optional[ProcessTable] = None, clock: Callable[[], float] = time.monotonic,
+                 guard: Optional[BlockGuard] = None) -> None:
         self._table = table
+        self._guard = guard  # who may be terminated (agent.probes.blockguard); made when first needed
         self.clock = clock
         self.known: Dict[int, float] = {}  # pid -> start time of every process already looked at
         self.reported: Dict[int, float] = {}
@@ -338,11 +331,23 @@ class SoftwareProbe(Probe):
     def _report(self, ctx: "Context", pid: int, created: float, name: str, exe: str, rule: str,
                 action: str) -> None:
         data: Dict[str, Any] = {"action": "detected", "name": name, "exe": exe, "rule": rule}
-        if action == "block" and not system_program(exe, name):
-            try:
-                self.table.terminate(pid, created)
-                data["action"] = "blocked"
-            except (psutil.Error, OSError) as e:
-                data["block_error"] = type(e).__name__
-                log.warning("could not block %s (pid %d): %s", name, pid, e)
+        if action == "block":
+            self._block(ctx, pid, created, data)
         ctx.emit("software", data)
+
+    def _block(self, ctx: "Context", pid: int, created: float, data: Dict[str, Any]) -> None:
+        """End the process unless it is not the interactive user's to end (agent.probes.blockguard)."""
+        name, exe = data["name"], data["exe"]
+        if self._guard is None:
+            self._guard = default_guard(str(getattr(ctx.cfg, "data_dir", "") or ""))
+        why = "a system program" if system_program(exe, name) else self._guard.refusal(pid, name, exe)
+        if why is not None:
+            data["block_refused"] = why
+            log.info("not blocking %s (pid %d): %s", name, pid, why)
+            return
+        try:
+            self.table.terminate(pid, created)
+            data["action"] = "blocked"
+        except (psutil.Error, OSError) as e:
+            data["block_error"] = type(e).__name__
+            log.warning("could not block %s (pid %d): %s", name, pid, e)
