@@ -13,7 +13,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from collector import usage
+from collector import usage, usage_export
 from collector.registry import school_tz
 from collector.school_calendar import default_term, iso_week, term_of, week_days
 from collector.usage_report import stored_lessons
