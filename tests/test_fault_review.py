@@ -135,6 +135,11 @@ def test_a_review_after_publication_is_a_dated_correction(school: Any) -> None:
     wb = load_workbook(io.BytesIO(usage_export.to_xlsx(rep)))
     assert any("更正" in str(row[0]) for row in wb["汇总"].iter_rows(values_only=True))
     assert "更正" in usage_export.to_html(rep) and "修理工" in usage_export.to_html(rep)
+    boss = {"Authorization": f"Bearer {tok['boss']}"}
+    page = client.get(f"/usage/print?school={S}&week={W}", headers=boss).get_data(as_text=True)
+    assert "公布后的更正" in page and lines[0] in page and "待核实" in page
+    page = client.get(f"/usage/teachers?school={S}&week={W}", headers=boss).get_data(as_text=True)
+    assert "待核实" in page and "不计入" in page
 
 
 def test_the_review_api_checks_roles_and_bodies(school: Any) -> None:
