@@ -100,11 +100,11 @@ def usage_summary(scope: Scope, school: str, tz: Any) -> dict[str, Any] | None:
     rows = usage.week_rates(db, school, iso_week(today), by)
     rows = [r for r in rows if (scope.sees_teacher(r["teacher"]) if by == "teacher" else scope.sees_class(r["class"]))]
     scheduled, used = sum(r["scheduled"] for r in rows), sum(r["used"] for r in rows)
-    threshold = float(usage.settings(db, school)["threshold"])
-    rate = used / scheduled if scheduled else None
+    threshold = usage.threshold(db, school)
+    week = usage.make_rate(by, scheduled, used, threshold)  # the one owner of the rate and below_threshold
     return {"today_lessons": len(lessons), "today_done": len(done), "today_used": sum(1 for r in done if r["used"]),
-            "week": iso_week(today), "week_rate": rate, "threshold": threshold,
-            "week_below": rate is not None and rate < threshold}
+            "week": iso_week(today), "week_rate": week.rate if scheduled else None, "threshold": threshold,
+            "week_below": bool(scheduled) and week.below_threshold}
 
 
 def cached_summary(scope: Scope, school: str) -> dict[str, Any]:

@@ -44,7 +44,8 @@ EXPECTED: dict[str, set[str]] = {
     "api.command": {"admin", "maintainer"},
     "api.alert_detail": DEVICE_VIEW, "api.faults_list": DEVICE_VIEW, "api.faults_stats": DEVICE_VIEW,
     "api.faults_xlsx": DEVICE_VIEW, "api.faults_report": ALL, "api.faults_update": {"admin", "maintainer"},
-    "alert_links.link_ack": PUBLIC,
+    "api.faults_review": {"admin", "maintainer"}, "faults.review": {"admin", "maintainer"},
+    "alert_links.link_ack": PUBLIC, "alert_links.link_review": PUBLIC,
     "district.index": {"bureau", "admin"}, "district.api_schools": {"bureau", "admin"},
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403

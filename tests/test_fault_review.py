@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -17,10 +18,12 @@ from openpyxl import load_workbook
 
 from alerts import config as alert_config
 from alerts import faultlog, messages, store
-from alerts.evaluate import default_weekly, week_end_candidates
+from alerts.evaluate import default_weekly, evaluate_school, week_end_candidates
 from alerts.notify import Dispatcher
+from alerts.schedule import NoSchedule
 from bbt.cli import main
 from collector import fault_review, usage, usage_export, usage_settings
+from collector.store import open_fault
 from collector.usage_jobs import tick
 from collector.usage_report import publish_week, review_warning, weekly_report
 from dashboard import create_app
@@ -132,6 +135,11 @@ def test_a_review_after_publication_is_a_dated_correction(school: Any) -> None:
     wb = load_workbook(io.BytesIO(usage_export.to_xlsx(rep)))
     assert any("更正" in str(row[0]) for row in wb["汇总"].iter_rows(values_only=True))
     assert "更正" in usage_export.to_html(rep) and "修理工" in usage_export.to_html(rep)
+    boss = {"Authorization": f"Bearer {tok['boss']}"}
+    page = client.get(f"/usage/print?school={S}&week={W}", headers=boss).get_data(as_text=True)
+    assert "公布后的更正" in page and lines[0] in page and "待核实" in page
+    page = client.get(f"/usage/teachers?school={S}&week={W}", headers=boss).get_data(as_text=True)
+    assert "待核实" in page and "不计入" in page
 
 
 def test_the_review_api_checks_roles_and_bodies(school: Any) -> None:
@@ -212,13 +220,18 @@ def test_the_alert_message_carries_a_signed_review_link(school: Any) -> None:
     assert d.review_link({}, S, [f["id"]], "boss") is None  # a headteacher may not review
     link = d.review_link({}, S, [f["id"]], "修理工")
     assert link is not None
-    alert = {"id": 7, "kind": "fault", "code": "display_missing", "fault_id": f["id"], "state": "firing",
-             "severity": "critical", "subject": "投影无信号", "device": "pc2", "opened": 0.0}
-    body = messages.compose([("firing", alert)], TZ, 0.0, lambda ids: None, review_link=lambda ids: link)
-    assert f"是否影响上课（核实）：{link}" in body
-    unclean = dict(alert, code="unclean_shutdown")
-    assert "核实" not in messages.compose([("firing", unclean)], TZ, 0.0, lambda ids: None,
-                                        review_link=lambda ids: link)
+    # a real fault alert from the alert engine's rules, composed as the dispatcher does
+    open_fault(db, S, "pc1", "overheat", "critical", "agent", None, time.time() - 60, "hot-1")
+    open_fault(db, S, "pc1", "unclean_shutdown", "warning", "agent", None, time.time() - 60, "cut-1")
+    evaluate_school(db, S, time.time(), NoSchedule(), [])
+    alerts = {a["code"]: a for a in store.list_alerts(db, S, "open") if a["kind"] == "fault"}
+    hot = alerts["overheat"]
+    assert hot["fault_id"] is not None
+    body = messages.compose([("firing", hot)], TZ, time.time(), lambda ids: d.ack_link({}, ids, "修理工"),
+                            review_link=lambda ids: d.review_link({}, S, ids, "修理工"))
+    assert f"/faults/review?ids={hot['fault_id']}&by=" in body and "是否影响上课（核实）" in body
+    assert "核实" not in messages.compose([("firing", alerts["unclean_shutdown"])], TZ, time.time(),
+                                        lambda ids: None, review_link=lambda ids: link)
     path = link.replace("http://x", "")
     page = client.get(path)
     html = page.get_data(as_text=True)

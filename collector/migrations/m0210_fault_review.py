@@ -2,7 +2,9 @@
 admin confirms it as affecting teaching (影响上课, with the interval it covered) or rejects it
 (误报). Only confirmed entries excuse lessons. ``fault_reviews`` keeps every review; a review
 touching a published week adds a dated correction to ``usage_corrections`` (the frozen report
-keeps its figures). ``lesson_usage.awaiting`` marks lessons measured during a pending entry."""
+keeps its figures). ``lesson_usage.awaiting`` marks lessons measured during a pending entry.
+Every existing entry starts pending, and every computed day is recomputed under the new rule
+(published weeks keep the figures they were published with)."""
 
 VERSION = 210
 NAME = "fault_review"
@@ -22,4 +24,5 @@ STATEMENTS = [
         by_user TEXT NOT NULL, fault_id BIGINT NOT NULL, review TEXT NOT NULL, detail TEXT NOT NULL)""",
     "CREATE INDEX usage_corrections_week ON usage_corrections (school, week, t)",
     "ALTER TABLE lesson_usage ADD COLUMN awaiting BIGINT NOT NULL DEFAULT 0",
+    "UPDATE usage_days SET dirty = dirty + 1",
 ]
