@@ -151,10 +151,13 @@ def agent_run(config_path: Optional[str], broker: Optional[str], school: Optiona
 @db_option
 def import_(kind: str, file: str, school: str, db_url: Optional[str]) -> None:
     """Import school data (devices, bell, timetable, substitutions, calendar) from CSV or XLSX."""
-    from collector.imports import run_import
+    from collector.imports import import_warnings, run_import
 
-    n = run_import(open_db(db_url), kind, school, file)
+    db = open_db(db_url)
+    n = run_import(db, kind, school, file)
     click.echo(f"imported {n} {kind} rows for {school}")
+    for w in import_warnings(db, kind, school):
+        click.echo(f"warning: {w}", err=True)
 
 
 @main.group()

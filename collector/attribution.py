@@ -29,9 +29,12 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 Interval = tuple[float, float]
 
-STATUSES = ("used", "not_used", "device_off", "faulty", "no_device", "pending")
+STATUSES = ("used", "not_used", "device_off", "faulty", "no_device", "pending", "elsewhere", "away", "swapped")
 STATUS_ZH = {"used": "已使用", "not_used": "未使用", "device_off": "设备未开机", "faulty": "设备故障",
-             "no_device": "无设备", "pending": "未结束"}
+             "no_device": "无设备", "pending": "未结束", "elsewhere": "不在本教室", "away": "外出上课",
+             "swapped": "调课"}
+# lessons not taught on the class's PC (collector.lesson_place): out of the denominator, like no_device
+AWAY_STATUSES = ("elsewhere", "away", "swapped")
 COUNTED_SEVERITIES = ("warning", "critical")
 
 
@@ -62,6 +65,7 @@ class Lesson:
     start: str  # HH:MM
     end: str
     substitute: bool = False
+    room: str | None = None  # the timetable's optional room column (None: the class's own classroom)
 
 
 @dataclass
@@ -73,6 +77,7 @@ class LessonUsage:
     counted: bool  # in the denominator of the rates
     status: str
     faults: list[str] = field(default_factory=list)
+    note: str | None = None  # why a lesson is away (subject, room, or a person's 外出上课/调课 mark)
 
     @property
     def in_use_minutes(self) -> float:
@@ -205,12 +210,15 @@ def open_faults_during(faults: Iterable[Fault], start: float, end: float) -> lis
 
 def attribute(lesson: Lesson, device: str | None, intervals: Sequence[Interval], seen: Sequence[float],
               faults: Iterable[Fault], min_use_minutes: float = 10.0, now: float | None = None,
-              exclude_faulty: bool = True) -> LessonUsage:
-    """One lesson's usage and status: used / not_used / device_off / faulty / no_device / pending."""
+              exclude_faulty: bool = True, away: tuple[str, str] | None = None) -> LessonUsage:
+    """One lesson's usage and status: used / not_used / device_off / faulty / no_device / pending, or
+    ``away`` = (status, note) when the lesson is not taught on the class's PC (collector.lesson_place)."""
     if now is not None and lesson.end_t > now:
         return LessonUsage(lesson, device, 0.0, False, False, "pending")
-    if device is None:
-        return LessonUsage(lesson, None, 0.0, False, True, "no_device")
+    if away is not None:  # taught elsewhere or marked 外出上课/调课: decided before the device's data
+        return LessonUsage(lesson, device, 0.0, False, False, away[0], note=away[1])
+    if device is None:  # a class with no PC lowers nobody's rate
+        return LessonUsage(lesson, None, 0.0, False, False, "no_device")
     in_use = overlap_seconds(intervals, lesson.start_t, lesson.end_t)
     used = in_use >= min_use_minutes * 60.0 - 1e-6
     codes = open_faults_during(faults, lesson.start_t, lesson.end_t)
@@ -230,7 +238,7 @@ class Rate:
     used: int
     rate: float
     below_threshold: bool
-    excluded: int = 0  # lessons left out of the denominator (device faulty)
+    excluded: int = 0  # lessons left out of the denominator (device faulty, no device, taught elsewhere)
 
 
 def make_rate(key: str, scheduled: int, used: int, threshold: float, excluded: int = 0) -> Rate:

@@ -46,6 +46,25 @@ IMPORTERS: dict[str, Callable[[Database, str, Any], int]] = {
 }
 
 
+def classes_without_device(db: Database, school: str) -> list[str]:
+    """Timetable classes with no imported device: their lessons are "no device" (无设备) and left out
+    of every rate (collector.attribution.attribute)."""
+    return [r["class"] for r in db.query(
+        "SELECT DISTINCT class FROM timetable WHERE school = ? AND class NOT IN "
+        "(SELECT class FROM devices WHERE school = ? AND class IS NOT NULL) ORDER BY class", (school, school))]
+
+
+def import_warnings(db: Database, kind: str, school: str) -> list[str]:
+    """What a user should know after a successful import (the import itself stands)."""
+    if kind not in ("timetable", "devices"):
+        return []
+    missing = classes_without_device(db, school)
+    if not missing:
+        return []
+    return [f"课表中有 {len(missing)} 个班级没有设备，其课节记为“无设备”，不计入使用率："
+            f"{'、'.join(missing)} (classes with no device: their lessons are left out of the rates)"]
+
+
 def run_import(db: Database, kind: str, school: str, path: str | Path) -> int:
     if not protocol.valid_id(school):
         raise ImportError_(f"school {school!r} must match {protocol.ID_PATTERN}")

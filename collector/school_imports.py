@@ -108,7 +108,7 @@ def _check_overlaps(path: Any, rows: list[Row], records: list[tuple[str, str, in
 
 
 def import_timetable(db: Database, school: str, path: str | Path) -> int:
-    rows = read_table(path, ("class", "weekday", "period", "teacher", "subject"), ("weeks",))
+    rows = read_table(path, ("class", "weekday", "period", "teacher", "subject"), ("weeks", "room"))
     seen: dict[tuple[str, int, int], dict[str, int]] = {}
     records = []
     for r in rows:
@@ -125,9 +125,9 @@ def import_timetable(db: Database, school: str, path: str | Path) -> int:
             raise col_error(path, r, "period", f"{klass} weekday {wd} period {period} is already on line "
                             f"{slot[clash[0]]}")
         slot[weeks] = r.line
-        records.append((klass, wd, period, weeks, teacher, subject))
+        records.append((klass, wd, period, weeks, teacher, subject, r.values.get("room") or None))
     return _replace(db, school, "timetable", "INSERT INTO timetable (school, class, weekday, period, weeks, teacher, "
-                    "subject) VALUES (?, ?, ?, ?, ?, ?, ?)", records)
+                    "subject, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
 
 
 def import_substitutions(db: Database, school: str, path: str | Path) -> int:
