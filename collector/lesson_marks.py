@@ -42,7 +42,8 @@ def _check_open_week(db: Database, school: str, date: str) -> None:
 
 def row_of(r: dict[str, Any]) -> dict[str, Any]:
     return {"id": int(r["id"]), "school": r["school"], "date": r["date"], "class": r["class"],
-            "period": int(r["period"]), "kind": r["kind"], "kind_zh": MARK_KINDS.get(r["kind"], r["kind"]),
+            "period": int(r["period"]), "teacher": r["teacher"], "kind": r["kind"],
+            "kind_zh": MARK_KINDS.get(r["kind"], r["kind"]),
             "reason": r["reason"], "marked_by": r["marked_by"], "marked": r["marked_t"],
             "reversed_by": r["reversed_by"], "reversed": r["reversed_t"], "reverse_reason": r["reverse_reason"],
             "active": r["reversed_t"] is None}
@@ -70,8 +71,8 @@ def mark_lesson(db: Database, school: str, lesson: Lesson, kind: str, reason: st
         if db.query("SELECT 1 AS x FROM lesson_marks WHERE school = ? AND date = ? AND class = ? AND period = ? "
                     "AND reversed_t IS NULL", key):
             raise MarkError(f"{lesson.klass} {lesson.date} period {lesson.period} is already marked", 409)
-        db.execute("INSERT INTO lesson_marks (school, date, class, period, kind, reason, marked_by, marked_t) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key, kind, reason, by, now))
+        db.execute("INSERT INTO lesson_marks (school, date, class, period, teacher, kind, reason, marked_by, "
+                   "marked_t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*key, lesson.teacher, kind, reason, by, now))
         row = db.query("SELECT * FROM lesson_marks WHERE school = ? AND date = ? AND class = ? AND period = ? "
                        "AND reversed_t IS NULL", key)[0]
         audit(db, "lesson.mark", _target(*key), {"school": school, "mark": int(row["id"]), "kind": kind,

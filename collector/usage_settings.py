@@ -8,7 +8,7 @@
 | heartbeat_s | 60 | the agents' heartbeat interval (in-use heartbeat runs break after 2×) |
 | publish_weekly | "7 20:00" | when the week is published: ISO weekday and HH:MM; null = by hand only |
 | patrol_after_minutes | 15 | minutes after the day's last lesson the patrol record is made |
-| not_in_classroom_subjects | [] | subjects not taught on the classroom PC (体育, 实验 ...; globs): out of the denominator |
+| not_in_classroom_subjects | [] | subjects not taught on the classroom PC (体育, 实验 ...): left out |
 """
 from __future__ import annotations
 

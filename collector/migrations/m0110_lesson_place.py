@@ -13,7 +13,8 @@ STATEMENTS = [
     "ALTER TABLE lesson_usage ADD COLUMN note TEXT",
     """CREATE TABLE lesson_marks (
         id {id}, school TEXT NOT NULL, date TEXT NOT NULL, class TEXT NOT NULL, period BIGINT NOT NULL,
-        kind TEXT NOT NULL, reason TEXT NOT NULL, marked_by TEXT NOT NULL, marked_t DOUBLE PRECISION NOT NULL,
+        teacher TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, marked_by TEXT NOT NULL,
+        marked_t DOUBLE PRECISION NOT NULL,
         reversed_by TEXT, reversed_t DOUBLE PRECISION, reverse_reason TEXT)""",
     "CREATE INDEX lesson_marks_day ON lesson_marks (school, date)",
     """CREATE TABLE outside_use (
