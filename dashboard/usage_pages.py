@@ -3,6 +3,7 @@ XLSX export and the print view for the staff meeting. Rates come from collector.
 who sees which rows is the API's rule (dashboard.api_usage._rows), applied here too."""
 from __future__ import annotations
 
+import json
 import time
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -102,7 +103,7 @@ def data_version(school: str, week: str, period: str) -> tuple[Any, ...]:
     r = db.query("SELECT MAX(computed) AS c, COUNT(*) AS n, SUM(dirty) AS d FROM usage_days "
                  "WHERE school = ? AND date >= ? AND date <= ?", (school, start.isoformat(), end.isoformat()))[0]
     pub = db.query("SELECT published FROM usage_published WHERE school = ? AND week = ?", (school, week))
-    return (r["c"], r["n"], r["d"], tuple(sorted(usage.settings(db, school).items())),
+    return (r["c"], r["n"], r["d"], json.dumps(usage.settings(db, school), sort_keys=True),
             pub[0]["published"] if pub else None)
 
 
