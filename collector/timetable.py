@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.attribution import Lesson
@@ -45,7 +46,7 @@ class SchoolModel:
     subs: dict[str, list[tuple[str, int, str, str | None]]] = field(default_factory=dict)  # date -> rows
     overrides: dict[date, tuple[str, int | None]] = field(default_factory=dict)
     terms: list[Term] = field(default_factory=list)
-    settings: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
 
     def __post_init__(self) -> None:
         self._by_weekday: dict[int, list[Slot]] = {}

@@ -108,7 +108,7 @@ def _away(db: Database, model: SchoolModel, d: date, lessons: list[Lesson],
           rooms: dict[str, set[str]]) -> dict[tuple[str, int], tuple[str, str]]:
     """(class, period) -> (status, note) of the day's lessons not taught on the class's PC."""
     marks = active_marks(db, model.school, [d.isoformat()])
-    subjects = list(model.settings.get("not_in_classroom_subjects") or [])
+    subjects: list[str] = list(model.settings.get("not_in_classroom_subjects") or [])
     out = {}
     for ls in lessons:
         away = away_of(ls, subjects, rooms.get(ls.klass, ()), marks.get((ls.date, ls.klass, ls.period)))
@@ -154,7 +154,7 @@ def compute_day_outside(db: Database, model: SchoolModel, d: date, now: float) -
                 best = u
         assert best is not None
         out.append(best)
-    taught = {}  # class -> spans of its lessons taught in the classroom
+    taught: dict[str, list[Interval]] = {}  # class -> spans of its lessons taught in the classroom
     for ls in lessons:
         if (ls.klass, ls.period) not in away:
             taught.setdefault(ls.klass, []).append((ls.start_t, ls.end_t))

@@ -45,7 +45,8 @@ def test_subject_and_room_rules() -> None:
     assert away_of(lesson(room="实验室"), [], ["101"]) == ("elsewhere", "上课地点：实验室")
     mark = Mark(7, "away", "去礼堂看演出", "王")
     assert away_of(lesson(), [], [], mark) == ("away", "外出上课：去礼堂看演出（王）")
-    assert away_of(lesson(), [], [], Mark(8, "swapped", "与第三节对调", "李"))[0] == "swapped"
+    swapped = Mark(8, "swapped", "与第三节对调", "李")
+    assert away_of(lesson(), [], [], swapped) == ("swapped", "调课：与第三节对调（李）")
 
 
 def test_away_and_no_device_lessons_are_out_of_the_denominator() -> None:
