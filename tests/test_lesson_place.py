@@ -272,3 +272,60 @@ def test_outside_use_api_roles(db: Any, api: Any) -> None:
         "一班"]
     api("GET", f"/api/v1/usage/outside?school={S}&date={WED}", "王", 403)
     api("GET", f"/api/v1/usage/outside?school={S}&date=someday", "boss", 400)
+
+
+# -- the pages -----------------------------------------------------------------------------------
+@pytest.fixture
+def pages(db: Any, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from dashboard.users import add_user
+    from tests.dash import PASSWORD, csrf_of, login, make_app
+
+    import_school(db, tmp_path)
+    assert ingest(db, S, script()) > 100
+    add_user(db, "王", "teacher", PASSWORD, S, None, must_change=False)
+    hashed = db.query("SELECT password_hash FROM users WHERE name = ?", ("王",))[0]["password_hash"]
+    for name, role in (("boss", "headteacher"), ("李", "teacher")):
+        db.execute("INSERT INTO users (name, role, school, class, password_hash, must_change, password_changed, "
+                   "created) VALUES (?, ?, ?, NULL, ?, 0, ?, 0)", (name, role, S, hashed, 1e10))
+    app = make_app(db.url)
+    clients = {}
+    for name in ("王", "boss", "李"):
+        c = app.test_client()
+        assert login(c, name).status_code == 302
+        clients[name] = c
+
+    def page(who: str, path: str) -> str:
+        r = clients[who].get(path)
+        assert r.status_code == 200, (path, r.status_code, r.data[:300])
+        return str(r.get_data(as_text=True))
+
+    def post(who: str, path: str, data: dict[str, Any], status: int = 302) -> Any:
+        token = csrf_of(page(who, f"/usage/lessons?school={S}&date={WED}"))
+        r = clients[who].post(path, data={**data, "csrf_token": token, "back": f"/usage/lessons?school={S}"})
+        assert r.status_code == status, (path, who, r.status_code, r.data[:300])
+        return r
+    yield page, post
+    app.extensions["bbt_db"].close()
+
+
+def test_mark_and_reverse_from_the_lesson_list(db: Any, pages: Any) -> None:
+    page, post = pages
+    html = page("王", f"/usage/lessons?school={S}&date={WED}")
+    assert html.count("标记外出上课/调课") == 2  # his two lessons that day, 一班 p1 and 二班 p2
+    form = {"school": S, "date": WED, "class": "二班", "period": "2", "kind": "away", "reason": "科技馆参观"}
+    post("王", "/usage/lessons/mark", dict(form, **{"class": "一班"}, period="2"), 403)  # 李's lesson
+    post("李", "/usage/lessons/mark", form, 403)
+    post("王", "/usage/lessons/mark", form)
+    html = page("王", f"/usage/lessons?school={S}&date={WED}")
+    assert "外出上课：科技馆参观（王）" in html and html.count("标记外出上课/调课") == 1
+    assert "撤销标记" not in html  # a teacher cannot reverse
+    boss = page("boss", f"/usage/lessons?school={S}&date={WED}")
+    assert boss.count("撤销标记") == 1 and "外出上课" in boss
+    [mark_id] = [r["id"] for r in db.query("SELECT id FROM lesson_marks")]
+    post("王", f"/usage/lessons/marks/{mark_id}/reverse", {}, 403)
+    post("boss", f"/usage/lessons/marks/{mark_id}/reverse", {"reason": "核实未外出"})
+    assert lessons_of(db, WED)[("二班", 2)]["status"] == "not_used"
+    assert [(r["actor"], r["action"]) for r in audit_rows(db)] == [("王", "lesson.mark"),
+                                                                   ("boss", "lesson.mark_reversed")]
+    outside = page("boss", f"/usage/outside?school={S}&date={THU}")
+    assert "pc1" in outside and "08:40–08:50" in outside
