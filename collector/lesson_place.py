@@ -53,7 +53,7 @@ def away_of(lesson: Lesson, subjects: Iterable[str], own_rooms: Iterable[str],
             mark: Mark | None = None) -> tuple[str, str] | None:
     """(status, note) for a lesson not taught on the class's PC, else None. A mark decides first."""
     if mark is not None:
-        return mark.kind, f"{MARK_KINDS.get(mark.kind, mark.kind)}：{mark.reason}（{mark.by}）"
+        return mark.kind, f"{mark.reason}（{mark.by}）"  # the status says 外出上课 or 调课
     if room_elsewhere(lesson.room, lesson.klass, own_rooms):
         return "elsewhere", f"上课地点：{lesson.room}"
     if subject_elsewhere(lesson.subject, subjects):

@@ -78,7 +78,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
         c.font = Font(bold=True)
     for r in report["lessons"]:
         s.append([r["date"], r["class"], r["period"], f"{r['start']}-{r['end']}", r["teacher"], r["subject"],
-                  r["in_use_minutes"], STATUS_ZH.get(r["status"], r["status"]), "代课" if r.get("substitute") else "",
+                  r["in_use_minutes"], status_cell(r), "代课" if r.get("substitute") else "",
                   r.get("certainty_zh") or ""])  # measured / device offline / data missing (collector.certainty)
     buf = io.BytesIO()
     wb.save(buf)
@@ -126,12 +126,18 @@ def to_html(report: dict[str, Any]) -> str:
     return "".join(parts) + "</html>"
 
 
+def status_cell(r: dict[str, Any]) -> str:
+    """A lesson's status in Chinese, with the note of a lesson taught elsewhere (上课地点 / 外出上课 ...)."""
+    label = STATUS_ZH.get(r["status"], r["status"])
+    return f"{label}（{r['note']}）" if r.get("note") else label
+
+
 PATROL_COLUMNS = ["班级", "节次", "时间", "任课教师", "学科", "使用分钟", "情况", "代课"]
 
 
 def _patrol_cells(r: dict[str, Any]) -> list[Any]:
     return [r["class"], r["period"], f"{r['start']}-{r['end']}", r["teacher"], r["subject"], r["in_use_minutes"],
-            STATUS_ZH.get(r["status"], r["status"]), "代课" if r.get("substitute") else ""]
+            status_cell(r), "代课" if r.get("substitute") else ""]
 
 
 def patrol_title(record: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from alerts import rules, store
 from alerts.engine import AlertEngine
 from alerts.rules import Device
 from alerts.schedule import DbSchedule
-from collector import outside_use, usage, usage_settings
+from collector import outside_use, usage, usage_export, usage_settings
 from collector.attribution import Lesson, attribute, rates
 from collector.imports import classes_without_device, import_warnings, run_import
 from collector.lesson_place import Mark, away_of, outside_lessons, room_elsewhere, subject_elsewhere, subtract
@@ -44,9 +44,9 @@ def test_subject_and_room_rules() -> None:
     assert away_of(lesson("体育"), ["体育"], []) == ("elsewhere", "科目：体育")
     assert away_of(lesson(room="实验室"), [], ["101"]) == ("elsewhere", "上课地点：实验室")
     mark = Mark(7, "away", "去礼堂看演出", "王")
-    assert away_of(lesson(), [], [], mark) == ("away", "外出上课：去礼堂看演出（王）")
+    assert away_of(lesson(), [], [], mark) == ("away", "去礼堂看演出（王）")
     swapped = Mark(8, "swapped", "与第三节对调", "李")
-    assert away_of(lesson(), [], [], swapped) == ("swapped", "调课：与第三节对调（李）")
+    assert away_of(lesson(), [], [], swapped) == ("swapped", "与第三节对调（李）")
 
 
 def test_away_and_no_device_lessons_are_out_of_the_denominator() -> None:
@@ -232,7 +232,8 @@ def test_marks_roles_audit_and_reversal(db: Any, api: Any) -> None:
     api("POST", "/api/v1/lesson-marks", "boss", 409, body)  # already marked
     row = lessons_of(db, WED)[("二班", 2)]
     assert (row["status"], row["status_zh"], row["counted"]) == ("away", "外出上课", False)
-    assert row["note"] == "外出上课：带学生去科技馆（王）"
+    assert row["note"] == "带学生去科技馆（王）"
+    assert usage_export.status_cell(row) == "外出上课（带学生去科技馆（王））"
     marked = teacher_rates(db)
     assert marked["王"] == (base["王"][0] - 1, base["王"][1], base["王"][2] + 1)
     # the class teacher marks a lesson of their class that another teacher gave
@@ -317,7 +318,7 @@ def test_mark_and_reverse_from_the_lesson_list(db: Any, pages: Any) -> None:
     post("李", "/usage/lessons/mark", form, 403)
     post("王", "/usage/lessons/mark", form)
     html = page("王", f"/usage/lessons?school={S}&date={WED}")
-    assert "外出上课：科技馆参观（王）" in html and html.count("标记外出上课/调课") == 1
+    assert "科技馆参观（王）" in html and html.count("标记外出上课/调课") == 1
     assert "撤销标记" not in html  # a teacher cannot reverse
     boss = page("boss", f"/usage/lessons?school={S}&date={WED}")
     assert boss.count("撤销标记") == 1 and "外出上课" in boss
