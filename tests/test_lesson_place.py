@@ -330,3 +330,23 @@ def test_mark_and_reverse_from_the_lesson_list(db: Any, pages: Any) -> None:
                                                                    ("boss", "lesson.mark_reversed")]
     outside = page("boss", f"/usage/outside?school={S}&date={THU}")
     assert "pc1" in outside and "08:40–08:50" in outside
+
+
+def test_device_page_shows_use_outside_lessons(db: Any, pages: Any, tmp_path: Path) -> None:
+    import time
+    from datetime import datetime, timedelta
+
+    from collector.timetable import lessons_on
+
+    page, _post = pages
+    day = datetime.fromtimestamp(time.time(), usage.load_model(db, S).tz).date() - timedelta(days=1)
+    # yesterday, made a school day whatever the real calendar says (a Monday timetable)
+    run_import(db, "calendar", S, write(tmp_path / "cal.csv", f"date,kind,follows_weekday\n{day},workday,1\n"))
+    assert lessons_on(usage.load_model(db, S), day)[1]
+    ds = day.isoformat()
+    run_import(db, "devices", S, write(tmp_path / "d3.csv", "device,class\npc1,一班\npc2,二班\npc3,一班\n"))
+    # (a new device: the fixture's script already used pc1's event ids)
+    ingest(db, S, [DeviceScript("pc3").power_on(ds, "11:50").session(ds, "12:00", "12:25").power_off(ds, "12:30")])
+    html = page("boss", f"/devices/{S}/pc3")
+    section = html.split('id="outside-use"')[1].split("</details>")[0]
+    assert "课外使用 (1)" in section and ds in section and "12:00–12:25" in section and "25.0" in section
