@@ -30,6 +30,8 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "new_software": {"enabled": True, "severity": "info"},
     "usage_below": {"enabled": True, "severity": "info"},  # the threshold: the school's usage setting
     "agent_silent": {"enabled": True, "severity": "warning", "after_h": 24},
+    # 课外使用 (不得允许学生单独使用): a PC in use for ``minutes`` outside lessons on a school day
+    "outside_use": {"enabled": False, "severity": "info", "minutes": 20, "check_every_min": 10},
 }
 
 DEFAULT_CONFIG: dict[str, Any] = {

@@ -143,6 +143,23 @@ def week_end_candidates(db: Database, school: str, now: float, cfg: dict[str, An
             + rules.usage_below(school, week, below.get("classes", []), "class", now, opts, threshold))
 
 
+def outside_candidates(db: Database, school: str, now: float, cfg: dict[str, Any],
+                       devices: list[Device]) -> list[Candidate]:
+    """课外使用 today (rule ``outside_use``, off by default), looked at every ``check_every_min``."""
+    opts = cfg["rules"]["outside_use"]
+    if not opts.get("enabled"):
+        return []
+    key = f"outside_use_check|{school}"
+    last = store.kv_get(db, key)
+    if last is not None and now - float(last) < float(opts.get("check_every_min", 10)) * 60:
+        return []
+    store.kv_set(db, key, repr(now))
+    from collector.outside_use import day_rows
+
+    rows = day_rows(db, school, datetime.fromtimestamp(now, school_tz(db, school)).date(), now)
+    return rules.outside_use(rows, {d.device: d for d in devices}, now, opts)
+
+
 def _previous_week(local: datetime) -> str:
     iso = (local - timedelta(days=7)).isocalendar()
     return f"{iso[0]}-W{iso[1]:02d}"
@@ -219,6 +236,7 @@ def evaluate_school(db: Database, school: str, now: float, sched: Schedule, even
     happened = event_candidates(db, school, events, sched, cfg, devices) if events else []
     if weekly is not None:
         happened += week_end_candidates(db, school, now, cfg, weekly)
+    happened += outside_candidates(db, school, now, cfg, devices)
     ttl = float(cfg.get("event_ttl_h", 24)) * 3600
     with db.transaction():
         faultlog.sync_tickets(db, school, now)

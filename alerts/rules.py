@@ -216,6 +216,24 @@ def usage_below(school: str, week: str, rows: Iterable[Mapping[str, Any]], who: 
     return out
 
 
+def outside_use(rows: Iterable[Mapping[str, Any]], devices: Mapping[str, Device], t: float,
+                opts: Mapping[str, Any]) -> list[Candidate]:
+    """课外使用: a device in use for at least ``minutes`` outside its class's lessons on one school day
+    (rows as collector.outside_use.day_rows); one alert per device and day."""
+    limit = float(opts.get("minutes", 20))
+    out = []
+    for r in rows:
+        minutes = float(r.get("minutes") or 0.0)
+        if minutes < limit:
+            continue
+        dev = devices.get(str(r["device"])) or Device("", str(r["device"]), r.get("class"))
+        spans = "、".join(f"{s['start']}–{s['end']}" for s in r.get("spans", []))
+        out.append(_cand("outside_use", dev, opts.get("severity", "info"),
+                         f"课外使用 {minutes:g} 分钟（不得允许学生单独使用）", t, str(r["date"]),
+                         mode="event", code="outside_use", detail=f"{r['date']} {spans}"))
+    return out
+
+
 FAULT_TITLES = {
     "display_missing": "投影无信号", "disk_full": "磁盘已满", "overheat": "温度过高",
     "unclean_shutdown": "非正常关机", "agent_crash": "监控程序崩溃", "clock": "时钟不准",

@@ -10,7 +10,7 @@ import click
 
 def run(db: Any, kind: str, file: str, school: str, *, replace: bool, dry_run: bool, create_school: bool) -> None:
     from collector.import_report import plan_lines
-    from collector.imports import apply_plan, plan_import
+    from collector.imports import apply_plan, import_warnings, plan_import
 
     with db.transaction():  # the comparison and the writing see the same store
         plan = plan_import(db, kind, school, file, replace=replace, create_school=create_school)
@@ -22,6 +22,8 @@ def run(db: Any, kind: str, file: str, school: str, *, replace: bool, dry_run: b
         n = apply_plan(db, plan)
     created = " (new school)" if plan.new_school else ""
     click.echo(f"imported {n} {kind} rows for {school}{created}")
+    for w in import_warnings(db, kind, school):
+        click.echo(f"warning: {w}", err=True)
 
 
 def write_template(kind: str, out: Optional[str]) -> None:

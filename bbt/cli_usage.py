@@ -155,7 +155,7 @@ def register(main: click.Group) -> None:
     @click.option("--school", required=True)
     @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE",
                   help="min_use_minutes, threshold, exclude_faulty, heartbeat_s, publish_weekly, "
-                       "patrol_after_minutes")
+                       "patrol_after_minutes, not_in_classroom_subjects")
     @db_option
     def report_settings(school: str, pairs: tuple, db_url: Optional[str]) -> None:
         """Show or change a school's usage settings."""

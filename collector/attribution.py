@@ -37,9 +37,12 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 Interval = tuple[float, float]
 
-STATUSES = ("used", "not_used", "device_off", "faulty", "no_device", "pending")
+STATUSES = ("used", "not_used", "device_off", "faulty", "no_device", "pending", "elsewhere", "away", "swapped")
 STATUS_ZH = {"used": "已使用", "not_used": "未使用", "device_off": "设备未开机", "faulty": "设备故障",
-             "no_device": "无设备", "pending": "未结束"}
+             "no_device": "无设备", "pending": "未结束", "elsewhere": "不在本教室", "away": "外出上课",
+             "swapped": "调课"}
+# lessons not taught on the class's PC (collector.lesson_place): out of the denominator, like no_device
+AWAY_STATUSES = ("elsewhere", "away", "swapped")
 COUNTED_SEVERITIES = ("warning", "critical")  # a pending entry of these severities awaits review
 NEVER_EXCUSES = ("unclean_shutdown", "clock")  # not a reason a lesson could not be taught
 REVIEWS = ("pending", "confirmed", "rejected")
@@ -85,6 +88,7 @@ class Lesson:
     start: str  # HH:MM
     end: str
     substitute: bool = False
+    room: str | None = None  # the timetable's optional room column (None: the class's own classroom)
 
 
 @dataclass
@@ -97,6 +101,7 @@ class LessonUsage:
     status: str
     faults: list[str] = field(default_factory=list)
     awaiting_review: bool = False  # measured, but a pending fault entry covers it
+    note: str | None = None  # why a lesson is away (subject, room, or a person's 外出上课/调课 mark)
 
     @property
     def in_use_minutes(self) -> float:
@@ -241,13 +246,16 @@ def awaiting_faults(faults: Iterable[Fault], start: float, end: float) -> list[s
 
 def attribute(lesson: Lesson, device: str | None, intervals: Sequence[Interval], seen: Sequence[float],
               faults: Iterable[Fault], min_use_minutes: float = 10.0, now: float | None = None,
-              exclude_faulty: bool = True) -> LessonUsage:
-    """One lesson's usage and status: used / not_used / device_off / faulty / no_device / pending.
+              exclude_faulty: bool = True, away: tuple[str, str] | None = None) -> LessonUsage:
+    """One lesson's usage and status: used / not_used / device_off / faulty / no_device / pending, or
+    ``away`` = (status, note) when the lesson is not taught on the class's PC (collector.lesson_place).
     Only a confirmed fault makes it "faulty" (see the module docstring)."""
     if now is not None and lesson.end_t > now:
         return LessonUsage(lesson, device, 0.0, False, False, "pending")
-    if device is None:
-        return LessonUsage(lesson, None, 0.0, False, True, "no_device")
+    if away is not None:  # taught elsewhere or marked 外出上课/调课: decided before the device's data
+        return LessonUsage(lesson, device, 0.0, False, False, away[0], note=away[1])
+    if device is None:  # a class with no PC lowers nobody's rate
+        return LessonUsage(lesson, None, 0.0, False, False, "no_device")
     faults = list(faults)
     in_use = overlap_seconds(intervals, lesson.start_t, lesson.end_t)
     used = in_use >= min_use_minutes * 60.0 - 1e-6

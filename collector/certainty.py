@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
+from collector.attribution import AWAY_STATUSES
 from collector.db import Database
 
 LABELS_ZH = {"measured": "有实测数据", "device_offline": "设备离线", "agent_gap": "数据缺失"}
@@ -158,7 +159,7 @@ def annotate(db: Database, school: str, rows: list[dict[str, Any]], tz: ZoneInfo
     traces = load_traces(db, school, min(s for s, _ in spans), max(e for _, e in spans) + 1)
     empty = DeviceTrace([], [])
     for r, (start, end) in zip(rows, spans, strict=True):
-        if r.get("status") in ("pending", "no_device") or not r.get("device") or end > now:
+        if r.get("status") in ("pending", "no_device", *AWAY_STATUSES) or not r.get("device") or end > now:
             r["certainty"] = None
             r["certainty_zh"] = ""
             continue

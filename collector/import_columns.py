@@ -38,7 +38,7 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "devices": (("device", "class"), ("room", "building", "floor")),
     "bell": (("period", "start", "end"), ("schedule", "valid_from")),
-    "timetable": (("class", "weekday", "period", "teacher", "subject"), ("weeks",)),
+    "timetable": (("class", "weekday", "period", "teacher", "subject"), ("weeks", "room")),
     "substitutions": (("date", "class", "period", "teacher"), ("subject",)),
     "calendar": (("date", "kind"), ("follows_weekday", "term", "note")),
 }

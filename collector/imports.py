@@ -17,9 +17,9 @@ from collector.db import Database
 from collector.import_columns import KINDS
 from collector.import_errors import ImportError_, Warning_, Where, msg
 from collector.import_plan import Plan, diff, write
+from collector.readers import read_book
 from collector.registry import ensure_school
 from collector.school_imports import PARSERS, Parsed
-from collector.readers import read_book
 from collector.tables import Table, table_of
 from collector.timetable_grid import grid_rows
 from collector.usage_marks import invalidate_school
@@ -163,3 +163,22 @@ def run_import(db: Database, kind: str, school: str, path: str | Path, *, replac
 def import_devices(db: Database, school: str, path: str | Path) -> int:
     """The whole device list of a school (replacing it), creating the school if needed: for set-up scripts."""
     return run_import(db, "devices", school, path, replace=True, create_school=True)
+
+
+def classes_without_device(db: Database, school: str) -> list[str]:
+    """Timetable classes with no imported device: their lessons are "no device" (无设备) and left out
+    of every rate (collector.attribution.attribute)."""
+    return [r["class"] for r in db.query(
+        "SELECT DISTINCT class FROM timetable WHERE school = ? AND class NOT IN "
+        "(SELECT class FROM devices WHERE school = ? AND class IS NOT NULL) ORDER BY class", (school, school))]
+
+
+def import_warnings(db: Database, kind: str, school: str) -> list[str]:
+    """What a user should know after a successful import (the import itself stands)."""
+    if kind not in ("timetable", "devices"):
+        return []
+    missing = classes_without_device(db, school)
+    if not missing:
+        return []
+    return [f"课表中有 {len(missing)} 个班级没有设备，其课节记为“无设备”，不计入使用率："
+            f"{'、'.join(missing)} (classes with no device: their lessons are left out of the rates)"]

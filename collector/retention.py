@@ -21,7 +21,8 @@ from collector.db import Database
 HEARTBEAT_DAYS = 400
 # columns that hold a person's name, in any area's tables (found by introspection)
 NAME_COLUMNS = ("teacher", "teacher_name", "substitute", "acked_by", "reported_by", "created_by",
-                "registered_by", "closed_by", "resolved_by", "assigned_to", "actor", "user_name", "name")
+                "registered_by", "closed_by", "resolved_by", "assigned_to", "actor", "user_name", "name",
+                "marked_by", "reversed_by")
 NAME_TABLES_FOR_NAME = ("users",)  # a plain "name" column is a person only in these
 
 

@@ -93,7 +93,8 @@ def _check_overlaps(t: Table, p: Parsed) -> None:
 
 
 def parse_timetable(t: Table) -> Parsed:
-    out = Parsed()
+    given = set(t.rows[0].values) if t.rows else set()
+    out = Parsed(keep=(2,) if "room" not in given else ())  # a file without rooms keeps the stored ones
     slots: dict[tuple[str, int, int], dict[str, Row]] = {}
     for r in t.rows:
         klass = v.text(t.name, r, "class")
@@ -109,7 +110,7 @@ def parse_timetable(t: Table) -> Parsed:
             raise col_error(t.name, r, "period" if r.cell is None else "class",
                             msg("slot_taken", klass=klass, wd=wd, period=period, line=slot[clash[0]].line))
         slot[weeks] = r
-        out.add((klass, wd, period, weeks), (teacher, subject), r)
+        out.add((klass, wd, period, weeks), (teacher, subject, r.values.get("room") or None), r)
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector import usage_settings
@@ -34,6 +35,7 @@ class Slot:
     weeks: str  # all / odd / even
     teacher: str
     subject: str
+    room: str | None = None  # the optional timetable column: where the lesson is taught
 
 
 @dataclass
@@ -45,7 +47,7 @@ class SchoolModel:
     subs: dict[str, list[tuple[str, int, str, str | None]]] = field(default_factory=dict)  # date -> rows
     overrides: dict[date, tuple[str, int | None]] = field(default_factory=dict)
     terms: list[Term] = field(default_factory=list)
-    settings: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
 
     def __post_init__(self) -> None:
         self._by_weekday: dict[int, list[Slot]] = {}
@@ -87,15 +89,19 @@ def lessons_on(model: SchoolModel, d: date) -> tuple[DayPlan, list[Lesson]]:
     parity = week_parity(d, model.terms)
     ds = d.isoformat()
     taught: dict[tuple[str, int], tuple[str, str, bool]] = {}
+    rooms: dict[tuple[str, int], str | None] = {}
     for s in model.slots_on(plan.weekday):
         if s.weeks in ("all", parity):
             taught[(s.klass, s.period)] = (s.teacher, s.subject, False)
+            rooms[(s.klass, s.period)] = s.room
     for klass, period, teacher, subject in model.subs.get(ds, []):
         if teacher in ("", "-"):
             taught.pop((klass, period), None)
             continue
         old = taught.get((klass, period))
         subj = subject or (old[1] if old else "调课")
+        if old is None or subj != old[1]:  # another subject: the timetable's room was for the old one
+            rooms.pop((klass, period), None)
         taught[(klass, period)] = (teacher, subj, old is None or old[0] != teacher)
     out = []
     for (klass, period), (teacher, subject, sub) in sorted(taught.items()):
@@ -103,5 +109,5 @@ def lessons_on(model: SchoolModel, d: date) -> tuple[DayPlan, list[Lesson]]:
             continue
         a, b = bell.periods[period]
         out.append(Lesson(ds, klass, period, teacher, subject, _epoch(d, a, model.tz), _epoch(d, b, model.tz),
-                          hhmm(a), hhmm(b), sub))
+                          hhmm(a), hhmm(b), sub, rooms.get((klass, period))))
     return plan, out

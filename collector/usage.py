@@ -26,8 +26,10 @@ from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from collector import certainty, usage_settings
-from collector.attribution import STATUS_ZH, Ev, Fault, LessonUsage, attribute, in_use_intervals
+from collector.attribution import STATUS_ZH, Ev, Fault, Interval, Lesson, LessonUsage, attribute, in_use_intervals
 from collector.db import Database
+from collector.lesson_marks import active_marks
+from collector.lesson_place import away_of, outside_lessons
 from collector.registry import school_tz
 from collector.school_calendar import Term, default_term, iso_week, term_of, week_days
 from collector.timetable import BellSet, SchoolModel, Slot, lessons_on
@@ -99,8 +101,8 @@ def load_model(db: Database, school: str) -> SchoolModel:
         b = bells.setdefault(r["valid_from"], BellSet(date.fromisoformat(r["valid_from"]), r["schedule"], {}))
         b.periods[int(r["period"])] = (int(r["start_min"]), int(r["end_min"]))
     m.bells = list(bells.values())
-    m.slots = [Slot(r["class"], int(r["weekday"]), int(r["period"]), r["weeks"], r["teacher"], r["subject"])
-               for r in db.query("SELECT * FROM timetable WHERE school = ?", (school,))]
+    m.slots = [Slot(r["class"], int(r["weekday"]), int(r["period"]), r["weeks"], r["teacher"], r["subject"],
+                    r.get("room") or None) for r in db.query("SELECT * FROM timetable WHERE school = ?", (school,))]
     for r in db.query("SELECT * FROM substitutions WHERE school = ?", (school,)):
         m.subs.setdefault(r["date"], []).append((r["class"], int(r["period"]), r["teacher"], r["subject"]))
     m.overrides = {date.fromisoformat(r["date"]): (r["kind"], r["follows_weekday"])
@@ -135,17 +137,44 @@ def _device_events(db: Database, school: str, lo: float, hi: float) -> dict[str,
     return out
 
 
+# per device of a class: (class, in-use spans outside the class's lessons taught in the classroom)
+Outside = dict[str, tuple[str, list[Interval]]]
+
+
 def compute_day(db: Database, model: SchoolModel, d: date, now: float) -> list[LessonUsage]:
     """Attribute every lesson of a date from the stored events and faults (no writes)."""
+    return compute_day_outside(db, model, d, now)[0]
+
+
+def _away(db: Database, model: SchoolModel, d: date, lessons: list[Lesson],
+          rooms: dict[str, set[str]]) -> dict[tuple[str, int], tuple[str, str]]:
+    """(class, period) -> (status, note) of the day's lessons not taught on the class's PC."""
+    marks = active_marks(db, model.school, [d.isoformat()])
+    subjects: list[str] = list(model.settings.get("not_in_classroom_subjects") or [])
+    out = {}
+    for ls in lessons:
+        away = away_of(ls, subjects, rooms.get(ls.klass, ()), marks.get((ls.date, ls.klass, ls.period)))
+        if away is not None:
+            out[(ls.klass, ls.period)] = away
+    return out
+
+
+def compute_day_outside(db: Database, model: SchoolModel, d: date, now: float) -> tuple[list[LessonUsage], Outside]:
+    """compute_day, plus each classroom device's use outside its class's lessons (课外使用)."""
     _plan, lessons = lessons_on(model, d)
     if not lessons:
-        return []
+        return [], {}
     day_lo, day_hi = _day_bounds(d, model)
     devices: dict[str, list[str]] = {}
-    for r in db.query("SELECT device, class FROM devices WHERE school = ? AND class IS NOT NULL", (model.school,)):
+    rooms: dict[str, set[str]] = {}
+    for r in db.query("SELECT device, class, room FROM devices WHERE school = ? AND class IS NOT NULL",
+                      (model.school,)):
         devices.setdefault(r["class"], []).append(r["device"])
+        if r["room"]:
+            rooms.setdefault(r["class"], set()).add(r["room"])
+    away = _away(db, model, d, lessons, rooms)
     last_end = max(ls.end_t for ls in lessons)
-    events = _device_events(db, model.school, day_lo - MARGIN_BEFORE_S, last_end + MARGIN_AFTER_S)
+    events = _device_events(db, model.school, day_lo - MARGIN_BEFORE_S, max(last_end + MARGIN_AFTER_S, day_hi))
     faults: dict[str, list[Fault]] = {}
     for r in db.query("SELECT device, code, severity, opened_t, cleared_t, review, review_from, review_to "
                       "FROM faults WHERE school = ? AND review <> 'rejected' AND COALESCE(review_from, opened_t) < ? "
@@ -164,17 +193,25 @@ def compute_day(db: Database, model: SchoolModel, d: date, now: float) -> list[L
         for dev in devs:  # a class with several devices: the best-used one counts
             ivs, seen = per_device.get(dev, ([], [])) if dev else ([], [])
             u = attribute(lesson, dev, ivs, seen, faults.get(dev, []) if dev else [],
-                          float(model.settings["min_use_minutes"]), now, bool(model.settings["exclude_faulty"]))
+                          float(model.settings["min_use_minutes"]), now, bool(model.settings["exclude_faulty"]),
+                          away.get((lesson.klass, lesson.period)))
             if best is None or (u.used, u.in_use_s) > (best.used, best.in_use_s):
                 best = u
         assert best is not None
         out.append(best)
-    return out
+    taught: dict[str, list[Interval]] = {}  # class -> spans of its lessons taught in the classroom
+    for ls in lessons:
+        if (ls.klass, ls.period) not in away:
+            taught.setdefault(ls.klass, []).append((ls.start_t, ls.end_t))
+    outside = {dev: (klass, outside_lessons(per_device[dev][0], taught.get(klass, []), day_lo, day_hi))
+               for klass, devs in devices.items() for dev in devs if dev in per_device}
+    return out, {dev: v for dev, v in outside.items() if v[1]}
 
 
 INSERT = ("INSERT INTO lesson_usage (school, date, class, period, week, teacher, subject, is_substitute, start_t, "
-          "end_t, device, in_use_s, used, counted, status, faults, awaiting) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+          "end_t, device, in_use_s, used, counted, status, faults, awaiting, note) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_OUTSIDE = "INSERT INTO outside_use (school, date, device, class, seconds, spans) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 def refresh_day(db: Database, school: str, d: date, now: float | None = None,
@@ -190,13 +227,17 @@ def refresh_day(db: Database, school: str, d: date, now: float | None = None,
         seen_dirty = int(db.query("SELECT dirty FROM usage_days WHERE school = ? AND date = ?",
                                   (school, ds))[0]["dirty"])
         fmax = db.query("SELECT MAX(id) AS m FROM faults WHERE school = ?", (school,))[0]["m"] or 0
-        usages = compute_day(db, model, d, now)
+        usages, outside = compute_day_outside(db, model, d, now)
         db.execute("DELETE FROM lesson_usage WHERE school = ? AND date = ?", (school, ds))
+        db.execute("DELETE FROM outside_use WHERE school = ? AND date = ?", (school, ds))
+        db.executemany(INSERT_OUTSIDE, [(school, ds, dev, klass, sum(e - s for s, e in spans),
+                                         json.dumps([[round(s, 1), round(e, 1)] for s, e in spans]))
+                                        for dev, (klass, spans) in sorted(outside.items())])
         week = iso_week(d)
         db.executemany(INSERT, [(school, ds, u.lesson.klass, u.lesson.period, week, u.lesson.teacher,
                                  u.lesson.subject, int(u.lesson.substitute), u.lesson.start_t, u.lesson.end_t,
                                  u.device, u.in_use_s, int(u.used), int(u.counted), u.status,
-                                 ",".join(u.faults) or None, int(u.awaiting_review)) for u in usages])
+                                 ",".join(u.faults) or None, int(u.awaiting_review), u.note) for u in usages])
         pending = [u.lesson.end_t for u in usages if u.status == "pending"]
         db.execute("INSERT INTO usage_days (school, date, dirty, computed, valid_until, faults_seen, lessons) "
                    "VALUES (?, ?, 0, ?, ?, ?, ?) ON CONFLICT (school, date) DO UPDATE SET "
@@ -335,6 +376,14 @@ def trend(db: Database, school: str, weeks: list[str], by: str, now: float | Non
     return out
 
 
+def find_lesson(db: Database, school: str, day: date, klass: str, period: int) -> Lesson | None:
+    """The lesson the timetable and calendar schedule for (day, class, period), or None."""
+    for ls in lessons_on(load_model(db, school), day)[1]:
+        if ls.klass == klass and ls.period == period:
+            return ls
+    return None
+
+
 def lesson_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"date": r["date"], "class": r["class"], "period": int(r["period"]), "teacher": r["teacher"],
             "subject": r["subject"], "start": r["start"], "end": r["end"],
@@ -342,7 +391,7 @@ def lesson_row(r: dict[str, Any]) -> dict[str, Any]:
             "status": r["status"], "status_zh": STATUS_ZH.get(r["status"], r["status"]),
             "counted": bool(r["counted"]), "substitute": bool(r["is_substitute"]),
             "device": r["device"], "faults": r["faults"].split(",") if r["faults"] else [],
-            "awaiting_review": bool(r.get("awaiting"))}
+            "awaiting_review": bool(r.get("awaiting")), "note": r.get("note")}
 
 
 def day_lessons(db: Database, school: str, day: date, now: float | None = None) -> list[dict[str, Any]]:
@@ -359,7 +408,7 @@ def day_lessons(db: Database, school: str, day: date, now: float | None = None) 
         return [{"date": ls.date, "class": ls.klass, "period": ls.period, "teacher": ls.teacher,
                  "subject": ls.subject, "start": ls.start, "end": ls.end, "in_use_minutes": 0.0, "used": False,
                  "status": "pending", "status_zh": STATUS_ZH["pending"], "counted": False,
-                 "substitute": ls.substitute, "device": None, "faults": [], "awaiting_review": False}
+                 "substitute": ls.substitute, "device": None, "faults": [], "awaiting_review": False, "note": None}
                 for ls in lessons_on(model, day)[1]]
     for r in rows:
         r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")

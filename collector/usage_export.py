@@ -230,7 +230,7 @@ LESSON_COLUMNS = ["日期", "星期", "班级", "节次", "时间", "任课教�
 def _lesson_cells(r: dict[str, Any]) -> list[Any]:
     weekday = "一二三四五六日"[date.fromisoformat(r["date"]).isoweekday() - 1]
     return [r["date"], f"周{weekday}", r["class"], r["period"], f"{r['start']}-{r['end']}", r["teacher"],
-            r["subject"], r["in_use_minutes"], STATUS_ZH.get(r["status"], r["status"]),
+            r["subject"], r["in_use_minutes"], status_cell(r),
             "代课" if r.get("substitute") else "", r.get("certainty_zh") or ""]
 
 
@@ -304,12 +304,18 @@ def to_html(report: dict[str, Any]) -> str:
     return "".join(parts) + "</html>"
 
 
+def status_cell(r: dict[str, Any]) -> str:
+    """A lesson's status in Chinese, with the note of a lesson taught elsewhere (上课地点 / 外出上课 ...)."""
+    label = STATUS_ZH.get(r["status"], r["status"])
+    return f"{label}（{r['note']}）" if r.get("note") else label
+
+
 PATROL_COLUMNS = ["班级", "节次", "时间", "任课教师", "学科", "使用分钟", "情况", "代课"]
 
 
 def _patrol_cells(r: dict[str, Any]) -> list[Any]:
     return [r["class"], r["period"], f"{r['start']}-{r['end']}", r["teacher"], r["subject"], r["in_use_minutes"],
-            STATUS_ZH.get(r["status"], r["status"]), "代课" if r.get("substitute") else ""]
+            status_cell(r), "代课" if r.get("substitute") else ""]
 
 
 def patrol_title(record: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@
 | heartbeat_s | 60 | the agents' heartbeat interval (in-use heartbeat runs break after 2×) |
 | publish_weekly | "7 20:00" | when the week is published: ISO weekday and HH:MM; null = by hand only |
 | patrol_after_minutes | 15 | minutes after the day's last lesson the patrol record is made |
+| not_in_classroom_subjects | [] | subjects not taught on the classroom PC (体育, 实验 ...): left out |
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from collector.registry import ensure_school
 from collector.usage_marks import invalidate_school
 
 DEFAULTS: dict[str, Any] = {"min_use_minutes": 10.0, "threshold": 0.6, "exclude_faulty": True, "heartbeat_s": 60.0,
-                            "publish_weekly": "7 20:00", "patrol_after_minutes": 15.0}
+                            "publish_weekly": "7 20:00", "patrol_after_minutes": 15.0,
+                            "not_in_classroom_subjects": []}
+LIST_SEPARATORS = re.compile(r"[,，、;；\n]+")
 
 
 class SettingsError(BbtError, ValueError):
@@ -36,6 +39,11 @@ def parse_value(key: str, raw: str) -> Any:
         if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise SettingsError(f"{key} must be true or false, not {raw!r}")
         return raw.lower() in ("true", "1", "yes")
+    if key == "not_in_classroom_subjects":
+        items = [x.strip() for x in LIST_SEPARATORS.split(raw) if x.strip()]
+        if any(len(x) > 40 for x in items):
+            raise SettingsError(f"{key}: a subject is longer than 40 characters in {raw!r}")
+        return list(dict.fromkeys(items))
     if key == "publish_weekly":
         if raw.lower() in ("", "null", "none", "off"):
             return None

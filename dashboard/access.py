@@ -20,6 +20,8 @@ SCHOOL_WIDE = ("admin", "headteacher", "bureau")  # see every class and teacher 
 DEVICE_ROLES = ("admin", "headteacher", "maintainer", "bureau")  # see every device of their school
 OPERATORS = ("admin", "maintainer")              # send commands, fill in the fault register
 ACK_ROLES = ("admin", "headteacher", "maintainer")
+MARK_ROLES = ("admin", "headteacher", "class_teacher", "teacher")  # mark a lesson 外出上课 / 调课
+REVERSE_ROLES = ("admin", "headteacher")                          # reverse such a mark
 
 
 def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -114,3 +116,15 @@ class Scope:
 
     def sees_lesson(self, klass: str | None, teacher: str | None) -> bool:
         return self.sees_class(klass) or self.sees_teacher(teacher)
+
+    def may_mark_lesson(self, klass: str | None, teacher: str | None) -> bool:
+        """Mark a lesson 外出上课 / 调课: a teacher their own lessons, a class teacher their class's (and
+        their own), a headteacher or admin any lesson of their school."""
+        if self.user.role in ("admin", "headteacher"):
+            return True
+        if self.user.role == "class_teacher" and klass is not None and klass == self.user.klass:
+            return True
+        return self.user.role in ("teacher", "class_teacher") and teacher == self.user.name
+
+    def may_reverse_mark(self) -> bool:
+        return self.user.role in REVERSE_ROLES

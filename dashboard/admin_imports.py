@@ -186,4 +186,6 @@ def imports_apply() -> Any:
     audit.record(db, actor(), "import." + p["kind"], p["school"], p["filename"], client_ip(), rows=n,
                  **plan.summary())
     flash(_("已导入 %(n)d 行（%(kind)s，%(school)s）。", n=n, kind=p["kind"], school=p["school"]), "ok")
+    for w in imports.import_warnings(get_db(), p["kind"], p["school"]):
+        flash(_("注意：%(w)s", w=w), "error")
     return redirect(url_for("admin.imports_form"))

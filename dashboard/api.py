@@ -48,4 +48,5 @@ def me() -> Any:
 
 
 
-from dashboard import api_usage  # noqa: E402,F401  (usage/teachers, usage/classes, lessons: routes on bp)
+# their routes are on bp: usage/teachers, usage/classes, lessons; lesson-marks, usage/outside
+from dashboard import api_lessons, api_usage  # noqa: E402,F401

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from collector import commands, inventory, registry
+from collector import commands, inventory, outside_use, registry
 from collector.commands import CommandError
 from dashboard import audit, devicedata, devstate, get_db, sending
 from dashboard.access import DEVICE_ROLES, OPERATORS, Scope, allow
@@ -78,6 +78,7 @@ def detail(school: str, device: str) -> Any:
         faults=devicedata.faults(db, school, device),
         statuses=list(reversed(devicedata.status_changes(db, school, device, month)))[:30],
         commands=device_commands(school, device), kinds=COMMAND_KINDS,
+        outside=outside_use.device_rows(db, school, device, days[-1], len(days), now) if d["class"] else [],
     )
 
 

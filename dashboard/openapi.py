@@ -68,6 +68,17 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/lessons": _op("One row per scheduled lesson of a day", [SCHOOL, DATE], _obj(
         {"class": S, "period": INT, "teacher": S, "subject": NS, "start": S, "end": S, "in_use_minutes": N,
          "used": B}, ["class", "period", "teacher", "start", "end", "in_use_minutes", "used"])),
+    "/api/v1/lesson-marks": _op("Lessons marked 外出上课 (away) or 调课 (swapped); POST marks one, "
+                                "POST /api/v1/lesson-marks/{id}/reverse reverses one (headteacher, admin)", [
+        SCHOOL, dict(DATE, required=False)], _obj(
+        {"id": INT, "school": S, "date": S, "class": S, "period": INT, "teacher": S,
+         "kind": {"type": "string", "enum": ["away", "swapped"]}, "kind_zh": S, "reason": S, "marked_by": S,
+         "marked": N, "reversed_by": NS, "reversed": {"type": "number", "nullable": True}, "reverse_reason": NS,
+         "active": B})),
+    "/api/v1/usage/outside": _op("Use of each classroom PC outside lessons on a school day (课外使用)", [
+        SCHOOL, dict(DATE, required=False)], _obj(
+        {"date": S, "device": S, "class": NS, "minutes": N, "spans": {"type": "array", "items": _obj(
+            {"start": S, "end": S, "minutes": N})}})),
     "/api/v1/usage/report": _op("The report of a week, a month or a date range (school-wide roles); "
                                 "format=html|csv|xlsx give a document (lang=en: CSV with English headers)", [
         SCHOOL, {**WEEK, "required": False}, MONTH, *RANGE, {"name": "format", "in": "query", "required": False,

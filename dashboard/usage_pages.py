@@ -4,6 +4,7 @@ for the staff meeting. Rates come from collector.usage (issue 4);
 who sees which rows is the API's rule (dashboard.api_usage._rows), applied here too."""
 from __future__ import annotations
 
+import json
 import time
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -28,7 +29,8 @@ TREND_WEEKS = 8
 TREND_TTL_S = 60.0  # the trend chart may be a minute old; the table itself is always current
 CACHE_S = 600.0  # the table's rows and HTML, keyed by the data version (see data_version)
 STATUS = {"used": _l("已使用"), "not_used": _l("未使用"), "device_off": _l("设备未开机"), "faulty": _l("设备故障"),
-          "no_device": _l("无设备"), "pending": _l("未结束")}
+          "no_device": _l("无设备"), "pending": _l("未结束"), "elsewhere": _l("不在本教室"), "away": _l("外出上课"),
+          "swapped": _l("调课")}
 
 
 def _scope() -> Scope:
@@ -123,7 +125,7 @@ def data_version(school: str, week: str, period: str) -> tuple[Any, ...]:
     r = db.query("SELECT MAX(computed) AS c, COUNT(*) AS n, SUM(dirty) AS d FROM usage_days "
                  "WHERE school = ? AND date >= ? AND date <= ?", (school, start.isoformat(), end.isoformat()))[0]
     pub = db.query("SELECT published FROM usage_published WHERE school = ? AND week = ?", (school, week))
-    return (r["c"], r["n"], r["d"], tuple(sorted(usage.settings(db, school).items())),
+    return (r["c"], r["n"], r["d"], json.dumps(usage.settings(db, school), sort_keys=True),
             pub[0]["published"] if pub else None)
 
 
@@ -172,6 +174,14 @@ def classes() -> Any:
     return _page("class")
 
 
+def chosen_day() -> date | None:
+    raw = request.args.get("date")
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        abort(400, description=f"date {raw!r} is not YYYY-MM-DD")
+
+
 def week_lessons(school: str, week: str, teacher: str | None, klass: str | None) -> list[dict[str, Any]]:
     """A week's lessons of one teacher or class as collector.usage.lesson_row rows: from the published
     report when the week is published, else from the rollup brought up to date (usage.ensure_days).
@@ -194,21 +204,24 @@ def lessons() -> Any:
     """Drill-down: every lesson of a week for one teacher or one class, with its in-use minutes."""
     scope = _scope()
     school = page_school(scope)
-    week = chosen_week(school)
+    day = chosen_day()
+    week = iso_week(day) if day else chosen_week(school)
     teacher, klass = request.args.get("teacher"), request.args.get("class")
     if scope.user.role == "teacher":
         teacher, klass = scope.user.name, None
-    if not teacher and not klass:
-        abort(400, description="give teacher or class")
+    if not teacher and not klass and not day:
+        abort(400, description="give teacher, class or date")
     if klass and not scope.sees_class(klass):
         abort(403)  # a class teacher sees a teacher's lessons only inside their own class (filtered below)
     db = get_db()
-    rows = [r for r in week_lessons(school, week, teacher, klass) if scope.sees_lesson(r["class"], r["teacher"])]
+    rows = [r for r in week_lessons(school, week, teacher, klass) if scope.sees_lesson(r["class"], r["teacher"])
+            and (day is None or r["date"] == day.isoformat())]
     settings = usage.settings(db, school)
     return render_template("usage/lessons.html", school=school, week=week, teacher=teacher, klass=klass, rows=rows,
                            status=STATUS, min_minutes=settings["min_use_minutes"], prev=shift(week, -1),
                            next=shift(week, 1), used=sum(1 for r in rows if r["used"]),
-                           counted=sum(1 for r in rows if r["counted"]))
+                           counted=sum(1 for r in rows if r["counted"]), day=day,
+                           **lesson_pages.mark_context(scope, school, week, rows))
 
 
 @bp.get("/export.xlsx")
@@ -234,3 +247,6 @@ def print_view() -> Any:
     return render_template("usage/print.html", rep=rep, corrections=usage_export.correction_lines(rep),
                            teachers=sorted(rep["teachers"], key=lambda r: (r["rate"], r["teacher"])),
                            classes=sorted(rep["classes"], key=lambda r: (r["rate"], r["class"])))
+
+
+from dashboard import lesson_pages  # noqa: E402  (marking lessons: routes on bp)

@@ -19,6 +19,7 @@ ALL = set(ROLES)
 PUBLIC = {"public"}
 DEVICE_VIEW = {"admin", "headteacher", "maintainer", "class_teacher", "bureau"}
 SCHOOL_WIDE = {"admin", "headteacher", "bureau"}
+MARKERS = {"admin", "headteacher", "class_teacher", "teacher"}
 EXPECTED: dict[str, set[str]] = {
     "static": PUBLIC, "auth.login": PUBLIC, "auth.logout": PUBLIC, "i18n.switch": PUBLIC,
     "openapi.openapi": PUBLIC,
@@ -47,10 +48,14 @@ EXPECTED: dict[str, set[str]] = {
     "api.faults_review": {"admin", "maintainer"}, "faults.review": {"admin", "maintainer"},
     "alert_links.link_ack": PUBLIC, "alert_links.link_review": PUBLIC,
     "district.index": {"bureau", "admin"}, "district.api_schools": {"bureau", "admin"},
+    # where a lesson is taught (issue 16): marking 外出上课/调课, reversing, 课外使用
+    "usage.mark_lesson": MARKERS, "usage.reverse_mark": {"admin", "headteacher"}, "usage.outside": DEVICE_VIEW,
+    "api.marks_list": MARKERS, "api.marks_create": MARKERS, "api.marks_reverse": {"admin", "headteacher"},
+    "api.usage_outside": DEVICE_VIEW,
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
 VALUES = {"school": SCHOOL, "device": DEVICES[0][0], "name": USERS["teacher"][0], "lang": "en", "filename": "bbt.css",
-          "alert_id": "1", "fault_id": "1", "ticket_id": "1", "kind": "shutdown"}
+          "alert_id": "1", "fault_id": "1", "ticket_id": "1", "kind": "shutdown", "mark_id": "1"}
 QUERY = {"school": SCHOOL, "week": "2026-W48", "date": "2026-11-23"}
 
 
