@@ -90,7 +90,7 @@ def lessons_of(db: Any, day: str) -> dict[tuple[str, int], dict[str, Any]]:
 
 
 def teacher_rates(db: Any) -> dict[str, tuple[int, int, int]]:
-    return {r["teacher"]: (r["scheduled"], r["used"], r["excluded_faulty"])
+    return {r["teacher"]: (r["scheduled"], r["used"], r["excluded"])
             for r in usage.week_rates(db, S, W, "teacher")}
 
 
