@@ -24,6 +24,8 @@ MESSAGES: dict[str, tuple[str, str, str, str]] = {
     "bad_xls": ("不是可读取的 .xls 文件（%(detail)s）", "not a readable .xls file (%(detail)s)",
                 "用 Excel 打开后另存为 .xlsx", "open it in Excel and save it again as .xlsx"),
     "empty": ("文件是空的", "the file is empty", "", ""),
+    "no_rows": ("文件中只有列名，没有数据行", "the file has a header but no rows",
+                "要清空这类数据，请用“替换全部”导入", "to clear this kind of data, import it with --replace"),
     "missing_columns": ("缺少列：%(columns)s", "missing column(s) %(columns)s",
                         "第一行应为列名：%(expected)s（可下载模板）",
                         "the first row names the columns: %(expected)s (download the template)"),
