@@ -152,6 +152,23 @@ def test_zongkebiao_by_teacher(db: Any, tmp_path: Path) -> None:
     same_as_reference(db, tmp_path, "byteacher", f)
 
 
+def test_wide_zongkebiao_one_row_per_teacher(db: Any, tmp_path: Path) -> None:
+    """The 总课表 as one table: a row per teacher, 星期一…星期五 merged over their periods 1…4."""
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["2026秋季学期教师总课表"])
+    ws.append(["教师"] + [f"星期{WD_ZH[wd - 1]}" if p == 1 else None for wd in range(1, 6) for p in range(1, 5)])
+    ws.append([None] + [p for _wd in range(1, 6) for p in range(1, 5)])
+    for wd in range(5):
+        ws.merge_cells(start_row=2, start_column=2 + 4 * wd, end_row=2, end_column=5 + 4 * wd)
+    for name in sorted({t for _c, _wd, _p, t, _s in LESSONS}):
+        slots = {(w, p): f"{s}\n{c}" for c, w, p, t, s in LESSONS if t == name}
+        ws.append([name] + [slots.get((wd, p)) for wd in range(1, 6) for p in range(1, 5)])
+    f = tmp_path / "教师总课表.xlsx"
+    wb.save(f)
+    same_as_reference(db, tmp_path, "wide", f)
+
+
 def test_errors_name_file_line_column_in_both_languages(db: Any, tmp_path: Path) -> None:
     f = tmp_path / "课表.csv"
     f.write_bytes("班级,星期,节次,教师,科目\n三(1)班,星期一,第1节,王,数学\n三(1)班,星期八,2,李,语文\n".encode("gbk"))
