@@ -174,3 +174,16 @@ def test_unknown_classes_teachers_periods_are_warned_with_lines(school: str, tmp
     r = bbt(school, "import", "devices", str(dev), "--school", S, "--dry-run")
     assert "warning: dev.csv: line 3, column class: class 2班 is not in the timetable" in r.output
     assert "line 2," not in r.output
+
+
+def test_substitutions_replace_only_the_dates_they_cover(school: str, tmp_path: Path) -> None:
+    w1, w2 = tmp_path / "w1.csv", tmp_path / "w2.csv"
+    w1.write_text("date,class,period,teacher\n2026-09-07,1班,1,赵\n2026-09-08,1班,2,钱\n", encoding="utf-8")
+    w2.write_text("date,class,period,teacher\n2026-09-08,1班,3,孙\n2026-09-14,1班,1,李\n", encoding="utf-8")
+    assert bbt(school, "import", "substitutions", str(w1), "--school", S).exit_code == 0
+    r = bbt(school, "import", "substitutions", str(w2), "--school", S)
+    assert "2 added, 1 removed, 0 changed" in r.output and "- 2026-09-08 1班 period 2: 钱" in r.output
+    d = connect(school)
+    got = [(x["date"], x["teacher"]) for x in d.query("SELECT date, teacher FROM substitutions ORDER BY date, period")]
+    d.close()
+    assert got == [("2026-09-07", "赵"), ("2026-09-08", "孙"), ("2026-09-14", "李")]
