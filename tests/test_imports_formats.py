@@ -76,6 +76,14 @@ def test_gbk_csv_with_chinese_headers_and_values(db: Any, tmp_path: Path) -> Non
     same_as_reference(db, tmp_path, "gbk", f)
 
 
+def test_excel_unicode_text_utf16_tabs(db: Any, tmp_path: Path) -> None:
+    f = tmp_path / "课表.txt"
+    text = "班级\t星期\t节次\t教师\t科目\r\n" + "".join(f"{c}\t{wd}\t{p}\t{t}\t{s}\r\n" for c, wd, p, t, s in LESSONS)
+    f.write_bytes(text.encode("utf-16"))  # with its BOM, as Excel writes it
+    assert plan_import(db, "timetable", "s1", f).encoding == "utf-16"
+    same_as_reference(db, tmp_path, "utf16", f)
+
+
 def test_xls_with_chinese_headers(db: Any, tmp_path: Path) -> None:
     wb = xlwt.Workbook(encoding="utf-8")
     ws = wb.add_sheet("课表")
