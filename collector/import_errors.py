@@ -35,7 +35,6 @@ MESSAGES: dict[str, tuple[str, str, str, str]] = {
     "extra_cells": ("单元格比列名多", "more cells than columns", "删除多余的单元格或补上列名",
                     "delete the extra cells or name their column"),
     "empty_value": ("不能为空", "is empty", "", ""),
-    "not_integer": ("“%(value)s”不是整数", "%(value)r is not a whole number", "", ""),
     "out_of_range": ("%(value)s 不在 %(lo)s 到 %(hi)s 之间", "%(value)s is not between %(lo)s and %(hi)s", "", ""),
     "bad_weekday": ("“%(value)s”不是星期", "%(value)r is not a weekday",
                     "写 1-7、星期一、周一 或 Monday", "write 1-7, 星期一, 周一 or Monday"),
