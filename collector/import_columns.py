@@ -71,7 +71,3 @@ def label(column: str, lang: str = "zh") -> str:
         return COLUMNS[column][0]
     return column
 
-
-def columns_of(kind: str) -> tuple[str, ...]:
-    required, optional = KINDS[kind]
-    return required + optional

@@ -37,6 +37,12 @@ class Plan:
     encoding: str | None = None
     count: int = 0  # the file's rows (a grid: its lessons)
 
+    def fingerprint(self) -> str:
+        """Changes iff what the plan would write changes: a preview's plan is applied only while it holds."""
+        import hashlib
+
+        return hashlib.sha256(repr((self.added, self.removed, self.changed)).encode()).hexdigest()
+
     def summary(self) -> dict[str, int]:
         return {"added": len(self.added), "removed": len(self.removed), "changed": len(self.changed),
                 "unchanged": self.unchanged}

@@ -84,16 +84,6 @@ def text(name: Any, r: Row, col: str) -> str:
     return v
 
 
-def integer(name: Any, r: Row, col: str, lo: int, hi: int) -> int:
-    v = r.values.get(col, "")
-    n = cn_number(halfwidth(v))
-    if n is None:
-        raise col_error(name, r, col, msg("not_integer", value=v))
-    if not lo <= n <= hi:
-        raise col_error(name, r, col, msg("out_of_range", value=n, lo=lo, hi=hi))
-    return n
-
-
 def weekday(name: Any, r: Row, col: str = "weekday") -> int:
     v = r.values.get(col, "")
     n = parse_weekday(v)

@@ -56,14 +56,11 @@ def read_file(kind: str, path: str | Path, display_name: str | None = None) -> t
         return table_of(book, required, optional), []
     except ImportError_ as flat_error:
         rows, warnings = grid_rows(book)
+        m = flat_error.msg
         if not rows:
-            if flat_error.msg is not None and flat_error.msg.key == "missing_columns":
-                found = flat_error.msg.params.get("columns", "")
-                if found.count(",") + 1 < len(required):  # some columns were found: the flat error is the useful one
-                    raise
-            if flat_error.msg is not None and flat_error.msg.key not in ("missing_columns", "unknown_columns"):
-                raise
-            raise ImportError_(msg("no_grid"), file=book.name) from None
+            if m is not None and m.key == "missing_columns" and len(m.params["columns"].split(", ")) == len(required):
+                raise ImportError_(msg("no_grid"), file=book.name) from None  # no column found: not a table either
+            raise
         return Table(book.name, rows, book), warnings
 
 
@@ -89,13 +86,13 @@ def warn_names(db: Database, plan: Plan) -> list[Warning_]:
     classes = _timetable_names(db, plan.school, "class")
     if not classes:
         return []
+    teachers = _timetable_names(db, plan.school, "teacher") if plan.kind == "substitutions" else set()
     out = []
     for k, value in plan.parsed.records.items():
         klass = value[0] if plan.kind == "devices" else k[1]
         if klass not in classes:
             out.append(Warning_(_where(plan, k, "class"), msg("w_class_not_in_timetable", klass=klass)))
-        if plan.kind == "substitutions" and value[0] not in ("", "-") and \
-                value[0] not in _timetable_names(db, plan.school, "teacher"):
+        if plan.kind == "substitutions" and value[0] not in ("", "-", *teachers):
             out.append(Warning_(_where(plan, k, "teacher"), msg("w_teacher_not_in_timetable", teacher=value[0])))
     return out
 
@@ -135,6 +132,8 @@ def plan_import(db: Database, kind: str, school: str, path: str | Path, *, repla
                 create_school: bool = False, display_name: str | None = None) -> Plan:
     new_school = check_school(db, school, create_school)
     table, warnings = read_file(kind, path, display_name)
+    if not table.rows and not replace:
+        raise ImportError_(msg("no_rows"), file=table.name)
     parsed: Parsed = PARSERS[kind](table)
     plan = Plan(kind, school, table.name, replace, parsed, new_school=new_school,
                 encoding=table.book.encoding if table.book else None, count=len(table.rows))

@@ -1,5 +1,5 @@
-"""Reading a school's file into sheets of text cells: CSV (UTF-8 with or without BOM, GBK, GB18030),
-.xlsx/.xlsm (openpyxl) and .xls (xlrd).
+"""Reading a school's file into sheets of text cells: CSV (UTF-8 with or without BOM, GBK, GB18030;
+tab-separated UTF-16 as Excel saves "Unicode 文本"), .xlsx/.xlsm (openpyxl) and .xls (xlrd).
 
 Every sheet is a list of rows of stripped strings (row 1 is index 0, so an error can name the line
 the user sees in Excel), with merged cells filled: every cell of a merged range holds the range's
@@ -26,6 +26,7 @@ ENCODING_NOTE = {
     "utf-8": ("UTF-8", "UTF-8"),
     "gbk": ("GBK（Excel 中文版的 CSV）", "GBK (CSV from Chinese Excel)"),
     "gb18030": ("GB18030", "GB18030"),
+    "utf-16": ("UTF-16（Excel 的“Unicode 文本”）", "UTF-16 (Excel's \"Unicode Text\")"),
 }
 _FULL = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)}
 _FULL[0x3000] = 0x20  # ideographic space
@@ -86,7 +87,12 @@ def read_book(path: str | Path, display_name: str | None = None) -> Book:
 
 
 def decode(data: bytes, name: str) -> tuple[str, str]:
-    """The text and its encoding: UTF-8 (BOM or not) first, then GBK, then GB18030."""
+    """The text and its encoding: UTF-16 with its BOM, UTF-8 (BOM or not), then GBK, then GB18030."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            pass
     if data.startswith(b"\xef\xbb\xbf"):
         try:
             return data[3:].decode("utf-8"), "utf-8-sig"

@@ -8,12 +8,14 @@ Whose grid it is comes from a title cell above the grid ("三(2)班课程表", "
 "张三老师课表"), else from the sheet's name; a grid whose title does not say class or teacher is a
 teacher's when its cells name classes (…班). Merged cells were filled by collector.readers, so a
 double lesson merged over two rows is a lesson in both periods. Rows whose label is not a period
-(午休, 课间操) are skipped. The result is the rows of the flat timetable (class, weekday, period,
-teacher, subject), each with its sheet and cell.
+(午休, 课间操) are skipped. A wide 总课表 (one row per teacher or per class, 星期一 merged over its
+periods 1…8 in two header rows) is read too. The result is the rows of the flat timetable
+(class, weekday, period, teacher, subject), each with its sheet and cell.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from collector.import_errors import ImportError_, Warning_, Where, msg
 from collector.import_values import parse_period, parse_weekday
@@ -86,24 +88,79 @@ def _lesson(cell: str, role: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def _blocks(sheet: Sheet) -> list[tuple[int, dict[int, int]]]:
-    return [(i, cols) for i, r in enumerate(sheet.rows) if (cols := _header_columns(r))]
+def _wide_columns(sheet: Sheet, i: int) -> dict[int, tuple[int, int]] | None:
+    """column -> (weekday, period) when rows i and i+1 head a wide 总课表: 星期一 (merged) over 1…8."""
+    if i + 1 >= len(sheet.rows):
+        return None
+    top, sub = sheet.rows[i], sheet.rows[i + 1]
+    cols = {}
+    for c, v in enumerate(top):
+        wd = parse_weekday(v) if v and not v.isdigit() else None
+        p = parse_period(sub[c]) if wd is not None and c < len(sub) else None
+        if wd is not None and p is not None:
+            cols[c] = (wd, p)
+    days = {wd for wd, _p in cols.values()}
+    return cols if len(days) >= 3 and len(cols) > len(days) else None
+
+
+def _blocks(sheet: Sheet) -> list[tuple[int, dict[int, int] | dict[int, tuple[int, int]]]]:
+    out: list[tuple[int, dict[int, int] | dict[int, tuple[int, int]]]] = []
+    for i, r in enumerate(sheet.rows):
+        if out and out[-1][0] == i - 1 and isinstance(next(iter(out[-1][1].values())), tuple):
+            continue  # the period row of a wide header
+        cols = _wide_columns(sheet, i) or _header_columns(r)
+        if cols:
+            out.append((i, cols))
+    return out
+
+
+@dataclass
+class _Out:
+    name: str
+    sheet: Sheet
+    rows: list[Row] = field(default_factory=list)
+    warnings: list[Warning_] = field(default_factory=list)
+
+    def lesson(self, i: int, c: int, owner: str, role: str, wd: int, period: int) -> None:
+        """The lesson in cell (row i, column c) of ``owner``'s grid (a class's or a teacher's)."""
+        r = self.sheet.rows[i]
+        value = r[c] if c < len(r) else ""
+        if not value:
+            return
+        ref = f"{column_letter(c)}{i + 1}"
+        got = _lesson(value, role)
+        if got is None:
+            if role == "class":
+                self.warnings.append(Warning_(Where(self.name, i + 1, sheet=self.sheet.title, cell=ref),
+                                              msg("w_no_teacher", value=value)))
+                return
+            raise ImportError_(msg("grid_cell", value=value, other="班级", other_en="class", example="语文 三(2)班"),
+                               file=self.name, line=i + 1, sheet=self.sheet.title, cell=ref)
+        subject, who = got
+        values = {"class": owner if role == "class" else who, "teacher": owner if role == "teacher" else who,
+                  "subject": subject, "weekday": str(wd), "period": str(period)}
+        self.rows.append(Row(i + 1, values, self.sheet.title, ref))
 
 
 def grid_rows(book: Book) -> tuple[list[Row], list[Warning_]]:
     rows: list[Row] = []
     warnings: list[Warning_] = []
     for sheet in book.sheets:
+        out = _Out(book.name, sheet, rows, warnings)
         blocks = _blocks(sheet)
         for n, (h, cols) in enumerate(blocks):
             end = blocks[n + 1][0] if n + 1 < len(blocks) else len(sheet.rows)
             top = blocks[n - 1][0] + 1 if n else 0
-            _grid(book.name, sheet, top, h, end, cols, rows, warnings)
+            if isinstance(next(iter(cols.values())), tuple):
+                _wide(out, h, end, cols)  # type: ignore[arg-type]
+            else:
+                _grid(out, top, h, end, cols)  # type: ignore[arg-type]
     return rows, warnings
 
 
-def _grid(name: str, sheet: Sheet, top: int, h: int, end: int, cols: dict[int, int], rows: list[Row],
-          warnings: list[Warning_]) -> None:
+def _grid(out: _Out, top: int, h: int, end: int, cols: dict[int, int]) -> None:
+    """A class's or a teacher's grid: periods down, weekdays across."""
+    sheet = out.sheet
     first = min(cols)
     body: list[tuple[int, int, list[str]]] = []  # (row index, period, cells)
     for i in range(h + 1, end):
@@ -112,22 +169,20 @@ def _grid(name: str, sheet: Sheet, top: int, h: int, end: int, cols: dict[int, i
         if label is not None:
             body.append((i, label, r))
     cells = [r[c] for _i, _p, r in body for c in cols if c < len(r)]
-    owner, role = _owner(name, sheet, top, h, cells)
-    for i, period, r in body:
+    owner, role = _owner(out.name, sheet, top, h, cells)
+    for i, period, _r in body:
         for c, wd in cols.items():
-            value = r[c] if c < len(r) else ""
-            if not value:
-                continue
-            ref = f"{column_letter(c)}{i + 1}"
-            got = _lesson(value, role)
-            if got is None:
-                if role == "class":
-                    warnings.append(Warning_(Where(name, i + 1, sheet=sheet.title, cell=ref),
-                                             msg("w_no_teacher", value=value)))
-                    continue
-                raise ImportError_(msg("grid_cell", value=value, other="班级", other_en="class",
-                                       example="语文 三(2)班"), file=name, line=i + 1, sheet=sheet.title, cell=ref)
-            subject, who = got
-            values = {"class": owner if role == "class" else who, "teacher": owner if role == "teacher" else who,
-                      "subject": subject, "weekday": str(wd), "period": str(period)}
-            rows.append(Row(i + 1, values, sheet.title, ref))
+            out.lesson(i, c, owner, role, wd, period)
+
+
+def _wide(out: _Out, h: int, end: int, cols: dict[int, tuple[int, int]]) -> None:
+    """A wide 总课表: one row per teacher (or class), columns 星期一 第1节 … 星期五 第8节."""
+    first = min(cols)
+    for i in range(h + 2, end):
+        r = out.sheet.rows[i]
+        owner = next((c for c in r[:first] if c and parse_period(c) is None), "")
+        if not owner:
+            continue
+        role = "class" if CLASS_LIKE.search(owner) else "teacher"
+        for c, (wd, period) in cols.items():
+            out.lesson(i, c, owner, role, wd, period)

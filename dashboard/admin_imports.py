@@ -154,7 +154,7 @@ def imports_preview() -> Any:
         preview.update(plan_view(plan), count=plan.count)
         session["import"] = {"token": token, "suffix": suffix, "kind": kind, "school": school,
                              "filename": filename, "replace": replace, "create_school": create,
-                             "summary": plan.summary()}
+                             "fingerprint": plan.fingerprint()}
     if preview["error"]:
         Path(path).unlink(missing_ok=True)
     return _page(preview), (400 if preview["error"] else 200)
@@ -172,7 +172,7 @@ def imports_apply() -> Any:
         with db.transaction():
             plan = imports.plan_import(db, p["kind"], p["school"], p["path"], replace=p["replace"],
                                        create_school=p["create_school"], display_name=p["filename"])
-            if plan.summary() != p["summary"]:
+            if plan.fingerprint() != p["fingerprint"]:
                 raise _Changed()
             n = imports.apply_plan(db, plan)
     except _Changed:

@@ -13,8 +13,10 @@ from openpyxl import load_workbook
 from tests.brokers import free_port
 from tests.browser import browser, login
 from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, seed_school
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.browser
+ARTIFACTS = Path(ROOT) / "test-artifacts"
 
 
 @pytest.fixture
@@ -70,6 +72,9 @@ def test_template_download_fill_upload_preview_apply(live: tuple[str, Any], tmp_
         assert "七年级2班 星期三 第3节（单周） 语文 王芳" in understood
         assert "七年级1班 星期五 第6节 美术 旧老师" in page.inner_text("ul.diff-removed")
         assert db.query("SELECT COUNT(*) AS n FROM timetable")[0]["n"] == 1  # nothing written before confirming
+        shot = ARTIFACTS / "dashboard-import-diff.png"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
         page.click("#apply-import")
         assert "已导入 3 行" in page.inner_text(".flash")
         bad = tmp_path / "课表（教务处）.csv"

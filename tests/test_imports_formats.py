@@ -76,6 +76,14 @@ def test_gbk_csv_with_chinese_headers_and_values(db: Any, tmp_path: Path) -> Non
     same_as_reference(db, tmp_path, "gbk", f)
 
 
+def test_excel_unicode_text_utf16_tabs(db: Any, tmp_path: Path) -> None:
+    f = tmp_path / "课表.txt"
+    text = "班级\t星期\t节次\t教师\t科目\r\n" + "".join(f"{c}\t{wd}\t{p}\t{t}\t{s}\r\n" for c, wd, p, t, s in LESSONS)
+    f.write_bytes(text.encode("utf-16"))  # with its BOM, as Excel writes it
+    assert plan_import(db, "timetable", "s1", f).encoding == "utf-16"
+    same_as_reference(db, tmp_path, "utf16", f)
+
+
 def test_xls_with_chinese_headers(db: Any, tmp_path: Path) -> None:
     wb = xlwt.Workbook(encoding="utf-8")
     ws = wb.add_sheet("课表")
@@ -150,6 +158,23 @@ def test_zongkebiao_by_teacher(db: Any, tmp_path: Path) -> None:
     f = tmp_path / "总课表.xlsx"
     wb.save(f)
     same_as_reference(db, tmp_path, "byteacher", f)
+
+
+def test_wide_zongkebiao_one_row_per_teacher(db: Any, tmp_path: Path) -> None:
+    """The 总课表 as one table: a row per teacher, 星期一…星期五 merged over their periods 1…4."""
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["2026秋季学期教师总课表"])
+    ws.append(["教师"] + [f"星期{WD_ZH[wd - 1]}" if p == 1 else None for wd in range(1, 6) for p in range(1, 5)])
+    ws.append([None] + [p for _wd in range(1, 6) for p in range(1, 5)])
+    for wd in range(5):
+        ws.merge_cells(start_row=2, start_column=2 + 4 * wd, end_row=2, end_column=5 + 4 * wd)
+    for name in sorted({t for _c, _wd, _p, t, _s in LESSONS}):
+        slots = {(w, p): f"{s}\n{c}" for c, w, p, t, s in LESSONS if t == name}
+        ws.append([name] + [slots.get((wd, p)) for wd in range(1, 6) for p in range(1, 5)])
+    f = tmp_path / "教师总课表.xlsx"
+    wb.save(f)
+    same_as_reference(db, tmp_path, "wide", f)
 
 
 def test_errors_name_file_line_column_in_both_languages(db: Any, tmp_path: Path) -> None:

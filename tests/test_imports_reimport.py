@@ -141,3 +141,49 @@ def test_teacher_without_account_is_a_warning(db: Any, tmp_path: Path) -> None:
     assert warnings == ["tt.csv: line 3, column teacher: teacher 王方 has no dashboard account (a teacher's user "
                         "name is their name in the timetable) (hint: check the spelling, or add the teacher's "
                         "account)"]
+
+
+def test_header_only_file_clears_nothing_without_replace(school: str, tmp_path: Path) -> None:
+    f = tmp_path / "devices.csv"
+    f.write_text("device,class\n", encoding="utf-8")
+    r = bbt(school, "import", "devices", str(f), "--school", S)
+    assert r.exit_code == 1 and "devices.csv: the file has a header but no rows" in r.output
+    assert len([c for c in classes(school).values() if c]) == 36
+    r = bbt(school, "import", "devices", str(f), "--school", S, "--replace")
+    assert r.exit_code == 0 and "36 removed" in r.output
+    assert not any(classes(school).values())
+
+
+def test_unknown_classes_teachers_periods_are_warned_with_lines(school: str, tmp_path: Path) -> None:
+    tt = tmp_path / "tt.csv"
+    tt.write_text("class,weekday,period,teacher,subject\n1班,1,1,王,语文\n", encoding="utf-8")
+    bell = tmp_path / "bell.csv"
+    bell.write_text("period,start,end\n1,08:00,08:40\n", encoding="utf-8")
+    for kind, f in (("timetable", tt), ("bell", bell)):
+        assert bbt(school, "import", kind, str(f), "--school", S).exit_code == 0
+    subs = tmp_path / "代课.csv"
+    subs.write_text("日期,班级,节次,教师\n2026-09-07,1班,1,王\n2026-09-07,一班,2,赵\n", encoding="utf-8")
+    r = bbt(school, "import", "substitutions", str(subs), "--school", S)
+    assert r.exit_code == 0, r.output
+    assert "warning: 代课.csv: line 3, column period: period 2 is not in the bell schedule" in r.output
+    assert "warning: 代课.csv: line 3, column class: class 一班 is not in the timetable" in r.output
+    assert "warning: 代课.csv: line 3, column teacher: teacher 赵 is not in the timetable" in r.output
+    assert "line 2" not in r.output
+    dev = tmp_path / "dev.csv"
+    dev.write_text("device,class\npc-01,1班\npc-02,2班\n", encoding="utf-8")
+    r = bbt(school, "import", "devices", str(dev), "--school", S, "--dry-run")
+    assert "warning: dev.csv: line 3, column class: class 2班 is not in the timetable" in r.output
+    assert "line 2," not in r.output
+
+
+def test_substitutions_replace_only_the_dates_they_cover(school: str, tmp_path: Path) -> None:
+    w1, w2 = tmp_path / "w1.csv", tmp_path / "w2.csv"
+    w1.write_text("date,class,period,teacher\n2026-09-07,1班,1,赵\n2026-09-08,1班,2,钱\n", encoding="utf-8")
+    w2.write_text("date,class,period,teacher\n2026-09-08,1班,3,孙\n2026-09-14,1班,1,李\n", encoding="utf-8")
+    assert bbt(school, "import", "substitutions", str(w1), "--school", S).exit_code == 0
+    r = bbt(school, "import", "substitutions", str(w2), "--school", S)
+    assert "2 added, 1 removed, 0 changed" in r.output and "- 2026-09-08 1班 period 2: 钱" in r.output
+    d = connect(school)
+    got = [(x["date"], x["teacher"]) for x in d.query("SELECT date, teacher FROM substitutions ORDER BY date, period")]
+    d.close()
+    assert got == [("2026-09-07", "赵"), ("2026-09-08", "孙"), ("2026-09-14", "李")]
