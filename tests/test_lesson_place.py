@@ -21,7 +21,7 @@ from collector.usage import rates_of
 from dashboard import create_app
 from dashboard.users import create_token
 from tests.helpers import run_bbt
-from tests.test_usage_week import FRI, THU, WED, S, import_school, script, write
+from tests.test_usage_week import FRI, THU, WED, S, confirm_display_missing, import_school, script, write
 from tests.usage_script import DeviceScript, at, ingest
 
 W = "2026-W19"
@@ -97,6 +97,7 @@ def teacher_rates(db: Any) -> dict[str, tuple[int, int, int]]:
 def test_subject_setting_and_room_column(db: Any, tmp_path: Path) -> None:
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
+    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (CONTRACT §3 v1.1)
     before = teacher_rates(db)
     assert before["张"] == (5, 2, 1)
     usage_settings.update(db, S, {"not_in_classroom_subjects": "英语、音乐"})
@@ -127,8 +128,9 @@ def test_subject_setting_and_room_column(db: Any, tmp_path: Path) -> None:
 def test_a_class_with_no_pc_lowers_nobody_and_the_import_warns(db: Any, tmp_path: Path) -> None:
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
+    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (CONTRACT §3 v1.1)
     before = teacher_rates(db)
-    run_import(db, "devices", S, write(tmp_path / "dev1.csv", "device,class\npc1,一班\n"))  # 二班 has no PC
+    run_import(db, "devices", S, write(tmp_path / "dev1.csv", "device,class\npc1,一班\n"), replace=True)  # 二班: no PC
     assert classes_without_device(db, S) == ["二班"]
     [warning] = import_warnings(db, "timetable", S)
     assert "二班" in warning and "无设备" in warning
@@ -195,6 +197,7 @@ def test_outside_use_alert_fires_only_when_enabled(db: Any, tmp_path: Path) -> N
 def api(db: Any, tmp_path: Path):  # type: ignore[no-untyped-def]
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
+    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (CONTRACT §3 v1.1)
     tokens = {}
     users = (("boss", "headteacher", None), ("班主任甲", "class_teacher", "一班"), ("王", "teacher", None),
              ("李", "teacher", None), ("root", "admin", None))
@@ -284,6 +287,7 @@ def pages(db: Any, tmp_path: Path):  # type: ignore[no-untyped-def]
 
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
+    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (CONTRACT §3 v1.1)
     add_user(db, "王", "teacher", PASSWORD, S, None, must_change=False)
     hashed = db.query("SELECT password_hash FROM users WHERE name = ?", ("王",))[0]["password_hash"]
     for name, role in (("boss", "headteacher"), ("李", "teacher")):
