@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.probes import software
 from agent.probes.blockguard import (
@@ -30,6 +31,7 @@ from agent.probes.blockguard import (
     service_account,
 )
 from agent.probes.logind import LoginctlLogind
+from bbt.signing import public_b64
 from tests.test_agent_probes import events, make_ctx
 
 NOBODY = 65534
@@ -195,7 +197,8 @@ def test_only_the_session_users_process_is_terminated(tmp_path: Path, victims: t
     helper.parent.mkdir()
     helper.write_text(f'{{"ts": {time.time()}, "idle_s": 1}}')
     os.chown(helper, NOBODY, NOBODY)
-    ctx = make_ctx(tmp_path)
+    # an agent enforces "block" only with a pinned key (without one it reports: tests/test_trust_pinning.py)
+    ctx = make_ctx(tmp_path, command_key=public_b64(Ed25519PrivateKey.generate()))
     ctx.set_policy({"software": {"deny": [os.path.basename(exe)], "action": "block"}})
     guard = BlockGuard(LinuxSessions(LoginctlLogind(lambda a: ""), str(helper)))
     probe = software.SoftwareProbe(software.ProcTable(), guard=guard)
