@@ -76,7 +76,8 @@ def request(cfg: AgentConfig, url: str) -> Dict[str, Any]:
             answer = json.loads(resp.read(1 << 20).decode("utf-8"))
     except urllib.error.HTTPError as e:
         try:
-            reason = json.loads(e.read(4096).decode("utf-8")).get("error", "")
+            body = json.loads(e.read(4096).decode("utf-8"))
+            reason = str(body.get("message") or body.get("error") or "")
         except (ValueError, AttributeError):
             reason = ""
         raise EnrolError("the server refused the enrolment (HTTP %d): %s" % (e.code, reason or e.reason),

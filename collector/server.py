@@ -125,6 +125,7 @@ class Server:
 
         from dashboard import create_app
 
+        assert self.broker_cfg is not None
         config = {"BBT_DB": self.opts.db_url, "BROKER": self.broker_cfg, "MQTT_PORT": self.broker_cfg.port}
         if self.opts.secret_key:
             config["SECRET_KEY"] = self.opts.secret_key
