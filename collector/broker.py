@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from bbt.errors import BbtError
-from collector.broker_auth import AUTHORITIES, Authority
+from collector.broker_auth import AUTHORITIES, Authority, ClosedBroker
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,12 @@ class EmbeddedBroker:
                          f"{self.host}:{self.port}。Port {self.requested} is in use (another broker?); the embedded "
                          f"broker listens on {self.host}:{self.port} instead. To use the running broker: "
                          f"--broker mqtt://{self.host}:{self.requested}")
-        from amqtt.broker import Broker
-
         name = self._name = f"broker-{id(self)}"
         AUTHORITIES[name] = self.authority
         cfg = {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
                "plugins": {"collector.broker_auth.AuthPlugin": {"authority": name},
                            "collector.broker_auth.TopicPlugin": {"authority": name}}}
-        self._broker = Broker(cfg, loop=self._loop)
+        self._broker = ClosedBroker(cfg, loop=self._loop)
         ready = threading.Event()
         failure: list[BaseException] = []
 
