@@ -177,10 +177,10 @@ def test_wrong_credentials_with_an_online_pcs_id_change_nothing(rig: Rig) -> Non
         bad.username_pw_set("pc-1", "wrong")
         bad.will_set("bbt/v1/s1/policy", b'{"software":{"deny":["*"],"action":"block"}}', qos=1, retain=True)
         rc: list[Any] = []
-        bad.on_connect = lambda c, u, f, r, p=None: rc.append(r)
+        bad.on_connect = lambda c, u, f, r, p=None, got=rc: got.append(r)
         bad.connect("127.0.0.1", rig.port)
         bad.loop_start()
-        wait_for(lambda: rc, 10, what="the refusal")
+        wait_for(lambda got=rc: got, 10, what="the refusal")
         assert rc[0].is_failure
         bad.loop_stop()
         release_sockets(bad)
