@@ -180,7 +180,7 @@ def test_wrong_credentials_with_an_online_pcs_id_change_nothing(rig: Rig) -> Non
         bad.on_connect = lambda c, u, f, r, p=None, got=rc: got.append(r)
         bad.connect("127.0.0.1", rig.port)
         bad.loop_start()
-        wait_for(lambda got=rc: got, 10, what="the refusal")
+        wait_for(rc.copy, 10, what="the refusal")
         assert rc[0].is_failure
         bad.loop_stop()
         release_sockets(bad)
@@ -191,7 +191,9 @@ def test_wrong_credentials_with_an_online_pcs_id_change_nothing(rig: Rig) -> Non
     time.sleep(0.3)
     assert [t for t, _ in spy.messages] == [], "something was published for the refused client"
     pc1.loop_stop()  # now pc-1 goes away abnormally: its own Last Will, on its own topic, is published
-    pc1.socket().close()
+    sock = pc1.socket()
+    assert sock is not None
+    sock.close()
     wait_for(lambda: spy.messages, 10, what="pc-1's Last Will")
     assert [t for t, _ in spy.messages] == ["bbt/v1/s1/pc-1/status"]
     release_sockets(pc1)
