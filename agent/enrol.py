@@ -108,6 +108,7 @@ def _from_answer(cfg: AgentConfig, answer: Dict[str, Any], pinned: Optional[str]
     state = {"school": cfg.school, "device": cfg.device, "username": answer.get("username"),
              "password": answer.get("password"), "command_key": key, "ca_file": None}
     if answer.get("ca"):
+        os.makedirs(cfg.data_dir, exist_ok=True)
         ca = os.path.join(cfg.data_dir, "broker-ca.pem")
         with open(ca, "w", encoding="ascii") as f:
             f.write(str(answer["ca"]))

@@ -13,6 +13,7 @@ from typing import Any
 
 from bbt.errors import BbtError
 from collector.broker_auth import AUTHORITIES, Authority, ClosedBroker
+from collector.broker_tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ class EmbeddedBroker:
     """amqtt running on its own event loop in a daemon thread."""
 
     def __init__(self, authority: Authority, host: str = "127.0.0.1", port: int = 1883,
-                 pick_free: bool = True) -> None:
+                 pick_free: bool = True, tls: TlsFiles | None = None) -> None:
         self.authority = authority
+        self.tls = tls
         self.host = host
         self.requested = port
         self.port = port
@@ -69,7 +71,10 @@ class EmbeddedBroker:
                          f"--broker mqtt://{self.host}:{self.requested}")
         name = self._name = f"broker-{id(self)}"
         AUTHORITIES[name] = self.authority
-        cfg = {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+        listener: dict[str, Any] = {"type": "tcp", "bind": f"{self.host}:{self.port}"}
+        if self.tls is not None:
+            listener.update(ssl=True, certfile=self.tls.cert_file, keyfile=self.tls.key_file)
+        cfg = {"listeners": {"default": listener},
                "plugins": {"collector.broker_auth.AuthPlugin": {"authority": name},
                            "collector.broker_auth.TopicPlugin": {"authority": name}}}
         self._broker = ClosedBroker(cfg, loop=self._loop)

@@ -51,7 +51,8 @@ def enrol() -> Any:
 def _addresses() -> tuple[str, str]:
     """The broker and server addresses as the PCs see them: this page's host name."""
     host = request.host.rsplit(":", 1)[0] if request.host else "SERVER"
-    return f"mqtt://{host}:{current_app.config.get('MQTT_PORT', 1883)}", request.host_url.rstrip("/")
+    scheme = "mqtts" if current_app.config.get("BROKER_CA_PEM") else "mqtt"
+    return f"{scheme}://{host}:{current_app.config.get('MQTT_PORT', 1883)}", request.host_url.rstrip("/")
 
 
 @admin_bp.route("/enrolment", methods=["GET", "POST"])

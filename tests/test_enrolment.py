@@ -27,8 +27,9 @@ from tests.helpers import ROOT, bbt_cmd, run_bbt, wait_for
 
 
 class ServerRig:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *extra: str) -> None:
         self.tmp = tmp
+        self.scheme = "mqtts" if "--mqtt-tls" in extra else "mqtt"
         self.db_path = str(tmp / "bbt.db")
         r = run_bbt("enrol-token", "--school", "s1", "--db", self.db_path)
         assert r.returncode == 0, r.stderr
@@ -38,7 +39,7 @@ class ServerRig:
         self.log = tmp / "server.log"
         with self.log.open("wb") as f:
             self.proc = subprocess.Popen(bbt_cmd("server", "--db", self.db_path, "--http", f"127.0.0.1:{self.http}",
-                                                 "--mqtt-port", str(self.mqtt)), cwd=ROOT, stdout=f,
+                                                 "--mqtt-port", str(self.mqtt), *extra), cwd=ROOT, stdout=f,
                                          stderr=subprocess.STDOUT)
         wait_for(lambda: "bbt server:" in self.log.read_text(), 30, what="the server's start-up line")
         self.db: Database = connect(self.db_path)
@@ -47,7 +48,8 @@ class ServerRig:
     def agent(self, device: str, secret: str) -> subprocess.Popen[bytes]:
         env = dict(os.environ, BBT_AGENT_DATA_DIR=str(self.tmp / f"agent-{device}"), **FAST)
         with (self.tmp / f"agent-{device}.log").open("ab") as f:
-            p = subprocess.Popen(bbt_cmd("-v", "agent", "run", "--broker", f"mqtt://127.0.0.1:{self.mqtt}", "--school",
+            p = subprocess.Popen(bbt_cmd("-v", "agent", "run", "--broker", f"{self.scheme}://localhost:{self.mqtt}",
+                                         "--school",
                                          "s1", "--device", device, "--enrol-secret", secret, "--enrol-url",
                                          f"http://127.0.0.1:{self.http}"), cwd=ROOT, env=env, stdout=f,
                                  stderr=subprocess.STDOUT)
@@ -149,6 +151,33 @@ def test_an_old_secret_is_refused(rig: ServerRig) -> None:
     wait_for(lambda: "wrong enrolment secret" in rig.agent_log("pc-2"), 20, what="the old secret refused")
     assert credentials.get(rig.db, "pc-2") is None
     assert not (rig.tmp / "agent-pc-2" / "enrolment.json").exists()
+
+
+def test_tls_with_a_generated_school_ca(tmp_path: Path) -> None:
+    """`bbt server --mqtt-tls`: the broker speaks TLS only; enrolment hands the PC the CA it then pins."""
+    rig = ServerRig(tmp_path, "--mqtt-tls")
+    try:
+        assert "; TLS, CA " in rig.log.read_text()
+        rig.agent("pc-t", rig.secret)
+        wait_for(lambda: rig.events("pc-t", "power"), 30, what="pc-t's events over TLS")
+        ca = (rig.tmp / "agent-pc-t" / "broker-ca.pem").read_text()
+        assert ca == (Path(rig.db_path).parent / "broker-pki" / "ca.crt").read_text()
+        # plain MQTT to the TLS port gets nowhere, even with good credentials
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="probe")
+        c.username_pw_set(credentials.COLLECTOR_USER, credentials.collector_password(rig.db))
+        rc: list[Any] = []
+        c.on_connect = lambda cl, u, f, r, p=None: rc.append(r)
+        try:
+            c.connect("127.0.0.1", rig.mqtt)
+            c.loop_start()
+            time.sleep(2)
+        except OSError:
+            pass
+        assert not rc or rc[0].is_failure
+        c.loop_stop()
+        release_sockets(c)
+    finally:
+        rig.stop()
 
 
 # -- the exchange without processes -----------------------------------------------------------------
