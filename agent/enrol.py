@@ -13,9 +13,10 @@ import logging
 import os
 import secrets
 import threading
+import time
 import urllib.error
 import urllib.request
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 from urllib.parse import urlsplit
 
 from agent.config import AgentConfig
@@ -154,3 +155,41 @@ def ensure(cfg: AgentConfig, stop: Optional[threading.Event] = None) -> bool:
         log.info("enrolled %s/%s at %s; command key pinned", cfg.school, cfg.device, url)
         return True
     return False
+
+
+class Renewal:
+    """Enrol again after the broker refused the saved credentials (an admin reset the PC), in a thread of
+    its own, at most every ``interval`` seconds (doubling to RETRY_MAX_S). A revoked PC stays out: the
+    server refuses its enrolment until it is reset."""
+
+    def __init__(self, cfg: AgentConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg, self.clock = cfg, clock
+        self.interval = 10.0
+        self._next = 0.0
+        self._busy = threading.Lock()
+
+    def refused(self, use: Callable[[str, str], None]) -> bool:
+        """Start a renewal unless one runs or the last was too recent; ``use(username, password)`` is called
+        with the new credentials. True when one was started."""
+        now = self.clock()
+        if now < self._next or not self._busy.acquire(blocking=False):
+            return False
+        self._next = now + self.interval
+        self.interval = min(self.interval * 2, RETRY_MAX_S)
+        threading.Thread(target=self._run, args=(use,), name="bbt-agent-enrol", daemon=True).start()
+        return True
+
+    def _run(self, use: Callable[[str, str], None]) -> None:
+        try:
+            pinned = (load_state(self.cfg) or {}).get("command_key") or self.cfg.command_key
+            new = _from_answer(self.cfg, request(self.cfg, enrol_url(self.cfg)), pinned)
+            _save_state(self.cfg, new)
+            self.cfg.username, self.cfg.password = new["username"], new["password"]
+            self.interval = 10.0
+            log.info("enrolled %s/%s again after the broker refused the old credentials", self.cfg.school,
+                     self.cfg.device)
+            use(new["username"], new["password"])
+        except EnrolError as e:
+            log.warning("enrolling again failed: %s", e)
+        finally:
+            self._busy.release()

@@ -142,6 +142,17 @@ def test_enrol_then_signed_only_then_revoked(rig: ServerRig) -> None:
              what="pc-1 offline after revocation")
     wait_for(lambda: "broker refused the agent" in rig.agent_log("pc-1")
              or "Not authorized" in rig.agent_log("pc-1"), 20, what="its reconnection refused")
+    time.sleep(2)
+    assert "enrolling again failed" in rig.agent_log("pc-1") and "was revoked" in rig.agent_log("pc-1")
+    assert not rig.db.query("SELECT 1 AS x FROM devices WHERE device = 'pc-1' AND online = 1")
+
+    # 5. reset by an admin: the agent enrols again by itself (same pinned key) and comes back online
+    r = run_bbt("device", "reset", "pc-1", "--school", "s1", "--db", rig.db_path)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: rig.db.query("SELECT 1 AS x FROM devices WHERE device = 'pc-1' AND online = 1"), 60,
+             what="pc-1 back online after the reset")
+    assert "enrolled s1/pc-1 again" in rig.agent_log("pc-1")
+    assert json.loads((rig.tmp / "agent-pc-1" / "enrolment.json").read_text())["password"] != state["password"]
 
 
 def test_an_old_secret_is_refused(rig: ServerRig) -> None:
