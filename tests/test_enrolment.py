@@ -246,3 +246,42 @@ def test_http_endpoint_and_rate_limit(db: Database) -> None:
         assert r.status_code == 403 and r.get_json()["error"] == "enrolment_refused"
     r = client.post("/api/v1/enrol", json=request("s1", "pc-2", secret))
     assert r.status_code == 429, "after 20 refusals this address waits, even with the right secret"
+
+
+def test_admin_page_shows_rotates_and_revokes(tmp_path: Path) -> None:
+    from tests.dash import USERS, add_users, csrf_of, login, make_app, seed_school
+
+    app = make_app(str(tmp_path / "bbt.db"), MQTT_PORT=1883)
+    db = app.extensions["bbt_db"]
+    seed_school(db)
+    add_users(db)
+    try:
+        first = enrolment.rotate(db, "s1", "test")["secret"]
+        credentials.provision(db, "s1", "pc-101", "test")
+        maintainer = app.test_client()
+        login(maintainer, USERS["maintainer"][0])
+        assert maintainer.get("/admin/enrolment?school=s1").status_code == 403, "admins only"
+        client = app.test_client()
+        login(client, USERS["admin"][0])
+        page = client.get("/admin/enrolment?school=s1").get_data(as_text=True)
+        assert first in page and "enrol_secret = " + first in page and "mqtt://localhost:1883" in page
+        assert "pc-101" in page and "电脑注册" in page
+        token = csrf_of(page)
+        r = client.post("/admin/enrolment", data={"school": "s1", "action": "rotate", "days": "7",
+                                                  "csrf_token": token})
+        assert r.status_code == 302
+        second = enrolment.current(db, "s1")
+        assert second is not None and second["secret"] != first
+        assert 6.9 * 86400 < second["expires"] - time.time() <= 7 * 86400
+        r = client.post("/admin/enrolment", data={"school": "s1", "action": "revoke", "device": "pc-101",
+                                                  "csrf_token": token})
+        assert r.status_code == 302
+        row = credentials.get(db, "pc-101")
+        assert row is not None and row["revoked"] is not None and row["revoked_by"] == USERS["admin"][0]
+        assert "已吊销" in client.get("/admin/enrolment?school=s1").get_data(as_text=True)
+        r = client.post("/admin/enrolment", data={"school": "s1", "action": "rotate", "days": "x",
+                                                  "csrf_token": token}, follow_redirects=True)
+        assert "有效天数必须是数字" in r.get_data(as_text=True)
+        assert enrolment.current(db, "s1") == second, "a bad form changes nothing"
+    finally:
+        db.close()
