@@ -135,7 +135,7 @@ class Server:
 
         assert self.broker_cfg is not None
         config = {"BBT_DB": self.opts.db_url, "BROKER": self.broker_cfg, "MQTT_PORT": self.broker_cfg.port,
-                  "BROKER_CA_PEM": self.tls.ca_pem if self.tls else None}
+                  "BROKER_CA_PEM": self.tls.ca_pem if self.tls else None, "EXTERNAL_BROKER": self.embedded is None}
         if self.opts.secret_key:
             config["SECRET_KEY"] = self.opts.secret_key
         config.update(self.opts.extra_config)

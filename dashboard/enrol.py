@@ -32,6 +32,9 @@ def _limit() -> enrolment.FailureLimit:
 @bp.post("/enrol")
 @allow(PUBLIC)
 def enrol() -> Any:
+    if current_app.config.get("EXTERNAL_BROKER"):
+        return jsonify(error="enrolment_unavailable", message="this server uses an external broker (Mosquitto): "
+                       "PCs get their credentials from bbt deploy mosquitto / bbt deploy certs"), 409
     ip = client_ip()
     limit = _limit()
     if limit.blocked(ip):

@@ -246,6 +246,10 @@ def test_http_endpoint_and_rate_limit(db: Database) -> None:
         assert r.status_code == 403 and r.get_json()["error"] == "enrolment_refused"
     r = client.post("/api/v1/enrol", json=request("s1", "pc-2", secret))
     assert r.status_code == 429, "after 20 refusals this address waits, even with the right secret"
+    app.config["EXTERNAL_BROKER"] = True  # `bbt server --broker ...`: the accounts are Mosquitto's, not ours
+    r = client.post("/api/v1/enrol", json=request("s1", "pc-3", secret))
+    assert r.status_code == 409 and "bbt deploy" in r.get_json()["message"]
+    assert credentials.get(db, "pc-3") is None
 
 
 def test_admin_page_shows_rotates_and_revokes(tmp_path: Path) -> None:
