@@ -58,6 +58,17 @@ class EmbeddedBroker:
         self._watch_stop: asyncio.Event | None = None
         self._name = ""
 
+    def _config(self) -> dict[str, Any]:
+        """amqtt's configuration: one listener (TLS with --mqtt-tls), no anonymous clients, bbt's ACL."""
+        name = self._name = f"broker-{id(self)}"
+        AUTHORITIES[name] = self.authority
+        listener: dict[str, Any] = {"type": "tcp", "bind": f"{self.host}:{self.port}"}
+        if self.tls is not None:
+            listener.update(ssl=True, certfile=self.tls.cert_file, keyfile=self.tls.key_file)
+        return {"listeners": {"default": listener},
+                "plugins": {"collector.broker_auth.AuthPlugin": {"authority": name},
+                            "collector.broker_auth.TopicPlugin": {"authority": name}}}
+
     def start(self) -> int:
         if not port_free(self.host, self.port):
             if not self.pick_free:
@@ -69,15 +80,7 @@ class EmbeddedBroker:
                          f"{self.host}:{self.port}。Port {self.requested} is in use (another broker?); the embedded "
                          f"broker listens on {self.host}:{self.port} instead. To use the running broker: "
                          f"--broker mqtt://{self.host}:{self.requested}")
-        name = self._name = f"broker-{id(self)}"
-        AUTHORITIES[name] = self.authority
-        listener: dict[str, Any] = {"type": "tcp", "bind": f"{self.host}:{self.port}"}
-        if self.tls is not None:
-            listener.update(ssl=True, certfile=self.tls.cert_file, keyfile=self.tls.key_file)
-        cfg = {"listeners": {"default": listener},
-               "plugins": {"collector.broker_auth.AuthPlugin": {"authority": name},
-                           "collector.broker_auth.TopicPlugin": {"authority": name}}}
-        self._broker = ClosedBroker(cfg, loop=self._loop)
+        self._broker = ClosedBroker(self._config(), loop=self._loop)
         ready = threading.Event()
         failure: list[BaseException] = []
 
