@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from collector import credentials, enrolment
 from collector.credentials import CredentialError
 from collector.enrolment import EnrolError
-from dashboard import audit, get_db
+from dashboard import get_db
 from dashboard.access import PUBLIC, allow
 from dashboard.admin import actor
 from dashboard.admin import bp as admin_bp
@@ -80,6 +80,7 @@ def enrolment_page() -> Any:
 
 
 def _act(db: Any, school: str, form: Any) -> None:
+    """Rotate, revoke or reset (each audited by collector.enrolment / collector.credentials, as the admin)."""
     action, device = form.get("action"), (form.get("device") or "").strip()
     if action == "rotate":
         try:
@@ -87,15 +88,12 @@ def _act(db: Any, school: str, form: Any) -> None:
         except ValueError:
             raise EnrolError(400, _("有效天数必须是数字")) from None
         enrolment.rotate(db, school, actor(), days)
-        audit.record(db, actor(), "enrol.rotate", school, None, client_ip(), days=days)
         flash(_("已生成新的注册密钥，旧密钥立即失效。"), "ok")
     elif action == "revoke":
         credentials.revoke(db, school, device, actor())
-        audit.record(db, actor(), "device.revoke", school, device, client_ip())
         flash(_("已吊销 %(d)s：它的凭据立即失效，连接会被断开。", d=device), "ok")
     elif action == "reset":
         credentials.reset(db, school, device, actor())
-        audit.record(db, actor(), "device.reset", school, device, client_ip())
         flash(_("已重置 %(d)s：它可以用注册密钥重新注册。", d=device), "ok")
     else:
         abort(400)
