@@ -98,6 +98,8 @@ def test_enrol_then_signed_only_then_revoked(rig: ServerRig) -> None:
     wait_for(lambda: rig.events("pc-1", "power"), 30, what="pc-1's power event stored")
     state = json.loads((rig.tmp / "agent-pc-1" / "enrolment.json").read_text())
     assert state["command_key"] == school_keys.public_key(rig.db, "s1")
+    shown = run_bbt("school-key", "--school", "s1", "--db", rig.db_path)  # for PCs that do not enrol
+    assert shown.returncode == 0 and shown.stdout.strip() == f"command_key = {state['command_key']}"
     assert state["username"] == "pc-1" and state["password"] and rig.secret not in json.dumps(state)
     row = credentials.get(rig.db, "pc-1")
     assert row is not None and row["school"] == "s1" and state["password"] not in row["secret_hash"]
