@@ -128,9 +128,16 @@ def apply(cfg: AgentConfig, state: Dict[str, Any]) -> None:
         cfg.ca_file = state["ca_file"]
 
 
+def needs_ca(cfg: AgentConfig) -> bool:
+    """TLS to the broker without a CA yet: the agent cannot connect before enrolment brings the CA."""
+    return urlsplit(cfg.broker).scheme in ("mqtts", "ssl") and not cfg.ca_file
+
+
 def ensure(cfg: AgentConfig, stop: Optional[threading.Event] = None) -> bool:
-    """Before the agent starts: use the saved enrolment, or enrol (retrying while the server cannot be
-    reached). False when there is nothing to enrol with or ``stop`` was set first."""
+    """Before the agent starts: use the saved enrolment, or enrol. When the server cannot be reached the
+    agent starts anyway, unenrolled (it collects and only reports; :class:`Renewal` enrols it when the
+    broker refuses it), except over TLS without a CA, where it waits and retries. False when it starts
+    unenrolled or ``stop`` was set first."""
     state = load_state(cfg)
     if state and state.get("school") == cfg.school and state.get("device") == cfg.device:
         apply(cfg, state)
@@ -144,6 +151,10 @@ def ensure(cfg: AgentConfig, stop: Optional[threading.Event] = None) -> bool:
         try:
             new = _from_answer(cfg, request(cfg, url), pinned)
         except EnrolError as e:
+            if not needs_ca(cfg):
+                log.warning("enrolment of %s/%s: %s; starting unenrolled (it only reports until it enrols, "
+                            "tried again when the broker refuses it)", cfg.school, cfg.device, e)
+                return False
             (log.error if e.final else log.warning)("enrolment of %s/%s: %s; retrying in %.0f s",
                                                     cfg.school, cfg.device, e, delay)
             if stop.wait(delay):
@@ -158,9 +169,9 @@ def ensure(cfg: AgentConfig, stop: Optional[threading.Event] = None) -> bool:
 
 
 class Renewal:
-    """Enrol again after the broker refused the saved credentials (an admin reset the PC), in a thread of
-    its own, at most every ``interval`` seconds (doubling to RETRY_MAX_S). A revoked PC stays out: the
-    server refuses its enrolment until it is reset."""
+    """Enrol after the broker refused the agent (it started unenrolled, or an admin reset the PC and the
+    saved credentials stopped working), in a thread of its own, at most every ``interval`` seconds
+    (doubling to RETRY_MAX_S). A revoked PC stays out: the server refuses it until it is reset."""
 
     def __init__(self, cfg: AgentConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg, self.clock = cfg, clock
@@ -184,9 +195,9 @@ class Renewal:
             pinned = (load_state(self.cfg) or {}).get("command_key") or self.cfg.command_key
             new = _from_answer(self.cfg, request(self.cfg, enrol_url(self.cfg)), pinned)
             _save_state(self.cfg, new)
-            self.cfg.username, self.cfg.password = new["username"], new["password"]
+            apply(self.cfg, new)
             self.interval = 10.0
-            log.info("enrolled %s/%s again after the broker refused the old credentials", self.cfg.school,
+            log.info("enrolled %s/%s (the broker had refused it); command key pinned", self.cfg.school,
                      self.cfg.device)
             use(new["username"], new["password"])
         except EnrolError as e:

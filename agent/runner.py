@@ -114,6 +114,10 @@ class Agent:
             self.renewal.refused(lambda user, pw: self.loop.call_soon(lambda: self._use_credentials(user, pw)))
 
     def _use_credentials(self, username: str, password: str) -> None:
+        """New credentials from enrolment (in the loop's thread); an agent that started unenrolled pins the
+        key it received now, so from here on it obeys only what that key signed."""
+        if self.cfg.command_key and self.ctx.policy_gate is None:
+            agent_trust.install(self)
         self.client.username_pw_set(username, password)
         if self.link is not None:
             self.link.retry_now()

@@ -27,8 +27,9 @@ from tests.helpers import ROOT, bbt_cmd, run_bbt, wait_for
 
 
 class ServerRig:
-    def __init__(self, tmp: Path, *extra: str) -> None:
+    def __init__(self, tmp: Path, *extra: str, start: bool = True) -> None:
         self.tmp = tmp
+        self.extra = extra
         self.scheme = "mqtts" if "--mqtt-tls" in extra else "mqtt"
         self.db_path = str(tmp / "bbt.db")
         r = run_bbt("enrol-token", "--school", "s1", "--db", self.db_path)
@@ -37,13 +38,18 @@ class ServerRig:
         assert f"enrol_secret = {self.secret}" in r.stderr
         self.http, self.mqtt = free_port(), free_port()
         self.log = tmp / "server.log"
-        with self.log.open("wb") as f:
-            self.proc = subprocess.Popen(bbt_cmd("server", "--db", self.db_path, "--http", f"127.0.0.1:{self.http}",
-                                                 "--mqtt-port", str(self.mqtt), *extra), cwd=ROOT, stdout=f,
-                                         stderr=subprocess.STDOUT)
-        wait_for(lambda: "bbt server:" in self.log.read_text(), 30, what="the server's start-up line")
         self.db: Database = connect(self.db_path)
         self.agents: list[subprocess.Popen[bytes]] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        with self.log.open("wb") as f:
+            self.proc = subprocess.Popen(bbt_cmd("server", "--db", self.db_path, "--http", f"127.0.0.1:{self.http}",
+                                                 "--mqtt-port", str(self.mqtt), *self.extra), cwd=ROOT, stdout=f,
+                                         stderr=subprocess.STDOUT)
+        wait_for(lambda: "bbt server:" in self.log.read_text(), 30, what="the server's start-up line")
 
     def agent(self, device: str, secret: str) -> subprocess.Popen[bytes]:
         env = dict(os.environ, BBT_AGENT_DATA_DIR=str(self.tmp / f"agent-{device}"), **FAST)
@@ -63,7 +69,7 @@ class ServerRig:
         return self.db.query("SELECT type, data FROM events WHERE device = ? AND type = ?", (device, etype))
 
     def stop(self) -> None:
-        for p in [*self.agents, self.proc]:
+        for p in [*self.agents, *([self.proc] if self.proc else [])]:
             if p.poll() is None:
                 p.terminate()
                 try:
@@ -79,7 +85,7 @@ def rig(tmp_path: Path) -> Iterator[ServerRig]:
     r = ServerRig(tmp_path)
     yield r
     r.stop()
-    assert r.proc.returncode == 0, r.log.read_text()
+    assert r.proc is not None and r.proc.returncode == 0, r.log.read_text()
 
 
 def collector_client(rig: ServerRig) -> mqtt.Client:
@@ -153,7 +159,7 @@ def test_enrol_then_signed_only_then_revoked(rig: ServerRig) -> None:
     assert r.returncode == 0, r.stderr
     wait_for(lambda: rig.db.query("SELECT 1 AS x FROM devices WHERE device = 'pc-1' AND online = 1"), 60,
              what="pc-1 back online after the reset")
-    assert "enrolled s1/pc-1 again" in rig.agent_log("pc-1")
+    assert "enrolled s1/pc-1 (the broker had refused it)" in rig.agent_log("pc-1")
     assert json.loads((rig.tmp / "agent-pc-1" / "enrolment.json").read_text())["password"] != state["password"]
 
 
@@ -164,6 +170,37 @@ def test_an_old_secret_is_refused(rig: ServerRig) -> None:
     wait_for(lambda: "wrong enrolment secret" in rig.agent_log("pc-2"), 20, what="the old secret refused")
     assert credentials.get(rig.db, "pc-2") is None
     assert not (rig.tmp / "agent-pc-2" / "enrolment.json").exists()
+
+
+def test_an_agent_started_before_the_server_collects_then_enrols(tmp_path: Path) -> None:
+    """The server is down at install time: the agent starts anyway (reporting only), keeps its events, and
+    enrols when the broker first refuses it; from then on the received key is pinned."""
+    rig = ServerRig(tmp_path, start=False)
+    try:
+        rig.agent("pc-early", rig.secret)
+        wait_for(lambda: "starting unenrolled" in rig.agent_log("pc-early"), 20, what="the agent started unenrolled")
+        time.sleep(1.5)  # its first events wait in the outbox
+        rig.start()
+        wait_for(lambda: rig.events("pc-early", "power"), 60, what="the early power event stored")
+        assert "command key pinned" in rig.agent_log("pc-early")
+        r = run_bbt("cmd", "message", "pc-early", "--school", "s1", "--text", "hi", "--db", rig.db_path, "--broker",
+                    f"mqtt://127.0.0.1:{rig.mqtt}")
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: rig.db.query("SELECT 1 AS x FROM commands WHERE state = 'acked'"), 15, what="signed ack")
+        forged = commands.create(rig.db, "shutdown", {"delay_s": 600}, [("s1", "pc-early")])[0]["command"]
+        tool = collector_client(rig)
+        try:
+            time.sleep(0.5)
+            tool.publish(protocol.cmd_topic("s1", "pc-early"), protocol.dumps(forged), qos=1).wait_for_publish(5)
+        finally:
+            tool.disconnect()
+            tool.loop_stop()
+            release_sockets(tool)
+        row = wait_for(lambda: rig.db.query("SELECT error FROM commands WHERE state = 'failed'"), 15,
+                       what="the unsigned shutdown refused")[0]
+        assert "unsigned" in row["error"], "refused by the pinned key's gate, not only as an unpinned agent"
+    finally:
+        rig.stop()
 
 
 def test_tls_with_a_generated_school_ca(tmp_path: Path) -> None:
