@@ -1,7 +1,8 @@
 """``python -m agent`` (the frozen ``bbt-agent.exe``): the agent alone, without click or server code —
 what the service runs. Options as for ``bbt agent run``:
 
-    python -m agent [--config FILE] [--broker URL] [--school S] [--device D] [-v]
+    python -m agent [--config FILE] [--broker URL] [--school S] [--device D] [--enrol-secret X]
+                    [--enrol-url URL] [-v]
     python -m agent helper [--data-dir DIR] [--interval S]     (the user-session helper)
     python -m agent install [--config FILE] | uninstall         (service: systemd unit / Windows service)
     python -m agent service ...                                 (Windows: the service host, pywin32)
@@ -28,17 +29,19 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return service_main(args[1:])
     try:  # getopt, not argparse: the agent stays small (see bench/results/agent_footprint.md)
-        opts, rest = getopt.getopt(args, "hv", ["config=", "broker=", "school=", "device=", "help", "verbose"])
+        opts, rest = getopt.getopt(args, "hv", ["config=", "broker=", "school=", "device=", "enrol-secret=",
+                                                "enrol-url=", "help", "verbose"])
     except getopt.GetoptError as e:
         print("bbt-agent: %s\n%s" % (e, USAGE), file=sys.stderr)
         return 2
     if rest or any(o in ("-h", "--help") for o, _ in opts):
         print(USAGE, file=sys.stderr if rest else sys.stdout)
         return 2 if rest else 0
-    values: Dict[str, Optional[str]] = {k: None for k in ("config", "broker", "school", "device")}
+    values: Dict[str, Optional[str]] = {k: None for k in ("config", "broker", "school", "device", "enrol_secret",
+                                                          "enrol_url")}
     for o, v in opts:
-        if o.startswith("--") and o[2:] in values:
-            values[o[2:]] = v
+        if o.startswith("--") and o[2:].replace("-", "_") in values:
+            values[o[2:].replace("-", "_")] = v
     from agent.service import run_foreground
     from bbt.errors import BbtError
 

@@ -13,9 +13,10 @@ import logging
 import os
 import secrets
 import threading
+import time
 import urllib.error
 import urllib.request
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 from urllib.parse import urlsplit
 
 from agent.config import AgentConfig
@@ -76,7 +77,8 @@ def request(cfg: AgentConfig, url: str) -> Dict[str, Any]:
             answer = json.loads(resp.read(1 << 20).decode("utf-8"))
     except urllib.error.HTTPError as e:
         try:
-            reason = json.loads(e.read(4096).decode("utf-8")).get("error", "")
+            body = json.loads(e.read(4096).decode("utf-8"))
+            reason = str(body.get("message") or body.get("error") or "")
         except (ValueError, AttributeError):
             reason = ""
         raise EnrolError("the server refused the enrolment (HTTP %d): %s" % (e.code, reason or e.reason),
@@ -107,6 +109,7 @@ def _from_answer(cfg: AgentConfig, answer: Dict[str, Any], pinned: Optional[str]
     state = {"school": cfg.school, "device": cfg.device, "username": answer.get("username"),
              "password": answer.get("password"), "command_key": key, "ca_file": None}
     if answer.get("ca"):
+        os.makedirs(cfg.data_dir, exist_ok=True)
         ca = os.path.join(cfg.data_dir, "broker-ca.pem")
         with open(ca, "w", encoding="ascii") as f:
             f.write(str(answer["ca"]))
@@ -125,9 +128,16 @@ def apply(cfg: AgentConfig, state: Dict[str, Any]) -> None:
         cfg.ca_file = state["ca_file"]
 
 
+def needs_ca(cfg: AgentConfig) -> bool:
+    """TLS to the broker without a CA yet: the agent cannot connect before enrolment brings the CA."""
+    return urlsplit(cfg.broker).scheme in ("mqtts", "ssl") and not cfg.ca_file
+
+
 def ensure(cfg: AgentConfig, stop: Optional[threading.Event] = None) -> bool:
-    """Before the agent starts: use the saved enrolment, or enrol (retrying while the server cannot be
-    reached). False when there is nothing to enrol with or ``stop`` was set first."""
+    """Before the agent starts: use the saved enrolment, or enrol. When the server cannot be reached the
+    agent starts anyway, unenrolled (it collects and only reports; :class:`Renewal` enrols it when the
+    broker refuses it), except over TLS without a CA, where it waits and retries. False when it starts
+    unenrolled or ``stop`` was set first."""
     state = load_state(cfg)
     if state and state.get("school") == cfg.school and state.get("device") == cfg.device:
         apply(cfg, state)
@@ -141,6 +151,10 @@ def ensure(cfg: AgentConfig, stop: Optional[threading.Event] = None) -> bool:
         try:
             new = _from_answer(cfg, request(cfg, url), pinned)
         except EnrolError as e:
+            if not needs_ca(cfg):
+                log.warning("enrolment of %s/%s: %s; starting unenrolled (it only reports until it enrols, "
+                            "tried again when the broker refuses it)", cfg.school, cfg.device, e)
+                return False
             (log.error if e.final else log.warning)("enrolment of %s/%s: %s; retrying in %.0f s",
                                                     cfg.school, cfg.device, e, delay)
             if stop.wait(delay):
@@ -152,3 +166,41 @@ def ensure(cfg: AgentConfig, stop: Optional[threading.Event] = None) -> bool:
         log.info("enrolled %s/%s at %s; command key pinned", cfg.school, cfg.device, url)
         return True
     return False
+
+
+class Renewal:
+    """Enrol after the broker refused the agent (it started unenrolled, or an admin reset the PC and the
+    saved credentials stopped working), in a thread of its own, at most every ``interval`` seconds
+    (doubling to RETRY_MAX_S). A revoked PC stays out: the server refuses it until it is reset."""
+
+    def __init__(self, cfg: AgentConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg, self.clock = cfg, clock
+        self.interval = 10.0
+        self._next = 0.0
+        self._busy = threading.Lock()
+
+    def refused(self, use: Callable[[str, str], None]) -> bool:
+        """Start a renewal unless one runs or the last was too recent; ``use(username, password)`` is called
+        with the new credentials. True when one was started."""
+        now = self.clock()
+        if now < self._next or not self._busy.acquire(blocking=False):
+            return False
+        self._next = now + self.interval
+        self.interval = min(self.interval * 2, RETRY_MAX_S)
+        threading.Thread(target=self._run, args=(use,), name="bbt-agent-enrol", daemon=True).start()
+        return True
+
+    def _run(self, use: Callable[[str, str], None]) -> None:
+        try:
+            pinned = (load_state(self.cfg) or {}).get("command_key") or self.cfg.command_key
+            new = _from_answer(self.cfg, request(self.cfg, enrol_url(self.cfg)), pinned)
+            _save_state(self.cfg, new)
+            apply(self.cfg, new)
+            self.interval = 10.0
+            log.info("enrolled %s/%s (the broker had refused it); command key pinned", self.cfg.school,
+                     self.cfg.device)
+            use(new["username"], new["password"])
+        except EnrolError as e:
+            log.warning("enrolling again failed: %s", e)
+        finally:
+            self._busy.release()

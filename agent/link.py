@@ -34,13 +34,15 @@ STATUS_WAIT_S = 3.0  # at a clean stop: how long to wait for the broker to take 
 class Link(Source):
     def __init__(self, client: Any, host: str, port: int, keepalive: int, outbox: Outbox, events_topic: str,
                  clock: Callable[[], float], on_connected: Callable[[Any], None],
-                 on_message: Callable[[str, bytes], None], replay_rate: float = 20.0) -> None:
+                 on_message: Callable[[str, bytes], None], replay_rate: float = 20.0,
+                 on_refused: Callable[[Any], None] = lambda rc: None) -> None:
         self.client = client
         self.outbox = outbox
         self.events_topic = events_topic
         self.clock = clock
         self.on_connected = on_connected  # publishes the birth and subscribes (paho's on_connect)
         self.handle_message = on_message
+        self.on_refused = on_refused  # the broker refused our credentials (agent: re-enrol if it may)
         self.replay_gap = 1.0 / max(replay_rate, 0.1)
         self.keepalive = keepalive
         self.connected = threading.Event()
@@ -63,7 +65,10 @@ class Link(Source):
     # -- paho's callbacks (in the loop's thread, inside paho): note, never block ---------
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
         if rc.is_failure:
-            log.error("broker refused the agent: %s", rc)
+            (log.debug if self._failing else log.error)("broker refused the agent: %s", rc)
+            self._failing = True
+            self._delay = min(self._delay * 2, MAX_DELAY_S)  # refused: back off, as for an unreachable broker
+            self.on_refused(rc)
             return
         self._delay = MIN_DELAY_S
         self._failing = False
@@ -144,6 +149,11 @@ class Link(Source):
         return bool(readable)
 
     # -- connecting ----------------------------------------------------------------------
+    def retry_now(self) -> None:
+        """New credentials: connect again at once, not after the backoff (in the loop's thread)."""
+        self._delay = MIN_DELAY_S
+        self._reconnect_at = self.clock()
+
     def _connect(self, now: float) -> None:
         try:
             self.client.reconnect()

@@ -68,6 +68,9 @@ class Agent:
         self._stopped = False  # set by stop(): a policy arriving during the stop starts no scheduler
         self.link: Optional[Link] = None
         self.client: Any = None
+        from agent.enrol import Renewal
+
+        self.renewal = Renewal(cfg) if cfg.enrol_secret else None
         self.status_topic = protocol.status_topic(cfg.school, cfg.device)
         self.events_topic = protocol.events_topic(cfg.school, cfg.device)
         self.ack_topic = protocol.ack_topic(cfg.school, cfg.device)
@@ -103,6 +106,21 @@ class Agent:
                 self._cmds.put(payload)
         except Exception as e:  # a bad policy keeps the last good one
             log.warning("ignored message on %s: %s", topic, e)
+
+    def _on_refused(self, rc: Any) -> None:
+        """Our credentials were refused (an admin reset this PC, or the server's store was replaced):
+        enrol again in the background when the school's secret is configured (agent.enrol.Renewal)."""
+        if self.renewal is not None:
+            self.renewal.refused(lambda user, pw: self.loop.call_soon(lambda: self._use_credentials(user, pw)))
+
+    def _use_credentials(self, username: str, password: str) -> None:
+        """New credentials from enrolment (in the loop's thread); an agent that started unenrolled pins the
+        key it received now, so from here on it obeys only what that key signed."""
+        if self.cfg.command_key and self.ctx.policy_gate is None:
+            agent_trust.install(self)
+        self.client.username_pw_set(username, password)
+        if self.link is not None:
+            self.link.retry_now()
 
     def _publish_ack(self, ack: Dict[str, Any]) -> None:
         client = self.client
@@ -228,7 +246,8 @@ class Agent:
         self.client = make_client(bcfg, self.cfg.device, clean_session=False)
         self.client.will_set(self.status_topic, self._status(False, "lost"), qos=1, retain=True)
         self.link = Link(self.client, bcfg.host, bcfg.port, bcfg.keepalive, self.outbox, self.events_topic,
-                         self.loop.clock, self._on_connected, self._on_message, self.cfg.replay_rate)
+                         self.loop.clock, self._on_connected, self._on_message, self.cfg.replay_rate,
+                         self._on_refused)
         self.loop.sources.append(self.ticker)  # first: what the probes emit goes out in the same wake-up
         self._start_scheduler()  # (adds the probes the OS wakes)
         self.loop.sources.append(self.link)

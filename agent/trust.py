@@ -85,7 +85,9 @@ def install(agent: Any) -> None:
         agent.commands.verifiers.append(refuse_power)
         return
     kid = signing.check_public_key(key)
-    agent.commands.verifiers.append(command_verifier(key))
+    # (an agent that enrolled after it started drops the "no key: no shutdown" rule now)
+    agent.commands.verifiers = [v for v in agent.commands.verifiers if v is not refuse_power] + \
+        [command_verifier(key)]
     agent.ctx.policy_gate = PolicyGate(key, ReplayGuard(agent.outbox.get_meta, agent.outbox.set_meta),
                                        agent.ctx.faults)
     log.info("commands and policies must be signed (key %s)", kid)

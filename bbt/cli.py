@@ -106,7 +106,12 @@ def broker_from(broker: Optional[str], mqtt_username: Optional[str], mqtt_passwo
 @db_option
 @broker_options
 @click.option("--http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the dashboard")
-@click.option("--mqtt-port", default=1883, show_default=True, help="port of the embedded broker")
+@click.option("--mqtt-port", default=None, type=int, help="port of the embedded broker (default 1883; 8883 with "
+                                                          "--mqtt-tls)")
+@click.option("--mqtt-tls", is_flag=True, help="the embedded broker speaks TLS only, with a school CA made on "
+                                               "first start (enrolment hands it to the PCs)")
+@click.option("--mqtt-tls-host", multiple=True, help="a name or IP the PCs use for this server, for the broker's "
+                                                     "certificate (repeatable; the host's own names are added)")
 @click.option("--mqtt-host", default=None, envvar="BBT_MQTT_HOST",
               help="address the embedded broker listens on (default: all interfaces, 0.0.0.0, unless --http "
                    "is on loopback, then 127.0.0.1)")
@@ -114,18 +119,22 @@ def broker_from(broker: Optional[str], mqtt_username: Optional[str], mqtt_passwo
               help="join the collectors' MQTT shared-subscription group (district set-up)")
 @click.option("--client-id", default="bbt-collector", show_default=True, envvar="BBT_CLIENT_ID",
               help="the collector's MQTT client id (unique per process, stable across restarts)")
-def server(db_url: Optional[str], http: str, mqtt_port: int, mqtt_host: Optional[str], share_group: Optional[str],
-           client_id: str, **broker_kw: Any) -> None:
+def server(db_url: Optional[str], http: str, mqtt_port: Optional[int], mqtt_tls: bool, mqtt_tls_host: Any,
+           mqtt_host: Optional[str], share_group: Optional[str], client_id: str, **broker_kw: Any) -> None:
     """Collector + dashboard (and the embedded broker when no --broker is given)."""
     from collector.server import Server, ServerOptions
 
     host, port = parse_hostport(http)
     opts = ServerOptions(db_url=db_url, broker=broker_from(**broker_kw), http_host=host, http_port=port,
-                         mqtt_port=mqtt_port, mqtt_host=mqtt_host, share_group=share_group, client_id=client_id)
+                         mqtt_port=(8883 if mqtt_tls else 1883) if mqtt_port is None else mqtt_port,
+                         mqtt_host=mqtt_host,
+                         mqtt_tls=mqtt_tls, mqtt_tls_hosts=list(mqtt_tls_host), share_group=share_group,
+                         client_id=client_id)
     srv = Server(opts, notice=lambda m: click.echo(m, err=True))
     srv.start()
     assert srv.broker_cfg is not None
     click.echo(f"bbt server: broker {srv.broker_cfg.url}{_listening(srv)}, dashboard {srv.url}")
+    srv.serve_forever()
 
 
 def _listening(srv: Any) -> str:
@@ -135,9 +144,9 @@ def _listening(srv: Any) -> str:
     port = srv.broker_cfg.port
     where = ("all interfaces" if srv.mqtt_bind in ("0.0.0.0", "::") else
              "this computer only" if srv.mqtt_bind in ("127.0.0.1", "localhost", "::1") else srv.mqtt_bind)
-    return (f" (embedded, listening on {srv.mqtt_bind}:{port}: {where}; closed: PCs join with "
+    tls = f"; TLS, CA {srv.tls.ca_file}" if srv.tls else ""
+    return (f" (embedded, listening on {srv.mqtt_bind}:{port}: {where}{tls}; closed: PCs join with "
             f"`bbt enrol-token --school S`)")
-    srv.serve_forever()
 
 
 @main.group()

@@ -13,6 +13,7 @@ from bbt.cli import db_option, open_db
 def register(main: click.Group) -> None:
     main.add_command(enrol_token)
     main.add_command(device)
+    main.add_command(school_key)
 
 
 def _who() -> str:
@@ -47,6 +48,17 @@ def enrol_token(school: str, rotate: bool, days: float, server: str, mqtt_port: 
     click.echo(f"# valid until {until}; agent.ini for every PC of {school}:", err=True)
     click.echo(enrolment.agent_ini(school, row["secret"], broker, server), err=True)
     click.echo(row["secret"])
+
+
+@click.command("school-key")
+@click.option("--school", required=True)
+@db_option
+def school_key(school: str, db_url: Optional[str]) -> None:
+    """Print the public key the server signs this school's policies and commands with (made when missing):
+    the `command_key` of agents that do not enrol (a Mosquitto set-up with `bbt deploy mosquitto`)."""
+    from collector import school_keys
+
+    click.echo(f"command_key = {school_keys.public_key(open_db(db_url), school)}")
 
 
 @click.group()

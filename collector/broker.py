@@ -12,7 +12,8 @@ import threading
 from typing import Any
 
 from bbt.errors import BbtError
-from collector.broker_auth import AUTHORITIES, Authority
+from collector.broker_auth import AUTHORITIES, Authority, ClosedBroker
+from collector.broker_tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ class EmbeddedBroker:
     """amqtt running on its own event loop in a daemon thread."""
 
     def __init__(self, authority: Authority, host: str = "127.0.0.1", port: int = 1883,
-                 pick_free: bool = True) -> None:
+                 pick_free: bool = True, tls: TlsFiles | None = None) -> None:
         self.authority = authority
+        self.tls = tls
         self.host = host
         self.requested = port
         self.port = port
@@ -55,6 +57,17 @@ class EmbeddedBroker:
         self._thread: threading.Thread | None = None
         self._watch_stop: asyncio.Event | None = None
         self._name = ""
+
+    def _config(self) -> dict[str, Any]:
+        """amqtt's configuration: one listener (TLS with --mqtt-tls), no anonymous clients, bbt's ACL."""
+        name = self._name = f"broker-{id(self)}"
+        AUTHORITIES[name] = self.authority
+        listener: dict[str, Any] = {"type": "tcp", "bind": f"{self.host}:{self.port}"}
+        if self.tls is not None:
+            listener.update(ssl=True, certfile=self.tls.cert_file, keyfile=self.tls.key_file)
+        return {"listeners": {"default": listener},
+                "plugins": {"collector.broker_auth.AuthPlugin": {"authority": name},
+                            "collector.broker_auth.TopicPlugin": {"authority": name}}}
 
     def start(self) -> int:
         if not port_free(self.host, self.port):
@@ -67,14 +80,7 @@ class EmbeddedBroker:
                          f"{self.host}:{self.port}。Port {self.requested} is in use (another broker?); the embedded "
                          f"broker listens on {self.host}:{self.port} instead. To use the running broker: "
                          f"--broker mqtt://{self.host}:{self.requested}")
-        from amqtt.broker import Broker
-
-        name = self._name = f"broker-{id(self)}"
-        AUTHORITIES[name] = self.authority
-        cfg = {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-               "plugins": {"collector.broker_auth.AuthPlugin": {"authority": name},
-                           "collector.broker_auth.TopicPlugin": {"authority": name}}}
-        self._broker = Broker(cfg, loop=self._loop)
+        self._broker = ClosedBroker(self._config(), loop=self._loop)
         ready = threading.Event()
         failure: list[BaseException] = []
 

@@ -9,6 +9,9 @@
 - :meth:`Authority.watch` cuts the connection of a PC that was revoked (or reset) while connected.
 
 The plugins find their :class:`Authority` (the store) by the name given in the broker's config.
+:class:`ClosedBroker` checks the password before amqtt touches any session: amqtt alone would let a
+refused CONNECT that uses an online PC's client id take that session over (dropping the PC and
+publishing the refused client's Last Will, on any topic) or wipe it.
 """
 from __future__ import annotations
 
@@ -20,7 +23,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from amqtt.broker import Broker
+from amqtt.errors import MQTTError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.utils import gen_client_id
 
 import protocol
 from collector import credentials
@@ -154,3 +162,41 @@ class TopicPlugin(BaseTopicPlugin):
         if role.kind == "collector":
             return True
         return credentials.device_may(str(action), role.school, role.device, topic)
+
+
+class ClosedBroker(Broker):
+    """amqtt's Broker with the credentials checked right after the CONNECT is read, before the client id
+    is looked up among the sessions (the rest is amqtt's own ``_initialize_client_session``)."""
+
+    async def _initialize_client_session(self, reader: Any, writer: Any, remote_address: str,
+                                         remote_port: int) -> tuple[Any, Any]:
+        try:
+            handler, session = await BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+        except MQTTError:
+            await writer.close()
+            raise
+        if not await self._authenticate(session, None):  # type: ignore[arg-type]
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await writer.close()
+            raise MQTTError(f"not authorized: client id {str(session.client_id)[:64]!r} from {remote_address}")
+        role = session.bbt_role
+        if session.clean_session:
+            if session.client_id:
+                await self._delete_session(session.client_id)
+            else:
+                session.client_id = gen_client_id()
+            session.parent = 0
+        elif session.client_id in self._sessions:
+            existing, _ = self._sessions[session.client_id]
+            for name in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain", "keep_alive",
+                         "username", "password"):
+                setattr(existing, name, getattr(session, name))
+            session = existing
+            session.bbt_role = role
+            session.parent = 1
+        else:
+            session.parent = 0
+        delay = self.config.get("timeout-disconnect-delay", 0)
+        if session.keep_alive > 0 and isinstance(delay, int):
+            session.keep_alive += delay
+        return handler, session

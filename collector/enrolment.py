@@ -80,24 +80,31 @@ def _field(req: Any, name: str) -> str:
 
 def enrol(db: Database, req: Any, ip: str | None, ca_pem: str | None = None, now: float | None = None
           ) -> dict[str, Any]:
-    """Check a request against the school's secret, make the PC's account, return the signed answer."""
+    """Check a request against the school's secret, make the PC's account, return the answer with its
+    ``mac``. Every refusal is audited (``enrol.refused``) and raised as EnrolError."""
+    now = time.time() if now is None else now
+    try:
+        return _enrol(db, req, ip, ca_pem, now)
+    except EnrolError as e:
+        target = "/".join(str(req.get(k))[:64] for k in ("school", "device")) if isinstance(req, dict) else "-"
+        with db.transaction():
+            audit(db, "enrol.refused", target, {"ip": ip, "reason": e.message[:300]}, "enrol", now)
+        raise
+
+
+def _enrol(db: Database, req: Any, ip: str | None, ca_pem: str | None, now: float) -> dict[str, Any]:
     school, device, nonce, proof = (_field(req, k) for k in ("school", "device", "nonce", "proof"))
     for name, value in (("school", school), ("device", device)):
         if not protocol.valid_id(value):
-            raise EnrolError(400, f"{name} {value!r} must match {protocol.ID_PATTERN}")
+            raise EnrolError(400, f"{name} {value[:64]!r} must match {protocol.ID_PATTERN}")
     if not 16 <= len(nonce) <= 128:
         raise EnrolError(400, "enrolment request: 'nonce' must be 16 to 128 characters")
-    now = time.time() if now is None else now
     secret = _valid_secret(db, school, now)
-    if not hmac.compare_digest(mac(secret, request_text(school, device, nonce)), proof):
-        with db.transaction():
-            audit(db, "enrol.refused", f"{school}/{device}", {"ip": ip, "reason": "wrong secret"}, "enrol", now)
+    if not hmac.compare_digest(mac(secret, request_text(school, device, nonce)).encode(), proof.encode()):
         raise EnrolError(403, f"wrong enrolment secret for school {school!r}")
     try:
         password = credentials.provision(db, school, device, "enrol", ip, now)
     except credentials.CredentialError as e:
-        with db.transaction():
-            audit(db, "enrol.refused", f"{school}/{device}", {"ip": ip, "reason": str(e)}, "enrol", now)
         raise EnrolError(409, str(e)) from None
     answer: dict[str, Any] = {"school": school, "device": device, "nonce": nonce, "username": device,
                               "password": password, "command_key": school_keys.public_key(db, school),

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from bbt.errors import BbtError
 from bbt.mqttconf import BrokerConfig
-from collector import credentials, migrations, school_keys
+from collector import broker_tls, credentials, migrations, school_keys
 from collector.broker import EmbeddedBroker, port_free
 from collector.broker_auth import Authority
 from collector.db import connect
@@ -42,6 +42,8 @@ class ServerOptions:
     broker: BrokerConfig | None = None  # None: run the embedded broker
     mqtt_host: str | None = None  # None: all interfaces unless the dashboard is on loopback only
     mqtt_port: int = 1883
+    mqtt_tls: bool = False  # the embedded broker speaks TLS with a generated school CA (collector.broker_tls)
+    mqtt_tls_hosts: list[str] = field(default_factory=list)  # extra names/IPs for its certificate
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     secret_key: str | None = None
@@ -73,6 +75,7 @@ class Server:
         self._http_thread: threading.Thread | None = None
         self.broker_cfg: BrokerConfig | None = None
         self.mqtt_bind = ""  # where the embedded broker listens ("" with an external broker)
+        self.tls: broker_tls.TlsFiles | None = None
         self.http_port = opts.http_port
         self.started: list[Callable[[Server], Callable[[], None] | None]] = [_load_hook(h) for h in HOOKS]
         self.alerts: Any = None
@@ -98,17 +101,7 @@ class Server:
             collector_pw = credentials.collector_password(db) if o.broker is None else ""
         finally:
             db.close()
-        if o.broker is None:
-            self.mqtt_bind = o.mqtt_host or default_mqtt_host(o.http_host)
-            self.embedded = EmbeddedBroker(Authority(o.db_url), self.mqtt_bind, o.mqtt_port)
-            port = self.embedded.start()
-            if self.embedded.note:
-                self.notice(self.embedded.note)
-            local = "127.0.0.1" if self.mqtt_bind in ("0.0.0.0", "::", "") else self.mqtt_bind
-            self.broker_cfg = BrokerConfig(host=local, port=port, username=credentials.COLLECTOR_USER,
-                                           password=collector_pw)
-        else:
-            self.broker_cfg = o.broker
+        self.broker_cfg = self._start_embedded(collector_pw) if o.broker is None else o.broker
         self.collector = Collector(o.db_url, self.broker_cfg, client_id=o.client_id, share_group=o.share_group)
         self.collector.start()
         if not self.collector.connected.wait(10):
@@ -120,12 +113,29 @@ class Server:
             if stop is not None:
                 self._stoppers.append(stop)
 
+    def _start_embedded(self, collector_pw: str) -> BrokerConfig:
+        o = self.opts
+        self.mqtt_bind = o.mqtt_host or default_mqtt_host(o.http_host)
+        if o.mqtt_tls:
+            hosts = broker_tls.local_names([*o.mqtt_tls_hosts, *([self.mqtt_bind] if self.mqtt_bind not in
+                                                                   ("0.0.0.0", "::") else [])])
+            self.tls = broker_tls.ensure(broker_tls.data_dir(o.db_url) / broker_tls.FOLDER, hosts)
+        self.embedded = EmbeddedBroker(Authority(o.db_url), self.mqtt_bind, o.mqtt_port, tls=self.tls)
+        port = self.embedded.start()
+        if self.embedded.note:
+            self.notice(self.embedded.note)
+        local = "127.0.0.1" if self.mqtt_bind in ("0.0.0.0", "::", "") else self.mqtt_bind
+        return BrokerConfig(host=local, port=port, username=credentials.COLLECTOR_USER, password=collector_pw,
+                            tls=self.tls is not None, ca_file=self.tls.ca_file if self.tls else None)
+
     def _start_http(self) -> None:
         from waitress.server import create_server
 
         from dashboard import create_app
 
-        config = {"BBT_DB": self.opts.db_url, "BROKER": self.broker_cfg, "MQTT_PORT": self.broker_cfg.port}
+        assert self.broker_cfg is not None
+        config = {"BBT_DB": self.opts.db_url, "BROKER": self.broker_cfg, "MQTT_PORT": self.broker_cfg.port,
+                  "BROKER_CA_PEM": self.tls.ca_pem if self.tls else None, "EXTERNAL_BROKER": self.embedded is None}
         if self.opts.secret_key:
             config["SECRET_KEY"] = self.opts.secret_key
         config.update(self.opts.extra_config)

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from collector import credentials, enrolment
 from collector.credentials import CredentialError
 from collector.enrolment import EnrolError
-from dashboard import audit, get_db
+from dashboard import get_db
 from dashboard.access import PUBLIC, allow
 from dashboard.admin import actor
 from dashboard.admin import bp as admin_bp
@@ -32,6 +32,9 @@ def _limit() -> enrolment.FailureLimit:
 @bp.post("/enrol")
 @allow(PUBLIC)
 def enrol() -> Any:
+    if current_app.config.get("EXTERNAL_BROKER"):
+        return jsonify(error="enrolment_unavailable", message="this server uses an external broker (Mosquitto): "
+                       "PCs get their credentials from bbt deploy mosquitto / bbt deploy certs"), 409
     ip = client_ip()
     limit = _limit()
     if limit.blocked(ip):
@@ -51,7 +54,8 @@ def enrol() -> Any:
 def _addresses() -> tuple[str, str]:
     """The broker and server addresses as the PCs see them: this page's host name."""
     host = request.host.rsplit(":", 1)[0] if request.host else "SERVER"
-    return f"mqtt://{host}:{current_app.config.get('MQTT_PORT', 1883)}", request.host_url.rstrip("/")
+    scheme = "mqtts" if current_app.config.get("BROKER_CA_PEM") else "mqtt"
+    return f"{scheme}://{host}:{current_app.config.get('MQTT_PORT', 1883)}", request.host_url.rstrip("/")
 
 
 @admin_bp.route("/enrolment", methods=["GET", "POST"])
@@ -76,6 +80,7 @@ def enrolment_page() -> Any:
 
 
 def _act(db: Any, school: str, form: Any) -> None:
+    """Rotate, revoke or reset (each audited by collector.enrolment / collector.credentials, as the admin)."""
     action, device = form.get("action"), (form.get("device") or "").strip()
     if action == "rotate":
         try:
@@ -83,15 +88,12 @@ def _act(db: Any, school: str, form: Any) -> None:
         except ValueError:
             raise EnrolError(400, _("有效天数必须是数字")) from None
         enrolment.rotate(db, school, actor(), days)
-        audit.record(db, actor(), "enrol.rotate", school, None, client_ip(), days=days)
         flash(_("已生成新的注册密钥，旧密钥立即失效。"), "ok")
     elif action == "revoke":
         credentials.revoke(db, school, device, actor())
-        audit.record(db, actor(), "device.revoke", school, device, client_ip())
         flash(_("已吊销 %(d)s：它的凭据立即失效，连接会被断开。", d=device), "ok")
     elif action == "reset":
         credentials.reset(db, school, device, actor())
-        audit.record(db, actor(), "device.reset", school, device, client_ip())
         flash(_("已重置 %(d)s：它可以用注册密钥重新注册。", d=device), "ok")
     else:
         abort(400)

@@ -137,6 +137,31 @@ PATHS: dict[str, dict[str, Any]] = {
 }
 
 
+def _enrol_op() -> dict[str, Any]:
+    """POST /api/v1/enrol (collector.enrolment, bbt.enrolwire): public; the school's secret is the credential."""
+    err = {"content": {"application/json": {"schema": ERR}}}
+    ID = SCHOOL["schema"]  # noqa: N806 (the contract's id rule)
+    return {"post": {
+        "summary": "A classroom PC enrols with the school's enrolment secret (HMAC proof; docs/security.md)",
+        "security": [],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _obj(
+            {"school": ID, "device": ID, "nonce": {"type": "string", "minLength": 16, "maxLength": 128},
+             "proof": {"type": "string", "pattern": "^[0-9a-f]{64}$"}})}}},
+        "responses": {
+            "200": {"description": "enrolled: the PC's MQTT account and the school's command-signing key",
+                    "content": {"application/json": {"schema": _obj(
+                        {"school": S, "device": S, "nonce": S, "username": S, "password": S, "command_key": S,
+                         "ca": {"type": "string", "nullable": True}, "mac": S})}}},
+            "400": {"description": "malformed request", **err},
+            "403": {"description": "no, expired or wrong secret", **err},
+            "409": {"description": "the device id is enrolled or revoked", **err},
+            "429": {"description": "too many refused enrolments from this address", **err},
+        }}}
+
+
+PATHS["/api/v1/enrol"] = _enrol_op()
+
+
 def spec() -> dict[str, Any]:
     """Only the paths this app actually serves (areas land one by one)."""
     served = {re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", r.rule) for r in current_app.url_map.iter_rules()}

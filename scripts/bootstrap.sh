@@ -9,7 +9,9 @@ need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ "$mode" = test ]; then
-  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto mosquitto-clients)
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+  command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null \
+    || need_apt+=(mosquitto-clients)  # tests/test_broker_closed.py: an outside client
   command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
   fc-list 2>/dev/null | grep -qi "CJK\|WenQuanYi" || need_apt+=(fonts-noto-cjk)  # screenshots show Chinese
   command -v psql >/dev/null && command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)

@@ -133,7 +133,12 @@ class SeatOf(Sessions):
 
 
 def test_software_probe_one_event_per_start_and_block(tmp_path: Path) -> None:
-    ctx = make_ctx(tmp_path)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from bbt.signing import public_b64
+
+    # an agent with a pinned key enforces "block" (without one it only reports: test_trust_pinning.py)
+    ctx = make_ctx(tmp_path, command_key=public_b64(Ed25519PrivateKey.generate()))
     table = FakeTable()
     probe = software.SoftwareProbe(table, guard=BlockGuard(SeatOf()))
     table.procs = {10: (1000.0, "bash", "/usr/bin/bash"), 11: (1000.0, "qq", "/opt/qq/qq")}
@@ -469,13 +474,17 @@ def test_proc_table_reads_what_psutil_reads() -> None:
 
 
 def test_end_of_day_shutdown_warns_then_powers_off_only_when_idle(tmp_path: Path) -> None:
-    from agent.runner import Agent
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path), "shutdown_warn_s": 0.3},
-                      environ={})
+    from agent.runner import Agent
+    from bbt.signing import public_b64, sign
+
+    key = Ed25519PrivateKey.generate()  # only a signed policy may switch PCs off (docs/security.md)
+    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path), "shutdown_warn_s": 0.3,
+                             "command_key": public_b64(key)}, environ={})
     desk = LogDesktop()
     a = Agent(cfg, probes=[], desktop=desk)
-    a.ctx.set_policy({"shutdown_after": "00:00"})  # always past: due whenever the PC is idle
+    a.ctx.set_policy(sign({"shutdown_after": "00:00"}, key))  # always past: due whenever the PC is idle
     a.ctx.in_use = True
     a._end_of_day()
     assert desk.notices == [] and a.commands.pending is None  # in use: nothing happens

@@ -294,24 +294,29 @@ def test_end_of_day_trigger_fires_each_minute_from_the_policy_time_to_midnight()
 
 
 def test_the_end_of_day_job_follows_the_policy_and_apscheduler_loads_only_for_it(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from agent.config import load_config
     from agent.desktop import LogDesktop
     from agent.runner import Agent
+    from bbt.signing import public_b64, sign
 
-    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path)}, environ={})
+    key = Ed25519PrivateKey.generate()  # an end-of-day shutdown needs a policy signed by the pinned key
+    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path),
+                             "command_key": public_b64(key)}, environ={})
     a = Agent(cfg, probes=[], desktop=LogDesktop())
     a._start_scheduler()
     try:
         assert a.ticker.has("heartbeat") is False  # (no probes here)
         assert a.scheduler is None  # the default policy has no end-of-day shutdown
-        a.ctx.set_policy({"shutdown_after": "17:30"})
+        a.ctx.set_policy(sign({"shutdown_after": "17:30"}, key))
         assert a.scheduler is not None
         job = a.scheduler.get_job("end-of-day")
         assert job is not None and "hour='17', minute='30-59'" in str(job.trigger)
-        a.ctx.set_policy({"shutdown_after": "18:05"})
+        a.ctx.set_policy(sign({"shutdown_after": "18:05"}, key))
         job = a.scheduler.get_job("end-of-day")
         assert job is not None and "hour='18', minute='5-59'" in str(job.trigger)
-        a.ctx.set_policy({})  # removed from the policy: no job
+        a.ctx.set_policy(sign({}, key))  # removed from the policy: no job
         assert a.scheduler.get_job("end-of-day") is None
     finally:
         if a.scheduler is not None:
@@ -322,11 +327,16 @@ def test_the_end_of_day_job_follows_the_policy_and_apscheduler_loads_only_for_it
 def test_a_policy_arriving_while_the_agent_stops_starts_no_scheduler(tmp_path: Path) -> None:
     """The retained policy can arrive while stop() runs: no end-of-day job may outlive the agent
     (it would run on a closed outbox)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from agent.config import load_config
     from agent.desktop import LogDesktop
     from agent.runner import Agent
+    from bbt.signing import public_b64
 
-    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path)}, environ={})
+    # with a pinned key (an unpinned agent never schedules a shutdown: that would pass for any reason)
+    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path),
+                             "command_key": public_b64(Ed25519PrivateKey.generate())}, environ={})
     a = Agent(cfg, probes=[], desktop=LogDesktop())
     a._start_scheduler()
     a.stop()

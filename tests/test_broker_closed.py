@@ -157,3 +157,44 @@ def test_a_revoked_pc_is_cut_off(rig: Rig) -> None:
         credentials.provision(rig.db, "s1", "pc-1", "test")
     for c in (pc1, pc2, again):
         c.close()
+
+
+def test_wrong_credentials_with_an_online_pcs_id_change_nothing(rig: Rig) -> None:
+    """A refused CONNECT must not take over, wipe or re-will the session of the PC whose id it uses."""
+    pc1 = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pc-1", clean_session=False,
+                      protocol=mqtt.MQTTv311)
+    pc1.username_pw_set("pc-1", rig.pw["pc-1"])
+    pc1.will_set("bbt/v1/s1/pc-1/status", b'{"online":false}', qos=1, retain=True)
+    dropped = threading.Event()
+    pc1.on_disconnect = lambda *a: dropped.set()
+    pc1.reconnect_delay_set(60, 60)
+    pc1.connect("127.0.0.1", rig.port)
+    pc1.loop_start()
+    wait_for(lambda: pc1.is_connected(), 10, what="pc-1 connected")
+    for clean in (False, True):
+        bad = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pc-1", clean_session=clean,
+                          protocol=mqtt.MQTTv311)
+        bad.username_pw_set("pc-1", "wrong")
+        bad.will_set("bbt/v1/s1/policy", b'{"software":{"deny":["*"],"action":"block"}}', qos=1, retain=True)
+        rc: list[Any] = []
+        bad.on_connect = lambda c, u, f, r, p=None, got=rc: got.append(r)
+        bad.connect("127.0.0.1", rig.port)
+        bad.loop_start()
+        wait_for(rc.copy, 10, what="the refusal")
+        assert rc[0].is_failure
+        bad.loop_stop()
+        release_sockets(bad)
+    time.sleep(0.5)
+    assert not dropped.is_set(), "a refused client with pc-1's id dropped pc-1's connection"
+    spy = Client(rig.port, "spy", credentials.COLLECTOR_USER, rig.collector_pw)
+    spy.subscribe("bbt/#")
+    time.sleep(0.3)
+    assert [t for t, _ in spy.messages] == [], "something was published for the refused client"
+    pc1.loop_stop()  # now pc-1 goes away abnormally: its own Last Will, on its own topic, is published
+    sock = pc1.socket()
+    assert sock is not None
+    sock.close()
+    wait_for(lambda: spy.messages, 10, what="pc-1's Last Will")
+    assert [t for t, _ in spy.messages] == ["bbt/v1/s1/pc-1/status"]
+    release_sockets(pc1)
+    spy.close()

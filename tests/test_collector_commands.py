@@ -10,8 +10,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 import protocol
+from bbt import signing
 from bbt.mqttconf import parse_broker_url
-from collector import commands, policy
+from collector import commands, policy, school_keys
+from collector.db import connect
 from collector.maintenance import Maintenance
 from collector.service import Collector
 from tests.brokers import Mosquitto, free_port
@@ -70,6 +72,11 @@ def test_policy_set_validates_stores_and_publishes_retained(mosquitto: Mosquitto
     agent = FakeAgent(mosquitto.port, "pc-late")  # subscribes after the publish: gets the retained copy
     try:
         got = wait_for(lambda: agent.policies, what="retained policy")[0]
+        # signed by default with the school's key (made in the store on first need)
+        store = connect(db_path)
+        assert signing.verify(got, school_keys.public_key(store, "s1"))
+        store.close()
+        got = {k: v for k, v in got.items() if k not in ("issued", "sig")}
         assert got == shown and got["idle_minutes"] == 5  # merged over the defaults
     finally:
         agent.close()

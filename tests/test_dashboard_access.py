@@ -22,7 +22,7 @@ SCHOOL_WIDE = {"admin", "headteacher", "bureau"}
 MARKERS = {"admin", "headteacher", "class_teacher", "teacher"}
 EXPECTED: dict[str, set[str]] = {
     "static": PUBLIC, "auth.login": PUBLIC, "auth.logout": PUBLIC, "i18n.switch": PUBLIC,
-    "openapi.openapi": PUBLIC,
+    "openapi.openapi": PUBLIC, "enrol.enrol": PUBLIC,  # enrolment: the school's secret is the credential
     "auth.password": ALL,
     "overview.index": ALL, "overview.data": ALL,
     "devices.index": DEVICE_VIEW, "devices.detail": DEVICE_VIEW,
@@ -36,6 +36,7 @@ EXPECTED: dict[str, set[str]] = {
     "admin.index": {"admin"}, "admin.users": {"admin"}, "admin.user_add": {"admin"}, "admin.user_edit": {"admin"},
     "admin.settings": {"admin"}, "admin.audit_log": {"admin"}, "admin.imports_form": {"admin"},
     "admin.imports_preview": {"admin"}, "admin.imports_apply": {"admin"}, "admin.policy_editor": {"admin"},
+    "admin.enrolment_page": {"admin"},
     "admin.routing": {"admin"},
     "api.devices": DEVICE_VIEW, "api.stats_ingest": {"admin", "headteacher", "maintainer", "bureau"}, "api.me": ALL,
     "api.usage_teachers": ALL - {"maintainer"}, "api.usage_classes": SCHOOL_WIDE | {"class_teacher"},

@@ -7,6 +7,7 @@ import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import protocol
 from agent.trust import report_only
@@ -29,7 +30,8 @@ def command(cid: str, kind: str, args: dict | None = None) -> dict:
 
 
 def test_report_only_keeps_everything_but_enforcement() -> None:
-    p = {"software": {"deny": ["x*"], "action": "block"}, "shutdown_after": "18:00", "idle_minutes": 7}
+    p: dict[str, Any] = {"software": {"deny": ["x*"], "action": "block"}, "shutdown_after": "18:00",
+                         "idle_minutes": 7}
     assert report_only(p) == {"software": {"deny": ["x*"], "action": "report"}, "shutdown_after": None,
                               "idle_minutes": 7}
     assert report_only({"idle_minutes": 3}) == {"idle_minutes": 3}
