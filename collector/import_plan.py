@@ -193,7 +193,7 @@ def _write_assets(db: Database, plan: Plan) -> None:
     db.executemany("DELETE FROM assets WHERE school = ? AND code = ?", [(s, k[0]) for k, _old in plan.removed])
     sets = ", ".join(f"{c} = ?" for c in ASSET_VALUES)
     for (code,), value in [*plan.added, *((k, new) for k, _o, new in plan.changed)]:
-        row = dict(zip(ASSET_VALUES, value))
+        row = dict(zip(ASSET_VALUES, value, strict=True))
         if not db.query("SELECT 1 AS x FROM assets WHERE school = ? AND code = ?", (s, code)):
             db.execute(f"INSERT INTO assets (school, code, {', '.join(ASSET_VALUES)}, updated, updated_by) "
                        f"VALUES (?, ?, {', '.join('?' * len(value))}, ?, 'import')", (s, code, *value, time.time()))

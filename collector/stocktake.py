@@ -53,7 +53,8 @@ def start(db: Database, school: str, name: str, who: str, now: float | None = No
 
 
 def items(db: Database, stocktake_id: int, room: str | None = None) -> list[dict[str, Any]]:
-    where, params = ["stocktake_id = ?"], [stocktake_id]
+    where: list[str] = ["stocktake_id = ?"]
+    params: list[Any] = [stocktake_id]
     if room:
         where.append("room = ?")
         params.append(room)
