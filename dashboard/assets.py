@@ -8,6 +8,7 @@ from typing import Any
 import segno
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from collector import assets, stocktake
 from dashboard import audit, get_db
@@ -16,6 +17,12 @@ from dashboard.auth import client_ip, current_user
 from dashboard.overview import page_school
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
+# the ledger's labels (collector.assets, collector.stocktake) as the catalog knows them; templates show
+# them through _(...). tests/test_assets_web.py checks that each of them has an English translation.
+CATALOG_LABELS = (_l("电脑"), _l("一体机"), _l("投影仪"), _l("白板"), _l("音箱"), _l("中控"), _l("其他"), _l("在用"),
+                  _l("维修"), _l("报废"), _l("资产编号"), _l("品类"), _l("教室"), _l("楼"), _l("型号"), _l("序列号"),
+                  _l("品牌"), _l("主板序列号"), _l("购置日期"), _l("保修截止"), _l("供应商"), _l("状态"), _l("设备"),
+                  _l("备注"), _l("账实相符"), _l("位置不符"), _l("未找到"), _l("新增"), _l("不再在账"), _l("有变化"))
 
 
 def scope() -> Scope:

@@ -145,3 +145,22 @@ def test_the_item_form_validates_and_is_audited(site: Any) -> None:
                                                                       "room": "A201", "state": "in_use"}, headers=a)
     assert ok.status_code == 302 and by_code(db)["ZC-9"]["item"] == "controller"
     assert db.query("SELECT target FROM audit WHERE action = 'asset.add'")[0]["target"] == "ZC-9"
+
+
+def test_every_ledger_label_has_an_english_translation(site: Any) -> None:
+    from flask_babel import force_locale, gettext
+
+    from dashboard.assets import CATALOG_LABELS
+
+    app, _db, h = site
+    labels = {*assets.ITEMS.values(), *assets.STATES.values(), *assets.FIELD_LABELS.values(),
+              *stocktake.STATUS_LABELS.values(), *stocktake.CHANGE_LABELS.values()}
+    with app.test_request_context():
+        with force_locale("zh"):
+            assert labels <= {str(x) for x in CATALOG_LABELS}
+        with force_locale("en"):
+            assert not [zh for zh in labels if gettext(zh) == zh]
+    page = app.test_client().get("/assets/", query_string={"school": SCHOOL},
+                                 headers={"Authorization": h["headteacher"], "Accept-Language": "en"})
+    html = page.get_data(as_text=True)
+    assert "Asset ledger" in html and "Interactive panel" in html and "Scrapped" in html
