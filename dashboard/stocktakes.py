@@ -88,8 +88,9 @@ def tick(stocktake_id: int) -> Any:
     ids = [int(x) for x in request.form.getlist("asset") if x.isdigit()]
     found = request.form.get("found_room") or None
     try:
-        for asset_id in ids:
-            stocktake.confirm(db, stocktake_id, asset_id, s.user.name, found, via="list")
+        with db.transaction():  # all ticked items or none
+            for asset_id in ids:
+                stocktake.confirm(db, stocktake_id, asset_id, s.user.name, found, via="list")
     except stocktake.StocktakeError as e:
         flash(str(e), "error")
     else:
