@@ -113,7 +113,7 @@ def list_assets(db: Database, school: str, room: str | None = None, building: st
         if val:
             where.append(f"{col} = ?")
             params.append(val)
-    return db.query(f"SELECT * FROM assets WHERE {' AND '.join(where)} ORDER BY building, room, item, code",
+    return db.query(f"SELECT * FROM assets WHERE {' AND '.join(where)} ORDER BY building, room, code",
                     params)
 
 

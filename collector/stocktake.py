@@ -58,7 +58,7 @@ def items(db: Database, stocktake_id: int, room: str | None = None) -> list[dict
     if room:
         where.append("room = ?")
         params.append(room)
-    return db.query(f"SELECT * FROM stocktake_items WHERE {' AND '.join(where)} ORDER BY building, room, item, code",
+    return db.query(f"SELECT * FROM stocktake_items WHERE {' AND '.join(where)} ORDER BY building, room, code",
                     params)
 
 
