@@ -1,12 +1,13 @@
-"""A stocktake as an XLSX workbook (through collector.sheets, the owner of safe spreadsheets):
-the result of every item, the missing and moved items, and the differences to the previous one."""
+"""The ledger and a stocktake as XLSX workbooks (through collector.sheets, the owner of safe
+spreadsheets): the ledger as it stands; a stocktake's result of every item, the missing and moved
+items, and the differences to the previous one."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
 from collector import sheets, stocktake
-from collector.assets import ITEMS, STATES
+from collector.assets import FIELD_LABELS, FIELDS, ITEMS, STATES, list_assets
 from collector.db import Database
 from collector.registry import school_tz
 
@@ -53,3 +54,21 @@ def _row(r: dict[str, Any], tz: Any) -> list[Any]:
     return [r["code"], ITEMS.get(r["item"], r["item"]), r["building"], r["room"], r["model"], r["serial"],
             STATES.get(r["state"], r["state"]), stocktake.STATUS_LABELS[r["status"]], r["found_room"],
             r["confirmed_by"], _local(r["confirmed"], tz)]
+
+
+def ledger_workbook(db: Database, school: str) -> tuple[bytes, str]:
+    """The school's ledger (设备清单) as it stands: (xlsx bytes, file name). Its columns are the import's, so
+    an edited copy imports back."""
+    from openpyxl import Workbook
+
+    tz = school_tz(db, school)
+    today = datetime.now(tz).strftime("%Y-%m-%d")
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "设备清单"
+    rows = [[ITEMS.get(a[f], a[f]) if f == "item" else STATES.get(a[f], a[f]) if f == "state" else a[f]
+             for f in FIELDS] for a in list_assets(db, school)]
+    sheets.table_sheet(ws, f"{school} 设备清单", today, [FIELD_LABELS[f] for f in FIELDS], rows, landscape=True,
+                       title_row=False)
+    return sheets.workbook_bytes(wb), f"设备清单-{school}-{today}.xlsx"

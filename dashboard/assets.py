@@ -4,13 +4,15 @@ The data and its rules are collector.assets'; stocktakes are dashboard.stocktake
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import segno
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from collector import assets, stocktake
+from collector.stocktake_export import ledger_workbook
 from dashboard import audit, get_db
 from dashboard.access import ASSET_EDITORS, ASSET_READERS, Scope, allow
 from dashboard.auth import client_ip, current_user
@@ -139,6 +141,18 @@ def confirm(asset_id: int) -> Any:
     flash(_("已盘点确认：%(code)s", code=a["code"]) if stocktake.status(it) == "ok" else
           _("已盘点确认：%(code)s（位置不符：在 %(room)s）", code=a["code"], room=it["found_room"]), "ok")
     return redirect(url_for("assets.detail", asset_id=asset_id))
+
+
+@bp.get("/export.xlsx")
+@allow(*ASSET_READERS)
+def export() -> Any:
+    school = page_school(scope())
+    if not school:
+        abort(400, description="missing query parameter: school")
+    data, name = ledger_workbook(get_db(), school)
+    return Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f"attachment; filename=\"assets-{school}.xlsx\"; "
+                                                    f"filename*=UTF-8''{quote(name)}"})
 
 
 @bp.get("/labels")

@@ -97,3 +97,22 @@ def test_inventory_fills_the_ledger_and_a_swapped_board_raises_drift(db: Any) ->
     assert assets.list_assets(db, SCHOOL)[0]["board_serial"] == "NEWBOARD77"
     [d] = db.query("SELECT field, old_value, new_value FROM drift WHERE device = 'pc-101'")
     assert (d["field"], d["old_value"], d["new_value"]) == ("board_serial", "L1HF9AB0123", "NEWBOARD77")
+
+
+def test_inventory_probe_sends_the_identity_in_its_first_part(tmp_path: Path) -> None:
+    from agent.probes import inventory as inv
+    from tests.test_agent_probes import events, make_ctx
+
+    dmi_tree(tmp_path, {"sys_vendor": "LENOVO", "product_name": "M720t", "board_name": "3136"},
+             unreadable=("product_serial", "board_serial"))
+    lines = "".join(f"pkg-{i:04d}\t1.{i}\tDebian\n" for i in range(3000))
+    probe = inv.InventoryProbe(software=inv.PosixSoftware(lambda a: lines if a[0] == "dpkg-query" else ""),
+                               displays=type("D", (), {"count": lambda self: 1})(),
+                               identity=hwid.LinuxDmi(str(tmp_path)))
+    ctx = make_ctx(tmp_path / "agent")
+    probe.run(ctx)
+    first, *rest = [e["data"] for e in events(ctx, "inventory")]
+    assert rest and {k: first[k] for k in hwid.KEYS} == {"sys_vendor": "LENOVO", "sys_model": "M720t",
+                                                         "sys_serial": None, "board_vendor": None,
+                                                         "board_model": "3136", "board_serial": None}
+    assert not any(k in part for part in rest for k in hwid.KEYS)

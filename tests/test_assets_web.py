@@ -70,6 +70,28 @@ def decode_png_data_uri(uri: str) -> str:
     return str(found.text)
 
 
+def test_the_ledger_exports_and_imports_back(site: Any, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    app, db, h = site
+    r = app.test_client().get("/assets/export.xlsx", query_string={"school": SCHOOL},
+                              headers={"Authorization": h["headteacher"]})
+    assert r.status_code == 200
+    wb = load_workbook(io.BytesIO(r.data))
+    ws = wb.worksheets[0]
+    assert not [c.coordinate for row in ws.iter_rows() for c in row if c.data_type == "f"]
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[0][:3] == ("资产编号", "品类", "教室") and len(rows) == 6
+    assert ("ZC-0103", "音箱") == rows[[r[0] for r in rows].index("ZC-0103")][:2]
+    out = tmp_path / "back.xlsx"
+    out.write_bytes(r.data)
+    before = by_code(db)
+    run_import(db, "assets", SCHOOL, out)  # the export's columns are the import's
+    after = by_code(db)
+    assert {k: {**v, "updated": 0, "updated_by": ""} for k, v in after.items()} == \
+        {k: {**v, "updated": 0, "updated_by": ""} for k, v in before.items()}
+
+
 def test_labels_carry_a_qr_code_that_opens_the_item(site: Any) -> None:
     app, db, h = site
     r = app.test_client().get("/assets/labels", query_string={"school": SCHOOL, "room": "A101"},

@@ -55,7 +55,8 @@ EXPECTED: dict[str, set[str]] = {
     "api.marks_list": MARKERS, "api.marks_create": MARKERS, "api.marks_reverse": {"admin", "headteacher"},
     "api.usage_outside": DEVICE_VIEW,
     # the asset ledger and stocktakes (issue 18): admin and maintainer edit, the headteacher reads
-    "assets.index": ASSETS_READ, "assets.detail": ASSETS_READ, "assets.labels": ASSETS_READ,
+    "assets.index": ASSETS_READ, "assets.export": ASSETS_READ, "assets.detail": ASSETS_READ,
+    "assets.labels": ASSETS_READ,
     "assets.new": ASSETS_EDIT, "assets.edit": ASSETS_EDIT, "assets.confirm": ASSETS_EDIT,
     "stocktakes.index": ASSETS_READ, "stocktakes.show": ASSETS_READ, "stocktakes.export": ASSETS_READ,
     "stocktakes.print_view": ASSETS_READ, "stocktakes.start": ASSETS_EDIT, "stocktakes.tick": ASSETS_EDIT,
