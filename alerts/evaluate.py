@@ -101,10 +101,8 @@ def event_candidates(db: Database, school: str, events: list[Row], sched: Schedu
             out.append(rules.software_alert(dev, data, t, in_lesson, r["software"]))
         elif e["type"] == "drift" and r["drift"].get("enabled"):
             out.append(rules.drift_alert(dev, data, t, r["drift"]))
-        elif e["type"] == "inventory" and r["new_software"].get("enabled"):
-            prev = db.query("SELECT data FROM events WHERE school = ? AND device = ? AND type = 'inventory' "
-                            "AND t < ? ORDER BY t DESC LIMIT 1", (school, e["device"], t))
-            out += rules.new_software(dev, json.loads(prev[0]["data"]) if prev else None, data, t, r["new_software"])
+        elif e["type"] == "inventory":
+            out += _inventory_candidates(db, dev, e["id"], data, t, r)
         elif e["type"] == "power" and data.get("state") == "on" and data.get("clean") is False \
                 and r["unclean_shutdowns"].get("enabled"):
             opts = r["unclean_shutdowns"]
@@ -116,6 +114,23 @@ def event_candidates(db: Database, school: str, events: list[Row], sched: Schedu
             c = rules.unclean_shutdowns(dev, times, t, opts)
             if c is not None:
                 out.append(c)
+    return out
+
+
+def _inventory_candidates(db: Database, dev: Device, event_id: str, data: dict[str, Any], t: float,
+                          r: dict[str, Any]) -> list[Candidate]:
+    """New software against the previous inventory; a swapped machine (serial or board changed), which the
+    collector recorded as drift when it stored this inventory (collector.assets.sync_inventory)."""
+    out: list[Candidate] = []
+    if r["new_software"].get("enabled"):
+        prev = db.query("SELECT data FROM events WHERE school = ? AND device = ? AND type = 'inventory' "
+                        "AND t < ? ORDER BY t DESC LIMIT 1", (dev.school, dev.device, t))
+        out += rules.new_software(dev, json.loads(prev[0]["data"]) if prev else None, data, t, r["new_software"])
+    if r["drift"].get("enabled"):
+        swapped = db.query("SELECT field, old_value, new_value FROM drift WHERE school = ? AND device = ? "
+                           "AND event_id = ? ORDER BY id", (dev.school, dev.device, event_id))
+        out += [rules.drift_alert(dev, {"field": s["field"], "old": s["old_value"], "new": s["new_value"]}, t,
+                                  r["drift"]) for s in swapped]
     return out
 
 

@@ -167,7 +167,8 @@ def software_alert(dev: Device, data: Mapping[str, Any], t: float, in_lesson: bo
 
 def drift_alert(dev: Device, data: Mapping[str, Any], t: float, opts: Mapping[str, Any]) -> Candidate:
     fld = str(data.get("field"))
-    names = {"hostname": "计算机名", "ip": "IP 地址", "mac": "MAC 地址", "workgroup": "工作组"}
+    names = {"hostname": "计算机名", "ip": "IP 地址", "mac": "MAC 地址", "workgroup": "工作组",
+             "serial": "主机序列号（疑似换机）", "board_serial": "主板序列号（疑似换主板）"}
     return _cand("drift", dev, opts.get("severity", "warning"),
                  f"{names.get(fld, fld)}被改：{data.get('old')} → {data.get('new')}", t, fld, mode="event", code=fld)
 

@@ -32,6 +32,15 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "follows_weekday": ("按星期", ("按星期几上课", "按周几上课", "补星期", "follows weekday")),
     "term": ("学期", ("学期名称",)),
     "note": ("备注", ("说明",)),
+    "asset": ("资产编号", ("资产号", "编号", "固定资产编号", "资产编码")),
+    "item": ("品类", ("设备类型", "设备名称", "名称", "类别")),
+    "model": ("型号", ("规格型号", "规格")),
+    "serial": ("序列号", ("sn", "出厂编号", "序列号(sn)")),
+    "maker": ("品牌", ("厂家", "生产厂家", "制造商")),
+    "purchase_date": ("购置日期", ("购买日期", "采购日期", "购入日期")),
+    "warranty_end": ("保修截止", ("保修到期", "保修期至", "保修截止日期")),
+    "supplier": ("供应商", ("供货商", "销售商")),
+    "state": ("状态", ("使用状态", "设备状态")),
 }
 
 # kind: (required columns, optional columns)
@@ -41,10 +50,12 @@ KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "timetable": (("class", "weekday", "period", "teacher", "subject"), ("weeks", "room")),
     "substitutions": (("date", "class", "period", "teacher"), ("subject",)),
     "calendar": (("date", "kind"), ("follows_weekday", "term", "note")),
+    "assets": (("asset", "item", "room"), ("building", "model", "serial", "maker", "purchase_date", "warranty_end",
+                                        "supplier", "state", "device", "note")),
 }
 
 KIND_LABELS = {"devices": "设备", "bell": "作息时间", "timetable": "课表", "substitutions": "代课",
-               "calendar": "校历"}
+               "calendar": "校历", "assets": "设备清单"}
 
 
 def _key(header: str) -> str:

@@ -10,6 +10,7 @@ What a file replaces (its scope) depends on the kind; ``replace=True`` widens it
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -82,6 +83,13 @@ def _current_calendar(db: Database, school: str) -> dict[Key, Value]:
     return out
 
 
+def _current_assets(db: Database, school: str) -> dict[Key, Value]:
+    from collector.school_imports import ASSET_VALUES
+
+    return {(r["code"],): tuple(r[c] for c in ASSET_VALUES)
+            for r in db.query("SELECT * FROM assets WHERE school = ? ORDER BY code", (school,))}
+
+
 def _scope_timetable(p: Parsed) -> Callable[[Key], bool]:
     weeks: dict[str, set[str]] = {}
     for klass, _wd, _p, w in p.records:
@@ -100,10 +108,11 @@ SCOPES: dict[str, Callable[[Parsed], Callable[[Key], bool]]] = {
     "timetable": _scope_timetable,
     "substitutions": _scope_substitutions,
     "calendar": lambda p: lambda k: True,
+    "assets": lambda p: lambda k: k in p.records,
 }
 CURRENT: dict[str, Callable[[Database, str], dict[Key, Value]]] = {
     "devices": _current_devices, "bell": _current_bell, "timetable": _current_timetable,
-    "substitutions": _current_substitutions, "calendar": _current_calendar,
+    "substitutions": _current_substitutions, "calendar": _current_calendar, "assets": _current_assets,
 }
 
 
@@ -174,6 +183,40 @@ def _write_rows(db: Database, plan: Plan) -> None:
             db.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", ins)
 
 
+def _write_assets(db: Database, plan: Plan) -> None:
+    """Upsert by asset code (an item's stocktake history follows its id); with replace, items the file
+    leaves out are deleted. A PC row the agent made (code = device id) merges into the imported row
+    that names the same device."""
+    from collector.school_imports import ASSET_VALUES
+
+    s = plan.school
+    db.executemany("DELETE FROM assets WHERE school = ? AND code = ?", [(s, k[0]) for k, _old in plan.removed])
+    sets = ", ".join(f"{c} = ?" for c in ASSET_VALUES)
+    for (code,), value in [*plan.added, *((k, new) for k, _o, new in plan.changed)]:
+        row = dict(zip(ASSET_VALUES, value, strict=True))
+        if not db.query("SELECT 1 AS x FROM assets WHERE school = ? AND code = ?", (s, code)):
+            db.execute(f"INSERT INTO assets (school, code, {', '.join(ASSET_VALUES)}, updated, updated_by) "
+                       f"VALUES (?, ?, {', '.join('?' * len(value))}, ?, 'import')", (s, code, *value, time.time()))
+        else:
+            db.execute(f"UPDATE assets SET {sets}, updated = ?, updated_by = 'import' WHERE school = ? AND code = ?",
+                       (*value, time.time(), s, code))
+        if row["device"]:
+            _merge_agent_row(db, s, code, row["device"])
+
+
+def _merge_agent_row(db: Database, school: str, code: str, device: str) -> None:
+    auto = db.query("SELECT * FROM assets WHERE school = ? AND device = ? AND code <> ? AND updated_by = 'agent' "
+                    "AND code IN (?, ?)", (school, device, code, device, f"{device}-pc"))
+    for a in auto:
+        for col in ("model", "serial", "maker", "board_serial"):
+            db.execute(f"UPDATE assets SET {col} = ? WHERE school = ? AND code = ? AND {col} IS NULL",
+                       (a[col], school, code))
+        db.execute("DELETE FROM assets WHERE id = ?", (a["id"],))
+
+
 def write(db: Database, plan: Plan) -> None:
-    (_write_devices if plan.kind == "devices" else _write_rows)(db, plan)
+    if plan.kind == "assets":
+        _write_assets(db, plan)
+    else:
+        (_write_devices if plan.kind == "devices" else _write_rows)(db, plan)
 

@@ -40,6 +40,12 @@ def describe(kind: str, key: tuple[Any, ...], value: tuple[Any, ...], lang: str 
         d, klass, period = key
         teacher = value[0] or "-"
         return f"{d} {klass} 第{period}节 {teacher}" if zh else f"{d} {klass} period {period}: {teacher}"
+    if kind == "assets":
+        from collector.assets import ITEMS, STATES
+
+        item, room, building, model, serial = value[:5]
+        state = STATES.get(value[9], value[9]) if zh else value[9]
+        return f"{key[0]} {ITEMS.get(item, item) if zh else item} {_opt(building, room)} {_opt(model, serial)} {state}"
     if key[0] == "term":
         return f"学期 {value[0]}：{key[1]} 至 {value[1]}" if zh else f"term {value[0]}: {key[1]} to {value[1]}"
     kind_text = CAL_ZH.get(value[0], value[0]) if zh else value[0]

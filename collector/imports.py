@@ -125,6 +125,7 @@ WARNINGS: dict[str, list[Callable[[Database, Plan], list[Warning_]]]] = {
     "timetable": [warn_periods, warn_teachers],
     "substitutions": [warn_periods, warn_names],
     "calendar": [],
+    "assets": [],
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from collector.assets import sync_inventory
 from collector.db import Database
 from collector.ingest import EventRow
 
@@ -65,6 +66,7 @@ def apply_inventory(db: Database, row: EventRow, received: float) -> int:
         return 0
     db.execute("UPDATE devices SET inventory_t = ?, hostname = ? WHERE school = ? AND device = ?",
                (row.t, _text(d.get("hostname")), row.school, row.device))
+    sync_inventory(db, row.school, row.device, d, row.id, row.t)  # the PC's ledger row; a swapped board: drift
     if not prev:
         return 0
     old = software_map(json.loads(prev[0]["data"]).get("software"))

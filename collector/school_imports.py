@@ -173,10 +173,49 @@ def _terms(t: Table, marks: list[tuple[str, str, Row]]) -> list[tuple[str, str, 
     return out
 
 
+ASSET_VALUES = ("item", "room", "building", "model", "serial", "maker", "purchase_date", "warranty_end", "supplier",
+                "state", "device", "note")  # the stored value's order (collector.import_plan)
+
+
+def _asset_value(t: Table, r: Row, col: str) -> Any:
+    from collector import assets
+
+    val = r.values.get(col, "")
+    if col == "item":
+        item = assets.item_code(val)
+        if item is None:
+            raise col_error(t.name, r, col, msg("bad_item", value=val, items="、".join(assets.ITEMS.values())))
+        return item
+    if col == "state":
+        state = assets.state_code(val)
+        if state is None:
+            raise col_error(t.name, r, col, msg("bad_state", value=val))
+        return state
+    if col in ("purchase_date", "warranty_end") and val:
+        return v.a_date(t.name, r, col)
+    if col == "device" and val and not protocol.valid_id(val):
+        raise col_error(t.name, r, col, msg("bad_device", value=val, pattern=protocol.ID_PATTERN))
+    return val or None
+
+
+def parse_assets(t: Table) -> Parsed:
+    """The asset ledger (设备清单), keyed by asset code; optional columns the file lacks keep their values."""
+    given = set(t.rows[0].values) if t.rows else set()
+    out = Parsed(keep=tuple(i for i, c in enumerate(ASSET_VALUES) if c not in given and c not in ("item", "room")))
+    for r in t.rows:
+        code = v.text(t.name, r, "asset")
+        v.text(t.name, r, "room")
+        if (code,) in out.rows:
+            raise col_error(t.name, r, "asset", msg("repeats", what=repr(code), line=out.rows[(code,)].line))
+        out.add((code,), tuple(_asset_value(t, r, c) for c in ASSET_VALUES), r)
+    return out
+
+
 PARSERS: dict[str, Callable[[Table], Parsed]] = {
     "devices": parse_devices,
     "bell": parse_bell,
     "timetable": parse_timetable,
     "substitutions": parse_substitutions,
     "calendar": parse_calendar,
+    "assets": parse_assets,
 }

@@ -22,6 +22,8 @@ OPERATORS = ("admin", "maintainer")              # send commands, fill in the fa
 ACK_ROLES = ("admin", "headteacher", "maintainer")
 MARK_ROLES = ("admin", "headteacher", "class_teacher", "teacher")  # mark a lesson 外出上课 / 调课
 REVERSE_ROLES = ("admin", "headteacher")                          # reverse such a mark
+ASSET_READERS = ("admin", "headteacher", "maintainer")            # the asset ledger and stocktakes
+ASSET_EDITORS = OPERATORS                                          # edit the ledger, run a stocktake
 
 
 def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

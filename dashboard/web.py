@@ -17,6 +17,7 @@ NAV = [
     ("devices.index", _l("设备")),
     ("faults.index", _l("故障与告警")),
     ("faults.repair", _l("报修")),
+    ("assets.index", _l("设备清单")),
     ("district.index", _l("各校对比")),
     ("admin.index", _l("管理")),
 ]

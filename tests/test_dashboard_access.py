@@ -20,6 +20,8 @@ PUBLIC = {"public"}
 DEVICE_VIEW = {"admin", "headteacher", "maintainer", "class_teacher", "bureau"}
 SCHOOL_WIDE = {"admin", "headteacher", "bureau"}
 MARKERS = {"admin", "headteacher", "class_teacher", "teacher"}
+ASSETS_READ = {"admin", "headteacher", "maintainer"}
+ASSETS_EDIT = {"admin", "maintainer"}
 EXPECTED: dict[str, set[str]] = {
     "static": PUBLIC, "auth.login": PUBLIC, "auth.logout": PUBLIC, "i18n.switch": PUBLIC,
     "openapi.openapi": PUBLIC, "enrol.enrol": PUBLIC,  # enrolment: the school's secret is the credential
@@ -53,10 +55,18 @@ EXPECTED: dict[str, set[str]] = {
     "usage.mark_lesson": MARKERS, "usage.reverse_mark": {"admin", "headteacher"}, "usage.outside": DEVICE_VIEW,
     "api.marks_list": MARKERS, "api.marks_create": MARKERS, "api.marks_reverse": {"admin", "headteacher"},
     "api.usage_outside": DEVICE_VIEW,
+    # the asset ledger and stocktakes (issue 18): admin and maintainer edit, the headteacher reads
+    "assets.index": ASSETS_READ, "assets.export": ASSETS_READ, "assets.detail": ASSETS_READ,
+    "assets.labels": ASSETS_READ,
+    "assets.new": ASSETS_EDIT, "assets.edit": ASSETS_EDIT, "assets.confirm": ASSETS_EDIT,
+    "stocktakes.index": ASSETS_READ, "stocktakes.show": ASSETS_READ, "stocktakes.export": ASSETS_READ,
+    "stocktakes.print_view": ASSETS_READ, "stocktakes.start": ASSETS_EDIT, "stocktakes.tick": ASSETS_EDIT,
+    "stocktakes.finish": ASSETS_EDIT,
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
 VALUES = {"school": SCHOOL, "device": DEVICES[0][0], "name": USERS["teacher"][0], "lang": "en", "filename": "bbt.css",
-          "alert_id": "1", "fault_id": "1", "ticket_id": "1", "kind": "shutdown", "mark_id": "1"}
+          "alert_id": "1", "fault_id": "1", "ticket_id": "1", "kind": "shutdown", "mark_id": "1",
+          "asset_id": "1", "stocktake_id": "1"}
 QUERY = {"school": SCHOOL, "week": "2026-W48", "date": "2026-11-23"}
 
 
