@@ -1,8 +1,19 @@
-"""The bbt wire contract, version 1 (CONTRACT.md section 1).
+"""The bbt wire contract, version 1 (CONTRACT.md section 1), with the project's own additions.
 
 Stdlib only, Python 3.8+: both the classroom agent and the collector import it.
 Every rejection raises :class:`Rejected` with a short machine code and a sentence
 that names what is wrong.
+
+Project protocol versions (``WIRE_VERSION``; the topics stay ``bbt/v1``):
+
+- 1.1: CONTRACT.md 1.1, section 1 as written.
+- 1.2: the event type ``protection`` (antivirus and patch state, fields in ``_SPECS`` and
+  docs/agent-data-sheet.md); ``usb`` events may carry ``vendor_id`` and ``product_id`` (4 hex
+  digits each, extra keys an older collector keeps and ignores); the policy key ``usb``
+  (``allow_labels``, ``allow_ids``, ``block``: an older agent ignores it, as CONTRACT section 1
+  says of unknown policy keys). A collector of 1.1 quarantines a ``protection`` event as an
+  unknown type: a 1.2 agent therefore never puts one in a batch with other events
+  (``ISOLATED_TYPES``), so nothing else is lost with it (its seq shows as a gap there).
 """
 from __future__ import annotations
 
@@ -14,6 +25,9 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from protocol.programs import UnsafeRule, unsafe_deny_rules
 
 VERSION = "v1"
+WIRE_VERSION = "1.2"
+# types an older collector does not know: sent alone, never batched with other events
+ISOLATED_TYPES = ("protection",)
 PREFIX = "bbt/v1"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 _ID_RE = re.compile(r"\A" + ID_PATTERN + r"\Z")
@@ -139,6 +153,7 @@ def format_time(dt: datetime) -> str:
 # -- events ------------------------------------------------------------------
 
 _NUM = (int, float)
+_HEX4 = re.compile(r"\A[0-9a-fA-F]{4}\Z")
 # type -> (required keys, {key: (python types, description)}, enums)
 _SPECS: Dict[str, Tuple[Tuple[str, ...], Dict[str, Tuple[Any, str]], Dict[str, Tuple[str, ...]]]] = {
     "power": (("state",), {"state": (str, "string"), "boot_time": ("time", "time"), "clean": (bool, "bool")},
@@ -160,8 +175,16 @@ _SPECS: Dict[str, Tuple[Tuple[str, ...], Dict[str, Tuple[Any, str]], Dict[str, T
     "inventory": (("hostname",), {"hostname": (str, "string"), "os": (str, "string"), "ram_mb": (_NUM, "number"),
                                   "disks": (list, "array"), "displays": ((list, int), "array or number"),
                                   "software": (list, "array")}, {}),
-    "usb": (("action",), {"action": (str, "string"), "kind": (str, "string"), "label": (str, "string")},
+    "usb": (("action",), {"action": (str, "string"), "kind": (str, "string"), "label": (str, "string"),
+                          "vendor_id": (str, "string"), "product_id": (str, "string")},
             {"action": ("inserted", "removed")}),
+    # 1.2: antivirus and patch state (docs/agent-data-sheet.md)
+    "protection": (("enabled",), {"enabled": (bool, "bool"), "products": (list, "array"),
+                                  "signatures_t": ("time", "time"), "signature_age_d": (_NUM, "number"),
+                                  "last_scan": ("time", "time"), "threats": (_NUM, "number"),
+                                  "threat_names": (list, "array"), "last_update": ("time", "time"),
+                                  "pending_security": (_NUM, "number"), "pending_since": ("time", "time"),
+                                  "scanner": (str, "string")}, {}),
 }
 EVENT_TYPES = tuple(sorted(_SPECS))
 
@@ -202,6 +225,10 @@ def _check_data(etype: str, data: Dict[str, Any]) -> None:
             raise Rejected("bad_field", "%s data.%s must be %s, got %s" % (etype, key, desc, _typename(value)))
         if key in enums and value not in enums[key]:
             raise Rejected("bad_field", "%s data.%s %r is not one of %s" % (etype, key, value, "/".join(enums[key])))
+    if etype == "usb":
+        for key in ("vendor_id", "product_id"):
+            if key in data and not _HEX4.match(data[key]):
+                raise Rejected("bad_field", "usb data.%s %r must be 4 hex digits" % (key, data[key][:20]))
     if etype == "session" and data["state"] == "end":
         for key in ("start", "end", "active_s"):
             if key not in data:
@@ -323,6 +350,9 @@ DEFAULT_POLICY: Dict[str, Any] = {
     "shutdown_after": None,
     "heartbeat_s": 60,
 }
+# 1.2: the USB policy (docs/collector.md "USB policy"); absent means every volume is reported, none blocked
+DEFAULT_USB: Dict[str, Any] = {"allow_labels": [], "allow_ids": [], "block": False}
+USB_ID_RE = re.compile(r"\A[0-9a-fA-F]{4}:[0-9a-fA-F]{4}\Z")
 
 _HHMM = re.compile(r"\A([01]\d|2[0-3]):[0-5]\d\Z")
 
@@ -353,10 +383,47 @@ def validate_policy(obj: object) -> Dict[str, Any]:
     sa = obj.get("shutdown_after")
     if sa is not None and not (isinstance(sa, str) and _HHMM.match(sa)):
         raise Rejected("bad_policy", "policy.shutdown_after must be HH:MM or null, got %r" % (sa,))
+    usb = validate_usb_policy(obj.get("usb", {}))
     merged = dict(DEFAULT_POLICY)
     merged.update(obj)
     merged["software"] = dict(DEFAULT_POLICY["software"], **sw)
+    if "usb" in obj:
+        merged["usb"] = usb
     return merged
+
+
+def validate_usb_policy(usb: object) -> Dict[str, Any]:
+    """Check policy.usb (1.2); return it merged over :data:`DEFAULT_USB`, ids in lower case."""
+    if not isinstance(usb, dict):
+        raise Rejected("bad_policy", "policy.usb must be an object, got %s" % _typename(usb))
+    unknown = sorted(set(usb) - set(DEFAULT_USB))
+    if unknown:
+        raise Rejected("bad_policy", "policy.usb has unknown keys %s (known: %s)"
+                       % (", ".join(unknown), ", ".join(sorted(DEFAULT_USB))))
+    labels = usb.get("allow_labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
+        raise Rejected("bad_policy", "policy.usb.allow_labels must be a list of non-empty volume labels")
+    ids = usb.get("allow_ids", [])
+    if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
+        raise Rejected("bad_policy", "policy.usb.allow_ids must be a list of vendor:product ids, e.g. \"0781:5581\"")
+    bad = [x for x in ids if not USB_ID_RE.match(x)]
+    if bad:
+        raise Rejected("bad_policy", "policy.usb.allow_ids: %r is not vendor:product (4 hex digits each, "
+                       "e.g. \"0781:5581\")" % bad[0][:40])
+    if not isinstance(usb.get("block", False), bool):
+        raise Rejected("bad_policy", "policy.usb.block must be true or false")
+    return {"allow_labels": [x.strip() for x in labels], "allow_ids": [x.lower() for x in ids],
+            "block": bool(usb.get("block", False))}
+
+
+def usb_allowed(usb_policy: Dict[str, Any], label: str, vendor_id: str = "", product_id: str = "") -> bool:
+    """Whether a volume is on the school's USB allow-list: its label (case-insensitive, exact) or its
+    vendor:product id. The one owner of that rule (the alert rule and the agent's block ask it)."""
+    labels = {x.strip().casefold() for x in usb_policy.get("allow_labels", [])}
+    if label and label.strip().casefold() in labels:
+        return True
+    ids = {x.lower() for x in usb_policy.get("allow_ids", [])}
+    return bool(vendor_id and product_id) and ("%s:%s" % (vendor_id, product_id)).lower() in ids
 
 
 def is_future(when: datetime, now: datetime) -> bool:
