@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Mapping
 
 import protocol
@@ -50,14 +51,28 @@ def states(db: Database, school: str, since: float | None = None) -> dict[str, d
             for r in db.query(sql, args)}
 
 
-def state(db: Database, school: str, device: str) -> dict[str, Any] | None:
-    """One device's newest state with its problems under the default thresholds, for its page."""
+def state(db: Database, school: str, device: str, opts: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """One device's newest state with its problems under the rule's options (the school's alert config
+    ``rules.protection``, passed by the caller), for its page."""
     rows = db.query("SELECT t, data FROM device_protection WHERE school = ? AND device = ?", (school, device))
     if not rows:
         return None
     data = json.loads(rows[0]["data"])
     return {"t": float(rows[0]["t"]), "data": data, "signature_age_d": signature_age(data, float(rows[0]["t"])),
-            "problems": problems(data, float(rows[0]["t"]), {})}
+            "problems": problems(data, float(rows[0]["t"]), opts or {})}
+
+
+def summaries(db: Database, school: str, opts: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """device -> {"enabled", "reported" (RFC 3339, UTC), "problems": [codes]} for a school's device list."""
+    out = {}
+    for device, st in states(db, school).items():
+        out[device] = {"enabled": bool(st["data"].get("enabled")), "reported": _iso(st["t"]),
+                       "problems": [p.code for p in problems(st["data"], st["t"], opts or {})]}
+    return out
+
+
+def _iso(t: float) -> str:
+    return protocol.format_time(datetime.fromtimestamp(int(t), UTC))
 
 
 def _t(data: Mapping[str, Any], key: str) -> float | None:
