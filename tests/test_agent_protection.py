@@ -335,3 +335,25 @@ def test_usb_allow_list_rule() -> None:
     assert protocol.usb_allowed(pol, "教学u盘")
     assert protocol.usb_allowed(pol, "ANY", "0781", "5581") and protocol.usb_allowed(pol, "", "0781", "5581")
     assert not protocol.usb_allowed(pol, "KINGSTON", "0951", "1666") and not protocol.usb_allowed(pol, "")
+
+
+def test_an_old_collector_loses_only_the_protection_event(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a collector of protocol 1.1 makes of a 1.2 agent's messages (its spec has no ``protection``)."""
+    ctx = make_ctx(tmp_path)
+    for i in range(3):
+        ctx.emit("heartbeat", {"in_use": bool(i)})
+        ctx.emit("protection", {"enabled": True, "threats": i})
+    ctx.emit("usb", {"action": "inserted", "kind": "storage", "label": "KIT", "vendor_id": "0781",
+                     "product_id": "5581"})
+    monkeypatch.delitem(protocol.v1._SPECS, "protection")
+    stored, rejected = [], []
+    while ctx.outbox.pending:
+        batch = ctx.outbox.next_batch()
+        payload = batch[0][1] if len(batch) == 1 else b"[" + b",".join(raw for _, raw in batch) + b"]"
+        try:
+            stored += [e["type"] for e in protocol.decode_events(payload, "pc-1")]
+        except protocol.Rejected as r:
+            rejected.append(r.code)
+        ctx.outbox.remove([seq for seq, _ in batch])
+    assert stored == ["heartbeat", "heartbeat", "heartbeat", "usb"]  # the usb ids are extra keys it keeps
+    assert rejected == ["unknown_type"] * 3

@@ -1,7 +1,7 @@
 """Antivirus and patch state (protocol 1.2 ``protection`` events): what the school rules call
 病毒防护 and 安全补丁.
 
-Windows (WMI, read through ``Get-CimInstance`` in PowerShell, one process per run):
+Windows (WMI, read through ``Get-CimInstance`` in PowerShell, one short process per class):
 ``root\\SecurityCenter2`` ``AntiVirusProduct`` (displayName, productState: enabled and definitions
 up to date), ``root\\Microsoft\\Windows\\Defender`` ``MSFT_MpComputerStatus`` (signature age and
 date, last quick/full scan), ``MSFT_MpThreatDetection`` and ``MSFT_MpThreat`` (threats not yet
