@@ -177,7 +177,10 @@ def test_probe_sends_changes_and_a_daily_refresh(tmp_path: Path) -> None:
     src = Source({"enabled": True, "signature_age_d": 1, "pending_security": 0})
     probe = protection.ProtectionProbe(src, clock=lambda: now[0])
     assert probe.interval(ctx) == 6 * 3600
+    assert probe.first_run_s(ctx) == protection.FIRST_RUN_S  # never looked: 5 minutes after the start
     probe.setup(ctx)
+    assert src.reads == 0  # not at the start: PowerShell and apt would hold it up
+    probe.run(ctx)
     now[0] += 6 * 3600
     src.data["signature_age_d"] = 1.3  # only the age moved: nothing sent
     probe.run(ctx)
@@ -196,10 +199,9 @@ def test_probe_sends_changes_and_a_daily_refresh(tmp_path: Path) -> None:
     assert [(d.get("pending_security"), d.get("pending_since")) for d in got] == [
         (0, None), (2, since), (2, since), (0, None)]
     assert src.reads == 6
-    # a restart within the period does not look again (PowerShell and apt are costly)
-    probe2 = protection.ProtectionProbe(src, clock=lambda: now[0] + 60)
-    probe2.setup(ctx)
-    assert src.reads == 6
+    # a restart: the next look when the period since the last one is over (PowerShell and apt are costly)
+    assert protection.ProtectionProbe(src, clock=lambda: now[0] + 3 * 3600).first_run_s(ctx) == 3 * 3600
+    assert protection.ProtectionProbe(src, clock=lambda: now[0] + 7 * 3600).first_run_s(ctx) == 300
 
 
 def test_a_protection_event_travels_alone(tmp_path: Path) -> None:
@@ -357,3 +359,21 @@ def test_an_old_collector_loses_only_the_protection_event(tmp_path: Path, monkey
         ctx.outbox.remove([seq for seq, _ in batch])
     assert stored == ["heartbeat", "heartbeat", "heartbeat", "usb"]  # the usb ids are extra keys it keeps
     assert rejected == ["unknown_type"] * 3
+
+
+def test_the_agent_schedules_the_first_look_after_its_start(tmp_path: Path) -> None:
+    from agent.config import load_config
+    from agent.desktop import LogDesktop
+    from agent.runner import Agent
+
+    cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path)}, environ={})
+    src = Source({"enabled": True})
+    a = Agent(cfg, probes=[protection.ProtectionProbe(src)], desktop=LogDesktop())
+    a._start_scheduler()
+    try:
+        start = a.ticker.clock()
+        assert a.ticker.period("protection") == 6 * 3600
+        assert a.ticker.due_jobs(start + 299) == [] and src.reads == 0
+        assert [j.name for j in a.ticker.due_jobs(start + 301)] == ["protection"]
+    finally:
+        a.outbox.close()

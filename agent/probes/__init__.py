@@ -38,6 +38,11 @@ class Probe:
     def setup(self, ctx: "Context") -> None:
         """Runs once when the agent starts (before the first :meth:`run`)."""
 
+    def first_run_s(self, ctx: "Context") -> Optional[float]:
+        """Seconds after the start to the first run, for a costly periodic probe that must not hold up
+        the start in :meth:`setup`; None: the first run comes one period after the start."""
+        return None
+
     def run(self, ctx: "Context") -> None:
         raise NotImplementedError
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 REFRESH_S = 86400.0  # the same state is sent again after this long
+FIRST_RUN_S = 300.0  # the first look after the agent starts
 DAY_S = 86400.0
 MAX_NAMES = 10
 # Defender threat states that mean "dealt with" (MSFT_MpThreatDetection.ThreatStatusID)
@@ -285,10 +286,12 @@ class ProtectionProbe(Probe):
     def interval(self, ctx: "Context") -> Optional[float]:
         return float(ctx.cfg.protection_h) * 3600
 
-    def setup(self, ctx: "Context") -> None:
+    def first_run_s(self, ctx: "Context") -> Optional[float]:
+        """Not at the start (PowerShell and apt would hold it up, while the PC is busy booting):
+        FIRST_RUN_S later when the last look is a period old, else when its period is over."""
         last = ctx.get_state("protection", {}) or {}
-        if self.clock() - float(last.get("checked", 0) or 0) >= float(self.interval(ctx) or 0):
-            self.run(ctx)
+        left = float(self.interval(ctx) or 0) - (self.clock() - float(last.get("checked", 0) or 0))
+        return max(FIRST_RUN_S, left)
 
     def run(self, ctx: "Context") -> None:
         if self.source is None:
