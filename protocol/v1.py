@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from protocol.programs import UnsafeRule, unsafe_deny_rules
+from protocol.usb import DEFAULT_USB, USB_ID_RE, normalized_usb, usb_allowed, usb_policy_problem  # noqa: F401
 
 VERSION = "v1"
 WIRE_VERSION = "1.2"
@@ -350,9 +351,6 @@ DEFAULT_POLICY: Dict[str, Any] = {
     "shutdown_after": None,
     "heartbeat_s": 60,
 }
-# 1.2: the USB policy (docs/collector.md "USB policy"); absent means every volume is reported, none blocked
-DEFAULT_USB: Dict[str, Any] = {"allow_labels": [], "allow_ids": [], "block": False}
-USB_ID_RE = re.compile(r"\A[0-9a-fA-F]{4}:[0-9a-fA-F]{4}\Z")
 
 _HHMM = re.compile(r"\A([01]\d|2[0-3]):[0-5]\d\Z")
 
@@ -394,36 +392,10 @@ def validate_policy(obj: object) -> Dict[str, Any]:
 
 def validate_usb_policy(usb: object) -> Dict[str, Any]:
     """Check policy.usb (1.2); return it merged over :data:`DEFAULT_USB`, ids in lower case."""
-    if not isinstance(usb, dict):
-        raise Rejected("bad_policy", "policy.usb must be an object, got %s" % _typename(usb))
-    unknown = sorted(set(usb) - set(DEFAULT_USB))
-    if unknown:
-        raise Rejected("bad_policy", "policy.usb has unknown keys %s (known: %s)"
-                       % (", ".join(unknown), ", ".join(sorted(DEFAULT_USB))))
-    labels = usb.get("allow_labels", [])
-    if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
-        raise Rejected("bad_policy", "policy.usb.allow_labels must be a list of non-empty volume labels")
-    ids = usb.get("allow_ids", [])
-    if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
-        raise Rejected("bad_policy", "policy.usb.allow_ids must be a list of vendor:product ids, e.g. \"0781:5581\"")
-    bad = [x for x in ids if not USB_ID_RE.match(x)]
-    if bad:
-        raise Rejected("bad_policy", "policy.usb.allow_ids: %r is not vendor:product (4 hex digits each, "
-                       "e.g. \"0781:5581\")" % bad[0][:40])
-    if not isinstance(usb.get("block", False), bool):
-        raise Rejected("bad_policy", "policy.usb.block must be true or false")
-    return {"allow_labels": [x.strip() for x in labels], "allow_ids": [x.lower() for x in ids],
-            "block": bool(usb.get("block", False))}
-
-
-def usb_allowed(usb_policy: Dict[str, Any], label: str, vendor_id: str = "", product_id: str = "") -> bool:
-    """Whether a volume is on the school's USB allow-list: its label (case-insensitive, exact) or its
-    vendor:product id. The one owner of that rule (the alert rule and the agent's block ask it)."""
-    labels = {x.strip().casefold() for x in usb_policy.get("allow_labels", [])}
-    if label and label.strip().casefold() in labels:
-        return True
-    ids = {x.lower() for x in usb_policy.get("allow_ids", [])}
-    return bool(vendor_id and product_id) and ("%s:%s" % (vendor_id, product_id)).lower() in ids
+    problem = usb_policy_problem(usb)
+    if problem or not isinstance(usb, dict):
+        raise Rejected("bad_policy", problem or "policy.usb must be an object")
+    return normalized_usb(usb)
 
 
 def is_future(when: datetime, now: datetime) -> bool:
