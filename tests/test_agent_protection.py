@@ -127,6 +127,7 @@ Reading package lists...
 Inst libssl3 [3.0.11-1~deb12u1] (3.0.15-1~deb12u1 Debian-Security:12/stable-security [amd64])
 Inst openssl [3.0.11-1~deb12u1] (3.0.15-1~deb12u1 Debian-Security:12/stable-security [amd64])
 Inst tzdata [2024a-0+deb12u1] (2024b-0+deb12u1 Debian:12.8/stable [all])
+Inst foo-security [1.0] (1.1 Debian:12.8/stable [all])
 Inst curl [7.81.0-1ubuntu1.15] (7.81.0-1ubuntu1.16 Ubuntu:22.04/jammy-security [amd64])
 Conf libssl3 (3.0.15-1~deb12u1 Debian-Security:12/stable-security [amd64])
 """
@@ -377,3 +378,34 @@ def test_the_agent_schedules_the_first_look_after_its_start(tmp_path: Path) -> N
         assert [j.name for j in a.ticker.due_jobs(start + 301)] == ["protection"]
     finally:
         a.outbox.close()
+
+
+def test_powershell_cim_builds_the_query_and_reads_its_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    calls: list[list[str]] = []
+    answers = [(0, '{"displayName":"360杀毒","productState":397568}'.encode(), b""),
+               (0, b'[{"HotFixID":"KB1","InstalledOn":"11/20/2026"},{"HotFixID":"KB2","InstalledOn":""}]', b""),
+               (0, b"", b""),
+               (1, b"", "Get-CimInstance : 无效命名空间 Invalid namespace".encode())]
+
+    def run(args: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
+        calls.append(args)
+        code, out, err = answers[len(calls) - 1]
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    monkeypatch.setattr(protection.subprocess, "run", run)
+    cim = protection.PowerShellCim()
+    assert cim.query("root/SecurityCenter2", "AntiVirusProduct", ["displayName", "productState"]) == [
+        {"displayName": "360杀毒", "productState": 397568}]
+    assert len(cim.query("root/cimv2", "Win32_QuickFixEngineering", ["HotFixID", "InstalledOn"])) == 2
+    assert cim.query("root/Microsoft/Windows/Defender", "MSFT_MpThreatDetection", ["ThreatID"]) == []
+    with pytest.raises(OSError, match="Invalid namespace"):
+        cim.query("root/Microsoft/Windows/Defender", "MSFT_MpComputerStatus", ["AntivirusSignatureLastUpdated"],
+                  ["AntivirusSignatureLastUpdated"])
+    assert calls[0][:4] == ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command"]
+    assert "Get-CimInstance -Namespace 'root/SecurityCenter2' -ClassName AntiVirusProduct" in calls[0][4]
+    assert "Select-Object displayName,productState | ConvertTo-Json" in calls[0][4]
+    assert "[Console]::OutputEncoding = [Text.Encoding]::UTF8" in calls[0][4]
+    assert ("@{n='AntivirusSignatureLastUpdated';e={if($_.AntivirusSignatureLastUpdated){"
+            "$_.AntivirusSignatureLastUpdated.ToUniversalTime().ToString('o')}}}") in calls[3][4]

@@ -67,7 +67,8 @@ class PowerShellCim(Cim):
     def query(self, namespace: str, cls: str, props: List[str], dates: Sequence[str] = ()) -> List[Dict[str, Any]]:
         sel = [("@{n='%s';e={if($_.%s){$_.%s.ToUniversalTime().ToString('o')}}}" % (p, p, p)) if p in dates else p
                for p in props]
-        script = ("Get-CimInstance -Namespace '%s' -ClassName %s -ErrorAction Stop | Select-Object %s | "
+        script = ("[Console]::OutputEncoding = [Text.Encoding]::UTF8; "  # product names in Chinese
+                  "Get-CimInstance -Namespace '%s' -ClassName %s -ErrorAction Stop | Select-Object %s | "
                   "ConvertTo-Json -Compress -Depth 2" % (namespace, cls, ",".join(sel)))
         r = subprocess.run(["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=self.timeout, check=False,
@@ -193,7 +194,7 @@ def count_security_upgrades(simulated: str) -> int:
     """Upgrades from a -security origin in ``apt-get -s upgrade`` output ("Inst pkg [old] (new
     Debian-Security:12/stable-security [amd64])", "... jammy-security ...")."""
     return sum(1 for line in simulated.splitlines()
-               if line.startswith("Inst ") and re.search(r"[-/]security\b|Security", line))
+               if line.startswith("Inst ") and re.search(r"\([^()]*([-/]security\b|Security)", line))
 
 
 class LinuxProtection:

@@ -8,4 +8,6 @@ STATEMENTS = [
     """CREATE TABLE device_protection (
         school TEXT NOT NULL, device TEXT NOT NULL, event_id TEXT NOT NULL, t DOUBLE PRECISION NOT NULL,
         received DOUBLE PRECISION NOT NULL, data TEXT NOT NULL, PRIMARY KEY (school, device))""",
+    # the alert pass reads what was stored since its last look
+    "CREATE INDEX device_protection_received ON device_protection (school, received)",
 ]
