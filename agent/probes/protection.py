@@ -180,11 +180,16 @@ class WindowsProtection:
 
 # -- Linux ---------------------------------------------------------------------------------------
 
+def _lowest_priority() -> None:
+    os.nice(19)  # apt's few CPU seconds must not slow the lesson
+
+
 def run_output(args: List[str], timeout: float = 120.0) -> Optional[str]:
     """A command's stdout and stderr, or None when it is missing, fails or takes too long."""
     try:
         r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
-                           universal_newlines=True, check=False, env=dict(os.environ, LC_ALL="C"))
+                           universal_newlines=True, check=False, env=dict(os.environ, LC_ALL="C"),
+                           preexec_fn=_lowest_priority if hasattr(os, "nice") else None)
     except (OSError, subprocess.SubprocessError):
         return None
     return r.stdout if r.returncode == 0 else None
