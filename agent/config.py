@@ -67,6 +67,7 @@ class AgentConfig:
     usb_s: float = 30.0
     drift_s: float = 3600.0
     inventory_h: float = 24.0
+    protection_h: float = 6.0  # antivirus/patch state (PowerShell, apt: costly); a change is sent, else daily
     fault_hold_s: float = 300.0  # a fault must stay recovered this long before it clears
     disk_full_pct: float = 90.0
     mem_full_pct: float = 95.0

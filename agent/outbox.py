@@ -240,17 +240,19 @@ class Outbox:
                    ) -> List[Tuple[int, bytes]]:
         """As :meth:`peek`, but each event as the UTF-8 JSON it is stored as (what goes on the wire:
         the publisher does not parse and re-encode it)."""
-        rows = self._db.execute("SELECT seq, body FROM outbox WHERE seq NOT IN (%s) ORDER BY seq LIMIT ?"
+        rows = self._db.execute("SELECT seq, body, type FROM outbox WHERE seq NOT IN (%s) ORDER BY seq LIMIT ?"
                                 % _marks(self._delivered), (*self._delivered, limit)).fetchall()
         out: List[Tuple[int, bytes]] = []
         total = 2
-        for seq, body in rows:
+        for seq, body, etype in rows:
             raw = body.encode("utf-8")
             total += len(raw) + 1
-            if out and total > max_bytes:
+            if out and (total > max_bytes or etype in protocol.ISOLATED_TYPES):
                 break
             out.append((seq, raw))
-        self._sizes = {seq: len(body) for seq, body in rows[:len(out)]}
+            if etype in protocol.ISOLATED_TYPES:
+                break  # alone in its message: a collector that does not know the type rejects only it
+        self._sizes = {seq: len(body) for seq, body, _ in rows[:len(out)]}
         return out
 
     @property

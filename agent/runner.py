@@ -170,6 +170,9 @@ class Agent:
                                   partial(run_probe, p.name, p.wanted, True), p.settle_s)
                 self.loop.sources.append(events)
             self.ticker.add(p.name, self._probe_job(p, events), iv, wakes=events is None)
+            first = run_probe(p.name, p.first_run_s, None, self.ctx)
+            if first is not None:
+                self.ticker.run_in(p.name, first)
         self._schedule_end_of_day()
 
     def _schedule_end_of_day(self) -> None:

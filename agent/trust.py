@@ -41,13 +41,17 @@ POWER_KINDS = ("shutdown",)
 
 def report_only(policy: Dict[str, Any]) -> Dict[str, Any]:
     """What an agent without a pinned key makes of a policy: "block" becomes "report" and there is no
-    end-of-day shutdown (a policy nobody signed must not stop programs or switch PCs off)."""
+    end-of-day shutdown, no USB blocking (a policy nobody signed must not stop programs, switch PCs
+    off or lock out USB sticks)."""
     out = dict(policy)
     software = out.get("software")
     if isinstance(software, dict) and software.get("action") == "block":
         out["software"] = dict(software, action="report")
     if out.get("shutdown_after") is not None:
         out["shutdown_after"] = None
+    usb = out.get("usb")
+    if isinstance(usb, dict) and usb.get("block"):
+        out["usb"] = dict(usb, block=False)
     return out
 
 

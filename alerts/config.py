@@ -32,6 +32,12 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "agent_silent": {"enabled": True, "severity": "warning", "after_h": 24},
     # 课外使用 (不得允许学生单独使用): a PC in use for ``minutes`` outside lessons on a school day
     "outside_use": {"enabled": False, "severity": "info", "minutes": 20, "check_every_min": 10},
+    # 病毒防护 / 安全补丁 (protocol 1.2 protection events -> faults in the register, collector.protection)
+    "protection": {"enabled": True, "severity": "warning", "severity_threat": "critical", "signature_days": 7,
+                   "patch_days": 14, "update_days": 60},
+    # 严禁无关U盘: a USB volume not on the school policy's usb allow-list, in lessons and outside them
+    "usb": {"enabled": True, "in_lessons": True, "off_hours": True, "severity": "info",
+            "severity_in_lesson": "warning"},
 }
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -86,6 +92,8 @@ def validate(custom: Any) -> dict[str, Any]:
         for k, v in opts.items():
             if k.startswith("severity") and v not in SEVERITIES:
                 raise ConfigError(f"rules.{name}.{k}: {v!r} is not one of {', '.join(SEVERITIES)}")
+            if k.endswith("_days") and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
+                raise ConfigError(f"rules.{name}.{k}: {v!r} must be a number of days > 0")
     if not isinstance(cfg["channels"], dict):
         raise ConfigError("channels must be an object of name -> {url, ...}")
     for name, ch in cfg["channels"].items():

@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from alerts import config, faultlog, routing, rules, store
+from alerts import config, faultlog, protection, routing, rules, store
 from alerts.rules import Candidate, Device
 from alerts.schedule import Schedule, term_cutoff
+from collector import policy
 from collector.db import Database, Row
 from collector.registry import DEFAULT_HEARTBEAT_S, effective_online, school_settings, school_tz
 
 log = logging.getLogger(__name__)
-EVENT_TYPES = ("software", "drift", "inventory", "power")
+EVENT_TYPES = ("software", "drift", "inventory", "power", "usb")
 CURSOR_OVERLAP_S = 10.0
 
 
@@ -92,6 +93,7 @@ def event_candidates(db: Database, school: str, events: list[Row], sched: Schedu
     r = cfg["rules"]
     by_id = {d.device: d for d in devices}
     out: list[Candidate] = []
+    usb_policy: dict[str, Any] | None = None
     for e in events:
         dev = by_id.get(e["device"]) or Device(school, e["device"])
         data = json.loads(e["data"])
@@ -99,6 +101,13 @@ def event_candidates(db: Database, school: str, events: list[Row], sched: Schedu
         if e["type"] == "software" and r["software"].get("enabled"):
             in_lesson = bool(dev.klass) and dev.klass in sched.lessons_now(school, t)
             out.append(rules.software_alert(dev, data, t, in_lesson, r["software"]))
+        elif e["type"] == "usb" and data.get("action") == "inserted" and r["usb"].get("enabled"):
+            if usb_policy is None:
+                usb_policy = policy.usb_policy(db, school)
+            in_lesson = bool(dev.klass) and dev.klass in sched.lessons_now(school, t)
+            c = rules.usb_alert(dev, data, t, in_lesson, usb_policy, r["usb"])
+            if c is not None:
+                out.append(c)
         elif e["type"] == "drift" and r["drift"].get("enabled"):
             out.append(rules.drift_alert(dev, data, t, r["drift"]))
         elif e["type"] == "inventory":
@@ -246,6 +255,7 @@ def evaluate_school(db: Database, school: str, now: float, sched: Schedule, even
                     weekly: Callable[..., dict[str, Any]] | None = None) -> PassResult:
     cfg = config.load(db, school)
     res = PassResult()
+    protection.sync(db, school, cfg["rules"]["protection"])  # opens/clears faults the fault rule alerts on
     devices = load_devices(db, school, now)
     wanted = {c.fingerprint: c for c in state_candidates(db, school, now, sched, cfg, devices)}
     happened = event_candidates(db, school, events, sched, cfg, devices) if events else []

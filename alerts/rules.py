@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
+import protocol
+
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -165,6 +167,25 @@ def software_alert(dev: Device, data: Mapping[str, Any], t: float, in_lesson: bo
                  code=str(data.get("rule") or ""), detail=str(data.get("exe") or ""))
 
 
+def usb_alert(dev: Device, data: Mapping[str, Any], t: float, in_lesson: bool, usb_policy: Mapping[str, Any],
+              opts: Mapping[str, Any]) -> Candidate | None:
+    """A USB volume not on the school's allow-list (严禁将与教学无关的U盘装入计算机), in a lesson of the
+    device's class or outside lessons, each switched on or off by the rule's options."""
+    label, vid, pid = str(data.get("label") or ""), str(data.get("vendor_id") or ""), str(data.get("product_id") or "")
+    if protocol.usb_allowed(dict(usb_policy), label, vid, pid):
+        return None
+    if not opts.get("in_lessons" if in_lesson else "off_hours", True):
+        return None
+    ids = f"{vid}:{pid}" if vid and pid else ""
+    name = f"“{label}”" if label else (ids or "（无卷标）")
+    sev = opts.get("severity_in_lesson", "warning") if in_lesson else opts.get("severity", "info")
+    what = "已阻止" if data.get("blocked") is True else "插入"
+    return _cand("usb", dev, sev, f"{'上课时' if in_lesson else ''}{what}未登记的U盘 {name}（严禁与教学无关的U盘）", t,
+                 f"{label.casefold()}|{ids}", mode="event", code=ids or "unlisted",
+                 detail=" ".join(x for x in (label, ids, f"{data.get('size_mb')} MB" if data.get("size_mb") else "")
+                                 if x))
+
+
 def drift_alert(dev: Device, data: Mapping[str, Any], t: float, opts: Mapping[str, Any]) -> Candidate:
     fld = str(data.get("field"))
     names = {"hostname": "计算机名", "ip": "IP 地址", "mac": "MAC 地址", "workgroup": "工作组",
@@ -239,6 +260,8 @@ FAULT_TITLES = {
     "display_missing": "投影无信号", "disk_full": "磁盘已满", "overheat": "温度过高",
     "unclean_shutdown": "非正常关机", "agent_crash": "监控程序崩溃", "clock": "时钟不准",
     "policy_refused": "拒绝了不安全的策略",
+    "virus": "发现病毒", "av_off": "病毒防护未开启", "av_outdated": "病毒库过期", "patches_pending": "安全补丁未安装",
+    "usb_block_failed": "U盘禁用设置失败",
     "power_cut": "停电", "network": "网络故障", "projector": "投影机故障", "pc": "电脑故障",
     "audio": "音响故障", "whiteboard": "白板故障", "other": "其他故障",
 }

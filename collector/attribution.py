@@ -44,7 +44,8 @@ STATUS_ZH = {"used": "已使用", "not_used": "未使用", "device_off": "设备
 # lessons not taught on the class's PC (collector.lesson_place): out of the denominator, like no_device
 AWAY_STATUSES = ("elsewhere", "away", "swapped")
 COUNTED_SEVERITIES = ("warning", "critical")  # a pending entry of these severities awaits review
-NEVER_EXCUSES = ("unclean_shutdown", "clock")  # not a reason a lesson could not be taught
+# not a reason a lesson could not be taught (the protection faults: 病毒防护, 安全补丁, collector.protection)
+NEVER_EXCUSES = ("unclean_shutdown", "clock", "virus", "av_off", "av_outdated", "patches_pending")
 REVIEWS = ("pending", "confirmed", "rejected")
 
 

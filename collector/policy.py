@@ -86,6 +86,13 @@ def set_policy(db: Database, school: str, obj: Any, source: str = "policy", now:
     return get_policy(db, school)
 
 
+def usb_policy(db: Database, school: str) -> dict[str, Any]:
+    """The school's USB policy (protocol 1.2: allow-list and block), the defaults if none was set."""
+    rows = db.query("SELECT policy FROM policies WHERE school = ?", (school,))
+    stored = json.loads(rows[0]["policy"]).get("usb") if rows else None
+    return protocol.validate_usb_policy(stored) if isinstance(stored, dict) else dict(protocol.DEFAULT_USB)
+
+
 def heartbeat_s(db: Database, school: str) -> float:
     rows = db.query("SELECT policy FROM policies WHERE school = ?", (school,))
     if rows:

@@ -1,4 +1,5 @@
-"""Admin: the per-school software policy editor (collector.policy; published retained to the school's PCs)."""
+"""Admin: the per-school policy editor: software rules, in-use settings and the USB allow-list
+(collector.policy; published retained to the school's PCs)."""
 from __future__ import annotations
 
 from typing import Any
@@ -34,6 +35,9 @@ def policy_from_form(form: Any, current: dict[str, Any]) -> dict[str, Any]:
     obj["idle_minutes"] = number("idle_minutes")
     obj["heartbeat_s"] = number("heartbeat_s")
     obj["shutdown_after"] = (form.get("shutdown_after") or "").strip() or None
+    if "usb_allow_labels" in form:  # protocol 1.2: the USB allow-list and block (严禁无关U盘)
+        obj["usb"] = {"allow_labels": _lines(form.get("usb_allow_labels", "")),
+                      "allow_ids": _lines(form.get("usb_allow_ids", "")), "block": form.get("usb_block") == "1"}
     return obj
 
 
@@ -65,7 +69,9 @@ def policy_editor() -> Any:
             error = str(e)
         else:
             audit.record(db, actor(), "policy.set", school, None, client_ip(), version=stored["version"],
-                         published=published, deny=len(obj["software"]["deny"]), allow=len(obj["software"]["allow"]))
+                         published=published, deny=len(obj["software"]["deny"]), allow=len(obj["software"]["allow"]),
+                         usb_allow=len(obj.get("usb", {}).get("allow_labels", [])) + len(obj.get("usb", {}).get(
+                             "allow_ids", [])), usb_block=bool(obj.get("usb", {}).get("block")))
             flash(_("策略已保存（第 %(v)d 版）并发布到各教室电脑。", v=stored["version"]) if published else
                   _("策略已保存（第 %(v)d 版），连上 MQTT 代理后发布。", v=stored["version"]), "ok")
             return redirect(url_for("admin.policy_editor", school=school))

@@ -5,7 +5,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from collector import registry
+from alerts import config as alert_config
+from collector import protection, registry
 from dashboard import devstate, get_db
 from dashboard.access import ANY_USER, DEVICE_ROLES, Scope, allow
 from dashboard.auth import current_user
@@ -29,8 +30,12 @@ def resolve_school(s: Scope | None = None) -> str:
 def devices() -> Any:
     s = scope()
     school = resolve_school(s)
-    rows = registry.list_devices(get_db(), school)
+    db = get_db()
+    rows = registry.list_devices(db, school)
     rows = devstate.with_states([r for r in rows if s.sees_device_of_class(r["class"])])
+    prot = protection.summaries(db, school, alert_config.load(db, school)["rules"]["protection"])
+    for r in rows:  # protocol 1.2 (an extra key): null until the device reports
+        r["protection"] = prot.get(r["device"])
     return jsonify(rows)
 
 

@@ -55,7 +55,9 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/devices": _op("Every device the collector has heard from or imported", [SCHOOL], _obj(
         {"device": S, "class": NS, "online": B, "in_use": B, "last_seen": NS,
          "open_faults": {"type": "array", "items": S},
-         "state": {"type": "string", "enum": ["in_use", "idle", "off", "offline", "fault"]}})),
+         "state": {"type": "string", "enum": ["in_use", "idle", "off", "offline", "fault"]},
+         "protection": dict(_obj({"enabled": B, "reported": S, "problems": {"type": "array", "items": {
+             "type": "string", "enum": ["virus", "av_off", "av_outdated", "patches_pending"]}}}), nullable=True)})),
     "/api/v1/stats/ingest": _op("Ingest counters since the store was created", [], _obj(
         {"stored": INT, "duplicates": INT, "rejected": INT, "gaps": INT}), array=False),
     "/api/v1/me": _op("The caller", [], _obj({"name": S, "role": S, "school": NS, "class": NS}), array=False),

@@ -1,8 +1,19 @@
-"""The bbt wire contract, version 1 (CONTRACT.md section 1).
+"""The bbt wire contract, version 1 (CONTRACT.md section 1), with the project's own additions.
 
 Stdlib only, Python 3.8+: both the classroom agent and the collector import it.
 Every rejection raises :class:`Rejected` with a short machine code and a sentence
 that names what is wrong.
+
+Project protocol versions (``WIRE_VERSION``; the topics stay ``bbt/v1``):
+
+- 1.1: CONTRACT.md 1.1, section 1 as written.
+- 1.2: the event type ``protection`` (antivirus and patch state, fields in ``_SPECS`` and
+  docs/agent-data-sheet.md); ``usb`` events may carry ``vendor_id`` and ``product_id`` (4 hex
+  digits each, extra keys an older collector keeps and ignores); the policy key ``usb``
+  (``allow_labels``, ``allow_ids``, ``block``: an older agent ignores it, as CONTRACT section 1
+  says of unknown policy keys). A collector of 1.1 quarantines a ``protection`` event as an
+  unknown type: a 1.2 agent therefore never puts one in a batch with other events
+  (``ISOLATED_TYPES``), so nothing else is lost with it (its seq shows as a gap there).
 """
 from __future__ import annotations
 
@@ -12,8 +23,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from protocol.programs import UnsafeRule, unsafe_deny_rules
+from protocol.usb import DEFAULT_USB, USB_ID_RE, normalized_usb, usb_allowed, usb_policy_problem  # noqa: F401
 
 VERSION = "v1"
+WIRE_VERSION = "1.2"
+# types an older collector does not know: sent alone, never batched with other events
+ISOLATED_TYPES = ("protection",)
 PREFIX = "bbt/v1"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 _ID_RE = re.compile(r"\A" + ID_PATTERN + r"\Z")
@@ -139,6 +154,7 @@ def format_time(dt: datetime) -> str:
 # -- events ------------------------------------------------------------------
 
 _NUM = (int, float)
+_HEX4 = re.compile(r"\A[0-9a-fA-F]{4}\Z")
 # type -> (required keys, {key: (python types, description)}, enums)
 _SPECS: Dict[str, Tuple[Tuple[str, ...], Dict[str, Tuple[Any, str]], Dict[str, Tuple[str, ...]]]] = {
     "power": (("state",), {"state": (str, "string"), "boot_time": ("time", "time"), "clean": (bool, "bool")},
@@ -160,8 +176,16 @@ _SPECS: Dict[str, Tuple[Tuple[str, ...], Dict[str, Tuple[Any, str]], Dict[str, T
     "inventory": (("hostname",), {"hostname": (str, "string"), "os": (str, "string"), "ram_mb": (_NUM, "number"),
                                   "disks": (list, "array"), "displays": ((list, int), "array or number"),
                                   "software": (list, "array")}, {}),
-    "usb": (("action",), {"action": (str, "string"), "kind": (str, "string"), "label": (str, "string")},
+    "usb": (("action",), {"action": (str, "string"), "kind": (str, "string"), "label": (str, "string"),
+                          "vendor_id": (str, "string"), "product_id": (str, "string")},
             {"action": ("inserted", "removed")}),
+    # 1.2: antivirus and patch state (docs/agent-data-sheet.md)
+    "protection": (("enabled",), {"enabled": (bool, "bool"), "products": (list, "array"),
+                                  "signatures_t": ("time", "time"), "signature_age_d": (_NUM, "number"),
+                                  "last_scan": ("time", "time"), "threats": (_NUM, "number"),
+                                  "threat_names": (list, "array"), "last_update": ("time", "time"),
+                                  "pending_security": (_NUM, "number"), "pending_since": ("time", "time"),
+                                  "scanner": (str, "string")}, {}),
 }
 EVENT_TYPES = tuple(sorted(_SPECS))
 
@@ -202,6 +226,10 @@ def _check_data(etype: str, data: Dict[str, Any]) -> None:
             raise Rejected("bad_field", "%s data.%s must be %s, got %s" % (etype, key, desc, _typename(value)))
         if key in enums and value not in enums[key]:
             raise Rejected("bad_field", "%s data.%s %r is not one of %s" % (etype, key, value, "/".join(enums[key])))
+    if etype == "usb":
+        for key in ("vendor_id", "product_id"):
+            if key in data and not _HEX4.match(data[key]):
+                raise Rejected("bad_field", "usb data.%s %r must be 4 hex digits" % (key, data[key][:20]))
     if etype == "session" and data["state"] == "end":
         for key in ("start", "end", "active_s"):
             if key not in data:
@@ -353,10 +381,21 @@ def validate_policy(obj: object) -> Dict[str, Any]:
     sa = obj.get("shutdown_after")
     if sa is not None and not (isinstance(sa, str) and _HHMM.match(sa)):
         raise Rejected("bad_policy", "policy.shutdown_after must be HH:MM or null, got %r" % (sa,))
+    usb = validate_usb_policy(obj.get("usb", {}))
     merged = dict(DEFAULT_POLICY)
     merged.update(obj)
     merged["software"] = dict(DEFAULT_POLICY["software"], **sw)
+    if "usb" in obj:
+        merged["usb"] = usb
     return merged
+
+
+def validate_usb_policy(usb: object) -> Dict[str, Any]:
+    """Check policy.usb (1.2); return it merged over :data:`DEFAULT_USB`, ids in lower case."""
+    problem = usb_policy_problem(usb)
+    if problem or not isinstance(usb, dict):
+        raise Rejected("bad_policy", problem or "policy.usb must be an object")
+    return normalized_usb(usb)
 
 
 def is_future(when: datetime, now: datetime) -> bool:

@@ -38,6 +38,11 @@ class Probe:
     def setup(self, ctx: "Context") -> None:
         """Runs once when the agent starts (before the first :meth:`run`)."""
 
+    def first_run_s(self, ctx: "Context") -> Optional[float]:
+        """Seconds after the start to the first run, for a costly periodic probe that must not hold up
+        the start in :meth:`setup`; None: the first run comes one period after the start."""
+        return None
+
     def run(self, ctx: "Context") -> None:
         raise NotImplementedError
 
@@ -59,10 +64,11 @@ class Probe:
 
 def all_probes() -> List[Probe]:
     """The one place where probes are registered, in start order."""
-    from agent.probes import drift, faults, heartbeat, inventory, power, software, usage, usb
+    from agent.probes import drift, faults, heartbeat, inventory, power, protection, software, usage, usb
 
     return [power.PowerProbe(), usage.UsageProbe(), heartbeat.HeartbeatProbe(), software.SoftwareProbe(),
-            faults.FaultProbe(), drift.DriftProbe(), usb.UsbProbe(), inventory.InventoryProbe()]
+            faults.FaultProbe(), drift.DriftProbe(), usb.UsbProbe(), inventory.InventoryProbe(),
+            protection.ProtectionProbe()]
 
 
 def run_probe(name: str, fn: Callable[..., Any], default: Any = None, *args: Any) -> Any:

@@ -9,7 +9,9 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
+import protocol
 from agent.probes import Probe
+from agent.usbblock import UsbBlocker, default_blocker
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.context import Context
@@ -62,6 +64,10 @@ class UsbSource:
     def drives(self) -> Drives:
         return {}
 
+    def device_path(self, key: str) -> Optional[str]:
+        """Where the OS describes this drive (Linux: its /sys directory), for blocking it."""
+        return None
+
 
 class SysfsUsbSource(UsbSource):
     """Linux: block devices under a USB bus (/sys/block/*), labels from /dev/disk/by-label."""
@@ -94,8 +100,24 @@ class SysfsUsbSource(UsbSource):
             if sectors == 0:
                 continue  # a card reader with no card
             label = next((lab for part, lab in labels.items() if part.startswith(dev)), "")
-            out[dev] = {"label": label, "size_mb": sectors * 512 // 2 ** 20}
+            out[dev] = dict({"label": label, "size_mb": sectors * 512 // 2 ** 20}, **self._ids(dev))
         return out
+
+    def device_path(self, key: str) -> Optional[str]:
+        return os.path.realpath(os.path.join(self.sys_block, key))
+
+    def _ids(self, dev: str) -> Dict[str, str]:
+        """The USB device's idVendor and idProduct: in the first directory above the block device that
+        has them (/sys/devices/.../usb1/1-1/idVendor)."""
+        path = os.path.realpath(os.path.join(self.sys_block, dev))
+        while "/usb" in path:
+            try:
+                with open(os.path.join(path, "idVendor"), encoding="ascii") as v, \
+                        open(os.path.join(path, "idProduct"), encoding="ascii") as p:
+                    return {"vendor_id": v.read().strip().lower(), "product_id": p.read().strip().lower()}
+            except OSError:
+                path = os.path.dirname(path)
+        return {}
 
     def _labels(self) -> Dict[str, str]:
         try:
@@ -147,6 +169,10 @@ class WindowsUsbSource(UsbSource):
         return out
 
 
+def _ids_of(drive: Dict[str, Any]) -> Dict[str, str]:
+    return {k: drive[k] for k in ("vendor_id", "product_id") if isinstance(drive.get(k), str)}
+
+
 def default_source() -> UsbSource:
     return WindowsUsbSource() if sys.platform == "win32" else SysfsUsbSource()
 
@@ -156,13 +182,19 @@ class UsbProbe(Probe):
     period = "usb_s"
     emits = ("usb",)
     fields = {"action": "inserted / removed", "kind": "storage", "label": "volume label",
-              "size_mb": "size of the medium in MB"}
+              "size_mb": "size of the medium in MB", "vendor_id": "USB vendor id (Linux, 4 hex digits)",
+              "product_id": "USB product id (Linux, 4 hex digits)"}
 
     settle_s = SETTLE_S
 
+    rerun_on_policy = True  # the policy's usb.block switch (Windows) applies at once
+
     def __init__(self, source: Optional[UsbSource] = None,
-                 uevents: Optional[Callable[[], Optional[socket.socket]]] = None) -> None:
+                 uevents: Optional[Callable[[], Optional[socket.socket]]] = None,
+                 blocker: Optional[UsbBlocker] = None) -> None:
         self.source = source or default_source()
+        self.blocker = blocker
+        self._switch: Optional[bool] = None  # the block switch as last applied
         self._last: Optional[Drives] = None  # what the outbox remembers, read once
         if uevents is None:  # the kernel's device events where /sys/block is what is read
             uevents = open_uevents if isinstance(self.source, SysfsUsbSource) else (lambda: None)
@@ -196,12 +228,52 @@ class UsbProbe(Probe):
         if self._last is None:
             self._last = ctx.get_state("usb", {}) or {}
         last = self._last
+        usb_policy = ctx.policy.get("usb") or protocol.DEFAULT_USB
+        self._apply_switch(ctx, bool(usb_policy.get("block")))
         for key in sorted(set(now) - set(last)):
-            ctx.emit("usb", {"action": "inserted", "kind": "storage", "label": now[key]["label"],
-                             "size_mb": now[key]["size_mb"]})
+            extra = self._block(key, now[key], usb_policy) if usb_policy.get("block") else {}
+            ctx.emit("usb", dict({"action": "inserted", "kind": "storage"}, **now[key], **extra))
         for key in sorted(set(last) - set(now)):
-            ctx.emit("usb", {"action": "removed", "kind": "storage", "label": last[key].get("label", ""),
-                             "size_mb": last[key].get("size_mb", 0)})
+            ctx.emit("usb", dict({"action": "removed", "kind": "storage", "label": last[key].get("label", ""),
+                                  "size_mb": last[key].get("size_mb", 0)}, **_ids_of(last[key])))
         if now != last:
             ctx.set_state("usb", now)
             self._last = now
+
+    def _blocker(self) -> UsbBlocker:
+        if self.blocker is None:
+            self.blocker = default_blocker()
+        return self.blocker
+
+    def _apply_switch(self, ctx: "Context", block: bool) -> None:
+        """The machine-wide switch (Windows USBSTOR), set when the policy's ``block`` changes; a failure
+        is the fault ``usb_block_failed`` until it works."""
+        if self._switch is None:
+            self._switch = ctx.get_state("usb_block", False)
+        if self._switch == block:
+            return
+        try:
+            done = self._blocker().set_policy(block)
+        except Exception as e:
+            ctx.faults.raise_("usb_block_failed", "warning", "USB storage switch not set: %s: %s"
+                              % (type(e).__name__, str(e)[:200]))
+            return
+        if done:
+            log.info("usb policy applied: %s", done)
+        ctx.faults.clear("usb_block_failed", "USB storage switch set")
+        ctx.set_state("usb_block", block)
+        self._switch = block
+
+    def _block(self, key: str, drive: Dict[str, Any], usb_policy: Dict[str, Any]) -> Dict[str, Any]:
+        """A new drive under a blocking policy: de-authorized unless allowed; the event says what happened."""
+        if protocol.usb_allowed(usb_policy, str(drive.get("label") or ""), str(drive.get("vendor_id") or ""),
+                                str(drive.get("product_id") or "")):
+            return {}
+        path = self.source.device_path(key)
+        if path is None:
+            return {}  # Windows: the USBSTOR switch does it
+        try:
+            done = self._blocker().block_device(path)
+        except OSError as e:
+            return {"blocked": False, "block_error": "%s: %s" % (type(e).__name__, str(e)[:200])}
+        return {"blocked": done} if done else {"blocked": False, "block_error": "no USB device above " + path}
