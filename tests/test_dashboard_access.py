@@ -38,7 +38,7 @@ EXPECTED: dict[str, set[str]] = {
     "admin.index": {"admin"}, "admin.users": {"admin"}, "admin.user_add": {"admin"}, "admin.user_edit": {"admin"},
     "admin.settings": {"admin"}, "admin.audit_log": {"admin"}, "admin.imports_form": {"admin"},
     "admin.imports_preview": {"admin"}, "admin.imports_apply": {"admin"}, "admin.policy_editor": {"admin"},
-    "admin.enrolment_page": {"admin"},
+    "admin.enrolment_page": {"admin"}, "admin.imports_template": {"admin"},
     "admin.routing": {"admin"},
     "api.devices": DEVICE_VIEW, "api.stats_ingest": {"admin", "headteacher", "maintainer", "bureau"}, "api.me": ALL,
     "api.usage_teachers": ALL - {"maintainer"}, "api.usage_classes": SCHOOL_WIDE | {"class_teacher"},
