@@ -32,13 +32,14 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "follows_weekday": ("按星期", ("按星期几上课", "按周几上课", "补星期", "follows weekday")),
     "term": ("学期", ("学期名称",)),
     "note": ("备注", ("说明",)),
+    "group": ("教研组", ("学科组", "教研室", "组别", "teacher group")),
 }
 
 # kind: (required columns, optional columns)
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "devices": (("device", "class"), ("room", "building", "floor")),
     "bell": (("period", "start", "end"), ("schedule", "valid_from")),
-    "timetable": (("class", "weekday", "period", "teacher", "subject"), ("weeks", "room")),
+    "timetable": (("class", "weekday", "period", "teacher", "subject"), ("weeks", "room", "group")),
     "substitutions": (("date", "class", "period", "teacher"), ("subject",)),
     "calendar": (("date", "kind"), ("follows_weekday", "term", "note")),
 }

@@ -61,7 +61,7 @@ def _current_bell(db: Database, school: str) -> dict[Key, Value]:
 
 def _current_timetable(db: Database, school: str) -> dict[Key, Value]:
     return {(r["class"], int(r["weekday"]), int(r["period"]), r["weeks"]): (r["teacher"], r["subject"],
-                                                                               r["room"])
+                                                                               r["room"], r["teacher_group"])
             for r in db.query("SELECT * FROM timetable WHERE school = ? ORDER BY class, weekday, period, weeks",
                               (school,))}
 
@@ -151,7 +151,8 @@ def _write_devices(db: Database, plan: Plan) -> None:
 # kind -> [(key prefix or None, table, key columns, value columns)]
 TABLES: dict[str, list[tuple[str | None, str, tuple[str, ...], tuple[str, ...]]]] = {
     "bell": [(None, "bell_periods", ("valid_from", "period"), ("schedule", "start_min", "end_min"))],
-    "timetable": [(None, "timetable", ("class", "weekday", "period", "weeks"), ("teacher", "subject", "room"))],
+    "timetable": [(None, "timetable", ("class", "weekday", "period", "weeks"), ("teacher", "subject", "room",
+                                                                                     "teacher_group"))],
     "substitutions": [(None, "substitutions", ("date", "class", "period"), ("teacher", "subject"))],
     "calendar": [("day", "calendar_days", ("date",), ("kind", "follows_weekday")),
                  ("term", "terms", ("start_date",), ("name", "end_date"))],
