@@ -154,7 +154,7 @@ def _page(by: str) -> Any:
     worst_first = [r[by] for r in sorted(data["rows"], key=lambda r: (r["rate"], r[by]))]
     trend = cache.cached(("trend", get_db().url, school, week, by, u.role, u.name, u.klass), TREND_TTL_S,
                          lambda: trend_series(scope, school, week, by, worst_first))
-    base = {"school": school, **({"week": week, "period": "term"} if period == "term" else span_args)}
+    base: dict[str, Any] = {"school": school, **({"week": week, "period": "term"} if period == "term" else span_args)}
     return render_template("usage/table.html", school=school, by=by, week=week, table=table, view=view,
                            base_args=base, page_url=lambda args: url_for(request.endpoint or "", **base, **args),
                            period=period, label=data["label"], threshold=data["threshold"],
@@ -263,4 +263,4 @@ def print_view() -> Any:
                            classes=sorted(rep["classes"], key=lambda r: (r["rate"], r["class"])))
 
 
-from dashboard import lesson_pages  # noqa: E402  (marking lessons: routes on bp)
+from dashboard import lesson_pages, usage_publish  # noqa: E402,F401  (marking lessons, 公布: routes on bp)

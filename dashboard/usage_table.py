@@ -115,10 +115,10 @@ def build(rows: list[dict[str, Any]], view: View, key: str, group_of: Callable[[
     shown = matched[(page - 1) * page_size: page * page_size]
     sections: list[Section] = []
     for r in shown:
-        g = (group_of(str(r[key])) or NO_GROUP) if view.group else None
-        if not sections or sections[-1].name != g:
-            t, b = counts.get(g or "", (0, 0))
-            sections.append(Section(g, [], t, b))
+        name: str | None = (group_of(str(r[key])) or NO_GROUP) if view.group else None
+        if not sections or sections[-1].name != name:
+            t, b = counts.get(name or "", (0, 0))
+            sections.append(Section(name, [], t, b))
         sections[-1].rows.append(r)
     first = (page - 1) * page_size + 1 if shown else 0
     return Table(sections, len(matched), len(rows), sum(1 for r in rows if r["below_threshold"]), page, pages,

@@ -15,7 +15,7 @@ from collector.teacher_groups import grade_of, grade_rank, majority, teacher_gra
 from dashboard.usage_table import NO_GROUP, View, ViewError, build, parse_view
 from dashboard.users import create_token
 from tests.dash import make_app
-from tests.usage_big import CLASSES, GROUPS, S, WEEK, seed, teacher
+from tests.usage_big import CLASSES, GROUPS, WEEK, S, seed, teacher
 
 
 @pytest.mark.parametrize(("klass", "grade"), [
@@ -118,8 +118,8 @@ def names(html: str) -> list[str]:
 
 
 def headings(html: str) -> list[str]:
-    return [re.sub(r"<small>.*", "", h, flags=re.S).strip() for h in re.findall(r'<tr class="group"><th colspan="7">(.*?)</th>',
-                                                                                  html, re.S)]
+    found = re.findall(r'<tr class="group"><th colspan="7">(.*?)</th>', html, re.S)
+    return [re.sub(r"<small>.*", "", h, flags=re.S).strip() for h in found]
 
 
 def test_counts_in_words_and_pages(get: Any) -> None:
