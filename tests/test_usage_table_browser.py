@@ -13,7 +13,7 @@ from tests.brokers import free_port
 from tests.browser import browser, login
 from tests.dash import PASSWORD, make_app
 from tests.helpers import ROOT
-from tests.usage_big import S, WEEK, seed
+from tests.usage_big import WEEK, S, seed
 
 pytestmark = pytest.mark.browser
 # /favicon.ico is another part of issue 20; its 404 is left out here until it lands
