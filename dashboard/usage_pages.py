@@ -12,7 +12,8 @@ from typing import Any, Callable
 from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from collector import teacher_groups, usage, usage_export
+from alerts.rules import fault_title
+from collector import teacher_groups, usage
 from collector.registry import school_tz
 from collector.school_calendar import default_term, iso_week, term_of, week_days
 from collector.usage_report import stored_lessons
@@ -188,6 +189,13 @@ def classes() -> Any:
     return _page("class")
 
 
+def correction_rows(school: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """A published week's corrections for the pages: when (school time), who, the entry's name, changes."""
+    tz = school_tz(get_db(), school)
+    return [dict(c, when=datetime.fromtimestamp(c["t"], tz).strftime("%m-%d %H:%M"),
+                 title=fault_title(c.get("code") or "")) for c in report.get("corrections") or []]
+
+
 def chosen_day() -> date | None:
     raw = request.args.get("date")
     try:
@@ -258,7 +266,7 @@ def print_view() -> Any:
     """The week (or month=, or from= to=) on paper for the staff meeting (一周一汇总，一周一公布) or the
     monthly check: both tables, below-threshold first."""
     rep = report_for_request(page_school(_scope()))
-    return render_template("usage/print.html", rep=rep, corrections=usage_export.correction_lines(rep),
+    return render_template("usage/print.html", rep=rep, corrections=correction_rows(rep["school"], rep),
                            teachers=sorted(rep["teachers"], key=lambda r: (r["rate"], r["teacher"])),
                            classes=sorted(rep["classes"], key=lambda r: (r["rate"], r["class"])))
 

@@ -20,7 +20,7 @@ from dashboard import audit, get_db
 from dashboard.access import allow
 from dashboard.auth import client_ip
 from dashboard.overview import page_school
-from dashboard.usage_pages import _scope, bp, chosen_week, shift, today
+from dashboard.usage_pages import _scope, bp, chosen_week, correction_rows, shift, today
 
 PUBLISH_ROLES = ("admin", "headteacher")
 
@@ -62,8 +62,7 @@ def week_state(school: str, week: str) -> dict[str, Any]:
         "published": frozen is not None,
         "when": datetime.fromtimestamp(frozen["published"], tz).strftime("%Y-%m-%d %H:%M") if frozen else None,
         "by": (frozen or {}).get("published_by"),
-        "corrections": [dict(c, when=_local(c["t"], tz), title=fault_title(c.get("code") or "")) for c in
-                        (frozen or {}).get("corrections", [])],
+        "corrections": correction_rows(school, frozen or {}),
         "teachers": len(teachers), "teachers_below": sum(1 for r in teachers if r["below_threshold"]),
         "classes": len(classes), "classes_below": sum(1 for r in classes if r["below_threshold"]),
         "awaiting": sum(int(r.get("awaiting_review") or 0) for r in classes),
