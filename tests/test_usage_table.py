@@ -163,3 +163,10 @@ def test_group_by_grade_and_teaching_group(get: Any) -> None:
     assert headings(classes) == ["七年级", "八年级", "高一"] and len(names(classes)) == len(CLASSES)
     assert "未达标班级 12 个（共 12 个）" in classes
     assert "group must be one of" in get("group=group", page="classes", status=400)
+
+
+def test_term_and_range_views_keep_their_period_in_links(get: Any) -> None:
+    term = get("period=term&group=grade")
+    assert headings(term) == ["七年级", "八年级", "高一"] and "period=term" in term.split('id="rates"')[1]
+    span = get("from=2026-11-16&to=2026-11-20&below=1")
+    assert len(names(span)) == 36 and "from=2026-11-16" in span.split('id="rates"')[1].split("<tbody>")[0]
