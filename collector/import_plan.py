@@ -177,4 +177,14 @@ def _write_rows(db: Database, plan: Plan) -> None:
 
 def write(db: Database, plan: Plan) -> None:
     (_write_devices if plan.kind == "devices" else _write_rows)(db, plan)
+    if plan.kind == "timetable":
+        _write_groups(db, plan)
+
+
+def _write_groups(db: Database, plan: Plan) -> None:
+    """A teacher has one 教研组: the group the file gives a teacher goes on all their stored lessons."""
+    groups = {value[0]: value[3] for value in plan.parsed.records.values() if len(value) > 3 and value[3]}
+    if groups:
+        db.executemany("UPDATE timetable SET teacher_group = ? WHERE school = ? AND teacher = ?",
+                       [(g, plan.school, t) for t, g in sorted(groups.items())])
 

@@ -91,6 +91,9 @@ def test_timetable_group_column(tmp_path: Path) -> None:
     with pytest.raises(ImportError_, match="line 3, column group: 王 is in group .数学组. on line 2"):
         imp("班级,星期,节次,教师,科目,学科组\n七年级1班,1,1,王,数学,数学组\n七年级2班,1,2,王,数学,理科组\n")
     assert teacher_groups(db, "g") == {"王": "数学组"}  # nothing of the bad file applied
+    imp("班级,星期,节次,教师,科目,教研组\n七年级1班,1,1,王,数学,理科组\n")  # one class's file: the teacher moves
+    assert {r["teacher_group"] for r in db.query("SELECT teacher_group FROM timetable WHERE teacher = '王'")} == \
+        {"理科组"}
     db.close()
 
 
