@@ -58,6 +58,9 @@ def test_teacher_table_on_a_phone(site: str) -> None:
         assert "未达标教师 36 人（共 72 人）" in page.inner_text("#counts")
         assert len(rows(page)) == 50
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        label = page.evaluate("echarts.getInstanceByDom(document.getElementById('trend-chart'))"
+                              ".getOption().series[0].markLine.label")
+        assert label["position"] == "insideEndTop" and label["formatter"] == "达标线 60%"  # drawn inside the chart
         page.screenshot(path=str(ARTIFACTS / "usage-teachers-phone.png"), full_page=False)
 
         page.click("a[rel=next]")
