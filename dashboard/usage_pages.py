@@ -26,7 +26,7 @@ from dashboard.overview import page_school
 bp = Blueprint("usage", __name__, url_prefix="/usage")
 TREND_WEEKS = 8
 TREND_TTL_S = 60.0  # the trend chart may be a minute old; the table itself is always current
-CACHE_S = 600.0  # the table's rows and HTML, keyed by the data version (see data_version)
+CACHE_S = 600.0  # the table's rows (and the teachers' groups), keyed by the data version (see data_version)
 STATUS = {"used": _l("已使用"), "not_used": _l("未使用"), "device_off": _l("设备未开机"), "faulty": _l("设备故障"),
           "no_device": _l("无设备"), "pending": _l("未结束"), "elsewhere": _l("不在本教室"), "away": _l("外出上课"),
           "swapped": _l("调课")}
@@ -150,7 +150,7 @@ def _page(by: str) -> Any:
             r["pct"] = f"{r['rate'] * 100:.1f}%"
         return {"rows": rows, "label": label, "threshold": usage.threshold(get_db(), school)}
     data = cache.cached(("rates",) + key, CACHE_S, compute)
-    table = usage_table.build(data["rows"], view, by, group_lookup(school, by, view.group))
+    table = usage_table.build(data["rows"], view, by, group_lookup(school, by, view.group, key))
     span_args = {"from": span[0].isoformat(), "to": span[1].isoformat()} if span else {"week": week}
     worst_first = [r[by] for r in sorted(data["rows"], key=lambda r: (r["rate"], r[by]))]
     trend = cache.cached(("trend", get_db().url, school, week, by, u.role, u.name, u.klass), TREND_TTL_S,
@@ -164,14 +164,15 @@ def _page(by: str) -> Any:
                            range_to=span[1].isoformat() if span else "")
 
 
-def group_lookup(school: str, by: str, group: str) -> Callable[[str], str | None]:
-    """A row key's heading when grouping: a class's or teacher's grade (年级), a teacher's 教研组."""
+def group_lookup(school: str, by: str, group: str, version: tuple[Any, ...]) -> Callable[[str], str | None]:
+    """A row key's heading when grouping: a class's or teacher's grade (年级), a teacher's 教研组 (cached
+    with the rows: an import marks days to recompute, which changes the data version)."""
     if not group:
         return lambda _k: None
     if by == "class":
         return teacher_groups.grade_of
     db = get_db()
-    found = cache.cached(("teacher_" + group, db.url, school), TREND_TTL_S,
+    found = cache.cached(("teacher_" + group,) + version, CACHE_S,
                          lambda: teacher_groups.teacher_grades(db, school) if group == "grade"
                          else teacher_groups.teacher_groups(db, school))
     return lambda k: found.get(k)
