@@ -60,7 +60,12 @@ MATCH_KEYS = ("kind", "code", "severity", "min_severity", "building", "floor", "
 
 
 class ConfigError(BbtError, ValueError):
-    pass
+    """A bad config value. ``field`` says where ("channels.NAME.url", "routes[0].channels",
+    "quiet_hours"), ``code`` what is wrong (for a form to say it in the user's language)."""
+
+    def __init__(self, message: str, field: str | None = None, code: str | None = None, **params: Any) -> None:
+        super().__init__(message)
+        self.field, self.code, self.params = field, code, params
 
 
 def merged(custom: dict[str, Any] | None) -> dict[str, Any]:
@@ -95,44 +100,57 @@ def validate(custom: Any) -> dict[str, Any]:
             if k.endswith("_days") and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
                 raise ConfigError(f"rules.{name}.{k}: {v!r} must be a number of days > 0")
     if not isinstance(cfg["channels"], dict):
-        raise ConfigError("channels must be an object of name -> {url, ...}")
+        raise ConfigError("channels must be an object of name -> {url, ...}", "channels", "type")
     for name, ch in cfg["channels"].items():
         if not isinstance(ch, dict) or not isinstance(ch.get("url"), str):
-            raise ConfigError(f"channels.{name}: needs a 'url' (an apprise URL such as wecombot://KEY)")
+            raise ConfigError(f"channels.{name}: needs a 'url' (an apprise URL such as wecombot://KEY)",
+                              f"channels.{name}.url", "url_missing")
         if not _url_ok(ch["url"]):
-            raise ConfigError(f"channels.{name}: the url is not a valid apprise URL (the value is not shown)")
+            raise ConfigError(f"channels.{name}: the url is not a valid apprise URL (the value is not shown)",
+                              f"channels.{name}.url", "url_invalid")
         rate = ch.get("rate_per_min")
         if rate is not None and (not isinstance(rate, int) or rate < 1):
-            raise ConfigError(f"channels.{name}.rate_per_min must be a positive integer")
+            raise ConfigError(f"channels.{name}.rate_per_min must be a positive integer",
+                              f"channels.{name}.rate_per_min", "positive_integer")
     if not isinstance(cfg["routes"], list):
-        raise ConfigError("routes must be a list")
+        raise ConfigError("routes must be a list", "routes", "type")
     for i, r in enumerate(cfg["routes"]):
         _check_route(cfg, i, r)
     q = cfg["quiet_hours"]
     if q is not None and not (isinstance(q, dict) and _HHMM.match(str(q.get("start")))
                               and _HHMM.match(str(q.get("end")))):
-        raise ConfigError("quiet_hours must be null or {\"start\": \"HH:MM\", \"end\": \"HH:MM\"}")
+        raise ConfigError("quiet_hours must be null or {\"start\": \"HH:MM\", \"end\": \"HH:MM\"}",
+                          "quiet_hours", "hhmm")
     for key in ("group_wait_s", "repeat_interval_min", "event_ttl_h"):
         if not isinstance(cfg[key], (int, float)) or cfg[key] < 0:
-            raise ConfigError(f"{key} must be a number >= 0")
+            raise ConfigError(f"{key} must be a number >= 0", key, "non_negative")
     return custom
 
 
 def _check_route(cfg: dict[str, Any], i: int, r: Any) -> None:
     where = f"routes[{i}]"
     if not isinstance(r, dict):
-        raise ConfigError(f"{where} must be an object")
+        raise ConfigError(f"{where} must be an object", where, "type")
     bad = set(r.get("match", {})) - set(MATCH_KEYS)
     if bad:
-        raise ConfigError(f"{where}.match: unknown keys {', '.join(sorted(bad))} (one of {', '.join(MATCH_KEYS)})")
+        raise ConfigError(f"{where}.match: unknown keys {', '.join(sorted(bad))} (one of {', '.join(MATCH_KEYS)})",
+                          f"{where}.match", "match_keys", keys=", ".join(sorted(bad)))
+    for key in ("severity", "min_severity"):
+        if key in r.get("match", {}) and r["match"][key] not in SEVERITIES:
+            raise ConfigError(f"{where}.match.{key}: {r['match'][key]!r} is not one of {', '.join(SEVERITIES)}",
+                              f"{where}.match.{key}", "severity")
+    if not r.get("channels") and not r.get("escalate"):
+        raise ConfigError(f"{where}: names no channel", f"{where}.channels", "no_channel")
     names = list(r.get("channels", []))
     for step in r.get("escalate", []):
         if not isinstance(step, dict) or not isinstance(step.get("after_min"), (int, float)):
-            raise ConfigError(f"{where}.escalate: each step needs after_min and channels")
+            raise ConfigError(f"{where}.escalate: each step needs after_min and channels", f"{where}.escalate",
+                              "escalate")
         names += step.get("channels", [])
     for n in names:
         if n not in cfg["channels"]:
-            raise ConfigError(f"{where}: channel {n!r} is not defined in channels")
+            raise ConfigError(f"{where}: channel {n!r} is not defined in channels", f"{where}.channels",
+                              "unknown_channel", name=n)
 
 
 def load_apprise() -> Any:

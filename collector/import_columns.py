@@ -41,13 +41,14 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "warranty_end": ("保修截止", ("保修到期", "保修期至", "保修截止日期")),
     "supplier": ("供应商", ("供货商", "销售商")),
     "state": ("状态", ("使用状态", "设备状态")),
+    "group": ("教研组", ("学科组", "教研室", "组别", "teacher group")),
 }
 
 # kind: (required columns, optional columns)
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "devices": (("device", "class"), ("room", "building", "floor")),
     "bell": (("period", "start", "end"), ("schedule", "valid_from")),
-    "timetable": (("class", "weekday", "period", "teacher", "subject"), ("weeks", "room")),
+    "timetable": (("class", "weekday", "period", "teacher", "subject"), ("weeks", "room", "group")),
     "substitutions": (("date", "class", "period", "teacher"), ("subject",)),
     "calendar": (("date", "kind"), ("follows_weekday", "term", "note")),
     "assets": (("asset", "item", "room"), ("building", "model", "serial", "maker", "purchase_date", "warranty_end",

@@ -62,7 +62,7 @@ def _current_bell(db: Database, school: str) -> dict[Key, Value]:
 
 def _current_timetable(db: Database, school: str) -> dict[Key, Value]:
     return {(r["class"], int(r["weekday"]), int(r["period"]), r["weeks"]): (r["teacher"], r["subject"],
-                                                                               r["room"])
+                                                                               r["room"], r["teacher_group"])
             for r in db.query("SELECT * FROM timetable WHERE school = ? ORDER BY class, weekday, period, weeks",
                               (school,))}
 
@@ -160,7 +160,8 @@ def _write_devices(db: Database, plan: Plan) -> None:
 # kind -> [(key prefix or None, table, key columns, value columns)]
 TABLES: dict[str, list[tuple[str | None, str, tuple[str, ...], tuple[str, ...]]]] = {
     "bell": [(None, "bell_periods", ("valid_from", "period"), ("schedule", "start_min", "end_min"))],
-    "timetable": [(None, "timetable", ("class", "weekday", "period", "weeks"), ("teacher", "subject", "room"))],
+    "timetable": [(None, "timetable", ("class", "weekday", "period", "weeks"), ("teacher", "subject", "room",
+                                                                                     "teacher_group"))],
     "substitutions": [(None, "substitutions", ("date", "class", "period"), ("teacher", "subject"))],
     "calendar": [("day", "calendar_days", ("date",), ("kind", "follows_weekday")),
                  ("term", "terms", ("start_date",), ("name", "end_date"))],
@@ -219,4 +220,14 @@ def write(db: Database, plan: Plan) -> None:
         _write_assets(db, plan)
     else:
         (_write_devices if plan.kind == "devices" else _write_rows)(db, plan)
+    if plan.kind == "timetable":
+        _write_groups(db, plan)
+
+
+def _write_groups(db: Database, plan: Plan) -> None:
+    """A teacher has one 教研组: the group the file gives a teacher goes on all their stored lessons."""
+    groups = {value[0]: value[3] for value in plan.parsed.records.values() if len(value) > 3 and value[3]}
+    if groups:
+        db.executemany("UPDATE timetable SET teacher_group = ? WHERE school = ? AND teacher = ?",
+                       [(g, plan.school, t) for t, g in sorted(groups.items())])
 

@@ -27,9 +27,12 @@ def describe(kind: str, key: tuple[Any, ...], value: tuple[Any, ...], lang: str 
         return f"{key[0]} → {value[0]}" + ((f"（{extra}）" if zh else f" ({extra})") if extra else "")
     if kind == "timetable":
         klass, wd, period, weeks = key
+        extra = _opt(*value[2:])  # room, 教研组
         if zh:
-            return f"{klass} 星期{WEEKDAYS_ZH[wd - 1]} 第{period}节{WEEKS_ZH[weeks]} {value[1]} {value[0]}"
-        return f"{klass} weekday {wd} period {period}{WEEKS_EN[weeks]}: {value[1]}, {value[0]}"
+            return (f"{klass} 星期{WEEKDAYS_ZH[wd - 1]} 第{period}节{WEEKS_ZH[weeks]} {value[1]} {value[0]}"
+                    + (f"（{extra}）" if extra else ""))
+        return f"{klass} weekday {wd} period {period}{WEEKS_EN[weeks]}: {value[1]}, {value[0]}" + \
+            (f" ({extra})" if extra else "")
     if kind == "bell":
         vf, period = key
         since = "" if vf == "0001-01-01" else (f"，{vf} 起" if zh else f", from {vf}")

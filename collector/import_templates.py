@@ -40,6 +40,7 @@ HELP: dict[str, str] = {
     "model": "型号（可不填）", "serial": "序列号（可不填；电脑由代理程序自动填写）", "maker": "品牌（可不填）",
     "purchase_date": "购置日期 YYYY-MM-DD（可不填）", "warranty_end": "保修截止日期 YYYY-MM-DD（可不填）",
     "supplier": "供应商（可不填）", "state": "状态：在用（不填即在用）、维修 或 报废",
+    "group": "任课教师的教研组，如 数学组（可不填）",
 }
 
 

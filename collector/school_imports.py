@@ -94,8 +94,10 @@ def _check_overlaps(t: Table, p: Parsed) -> None:
 
 def parse_timetable(t: Table) -> Parsed:
     given = set(t.rows[0].values) if t.rows else set()
-    out = Parsed(keep=(2,) if "room" not in given else ())  # a file without rooms keeps the stored ones
+    # a file without rooms (or groups) keeps the stored ones
+    out = Parsed(keep=tuple(i for i, c in ((2, "room"), (3, "group")) if c not in given))
     slots: dict[tuple[str, int, int], dict[str, Row]] = {}
+    groups: dict[str, tuple[str, Row]] = {}
     for r in t.rows:
         klass = v.text(t.name, r, "class")
         wd = v.weekday(t.name, r)
@@ -110,8 +112,21 @@ def parse_timetable(t: Table) -> Parsed:
             raise col_error(t.name, r, "period" if r.cell is None else "class",
                             msg("slot_taken", klass=klass, wd=wd, period=period, line=slot[clash[0]].line))
         slot[weeks] = r
-        out.add((klass, wd, period, weeks), (teacher, subject, r.values.get("room") or None), r)
+        group = _teacher_group(t, r, teacher, groups)
+        out.add((klass, wd, period, weeks), (teacher, subject, r.values.get("room") or None, group), r)
     return out
+
+
+def _teacher_group(t: Table, r: Row, teacher: str, seen: dict[str, tuple[str, Row]]) -> str | None:
+    """The row's 教研组 (optional); one teacher has one group in a file."""
+    group = (r.values.get("group") or "").strip() or None
+    if group is None:
+        return None
+    first = seen.setdefault(teacher, (group, r))
+    if first[0] != group:
+        raise col_error(t.name, r, "group", msg("group_differs", teacher=teacher, line=first[1].line,
+                                                other=first[0], value=group))
+    return group
 
 
 def parse_substitutions(t: Table) -> Parsed:

@@ -7,18 +7,17 @@ from __future__ import annotations
 import json
 import time
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
-from flask import Blueprint, abort, render_template, request
-from flask_babel import get_locale
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
-from markupsafe import Markup
 
-from collector import usage, usage_export
+from alerts.rules import fault_title
+from collector import teacher_groups, usage
 from collector.registry import school_tz
 from collector.school_calendar import default_term, iso_week, term_of, week_days
 from collector.usage_report import stored_lessons
-from dashboard import cache, get_db
+from dashboard import cache, get_db, usage_table
 from dashboard.access import SCHOOL_WIDE, Scope, allow
 from dashboard.api_usage import RATE_ROLES, _rows, _span, report_file, report_for_request
 from dashboard.auth import current_user
@@ -27,7 +26,7 @@ from dashboard.overview import page_school
 bp = Blueprint("usage", __name__, url_prefix="/usage")
 TREND_WEEKS = 8
 TREND_TTL_S = 60.0  # the trend chart may be a minute old; the table itself is always current
-CACHE_S = 600.0  # the table's rows and HTML, keyed by the data version (see data_version)
+CACHE_S = 600.0  # the table's rows (and the teachers' groups), keyed by the data version (see data_version)
 STATUS = {"used": _l("已使用"), "not_used": _l("未使用"), "device_off": _l("设备未开机"), "faulty": _l("设备故障"),
           "no_device": _l("无设备"), "pending": _l("未结束"), "elsewhere": _l("不在本教室"), "away": _l("外出上课"),
           "swapped": _l("调课")}
@@ -133,33 +132,50 @@ def _page(by: str) -> Any:
     scope = _scope()
     school = page_school(scope)
     if not school:
-        return render_template("usage/table.html", school="", table_html="", by=by, week="", period="week")
+        return render_template("usage/table.html", school="", by=by, week="", period="week")
     week = chosen_week(school)
     period = chosen_period()
     span = _span(school) if period == "range" else None  # 400 on bad dates
+    try:
+        view = usage_table.parse_view(request.args, usage_table.GROUPS if by == "teacher" else ("", "grade"))
+    except usage_table.ViewError as e:
+        abort(400, description=str(e))
     u = scope.user
     key = (get_db().url, school, week, by, period, span, u.role, u.name, u.klass,
            data_version(school, week, period))
 
     def compute() -> dict[str, Any]:
         rows, label = table_rows(scope, school, week, by, period)
-        rows = sorted(rows, key=lambda r: (r["rate"], r[by]))
         for r in rows:
             r["pct"] = f"{r['rate'] * 100:.1f}%"
-        return {"rows": rows, "label": label, "below": sum(1 for r in rows if r["below_threshold"]),
-                "threshold": usage.threshold(get_db(), school)}
+        return {"rows": rows, "label": label, "threshold": usage.threshold(get_db(), school)}
     data = cache.cached(("rates",) + key, CACHE_S, compute)
-    lang = str(get_locale())
-    table_html = cache.cached(("rates_html", lang) + key, CACHE_S, lambda: Markup(render_template(
-        "usage/_rates.html", rows=data["rows"], by=by, school=school, week=week, period=period)))
+    table = usage_table.build(data["rows"], view, by, group_lookup(school, by, view.group, key))
     span_args = {"from": span[0].isoformat(), "to": span[1].isoformat()} if span else {"week": week}
+    worst_first = [r[by] for r in sorted(data["rows"], key=lambda r: (r["rate"], r[by]))]
     trend = cache.cached(("trend", get_db().url, school, week, by, u.role, u.name, u.klass), TREND_TTL_S,
-                         lambda: trend_series(scope, school, week, by, [r[by] for r in data["rows"]]))
-    return render_template("usage/table.html", school=school, table_html=table_html, by=by, week=week,
-                           period=period, label=data["label"], threshold=data["threshold"], trend=trend,
-                           prev=shift(week, -1), next=shift(week, 1), below=data["below"], span_args=span_args,
+                         lambda: trend_series(scope, school, week, by, worst_first))
+    base: dict[str, Any] = {"school": school, **({"week": week, "period": "term"} if period == "term" else span_args)}
+    return render_template("usage/table.html", school=school, by=by, week=week, table=table, view=view,
+                           base_args=base, page_url=lambda args: url_for(request.endpoint or "", **base, **args),
+                           period=period, label=data["label"], threshold=data["threshold"],
+                           trend=trend, prev=shift(week, -1), next=shift(week, 1), span_args=span_args,
                            month=month_span(school), range_from=span[0].isoformat() if span else "",
                            range_to=span[1].isoformat() if span else "")
+
+
+def group_lookup(school: str, by: str, group: str, version: tuple[Any, ...]) -> Callable[[str], str | None]:
+    """A row key's heading when grouping: a class's or teacher's grade (年级), a teacher's 教研组 (cached
+    with the rows: an import marks days to recompute, which changes the data version)."""
+    if not group:
+        return lambda _k: None
+    if by == "class":
+        return teacher_groups.grade_of
+    db = get_db()
+    found = cache.cached(("teacher_" + group,) + version, CACHE_S,
+                         lambda: teacher_groups.teacher_grades(db, school) if group == "grade"
+                         else teacher_groups.teacher_groups(db, school))
+    return lambda k: found.get(k)
 
 
 @bp.get("/teachers")
@@ -172,6 +188,13 @@ def teachers() -> Any:
 @allow(*SCHOOL_WIDE, "class_teacher")
 def classes() -> Any:
     return _page("class")
+
+
+def correction_rows(school: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """A published week's corrections for the pages: when (school time), who, the entry's name, changes."""
+    tz = school_tz(get_db(), school)
+    return [dict(c, when=datetime.fromtimestamp(c["t"], tz).strftime("%m-%d %H:%M"),
+                 title=fault_title(c.get("code") or "")) for c in report.get("corrections") or []]
 
 
 def chosen_day() -> date | None:
@@ -244,9 +267,9 @@ def print_view() -> Any:
     """The week (or month=, or from= to=) on paper for the staff meeting (一周一汇总，一周一公布) or the
     monthly check: both tables, below-threshold first."""
     rep = report_for_request(page_school(_scope()))
-    return render_template("usage/print.html", rep=rep, corrections=usage_export.correction_lines(rep),
+    return render_template("usage/print.html", rep=rep, corrections=correction_rows(rep["school"], rep),
                            teachers=sorted(rep["teachers"], key=lambda r: (r["rate"], r["teacher"])),
                            classes=sorted(rep["classes"], key=lambda r: (r["rate"], r["class"])))
 
 
-from dashboard import lesson_pages  # noqa: E402  (marking lessons: routes on bp)
+from dashboard import lesson_pages, usage_publish  # noqa: E402,F401  (marking lessons, 公布: routes on bp)

@@ -35,6 +35,7 @@ EXPECTED: dict[str, set[str]] = {
     "usage.teachers": ALL - {"maintainer"}, "usage.classes": SCHOOL_WIDE | {"class_teacher"},
     "usage.lessons": ALL - {"maintainer"}, "usage.export": SCHOOL_WIDE, "usage.print_view": SCHOOL_WIDE,
     "usage.export_csv": SCHOOL_WIDE,
+    "usage.publish": {"admin", "headteacher"},  # 公布 the week (issue 20)
     "admin.index": {"admin"}, "admin.users": {"admin"}, "admin.user_add": {"admin"}, "admin.user_edit": {"admin"},
     "admin.settings": {"admin"}, "admin.audit_log": {"admin"}, "admin.imports_form": {"admin"},
     "admin.imports_preview": {"admin"}, "admin.imports_apply": {"admin"}, "admin.policy_editor": {"admin"},

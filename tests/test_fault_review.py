@@ -137,7 +137,9 @@ def test_a_review_after_publication_is_a_dated_correction(school: Any) -> None:
     assert "更正" in usage_export.to_html(rep) and "修理工" in usage_export.to_html(rep)
     boss = {"Authorization": f"Bearer {tok['boss']}"}
     page = client.get(f"/usage/print?school={S}&week={W}", headers=boss).get_data(as_text=True)
-    assert "公布后的更正" in page and lines[0] in page and "待核实" in page
+    fixes = page.split("公布后的更正")[1]  # the correction in words, the fault by its name (no raw code)
+    assert "修理工" in fixes and "pc2 投影无信号" in fixes and "确认影响上课" in fixes and "2/6" in fixes
+    assert "display_missing" not in fixes and "待核实" in page
     page = client.get(f"/usage/teachers?school={S}&week={W}", headers=boss).get_data(as_text=True)
     assert "待核实" in page and "不计入" in page
 

@@ -53,7 +53,7 @@ def test_template_download_fill_upload_preview_apply(live: tuple[str, Any], tmp_
         dl.value.save_as(template)
         wb = load_workbook(template)
         ws = wb.worksheets[0]
-        assert [c.value for c in ws[1]] == ["班级", "星期", "节次", "教师", "科目", "单双周", "教室"]
+        assert [c.value for c in ws[1]] == ["班级", "星期", "节次", "教师", "科目", "单双周", "教室", "教研组"]
         ws.delete_rows(2, ws.max_row)
         for row in (["七年级1班", "周一", "第1节", "王芳", "语文"], ["七年级1班", "星期二", "2", "李强", "数学"],
                     ["七年级2班", "Wed", "第３节", "王芳", "语文", "单周"]):

@@ -33,7 +33,8 @@
                connectNulls: true, symbolSize: 6};
       if (i === 0) {
         o.markLine = {silent: true, symbol: "none", lineStyle: {type: "dashed", color: "#c62828"},
-                      label: {formatter: thresholdLabel}, data: [{yAxis: Math.round(threshold * 1000) / 10}]};
+                      label: {position: "insideEndTop", color: "#c62828",
+                               formatter: thresholdLabel + " " + Math.round(threshold * 100) + "%"}, data: [{yAxis: Math.round(threshold * 1000) / 10}]};
       }
       return o;
     });
