@@ -115,17 +115,24 @@ class Tab:
         self.viewport = ""
         self.problems: list[Problem] = []
         self.requests: set[Any] = set()
-        self.page.on("request", lambda r: self.requests.add(r))
-        self.page.on("console", lambda m: m.type == "error" and self._add("console", m.text))
+        self.page.on("request", lambda r: self.requests.add(r))  # the set of the page being visited
+        self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self._add("console", f"uncaught: {e}"))
-        self.page.on("requestfailed", lambda r: r in self.requests and self._add(
-            "requestfailed", f"{r.url} {r.failure or ''}".strip()))
-        self.page.on("response", lambda r: r.status >= 400 and r.request in self.requests and self._add(
-            "http", f"{r.status} {r.url}"))
+        self.page.on("requestfailed", self._failed)
+        self.page.on("response", self._response)
 
-    def _add(self, kind: str, detail: str) -> None:
-        if self.url:
+    def _add(self, kind: str, detail: str, when: bool = True) -> None:
+        if self.url and when:
             self.problems.append(Problem(self.url, kind, detail, self.viewport))
+
+    def _console(self, m: Any) -> None:
+        self._add("console", m.text, m.type == "error")
+
+    def _failed(self, r: Any) -> None:
+        self._add("requestfailed", f"{r.url} {r.failure or ''}".strip(), r in self.requests)
+
+    def _response(self, r: Any) -> None:
+        self._add("http", f"{r.status} {r.url}", r.status >= 400 and r.request in self.requests)
 
     def visit(self, url: str, lang: str, codes: list[str], shots: Path | None) -> tuple[list[Problem], list[str]]:
         """Open one URL; its problems and the links it holds. ``shots``: where its screenshots go, the
