@@ -228,3 +228,28 @@ def test_the_crawl_catches_a_missing_script(site: dict[str, Any]) -> None:
     assert any(p.kind == "console" for p in result.problems), result.problems
     assert {p.detail for p in result.problems if p.kind == "raw_code"} == {"display_missing"}
     assert "未翻译的标题" in [p.detail for p in result.problems if p.kind == "untranslated"]
+
+
+def test_register_a_fault_with_the_select(site: dict[str, Any]) -> None:
+    """登记故障 in the browser: the maintainer picks a device and a fault by its Chinese name, grouped."""
+    ctx = context(site, "maintainer", "zh")
+    try:
+        page = ctx.new_page()
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(site["base"] + f"/faults/?school={SCHOOL}")
+        page.click("#register-form >> xpath=.. >> summary")
+        groups = page.eval_on_selector_all("#register-form select[name=code] optgroup", "gs => gs.map(g => g.label)")
+        assert groups[:3] == ["供电", "显示与投影", "电脑"]
+        page.select_option("#register-form select[name=device]", DEVICES[1][0])
+        page.select_option("#register-form select[name=code]", label="投影机故障")
+        page.fill("#register-form textarea[name=summary]", "灯泡不亮")
+        page.click("#register-form button[type=submit]")
+        page.wait_for_selector(".flash.ok")
+        row = page.locator("table.tickets tr", has_text="灯泡不亮")
+        assert "投影机故障" in row.inner_text() and "projector" not in row.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "register-a-fault-phone.jpg"), full_page=True, type="jpeg", quality=50)
+    finally:
+        ctx.close()
+    db = site["app"].extensions["bbt_db"]
+    assert db.query("SELECT device, source FROM faults WHERE code = 'projector'") == [
+        {"device": DEVICES[1][0], "source": "person"}]
