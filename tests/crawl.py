@@ -22,7 +22,9 @@ What it reports, per page (``Problem``):
   links. So a Chinese heading, menu entry, button, column header, form label, status chip or
   paragraph left in an English page is reported, a teacher's Chinese name in a table is not;
 - ``raw_code``: a visible text node whose whole text is a code of the catalogue (collector.codes),
-  such as ``display_missing`` shown instead of 投影无信号.
+  such as ``display_missing`` shown instead of 投影无信号, or that holds a snake_case code of it as a
+  word (``disk_full, display_missing`` in a list; a plain word such as ``projector`` in an agent's
+  English detail is not taken for a code).
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ TEXT_JS = r"""
     const holder = el.closest("option") ? el.closest("select") : el;
     if (!holder || !holder.checkVisibility({visibilityProperty: true})) continue;
     if (known.has(text)) out.raw.push(text);
+    else for (const w of text.split(/[^A-Za-z0-9_]+/)) if (w.includes("_") && known.has(w)) out.raw.push(w);
     const tagged = el.closest("[lang]");
     if (!CJK.test(text) || el.closest("[translate=no]") || (tagged && tagged.lang.startsWith("zh") &&
         tagged !== document.documentElement)) continue;

@@ -130,7 +130,8 @@ def test_pages_show_labels_where_raw_codes_were(app: Any) -> None:
     overview = m.get(f"/?school={SCHOOL}").get_data(as_text=True)
     register = m.get(f"/faults/?school={SCHOOL}").get_data(as_text=True)
     device = m.get(f"/devices/{SCHOOL}/pc-102").get_data(as_text=True)
-    for page in (overview, register, device):
+    devices = m.get(f"/devices/?school={SCHOOL}").get_data(as_text=True)
+    for page in (overview, register, device, devices):
         assert "投影无信号" in page and "硬盘即将损坏" in page and "未知故障（from_the_future）" in page
         assert ">display_missing<" not in page and ">disk_smart<" not in page
     assert "报修：无显示/投影不亮" in register and ">report_display_missing<" not in register
