@@ -88,7 +88,9 @@ def seed(db: Any, tmp: Path) -> None:
     from tests.dash import seed_school
 
     seed_school(db)
-    (tmp / "bell.csv").write_text("period,start,end\n1,08:00,08:45\n2,08:55,09:40\n3,10:00,10:45\n",
+    # period 1 just after midnight: whenever the suite runs (but Monday 00:00-00:10), this week has a lesson
+    # that is over, so the rates tables have rows and link to a teacher's lessons
+    (tmp / "bell.csv").write_text("period,start,end\n1,00:00,00:10\n2,08:00,08:45\n3,08:55,09:40\n",
                                   encoding="utf-8")
     rows = [f"{klass},{wd},{p},{teacher},{subject}" for wd in range(1, 8)
             for klass, teacher, subject in (("七年级1班", "李强", "数学"), ("七年级2班", "王芳", "语文"),
