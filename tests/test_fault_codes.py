@@ -189,3 +189,11 @@ def test_favicon_and_every_static_file_a_template_names_exist(app: Any) -> None:
         named |= set(re.findall(r"url_for\('static', filename='([^']+)'\)", t.read_text(encoding="utf-8")))
     assert "vendor/echarts/echarts.common.min.js" in named and "favicon.svg" in named
     assert sorted(f for f in named if not (static / f).is_file()) == []
+
+
+def test_a_published_weeks_correction_names_the_fault() -> None:
+    from collector.usage_export import correction_lines
+
+    [line] = correction_lines({"corrections": [{"t": 1764547500.0, "by": "电工张", "device": "pc-101",
+                                                "code": "report_no_power", "review": "rejected", "changes": []}]})
+    assert "故障登记 pc-101 报修：无法开机 判定为误报" in line and "report_no_power" not in line
