@@ -126,6 +126,7 @@ def server(db_url: Optional[str], http: str, mqtt_port: int, mqtt_host: Optional
     srv.start()
     assert srv.broker_cfg is not None
     click.echo(f"bbt server: broker {srv.broker_cfg.url}{_listening(srv)}, dashboard {srv.url}")
+    srv.serve_forever()
 
 
 def _listening(srv: Any) -> str:
@@ -137,7 +138,6 @@ def _listening(srv: Any) -> str:
              "this computer only" if srv.mqtt_bind in ("127.0.0.1", "localhost", "::1") else srv.mqtt_bind)
     return (f" (embedded, listening on {srv.mqtt_bind}:{port}: {where}; closed: PCs join with "
             f"`bbt enrol-token --school S`)")
-    srv.serve_forever()
 
 
 @main.group()
