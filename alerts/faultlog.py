@@ -14,20 +14,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import protocol
-from alerts.rules import fault_title
 from bbt.errors import BbtError
-from collector import fault_review
+from collector import codes, fault_review
 from collector.attribution import NEVER_EXCUSES
 from collector.db import Database, Row
 from collector.registry import iso
 
 EDITABLE = ("cause", "responsibility", "handling", "repair_record", "parts", "summary")
 COLUMNS = [("id", "编号"), ("device", "设备"), ("class", "班级"), ("room", "教室"), ("code", "故障代码"),
-           ("title", "故障"), ("severity", "级别"), ("reporter", "报告人"), ("reported", "报告时间"),
+           ("title", "故障"), ("severity_zh", "级别"), ("reporter", "报告人"), ("reported", "报告时间"),
            ("summary", "故障现象"), ("cause", "故障原因"), ("responsibility", "责任"), ("handling", "处理情况"),
            ("repair_record", "维修记录"), ("parts", "更换配件"), ("acked_by", "确认人"), ("acked", "确认时间"),
            ("repaired", "修复时间"), ("closed_by", "结单人"), ("closed", "结单时间"), ("review_zh", "核实"),
-           ("reviewed_by", "核实人"), ("reviewed", "核实时间")]
+           ("reviewed_by", "核实人"), ("reviewed", "核实时间"),
+           ("todo", "处理建议")]
 # the ticket with its fault's review (CONTRACT §4 /api/v1/faults: opened, cleared, review)
 SELECT = ("SELECT k.*, f.opened_t, f.cleared_t, f.review, f.review_from, f.review_to, f.reviewed_by, f.reviewed_t "
           "FROM fault_tickets k JOIN faults f ON f.id = k.fault_id")
@@ -72,8 +72,9 @@ def register_fault(db: Database, school: str, device: str, code: str, severity: 
         raise FaultError(f"device {device!r} must match {protocol.ID_PATTERN}")
     if severity not in protocol.SEVERITIES:
         raise FaultError(f"severity {severity!r} is not one of {', '.join(protocol.SEVERITIES)}")
-    if not code or len(code) > 64:
-        raise FaultError("code must be 1-64 characters (e.g. power_cut, projector)")
+    if not codes.registerable(code):
+        raise FaultError(f"fault code {code!r} is not one a person may register; one of: "
+                         f"{', '.join(codes.REGISTERABLE)} (or report_ + {', '.join(codes.REPORT_CODES)})")
     if not (reporter or "").strip():
         raise FaultError("reporter is empty")
     if cleared_t is not None and cleared_t < opened_t:
@@ -182,7 +183,9 @@ def _fmt(t: float | None, tz: ZoneInfo) -> str | None:
 
 def ticket_view(t: Row, tz: ZoneInfo) -> dict[str, Any]:
     review = t.get("review") or "pending"
-    return {**t, "title": fault_title(t["code"]), "reported": _fmt(t["reported_t"], tz),
+    entry = codes.fault(t["code"])
+    return {**t, "title": entry.zh, "title_en": entry.en, "todo": entry.todo_zh,
+            "severity_zh": codes.SEVERITY_ZH.get(t["severity"], t["severity"]), "reported": _fmt(t["reported_t"], tz),
             "acked": _fmt(t["acked_t"], tz), "repaired": _fmt(t["repaired_t"], tz), "closed": _fmt(t["closed_t"], tz),
             "opened": iso(t.get("opened_t"), tz), "cleared": iso(t.get("cleared_t"), tz), "review": review,
             "review_zh": fault_review.REVIEW_ZH.get(review, review), "reviewed": _fmt(t.get("reviewed_t"), tz),

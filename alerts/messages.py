@@ -6,16 +6,11 @@ from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+from collector import codes
 from collector.attribution import NEVER_EXCUSES
 
 MAX_BYTES = 2000  # WeCom bot text messages: 2048 bytes
 SEVERITY_TAG = {"critical": " 【紧急】", "warning": "", "info": " 【提示】"}
-KIND_TITLES = {
-    "fault": "故障", "offline_in_lesson": "上课时间离线", "floor_offline": "整层离线", "building_offline": "整栋楼离线",
-    "left_on": "未关机", "agent_silent": "长时间无消息", "software_denied": "违规软件", "drift": "配置被改",
-    "new_software": "新装软件", "unclean_shutdowns": "多次非正常关机", "usage_below": "使用率未达标",
-    "usb": "未登记的U盘",
-}
 
 
 def hhmm(t: float | None, tz: ZoneInfo) -> str:
@@ -101,7 +96,7 @@ def compose(items: Sequence[tuple[str, Mapping[str, Any]]], tz: ZoneInfo, now: f
                 firing_ids.append(int(a["id"]))
     head = ""
     if len(items) > 1:
-        kinds = Counter(KIND_TITLES.get(a["kind"], a["kind"]) for _, a in items)
+        kinds = Counter(codes.alert_kind(a["kind"]).zh for _, a in items)
         places = {place(a) for _, a in items}
         where = next(iter(places)) if len(places) == 1 else _common_place([a for _, a in items])
         head = f"{where} {len(items)} 条：" + "、".join(f"{k}{n}" for k, n in kinds.most_common(3))

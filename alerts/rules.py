@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 import protocol
+from collector import codes
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -256,22 +257,6 @@ def outside_use(rows: Iterable[Mapping[str, Any]], devices: Mapping[str, Device]
     return out
 
 
-FAULT_TITLES = {
-    "display_missing": "投影无信号", "disk_full": "磁盘已满", "overheat": "温度过高",
-    "unclean_shutdown": "非正常关机", "agent_crash": "监控程序崩溃", "clock": "时钟不准",
-    "policy_refused": "拒绝了不安全的策略",
-    "virus": "发现病毒", "av_off": "病毒防护未开启", "av_outdated": "病毒库过期", "patches_pending": "安全补丁未安装",
-    "usb_block_failed": "U盘禁用设置失败",
-    "power_cut": "停电", "network": "网络故障", "projector": "投影机故障", "pc": "电脑故障",
-    "audio": "音响故障", "whiteboard": "白板故障", "other": "其他故障",
-}
-
-
-REPORT_TITLES = {"no_power": "不通电", "no_sound": "没有声音", "touch": "触摸屏失灵", "slow": "电脑很卡",
-                 "display_missing": "投影无信号", "projector": "投影机故障", "network": "不能上网", "other": "其他故障"}
-
-
 def fault_title(code: str) -> str:
-    if code.startswith("report_"):
-        return "报修：" + REPORT_TITLES.get(code[7:], code[7:])
-    return FAULT_TITLES.get(code, "故障")
+    """A fault's Chinese name, from the one catalogue (collector.codes)."""
+    return codes.fault_label(code)

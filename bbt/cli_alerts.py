@@ -167,7 +167,7 @@ def faults_group() -> None:
 @faults_group.command("add")
 @click.option("--school", required=True)
 @click.option("--device", required=True)
-@click.option("--code", required=True, help="e.g. power_cut, projector, network")
+@click.option("--code", required=True, help="registerable (collector.codes): power_cut, projector, network")
 @click.option("--severity", default="warning", show_default=True)
 @click.option("--reporter", required=True, help="who reports it")
 @click.option("--opened", default=None, help="RFC 3339 start (default now)")

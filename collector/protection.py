@@ -20,7 +20,7 @@ from collector.db import Database
 from collector.ingest import EventRow
 
 DAY_S = 86400.0
-# fault codes (titles: alerts.rules.FAULT_TITLES) in the order a page lists them
+# fault codes (labels: collector.codes) in the order a page lists them
 CODES = ("virus", "av_off", "av_outdated", "patches_pending")
 DEFAULTS: dict[str, Any] = {"signature_days": 7, "patch_days": 14, "update_days": 60, "severity": "warning",
                             "severity_threat": "critical"}

@@ -12,7 +12,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from collector import sheets
+from collector import codes, sheets
 from collector.attribution import STATUS_ZH
 
 KEY_LABELS = {"zh": {"teacher": "教师", "class": "班级"}, "en": {"teacher": "teacher", "class": "class"}}
@@ -113,7 +113,7 @@ def correction_lines(report: dict[str, Any]) -> list[str]:
         span = f"（{_when(c.get('from'))} 至 {_when(c.get('to')) if c.get('to') else '恢复'}）" \
             if c["review"] == "confirmed" else ""
         changes = "；".join(f"{x['name']} {_fig(x['before'])} → {_fig(x['after'])}" for x in c.get("changes", []))
-        out.append(f"更正 {_when(c['t'])} {c['by']}：故障登记 {c['device']} {c['code']} {what}{span}"
+        out.append(f"更正 {_when(c['t'])} {c['by']}：故障登记 {c['device']} {codes.fault_label(c['code'])} {what}{span}"
                    f"{'，' + changes if changes else '，使用率不变'}")
     return out
 

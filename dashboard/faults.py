@@ -12,15 +12,16 @@ from flask_babel import gettext as _
 
 from alerts import faultlog
 from alerts import store as alert_store
-from collector import fault_review, registry
+from collector import codes, fault_review, registry
 from dashboard import audit, get_db
 from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, Scope, allow
 from dashboard.auth import client_ip, current_user
+from dashboard.i18n import select_locale
 from dashboard.overview import page_school
 
 bp = Blueprint("faults", __name__, url_prefix="/faults")
 VIEWERS = (*DEVICE_ROLES, "class_teacher")
-REPORT_CODES = ("no_power", "display_missing", "no_sound", "projector", "touch", "network", "slow", "other")
+REPORT_CODES = codes.REPORT_CODES
 SEVERITIES = ("info", "warning", "critical")
 ALERT_STATES = ("open", "firing", "acknowledged", "resolved", "all")
 
@@ -99,8 +100,11 @@ def register() -> Any:
     school = page_school(scope)
     f = request.form
     db = get_db()
+    code = (f.get("code") or "").strip()
     try:
-        tid = faultlog.register_fault(db, school, f.get("device", ""), (f.get("code") or "").strip(),
+        if not codes.registerable(code):
+            raise faultlog.FaultError(_("请选择故障（%(code)s 不在故障目录中）", code=code or "—"))
+        tid = faultlog.register_fault(db, school, f.get("device", ""), code,
                                       f.get("severity", "warning"), scope.user.name, _when(f.get("opened"), school),
                                       _when(f.get("cleared"), school), (f.get("summary") or "").strip() or None)
     except faultlog.FaultError as e:
@@ -203,5 +207,6 @@ def repair() -> Any:
                          ticket=tid)
             flash(_("报修已登记（编号 %(id)d），维护人员会尽快处理。", id=tid), "ok")
             return redirect(url_for("faults.repair", school=school))
-    return render_template("faults/repair.html", school=school, devices=devices, codes=REPORT_CODES,
-                           severities=SEVERITIES, error=error, form=request.form), (400 if error else 200)
+    return render_template("faults/repair.html", school=school, devices=devices,
+                           codes=codes.report_choices(select_locale()), severities=SEVERITIES,
+                           error=error, form=request.form), (400 if error else 200)

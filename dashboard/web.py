@@ -7,8 +7,10 @@ from flask import Flask, g, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
+from collector import codes
 from dashboard import csrf
 from dashboard.access import may
+from dashboard.i18n import select_locale
 
 # (endpoint, label) in menu order; each shows only to the roles its view allows
 NAV = [
@@ -31,6 +33,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 
 
 def init_app(app: Flask) -> None:
+    # browsers (and bookmarks, tabs of other programs) ask for /favicon.ico whatever the page links: the static file
+    app.add_url_rule("/favicon.ico", endpoint="static", defaults={"filename": "favicon.ico"})
     @app.context_processor
     def navigation() -> dict[str, Any]:
         user = g.get("user")
@@ -44,6 +48,14 @@ def init_app(app: Flask) -> None:
                 # translated once per request (lazy strings would look up the catalog at every use)
                 "STATE_LABELS": {k: str(v) for k, v in STATE_LABELS.items()},
                 "SEVERITY_LABELS": {k: str(v) for k, v in SEVERITY_LABELS.items()}}
+
+    @app.context_processor
+    def catalogue() -> dict[str, Any]:
+        """Fault and alert names from the one catalogue (collector.codes), in the page's language."""
+        lang = select_locale()
+        return {"fault_label": lambda code: codes.fault_label(code, lang), "fault_entry": codes.fault,
+                "alert_subject": lambda a: alert_subject(a, lang),
+                "register_choices": codes.register_choices(lang)}
 
     @app.before_request
     def csrf_for_session_writes() -> None:
@@ -94,3 +106,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(413)
     def too_large(e: Any) -> Any:
         return error(413, _l("文件太大"), None)
+
+
+def alert_subject(a: Any, lang: str) -> str:
+    """An alert's headline: its stored Chinese subject (with its numbers: 最后一节课后 45 分钟仍未关机);
+    in English the catalogue's name of its fault code or kind."""
+    if lang != "en":
+        return str(a["subject"])
+    return codes.alert_label(a["kind"], a.get("code"), "en")

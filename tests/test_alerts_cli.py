@@ -38,7 +38,7 @@ def test_alert_and_fault_commands(tmp_path: Path) -> None:
                    "critical", "--reporter", "总务处", "--opened", "2026-11-23T08:00:00+08:00",
                    "--cleared", "2026-11-23T09:30:00+08:00", "--summary", "整栋楼停电", "--db", db_path])
     assert r.exit_code == 0 and "fault ticket 1 registered" in r.output, r.output
-    r = run(main, ["faults", "add", "--school", "s1", "--device", "pc-999", "--code", "x", "--reporter", "a",
+    r = run(main, ["faults", "add", "--school", "s1", "--device", "pc-999", "--code", "other", "--reporter", "a",
                    "--db", db_path])
     assert r.exit_code == 1 and "no device 'pc-999'" in r.output
     out = tmp_path / "register.xlsx"

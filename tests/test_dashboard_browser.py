@@ -171,7 +171,7 @@ def test_overview_and_device_pages_phone_and_desktop(live: tuple[str, Any]) -> N
             shot(page, f"overview-{label}")
             page.click("li.device.fault a")
             page.wait_for_selector("h1 .chip.fault")
-            assert "display_missing" in page.inner_text("main")
+            assert "投影无信号" in page.inner_text("main")  # the catalogue's name of display_missing
             shot(page, f"device-fault-{label}")
             page.goto(base + f"/devices/{SCHOOL}/pc-A101")
             assert "QQ游戏" in page.inner_text("main")
