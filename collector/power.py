@@ -23,7 +23,7 @@ STORM_IDLE_DELAY_S = 60
 STORM_IN_USE_DELAY_S = 600
 STORM_TEXT = "雷雨天气，应立即切断设备电源。请保存文件，本机将自动关机。"
 # results: what the page shows per PC
-RESULTS = ("waiting", "acked", "refused", "no_answer", "offline", "online", "no_peer", "no_address", "already_on")
+RESULTS = ("waiting", "acked", "packet_sent", "refused", "no_answer", "offline", "online", "no_peer", "no_address", "already_on")
 
 
 def scope_label(building: str | None, floor: str | None) -> str:
@@ -111,7 +111,8 @@ def _result(t: dict[str, Any], action: dict[str, Any]) -> str:
         return str(t["state"])  # offline / no_peer / no_address / already_on
     if action["action"] == "wake" and t["status_online"] and (t["status_t"] or 0) >= action["created"]:
         return "online"  # the target switched on
-    return {"acked": "acked", "failed": "refused", "expired": "no_answer"}.get(t["cmd_state"] or "", "waiting")
+    acked = "packet_sent" if action["action"] == "wake" else "acked"  # wake: sent, the PC not on yet
+    return {"acked": acked, "failed": "refused", "expired": "no_answer"}.get(t["cmd_state"] or "", "waiting")
 
 
 def results(db: Database, action_id: str) -> dict[str, Any] | None:
@@ -133,7 +134,7 @@ def results(db: Database, action_id: str) -> dict[str, Any] | None:
         out.append({"device": r["device"], "class": r["class"], "room": r["room"], "result": res,
                     "error": r["error"] if res == "refused" else None, "peer": r["peer"],
                     "in_use": bool(r["in_use"])})
-    done = tally["waiting"] == 0 and (action["action"] != "wake" or tally["acked"] == 0)
+    done = tally["waiting"] == 0 and tally["packet_sent"] == 0
     return {"action": action, "targets": out, "tally": {k: v for k, v in tally.items() if v}, "total": len(out),
             "done": done}
 

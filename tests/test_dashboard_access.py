@@ -36,7 +36,7 @@ EXPECTED: dict[str, set[str]] = {
     "admin.index": {"admin"}, "admin.users": {"admin"}, "admin.user_add": {"admin"}, "admin.user_edit": {"admin"},
     "admin.settings": {"admin"}, "admin.audit_log": {"admin"}, "admin.imports_form": {"admin"},
     "admin.imports_preview": {"admin"}, "admin.imports_apply": {"admin"}, "admin.policy_editor": {"admin"},
-    "admin.enrolment_page": {"admin"},
+    "admin.enrolment_page": {"admin"}, "admin.imports_template": {"admin"},
     "admin.routing": {"admin"},
     "api.devices": DEVICE_VIEW, "api.stats_ingest": {"admin", "headteacher", "maintainer", "bureau"}, "api.me": ALL,
     "api.usage_teachers": ALL - {"maintainer"}, "api.usage_classes": SCHOOL_WIDE | {"class_teacher"},
@@ -53,10 +53,15 @@ EXPECTED: dict[str, set[str]] = {
     "usage.mark_lesson": MARKERS, "usage.reverse_mark": {"admin", "headteacher"}, "usage.outside": DEVICE_VIEW,
     "api.marks_list": MARKERS, "api.marks_create": MARKERS, "api.marks_reverse": {"admin", "headteacher"},
     "api.usage_outside": DEVICE_VIEW,
+    # 电源管理 (issue 19): group commands, 雷雨关机, wake-on-LAN
+    "power.index": {"admin", "maintainer"}, "power.preview": {"admin", "maintainer"},
+    "power.send": {"admin", "maintainer"}, "power.result": {"admin", "maintainer"},
+    "power.result_data": {"admin", "maintainer"}, "power.schedule": {"admin", "maintainer"},
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
 VALUES = {"school": SCHOOL, "device": DEVICES[0][0], "name": USERS["teacher"][0], "lang": "en", "filename": "bbt.css",
-          "alert_id": "1", "fault_id": "1", "ticket_id": "1", "kind": "shutdown", "mark_id": "1"}
+          "alert_id": "1", "fault_id": "1", "ticket_id": "1", "kind": "shutdown", "mark_id": "1",
+          "action_id": "p-0"}
 QUERY = {"school": SCHOOL, "week": "2026-W48", "date": "2026-11-23"}
 
 
