@@ -166,7 +166,7 @@ class Commands:
         text = args.get("text")
         if not text or "in_use_delay_s" in args:  # the countdown under the collector's text (雷雨关机)
             text = "%s\n%s" % (text or "请保存文件。/ Save your work.", countdown_text(delay))
-        reminders = [(delay - 60, countdown_text(60))] if in_use and delay > 90 else []
+        reminders: List[Tuple[float, str]] = [(delay - 60.0, countdown_text(60))] if in_use and delay > 90 else []
         log.info("shutdown in %d s (%s)", delay, "in use: countdown" if in_use else "idle")
         self.schedule_shutdown(delay, text, reminders=reminders)
 

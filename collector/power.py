@@ -23,7 +23,8 @@ STORM_IDLE_DELAY_S = 60
 STORM_IN_USE_DELAY_S = 600
 STORM_TEXT = "雷雨天气，应立即切断设备电源。请保存文件，本机将自动关机。"
 # results: what the page shows per PC
-RESULTS = ("waiting", "acked", "packet_sent", "refused", "no_answer", "offline", "online", "no_peer", "no_address", "already_on")
+RESULTS = ("waiting", "acked", "packet_sent", "refused",
+           "no_answer", "offline", "online", "no_peer", "no_address", "already_on")
 
 
 def scope_label(building: str | None, floor: str | None) -> str:

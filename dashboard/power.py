@@ -158,6 +158,7 @@ def action_labels() -> dict[str, str]:
 
 
 def result_labels() -> dict[str, str]:
-    return {"waiting": _("等待确认"), "acked": _("已执行"), "packet_sent": _("已发唤醒包，等待开机"), "refused": _("被拒绝"), "no_answer": _("无应答"),
+    return {"waiting": _("等待确认"), "acked": _("已执行"),
+            "packet_sent": _("已发唤醒包，等待开机"), "refused": _("被拒绝"), "no_answer": _("无应答"),
             "offline": _("离线（未发送）"), "online": _("已开机"), "no_peer": _("同网段无在线电脑"),
             "no_address": _("无网卡信息"), "already_on": _("已在线")}
