@@ -121,11 +121,11 @@ def shot(page: Any, name: str) -> None:
 
 
 NAV = {  # what each role's menu shows
-    "admin": ["总览", "使用率", "设备", "故障与告警", "报修", "各校对比", "管理"],
+    "admin": ["总览", "使用率", "设备", "电源管理", "故障与告警", "报修", "各校对比", "管理"],
     "headteacher": ["总览", "使用率", "设备", "故障与告警", "报修"],
     "class_teacher": ["总览", "使用率", "设备", "故障与告警", "报修"],
     "teacher": ["总览", "使用率", "报修"],
-    "maintainer": ["总览", "设备", "故障与告警", "报修"],
+    "maintainer": ["总览", "设备", "电源管理", "故障与告警", "报修"],
     "bureau": ["总览", "使用率", "设备", "故障与告警", "报修", "各校对比"],
 }
 FORBIDDEN = {"headteacher": "/admin/users", "class_teacher": "/admin/", "teacher": "/devices/",
