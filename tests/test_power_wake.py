@@ -173,3 +173,13 @@ def test_group_scope_rules(tmp_path: Path) -> None:
     action_id, created = power.create_group(db, "s1", "shutdown", {}, "root", now=time.time())
     assert created == [] and power.results(db, action_id)["tally"] == {"offline": 3}  # type: ignore[index]
     db.close()
+
+
+def test_an_agent_without_a_pinned_key_sends_no_wake_packets() -> None:
+    from agent.commands import Refused
+    from agent.trust import refuse_power
+
+    for kind in ("shutdown", "wake"):
+        with pytest.raises(Refused, match="no pinned command key"):
+            refuse_power({"kind": kind}, b"")
+    refuse_power({"kind": "message"}, b"")
