@@ -23,7 +23,7 @@ from collector.mqttout import client_sender
 from collector.service import Collector
 from tests.agent_helpers import Sink, start_agent, stop
 from tests.brokers import Mosquitto
-from tests.helpers import close, wait_for
+from tests.helpers import close, run_bbt, wait_for
 
 S = "s1"
 
@@ -97,6 +97,14 @@ def test_building_shutdown_reaches_exactly_its_online_pcs(mosquitto: Mosquitto, 
         floor_id, created = power.create_group(db, S, "message", {"text": "请关闭投影仪"}, "电工张", "A楼", "2楼")
         assert [c["device"] for c in created] == ["pc-a3"]
         assert power.results(db, floor_id)["tally"] == {"waiting": 1, "offline": 1}  # type: ignore[index]
+        # the same from the command line: B楼 only; a floor without its building is a clear error
+        r = run_bbt("power", "shutdown", "--school", S, "--building", "B楼", "--wait", "10", "--db", db_path,
+                    "--broker", mosquitto.url)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[1:] == ["pc-b1\tacked\t"] and "acked=1 total=1" in r.stderr
+        assert len(pcs[3].cmds) == 1 and len(pcs[0].cmds) == 1  # A楼 got nothing more
+        r = run_bbt("power", "storm", "--school", S, "--floor", "1楼", "--db", db_path, "--broker", mosquitto.url)
+        assert r.returncode != 0 and "building" in r.stderr and "Traceback" not in r.stderr
     finally:
         for p in pcs:
             p.close()
