@@ -158,9 +158,7 @@ def test_schedule_wakes_before_first_period_on_school_days_only(tmp_path: Path) 
     db.close()
 
 
-def test_group_scope_rules(tmp_path: Path) -> None:
-    db = connect(str(tmp_path / "bbt.db"))
-    migrate(db)
+def test_group_scope_rules_and_wake_on_both_backends(db: Any) -> None:
     seed_school(db)
     ensure_school(db, "s1")
     with pytest.raises(CommandError, match="building"):
@@ -170,9 +168,24 @@ def test_group_scope_rules(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="group command"):
         power.create_group(db, "s1", "refresh_inventory", {}, "root")
     assert power.buildings(db, "s1") == {"A楼": ["1楼", "2楼"]}
+    n = len(db.query("SELECT id FROM commands"))
     action_id, created = power.create_group(db, "s1", "shutdown", {}, "root", now=time.time())
     assert created == [] and power.results(db, action_id)["tally"] == {"offline": 3}  # type: ignore[index]
-    db.close()
+    assert len(db.query("SELECT id FROM commands")) == n  # nothing queued for PCs that are off
+    for d, ip in (("pc-101", "10.5.0.1"), ("pc-102", "10.5.0.2"), ("pc-201", "10.6.0.1")):
+        db.execute("UPDATE devices SET net_ip = ?, net_mask = '255.255.255.0', net_mac = ? WHERE device = ?",
+                   (ip, "aa:00:00:00:00:0" + ip[-1], d))
+    publish(db, "pc-101", [], status=online("pc-101", datetime.now(TZ)))
+    wake_id, created = wake.create_wake(db, "s1", "root", "A楼")
+    assert [(c["device"], c["command"]["args"]) for c in created] == [
+        ("pc-101", {"macs": ["aa:00:00:00:00:02"], "broadcast": "10.5.0.255", "port": 9})]
+    res = power.results(db, wake_id)
+    assert res is not None and {t["device"]: t["result"] for t in res["targets"]} == {
+        "pc-101": "already_on", "pc-102": "waiting", "pc-201": "no_peer"}
+    assert [a["id"] for a in power.recent(db, "s1")] == [wake_id, action_id]
+    wake.set_schedule(db, "s1", True, 15, "root")
+    wake.set_schedule(db, "s1", False, 25, "root")
+    assert wake.get_schedule(db, "s1") == {"enabled": False, "minutes_before": 25, "last_day": None}
 
 
 def test_an_agent_without_a_pinned_key_sends_no_wake_packets() -> None:
