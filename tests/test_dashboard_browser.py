@@ -210,7 +210,7 @@ def test_admin_imports_a_timetable_by_clicking(live: tuple[str, Any], tmp_path: 
     with browser() as b:
         page = b.new_page(viewport=DESKTOP, locale="zh-CN")
         login(page, base, USERS["admin"][0], PASSWORD)
-        page.click("nav.nav >> text=管理")
+        page.click('nav.nav >> text="管理"')  # exactly: 电源管理 also contains it
         page.click("text=导入数据")
         page.select_option("select[name=kind]", "timetable")
         page.set_input_files("input[type=file]", str(bad))
