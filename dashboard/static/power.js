@@ -38,3 +38,18 @@
   }
   setTimeout(poll, 1000);
 })();
+
+// The group form: the floor list shows the chosen building's floors only.
+(function () {
+  var building = document.getElementById("building"), floor = document.getElementById("floor");
+  if (!building || !floor) return;
+  function sync() {
+    Array.prototype.forEach.call(floor.options, function (o) {
+      var mine = !o.dataset.building || o.dataset.building === building.value;
+      o.hidden = o.disabled = !mine;
+      if (!mine && o.selected) floor.value = "";
+    });
+  }
+  building.addEventListener("change", sync);
+  sync();
+})();
