@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import protocol
 from agent.desktop import Desktop
@@ -58,19 +58,31 @@ class PendingShutdown:
     """A shutdown after a delay, cancellable; checks ``still_ok`` right before powering off."""
 
     def __init__(self, desktop: Desktop, delay_s: float, still_ok: Callable[[], bool] = lambda: True,
-                 on_done: Callable[[bool], None] = lambda done: None) -> None:
+                 on_done: Callable[[bool], None] = lambda done: None,
+                 reminders: Optional[List[Tuple[float, str]]] = None) -> None:
         self.desktop, self.still_ok, self.on_done = desktop, still_ok, on_done
         self.timer = threading.Timer(delay_s, self._fire)
         self.timer.daemon = True
+        self.reminders = [threading.Timer(at, self._remind, (text,)) for at, text in (reminders or []) if at > 0]
+        for r in self.reminders:
+            r.daemon = True
         self.cancelled = False
 
     def start(self) -> "PendingShutdown":
         self.timer.start()
+        for r in self.reminders:
+            r.start()
         return self
 
     def cancel(self) -> None:
         self.cancelled = True
         self.timer.cancel()
+        for r in self.reminders:
+            r.cancel()
+
+    def _remind(self, text: str) -> None:
+        if not self.cancelled:
+            self.desktop.notify(text, 30)
 
     def _fire(self) -> None:
         if self.cancelled:
@@ -131,24 +143,41 @@ class Commands:
         if kind == "message":
             self.desktop.notify(args["text"], int(args.get("duration_s", 30)))
         elif kind == "shutdown":
-            delay = int(args.get("delay_s", 60))
-            text = args.get("text") or ("本机将在 %d 秒后关机，请保存文件。/ This PC shuts down in %d s."
-                                        % (delay, delay))
-            self.schedule_shutdown(delay, text)
+            self._shutdown(args)
         elif kind == "cancel_shutdown":
             self.cancel_shutdown("关机已取消。/ Shutdown cancelled.")
         elif kind == "refresh_inventory":
             self.refresh_inventory()
+        elif kind == "wake":
+            from agent.wol import DEFAULT_PORT, send_magic
+
+            n = send_magic(args["macs"], args["broadcast"], int(args.get("port", DEFAULT_PORT)))
+            log.info("wake-on-LAN: %d magic packet(s) sent to %s", n, args["broadcast"])
         else:  # validate_command knows every kind; keep a clear error if that ever changes
             raise Refused("unknown kind %r" % kind)
 
+    def _shutdown(self, args: Dict[str, Any]) -> None:
+        """``shutdown``: after ``delay_s``; with ``in_use_delay_s`` (雷雨关机) a PC in use right now gets
+        that longer countdown instead, with a reminder a minute before the end (docs/commands.md)."""
+        delay = int(args.get("delay_s", 60))
+        in_use = "in_use_delay_s" in args and bool(self.ctx.in_use)
+        if in_use:
+            delay = int(args["in_use_delay_s"])
+        text = args.get("text")
+        if not text or "in_use_delay_s" in args:  # the countdown under the collector's text (雷雨关机)
+            text = "%s\n%s" % (text or "请保存文件。/ Save your work.", countdown_text(delay))
+        reminders: List[Tuple[float, str]] = [(delay - 60.0, countdown_text(60))] if in_use and delay > 90 else []
+        log.info("shutdown in %d s (%s)", delay, "in use: countdown" if in_use else "idle")
+        self.schedule_shutdown(delay, text, reminders=reminders)
+
     def schedule_shutdown(self, delay_s: float, text: str, still_ok: Callable[[], bool] = lambda: True,
-                          on_done: Callable[[bool], None] = lambda done: None) -> None:
+                          on_done: Callable[[bool], None] = lambda done: None,
+                          reminders: Optional[List[Tuple[float, str]]] = None) -> None:
         with self._lock:
             if self.pending is not None:
                 self.pending.cancel()
             self.desktop.notify(text, int(min(max(delay_s, 5), 300)))
-            self.pending = PendingShutdown(self.desktop, delay_s, still_ok, on_done).start()
+            self.pending = PendingShutdown(self.desktop, delay_s, still_ok, on_done, reminders or []).start()
 
     def cancel_shutdown(self, text: Optional[str] = None) -> bool:
         with self._lock:
@@ -159,6 +188,14 @@ class Commands:
         if text:
             self.desktop.notify(text, 10)
         return True
+
+
+def countdown_text(delay_s: int) -> str:
+    """The countdown line of a shutdown notice, in minutes from two minutes up, else in seconds."""
+    if delay_s >= 120:
+        m = delay_s // 60
+        return "本机将在 %d 分钟后关机。/ This PC shuts down in %d min." % (m, m)
+    return "本机将在 %d 秒后关机。/ This PC shuts down in %d s." % (delay_s, delay_s)
 
 
 def _ack(cid: str, ok: bool, error: Optional[str]) -> Dict[str, Any]:

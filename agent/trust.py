@@ -36,7 +36,7 @@ def command_verifier(public_key: str) -> Verifier:
 
 
 UNTRUSTED_POLICY = "untrusted_policy"
-POWER_KINDS = ("shutdown",)
+POWER_KINDS = ("shutdown", "wake")
 
 
 def report_only(policy: Dict[str, Any]) -> Dict[str, Any]:

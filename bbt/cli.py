@@ -25,6 +25,7 @@ EXTENSIONS: list = [
     "bbt.cli_usage",
     "bbt.cli_collector",
     "bbt.cli_enrol",
+    "bbt.cli_power",
     "bbt.cli_agent",
 ]
 

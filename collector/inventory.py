@@ -66,6 +66,10 @@ def apply_inventory(db: Database, row: EventRow, received: float) -> int:
         return 0
     db.execute("UPDATE devices SET inventory_t = ?, hostname = ? WHERE school = ? AND device = ?",
                (row.t, _text(d.get("hostname")), row.school, row.device))
+    if any(isinstance(d.get(k), str) and d[k] for k in ("ip", "mac")):  # its network (wake-on-LAN)
+        db.execute("UPDATE devices SET net_ip = ?, net_mask = ?, net_mac = ? WHERE school = ? AND device = ?",
+                   (_text(d.get("ip")) or None, _text(d.get("netmask")) or None,
+                    (_text(d.get("mac")) or "").lower() or None, row.school, row.device))
     sync_inventory(db, row.school, row.device, d, row.id, row.t)  # the PC's ledger row; a swapped board: drift
     if not prev:
         return 0
@@ -85,6 +89,10 @@ def apply_drift(db: Database, row: EventRow) -> None:
     if d["field"] == "hostname" and isinstance(d.get("new"), str):
         db.execute("UPDATE devices SET hostname = ? WHERE school = ? AND device = ?",
                    (d["new"], row.school, row.device))
+    if d["field"] in ("ip", "mac") and isinstance(d.get("new"), str) and d["new"]:
+        col = "net_ip" if d["field"] == "ip" else "net_mac"
+        db.execute(f"UPDATE devices SET {col} = ? WHERE school = ? AND device = ?",
+                   (d["new"].lower(), row.school, row.device))
 
 
 def _jsontext(v: Any) -> str | None:

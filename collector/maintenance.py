@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from collector import commands, policy, retention
+from collector import commands, policy, retention, wake
 from collector.mqttout import client_sender
 from collector.service import Collector
 
@@ -38,6 +38,8 @@ class Maintenance:
             policy.publish_stored(self.db, send, only_pending=not new_connection)
             self._seen_connection = col.connections
             commands.publish_pending(self.db, send, now)
+            for action_id in wake.run_schedules(self.db, send, now):  # switch-on before the first period
+                log.info("scheduled switch-on (wake-on-LAN): %s", action_id)
         if self.purge_every is not None and now - self._last_purge >= self.purge_every:
             self._last_purge = now
             days = float(os.environ.get("BBT_HEARTBEAT_DAYS", retention.HEARTBEAT_DAYS))

@@ -71,13 +71,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         openapi,
         overview,
         stocktakes,
+        power,
         usage_pages,
         web,
     )
 
     i18n.init_app(app)
     for bp in (auth.bp, overview.bp, usage_pages.bp, devices.bp, faults.bp, admin.bp, api.bp, openapi.bp,
-               alert_views.bp, district.bp, enrol.bp, assets.bp, stocktakes.bp):
+               alert_views.bp, district.bp, enrol.bp, assets.bp, stocktakes.bp, power.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.bp)
     csrf.exempt(enrol.bp)  # the agents' POST: the enrolment secret is the credential

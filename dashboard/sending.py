@@ -38,9 +38,14 @@ def send_commands(db: Database, kind: str, args: dict[str, Any], targets: list[t
                   expires_in: float = commands.DEFAULT_EXPIRES_S) -> tuple[list[dict[str, Any]], bool]:
     """Create the commands and try to publish them now; (created, published now)."""
     created = commands.create(db, kind, args, targets, expires_in)
+    return created, publish_created(db, created)
+
+
+def publish_created(db: Database, created: list[dict[str, Any]]) -> bool:
+    """Publish stored commands now (signed with their school's key); False when they stay pending."""
     s = _sender()
     if s is None:
-        return created, False
+        return False
     send, flush = s
     for c in created:
         commands.publish(send, c["school"], c["device"], c["command"], school_keys.private_key(db, c["school"]))
@@ -48,10 +53,10 @@ def send_commands(db: Database, kind: str, args: dict[str, Any], targets: list[t
         flush()
     except PublishError as e:
         log.warning("commands stay pending (the maintenance loop will publish them): %s", e)
-        return created, False
+        return False
     for c in created:
         commands.mark_sent(db, c["command"]["id"])
-    return created, True
+    return True
 
 
 def save_policy(db: Database, school: str, obj: Any) -> tuple[dict[str, Any], bool]:

@@ -17,6 +17,7 @@ NAV = [
     ("overview.index", _l("总览")),
     ("usage.teachers", _l("使用率")),
     ("devices.index", _l("设备")),
+    ("power.index", _l("电源管理")),
     ("faults.index", _l("故障与告警")),
     ("faults.repair", _l("报修")),
     ("assets.index", _l("设备清单")),

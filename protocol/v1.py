@@ -17,6 +17,7 @@ Project protocol versions (``WIRE_VERSION``; the topics stay ``bbt/v1``):
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -404,8 +405,10 @@ def is_future(when: datetime, now: datetime) -> bool:
 
 # -- commands (docs/commands.md) ---------------------------------------------
 
-COMMAND_KINDS = ("shutdown", "message", "refresh_inventory", "cancel_shutdown")
+COMMAND_KINDS = ("shutdown", "message", "refresh_inventory", "cancel_shutdown", "wake")
 MAX_MESSAGE_TEXT = 500
+MAX_WAKE_MACS = 64
+MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 def _check_int_arg(kind: str, args: Dict[str, Any], key: str, lo: int) -> None:
@@ -427,8 +430,29 @@ def validate_command_args(kind: str, args: object) -> Dict[str, Any]:
     if text is not None and not (isinstance(text, str) and 1 <= len(text) <= MAX_MESSAGE_TEXT):
         raise Rejected("bad_command", "args.text must be a string of 1-%d characters" % MAX_MESSAGE_TEXT)
     _check_int_arg(kind, args, "delay_s", 0)
+    _check_int_arg(kind, args, "in_use_delay_s", 0)
     _check_int_arg(kind, args, "duration_s", 1)
+    if kind == "wake":
+        _check_wake_args(args)
     return args
+
+
+def _check_wake_args(args: Dict[str, Any]) -> None:
+    """``wake``: ``macs`` (1-64 lower-case aa:bb:cc:dd:ee:ff), ``broadcast`` (IPv4), ``port`` (1-65535)."""
+    macs = args.get("macs")
+    if not isinstance(macs, list) or not 1 <= len(macs) <= MAX_WAKE_MACS:
+        raise Rejected("bad_command", "wake args.macs must be a list of 1-%d MAC addresses" % MAX_WAKE_MACS)
+    for mac in macs:
+        if not isinstance(mac, str) or not MAC_PATTERN.match(mac):
+            raise Rejected("bad_command", "wake args.macs: %r is not a MAC address like aa:bb:cc:dd:ee:ff" % (mac,))
+    bcast = args.get("broadcast")
+    try:
+        ipaddress.IPv4Address(bcast)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        raise Rejected("bad_command", "wake args.broadcast must be an IPv4 address, got %r" % (bcast,)) from None
+    _check_int_arg(kind="wake", args=args, key="port", lo=1)
+    if int(args.get("port", 9)) > 65535:
+        raise Rejected("bad_command", "wake args.port must be at most 65535")
 
 
 def validate_command(obj: object) -> Dict[str, Any]:

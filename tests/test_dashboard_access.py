@@ -63,11 +63,15 @@ EXPECTED: dict[str, set[str]] = {
     "stocktakes.index": ASSETS_READ, "stocktakes.show": ASSETS_READ, "stocktakes.export": ASSETS_READ,
     "stocktakes.print_view": ASSETS_READ, "stocktakes.start": ASSETS_EDIT, "stocktakes.tick": ASSETS_EDIT,
     "stocktakes.finish": ASSETS_EDIT,
+    # 电源管理 (issue 19): group commands, 雷雨关机, wake-on-LAN
+    "power.index": {"admin", "maintainer"}, "power.preview": {"admin", "maintainer"},
+    "power.send": {"admin", "maintainer"}, "power.result": {"admin", "maintainer"},
+    "power.result_data": {"admin", "maintainer"}, "power.schedule": {"admin", "maintainer"},
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
 VALUES = {"school": SCHOOL, "device": DEVICES[0][0], "name": USERS["teacher"][0], "lang": "en", "filename": "bbt.css",
           "alert_id": "1", "fault_id": "1", "ticket_id": "1", "kind": "shutdown", "mark_id": "1",
-          "asset_id": "1", "stocktake_id": "1"}
+          "asset_id": "1", "stocktake_id": "1", "action_id": "p-0"}
 QUERY = {"school": SCHOOL, "week": "2026-W48", "date": "2026-11-23"}
 
 

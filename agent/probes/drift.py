@@ -17,6 +17,13 @@ FIELDS = ("hostname", "ip", "mac", "workgroup")
 
 def primary_interface(target: Tuple[str, int] = ("10.255.255.255", 1)) -> Tuple[str, str]:
     """(IPv4, MAC) of the interface the default route uses; no packet is sent (UDP connect only)."""
+    net = primary_network(target)
+    return net["ip"], net["mac"]
+
+
+def primary_network(target: Tuple[str, int] = ("10.255.255.255", 1)) -> Dict[str, str]:
+    """``ip``, ``netmask`` and ``mac`` of the interface the default route uses (wake-on-LAN needs the
+    subnet and the MAC); empty strings where unknown. No packet is sent (UDP connect only)."""
     ip = ""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
@@ -24,16 +31,19 @@ def primary_interface(target: Tuple[str, int] = ("10.255.255.255", 1)) -> Tuple[
             ip = s.getsockname()[0]
         except OSError:
             pass
-    addrs = psutil.net_if_addrs()
-    fallback: Tuple[str, str] = ("", "")
-    for _name, entries in sorted(addrs.items()):
-        v4 = [a.address for a in entries if a.family == socket.AF_INET]
-        mac = next((a.address for a in entries if a.family == psutil.AF_LINK), "")
-        if ip and ip in v4:
-            return ip, mac.lower().replace("-", ":")
-        if not fallback[0] and v4 and not v4[0].startswith("127."):
-            fallback = (v4[0], mac.lower().replace("-", ":"))
-    return fallback if not ip else (ip, fallback[1])
+    fallback: Dict[str, str] = {}
+    for _name, entries in sorted(psutil.net_if_addrs().items()):
+        v4 = [a for a in entries if a.family == socket.AF_INET]
+        mac = next((a.address for a in entries if a.family == psutil.AF_LINK), "").lower().replace("-", ":")
+        for a in v4:
+            found = {"ip": a.address, "netmask": a.netmask or "", "mac": mac}
+            if ip and a.address == ip:
+                return found
+            if not fallback and not a.address.startswith("127."):
+                fallback = found
+    if ip:
+        return {"ip": ip, "netmask": "", "mac": fallback.get("mac", "")}
+    return fallback or {"ip": "", "netmask": "", "mac": ""}
 
 
 class WorkgroupSource:

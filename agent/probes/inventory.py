@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 import psutil
 
 from agent.probes import Probe, hwid, run_command, run_probe
+from agent.probes.drift import primary_network
 from agent.probes.faults import DisplaySource, default_display_source
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -153,12 +154,16 @@ class InventoryProbe(Probe):
               "disks": "[{mount, fs, size_gb}]", "displays": "connected displays (-1 unknown)",
               "software": "[{name, version, publisher}] of installed programs",
               "inventory_id": "random id shared by the parts of one inventory", "part": "1..parts",
-              "parts": "number of events of this inventory", **hwid.FIELDS}
+              "parts": "number of events of this inventory", **hwid.FIELDS,
+              "ip": "IPv4 address of the main interface", "netmask": "its subnet mask",
+              "mac": "its MAC address (wake-on-LAN)"}
 
-    def __init__(self, software: Any = None, displays: Optional[DisplaySource] = None, identity: Any = None) -> None:
+    def __init__(self, software: Any = None, displays: Optional[DisplaySource] = None, identity: Any = None,
+                 network: Optional[Callable[[], Dict[str, str]]] = None) -> None:
         self._software = software
         self.displays = displays
         self.identity = identity  # hwid.LinuxDmi / hwid.WindowsWmi
+        self.network = network or primary_network
 
     def interval(self, ctx: "Context") -> Optional[float]:
         return float(ctx.cfg.inventory_h) * 3600
@@ -179,6 +184,7 @@ class InventoryProbe(Probe):
         data = hardware(run_probe("cpu", sw.cpu, ""), run_probe("displays", self.displays.count))
         ident = run_probe("hardware identity", self.identity.read, None) or {}
         data.update({k: ident.get(k) for k in hwid.KEYS})
+        data.update(run_probe("network", self.network, None) or {})
         parts = split_software(run_probe("software list", sw.packages, []) or [])
         inv_id = uuid.uuid4().hex[:16]
         for i, chunk in enumerate(parts):
