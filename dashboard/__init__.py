@@ -70,8 +70,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         i18n,
         openapi,
         overview,
-        stocktakes,
         power,
+        stocktakes,
         usage_pages,
         web,
     )
