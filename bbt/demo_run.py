@@ -37,11 +37,11 @@ def write_calendar(folder: Path, days: list[date]) -> Path:
 
 
 def logins_for(school: demo.DemoSchool) -> list[tuple[str, str, str | None]]:
-    """(role, user name, class) for each role a visitor can try: a class teacher is their class's 班会
-    teacher, a teacher a name in the timetable (whose lessons they see)."""
+    """(role, user name, class) for each role a visitor can try: a class teacher is the one who takes
+    their class's 班会, a teacher a name in the timetable (whose lessons they see)."""
     first = school.devices[0]["class"]
-    head = next(r["teacher"] for r in school.timetable if r["class"] == first and r["subject"] == "班会")
-    teacher = next(r["teacher"] for r in school.timetable if r["class"] == first and r["subject"] == "数学")
+    head = next(r["teacher"] for r in school.timetable if r["class"] == first and r["subject"] == demo.HOMEROOM)
+    teacher = next(r["teacher"] for r in school.timetable if r["class"] == first and r["subject"] == "英语")
     return [("admin", "admin", None), ("headteacher", "校长", None), ("class_teacher", head, first),
             ("teacher", teacher, None), ("maintainer", demo_story.MAINTAINER, None)]
 
@@ -136,7 +136,7 @@ def print_welcome(srv: Any, logins: dict[str, tuple[str, str]], days: list[date]
     click.echo(f"  仪表盘 Dashboard: {srv.url}")
     for role, label in ROLES:
         name, password = logins[role]
-        click.echo(f"  登录 Login {label:　<5} {role:<13} {name} / {password}")
+        click.echo(f"  登录 Login（{label} {role}）：{name} / {password}")
     click.echo(f"  MQTT 代理 Broker: {srv.broker_cfg.url}")
     click.echo(f"  {devices} 台模拟教室电脑。{days[0]} 起的上课日已写入；今天按真实时钟实时进行，"
                "“最后联系”和“使用中”就是此刻的状态。")
