@@ -90,9 +90,10 @@ def incidents(days: list[date], now: datetime) -> dict[str, list[Step]]:
 def _day_steps(school: demo.DemoSchool, rng: random.Random, device: str, day: date, tz: ZoneInfo,
                extra: list[Step], left_on: bool) -> list[Step]:
     start = datetime(day.year, day.month, day.day, 7, 0, tzinfo=tz)
-    steps = plan_day(rng, start, school.lessons_for(device, day), heartbeat_s=HISTORY_HEARTBEAT_S).steps
-    if device == LEFT_ON and left_on:
-        steps = [s for s in steps if s[1] != "power_off"]
+    # the story decides who forgets to switch off: one PC, since the last school day's evening
+    forgets = device == LEFT_ON and left_on
+    steps = plan_day(rng, start, school.lessons_for(device, day), leave_on_prob=1.0 if forgets else 0.0,
+                     heartbeat_s=HISTORY_HEARTBEAT_S).steps
     steps += [s for s in extra if s[0].date() == day]
     return sorted(steps, key=lambda s: s[0])
 
