@@ -94,8 +94,7 @@ def provision_devices(db_path: str, devices: list[str]) -> dict[str, str]:
         db.close()
 
 
-def write_history(db_path: str, school: demo.DemoSchool, days: list[date], now: datetime,
-                  logins: dict[str, tuple[str, str]]) -> demo_story.Story:
+def write_history(db_path: str, school: demo.DemoSchool, days: list[date], now: datetime) -> demo_story.Story:
     """Replay the past days into the store, with progress lines, then the fault register's entries."""
     from collector.db import connect
 
@@ -109,7 +108,7 @@ def write_history(db_path: str, school: demo.DemoSchool, days: list[date], now: 
     db = connect(db_path)
     try:
         story = demo_story.replay(db, school, days, now, progress)
-        demo_story.register(db, days, logins["teacher"][0], now)
+        demo_story.register(db, school, days, now)
     finally:
         db.close()
     click.echo(f"回放完成：{len(days)} 个上课日，{story.events} 条事件，用时 {time.monotonic() - started:.0f} 秒")
@@ -155,7 +154,7 @@ def run_demo(data_dir: str, http_host: str, http_port: int, mqtt_port: int, dura
     now = datetime.now(ZoneInfo(demo.TZ))
     days = demo_days(now.date())
     db_path, logins, school = prepare(folder, days)
-    story = write_history(db_path, school, days, now, logins)
+    story = write_history(db_path, school, days, now)
     passwords = provision_devices(db_path, list(story.devices))
     srv = Server(ServerOptions(db_url=db_path, http_host=http_host, http_port=http_port, mqtt_port=mqtt_port),
                  notice=lambda m: click.echo(m, err=True))

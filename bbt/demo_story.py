@@ -156,7 +156,7 @@ def fault_id(db: Database, device: str, code: str) -> int:
     return int(rows[0]["id"])
 
 
-def register(db: Database, days: list[date], teacher: str, now: datetime) -> None:
+def register(db: Database, school: demo.DemoSchool, days: list[date], now: datetime) -> None:
     """The fault register as a maintainer would have it: tickets for the PCs' faults, a teacher's 报修,
     one entry confirmed (影响上课), one rejected (误报), the rest awaiting review (待核实)."""
     from alerts import faultlog
@@ -167,6 +167,8 @@ def register(db: Database, days: list[date], teacher: str, now: datetime) -> Non
     assert isinstance(tz, ZoneInfo)
     faultlog.sync_tickets(db, demo.SCHOOL, t)
     past = [d for d in days if _at(d, "17:30", tz) <= now] or days[:1]
+    klass = school.class_of(NO_SOUND)  # the 报修 comes from a teacher of that classroom
+    teacher = next(r["teacher"] for r in school.timetable if r["class"] == klass)
     faultlog.register_fault(db, demo.SCHOOL, NO_SOUND, "report_no_sound", "warning", teacher,
                             opened_t=_at(past[-1], "10:45", tz).timestamp(), summary="上课时音箱没有声音", now=t)
     confirmed = fault_id(db, CONFIRMED, "display_missing")

@@ -306,7 +306,10 @@ class Simulation:
         for dev in self.devices:
             if dev.on and dev.client is not None:
                 try:
-                    dev.power_off(self.now()) if power_off else dev.disconnect(self.now())
+                    if power_off:
+                        dev.power_off(self.now())
+                    else:  # the demo stops: the PCs just go away (a clean disconnect, no power event)
+                        dev.disconnect(self.now())
                 except Exception as e:
                     log.debug("sim stop %s: %s", dev.device, e)
 

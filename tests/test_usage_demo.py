@@ -87,7 +87,7 @@ def test_demo_story_replay(tmp_path: Path) -> None:
     db = connect(db_path)
     seen: list[tuple[int, int]] = []
     story = demo_story.replay(db, school, days, now, lambda i, n: seen.append((i, n)))
-    demo_story.register(db, days, logins["teacher"][0], now)
+    demo_story.register(db, school, days, now)
     assert seen == [(i + 1, len(days)) for i in range(len(days))] and len(days) == 9
     t = now.timestamp()
     last_week = usage.week_rates(db, demo.SCHOOL, "2026-W47", "teacher", t)
