@@ -140,6 +140,11 @@ def print_welcome(srv: Any, logins: dict[str, tuple[str, str]], days: list[date]
     click.echo(f"  {devices} 台模拟教室电脑。{days[0]} 起的上课日已写入；今天按真实时钟实时进行，"
                "“最后联系”和“使用中”就是此刻的状态。")
     click.echo("  Past school days are stored; today plays live on the real clock.")
+    now = datetime.now(ZoneInfo(demo.TZ))
+    first, last = demo.BELL[0][1], demo.BELL[-1][2]
+    if days[-1] != now.date() or not first <= now.strftime("%H:%M") < last:
+        click.echo(f"  现在不是上课时间：放学后教室电脑都关机，只有一台忘了关（见告警）；上课日 {first}–{last} "
+                   "可看到电脑“使用中”。Outside school hours: the PCs are off, but one left on.")
     for w in sorted({iso_week(d) for d in days}):
         click.echo(f"  使用率周报 Weekly report {w}: {srv.url}api/v1/usage/report?school={demo.SCHOOL}&week={w}"
                    "&format=html")
