@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import protocol
@@ -251,8 +251,9 @@ class Simulation:
     that is on sends a heartbeat each ``heartbeat_s`` (the demo's live "today")."""
 
     def __init__(self, devices: list[SimDevice], steps: dict[str, list[Step]], tz: str = "Asia/Shanghai",
-                 heartbeat_s: float = 60.0) -> None:
+                 heartbeat_s: float = 60.0, clock: Callable[[], datetime] | None = None) -> None:
         self.tz = ZoneInfo(tz)
+        self.clock = clock or (lambda: datetime.now(self.tz))
         self.devices = devices
         self.steps = {d: sorted(s, key=lambda x: x[0]) for d, s in steps.items()}
         self.heartbeat_s = heartbeat_s
@@ -261,7 +262,7 @@ class Simulation:
         self.done_steps = 0
 
     def now(self) -> datetime:
-        return datetime.now(self.tz)
+        return self.clock()
 
     def add(self, device: str, step: Step) -> None:
         """One more step for a device (from another thread: taken at the next tick)."""

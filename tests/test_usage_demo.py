@@ -118,3 +118,31 @@ def test_demo_story_replay(tmp_path: Path) -> None:
     assert all(t - 400 < devs[d]["last_seen"] <= t for d, dev in story.devices.items() if dev.on)
     assert story.later and all(s[0] > now and s[1] != "heartbeat" for steps in story.later.values() for s in steps)
     db.close()
+
+
+def test_demo_today_plays_on(tmp_path: Path) -> None:
+    """After the replay, today carries on where it stopped: the PCs' seq numbers follow on (no gap),
+    lessons after now are used live, heartbeats keep a PC that is on alive."""
+    from bbt import demo_story
+    from bbt.sim import Simulation
+    from collector.db import connect
+
+    now = datetime(2026, 11, 26, 10, 30, tzinfo=ZoneInfo(demo.TZ))
+    days = demo_days(now.date())
+    db_path, _, school = prepare(tmp_path / "demo", days)
+    db = connect(db_path)
+    story = demo_story.replay(db, school, days, now)
+    clock = [now]
+    sim = Simulation(list(story.devices.values()), story.later, demo.TZ, clock=lambda: clock[0])
+    for minutes in range(0, 9 * 60, 5):  # 10:30 to 19:30 in five-minute ticks
+        clock[0] = now + timedelta(minutes=minutes)
+        sim.tick()
+        demo_story._store(db, [m for dev in story.devices.values() for m in dev.take()])
+    assert sim.done_steps > 100 and not any(sim.steps.values())
+    assert db.query("SELECT COUNT(*) AS n FROM gaps WHERE school = ?", (demo.SCHOOL,))[0]["n"] == 0
+    today = usage.day_lessons(db, demo.SCHOOL, now.date(), (now + timedelta(hours=9)).timestamp())
+    afternoon = [r for r in today if r["start"] >= "14:00"]
+    assert afternoon and 0.5 < sum(r["used"] for r in afternoon) / len(afternoon) < 0.95
+    on = [d for d, dev in story.devices.items() if dev.on]
+    assert on == [demo_story.LEFT_ON]  # everyone else switched off after school
+    db.close()
