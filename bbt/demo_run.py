@@ -109,10 +109,25 @@ def write_history(db_path: str, school: demo.DemoSchool, days: list[date], now: 
     try:
         story = demo_story.replay(db, school, days, now, progress)
         demo_story.register(db, school, days, now)
+        click.echo(f"回放完成：{len(days)} 个上课日，{story.events} 条事件，用时 {time.monotonic() - started:.0f} 秒")
+        for label, day in (("上周", today - timedelta(days=7)), ("本周至今", today)):
+            click.echo(f"  {label} {week_summary(db, iso_week(day), now)}")
     finally:
         db.close()
-    click.echo(f"回放完成：{len(days)} 个上课日，{story.events} 条事件，用时 {time.monotonic() - started:.0f} 秒")
     return story
+
+
+def week_summary(db: Any, week: str, now: datetime) -> str:
+    """One line on a week's figures, as the usage page shows them (collector.usage owns the rate)."""
+    from collector import usage
+
+    rows = usage.week_rates(db, demo.SCHOOL, week, "teacher", now.timestamp())
+    scheduled = sum(r["scheduled"] for r in rows)
+    if not scheduled:
+        return f"{week}：还没有上过课 / no lessons yet"
+    rate = sum(r["used"] for r in rows) / scheduled
+    below = sum(1 for r in rows if r["below_threshold"])
+    return f"{week}：全校使用率 {rate:.0%}，{len(rows)} 位教师中 {below} 位未达标（达标线见使用率页）"
 
 
 def start_live(srv: Any, story: demo_story.Story, passwords: dict[str, str], now: datetime) -> Simulation:
