@@ -125,7 +125,10 @@ def replay(db: Database, school: demo.DemoSchool, days: list[date], now: datetim
     for i, day in enumerate(days):
         messages: list[Incoming] = []
         for name, dev in story.devices.items():
-            for step in _day_steps(school, rng, name, day, tz, extra.get(name, []), day >= last_evening):
+            steps = _day_steps(school, rng, name, day, tz, extra.get(name, []), day >= last_evening)
+            if steps:
+                _keep_alive(dev, min(steps[0][0], now))  # a PC left on: through the night, the weekend
+            for step in steps:
                 if step[0] <= now:
                     dev.do(step)
                 elif step[1] != "heartbeat":
@@ -133,21 +136,19 @@ def replay(db: Database, school: demo.DemoSchool, days: list[date], now: datetim
             messages += dev.take()
         story.events += _store(db, messages)
         progress(i + 1, len(days))
-    story.events += _store(db, _keep_alive(story, now))
+    for dev in story.devices.values():
+        _keep_alive(dev, now)
+    story.events += _store(db, [m for dev in story.devices.values() for m in dev.take()])
     return story
 
 
-def _keep_alive(story: Story, now: datetime) -> list[Incoming]:
-    """PCs left on keep sending heartbeats until now (through the night, over a weekend)."""
-    out: list[Incoming] = []
-    for dev in story.devices.values():
-        if dev.on and dev.last_heartbeat is not None and not story.later.get(dev.device):
-            t = dev.last_heartbeat + timedelta(seconds=HISTORY_HEARTBEAT_S)
-            while t <= now:
-                dev.heartbeat(t)
-                t += timedelta(seconds=HISTORY_HEARTBEAT_S)
-            out += dev.take()
-    return out
+def _keep_alive(dev: RecordingDevice, until: datetime) -> None:
+    """A PC that is on sends its heartbeats up to ``until``."""
+    if dev.on and dev.last_heartbeat is not None:
+        t = dev.last_heartbeat + timedelta(seconds=HISTORY_HEARTBEAT_S)
+        while t < until:
+            dev.heartbeat(t)
+            t += timedelta(seconds=HISTORY_HEARTBEAT_S)
 
 
 def fault_id(db: Database, device: str, code: str) -> int:

@@ -114,6 +114,9 @@ def test_demo_story_replay(tmp_path: Path) -> None:
     assert excluded >= 1, confirmed
     devs = {r["device"]: r for r in db.query("SELECT * FROM devices WHERE school = ?", (demo.SCHOOL,))}
     assert devs[demo_story.LEFT_ON]["online"] and story.devices[demo_story.LEFT_ON].on
+    night = (datetime(2026, 11, 25, 23, 0, tzinfo=ZoneInfo(demo.TZ)).timestamp(), t - 5 * 3600)
+    assert db.query("SELECT COUNT(*) AS n FROM events WHERE device = ? AND type = 'heartbeat' AND t > ? AND t < ?",
+                    (demo_story.LEFT_ON, *night))[0]["n"] > 50  # left on all night: it went on sending
     assert story.devices[demo_story.DISK_FILLING].disk_pct >= 95
     assert all(t - 400 < devs[d]["last_seen"] <= t for d, dev in story.devices.items() if dev.on)
     assert story.later and all(s[0] > now and s[1] != "heartbeat" for steps in story.later.values() for s in steps)
