@@ -20,7 +20,7 @@ from bbt.sim import RecordingDevice, Step, plan_day
 from collector.db import Database
 from collector.ingest import Incoming
 
-HISTORY_HEARTBEAT_S = 300  # the replayed days: a heartbeat every 5 minutes is enough for the rates
+HISTORY_HEARTBEAT_S = 120  # the replayed days: within the collector's online window (3 × 60 s)
 BATCH = 500
 # the story's PCs (their classrooms): see tell()
 PROJECTOR_OUT = "pc-A203"      # 投影无信号 since the last school day, awaiting review
@@ -73,7 +73,7 @@ def incidents(days: list[date], now: datetime) -> dict[str, list[Step]]:
                                                          "state": "cleared"})],
         FALSE_ALARM: [(_at(third, "14:02", tz), "fault", {"code": "display_missing", "severity": "warning",
                                                           "detail": "HDMI 无信号"}),
-                      (_at(third, "14:09", tz), "fault", {"code": "display_missing", "severity": "warning",
+                      (_at(third, "14:24", tz), "fault", {"code": "display_missing", "severity": "warning",
                                                           "state": "cleared"})],
         DISK_FILLING: [(_at(last, "13:30", tz), "fault", {"code": "disk_full", "severity": "critical",
                                                           "detail": "C: 剩余 1.2 GB"})],
@@ -115,15 +115,22 @@ def _store(db: Database, messages: list[Incoming]) -> int:
 
 def replay(db: Database, school: demo.DemoSchool, days: list[date], now: datetime,
            progress: Callable[[int, int], None] = lambda i, n: None, seed: int = 11) -> Story:
-    """Store the days' messages up to ``now``; today's later steps are left in the story to play live."""
+    """Store the days' messages up to ``now``, the alert engine looking at them as it would have then
+    (``alerts.engine.AlertEngine`` on a clock set to each moment); today's later steps are left in the
+    story to play live."""
+    from alerts.engine import AlertEngine
+
     tz = now.tzinfo
     assert isinstance(tz, ZoneInfo)
     rng = random.Random(seed)
     story = Story({d["device"]: RecordingDevice(demo.SCHOOL, d["device"]) for d in school.devices})
     extra = incidents(days, now)
     last_evening = max([d for d in days if _at(d, "17:30", tz) <= now] or days[:1])
+    clock = [now.timestamp()]
+    engine = AlertEngine(db, clock=lambda: clock[0], weekly=None)
     for i, day in enumerate(days):
         messages: list[Incoming] = []
+        night = min(_at(day + timedelta(days=1), "06:55", tz), now)
         for name, dev in story.devices.items():
             steps = _day_steps(school, rng, name, day, tz, extra.get(name, []), day >= last_evening)
             if steps:
@@ -133,13 +140,27 @@ def replay(db: Database, school: demo.DemoSchool, days: list[date], now: datetim
                     dev.do(step)
                 elif step[1] != "heartbeat":
                     story.later.setdefault(name, []).append(step)
+            _keep_alive(dev, night)
             messages += dev.take()
+        messages.sort(key=lambda m: m.received)
+        for cut in [c.timestamp() for c in alert_passes(day, tz) if c <= now]:
+            head = next((k for k, m in enumerate(messages) if m.received > cut), len(messages))
+            story.events += _store(db, messages[:head])
+            messages = messages[head:]
+            clock[0] = cut
+            engine.run_once({demo.SCHOOL})
         story.events += _store(db, messages)
         progress(i + 1, len(days))
     for dev in story.devices.values():
         _keep_alive(dev, now)
     story.events += _store(db, [m for dev in story.devices.values() for m in dev.take()])
     return story
+
+
+def alert_passes(day: date, tz: ZoneInfo) -> list[datetime]:
+    """When the replay lets the alert engine look: every 15 minutes of the school day, twice at night."""
+    start = _at(day, "07:00", tz)
+    return [start + timedelta(minutes=15 * k) for k in range(49)] + [_at(day, "22:00", tz), _at(day, "23:00", tz)]
 
 
 def _keep_alive(dev: RecordingDevice, until: datetime) -> None:

@@ -74,7 +74,7 @@ def plan_day(rng: random.Random, day_start: datetime, lessons: list[Lesson], lea
         e = ls.end - timedelta(minutes=rng.randint(0, 6))
         plan.steps.append((s, "session_start", {}))
         plan.steps.append((e, "session_end", {}))
-    off = last + timedelta(minutes=rng.randint(5, 60))
+    off = last + timedelta(minutes=rng.randint(5, 25))  # the school rule: switched off after use
     if rng.random() >= leave_on_prob:
         plan.steps.append((off, "power_off", {}))
     t = on + timedelta(seconds=heartbeat_s)

@@ -69,6 +69,9 @@ def check_faults_and_alerts(base: str, token: str, now: datetime) -> None:
     assert devices[demo_story.LEFT_ON]["online"]  # left on since the last school day
     if left_on_due(now):
         assert (demo_story.LEFT_ON, "left_on") in kinds, kinds
+    if not (now.weekday() < 5 and "17:25" <= now.strftime("%H:%M") < "17:45"):  # (it is left on this evening)
+        history = api(base, token, f"alerts?school={demo.SCHOOL}&state=all")  # since the last school day
+        assert any(a["device"] == demo_story.LEFT_ON and a["kind"] == "left_on" for a in history), history
     last = datetime.fromisoformat(devices[demo_story.LEFT_ON]["last_seen"])
     assert abs((last - datetime.now(last.tzinfo)).total_seconds()) < 400  # 最后联系: now, not a replayed day
 

@@ -120,6 +120,14 @@ def test_demo_story_replay(tmp_path: Path) -> None:
     assert story.devices[demo_story.DISK_FILLING].disk_pct >= 95
     assert all(t - 400 < devs[d]["last_seen"] <= t for d, dev in story.devices.items() if dev.on)
     assert story.later and all(s[0] > now and s[1] != "heartbeat" for steps in story.later.values() for s in steps)
+    # the alert engine looked at the week as it happened: what the maintainer finds in 故障与告警
+    alerts = {(a["device"], a["kind"], a["subject"], a["state"] != "resolved")
+              for a in db.query("SELECT * FROM alerts WHERE school = ?", (demo.SCHOOL,))}
+    assert alerts == {(demo_story.CONFIRMED, "fault", "投影无信号", False),
+                      (demo_story.FALSE_ALARM, "fault", "投影无信号", False),
+                      (demo_story.LEFT_ON, "left_on", "夜间未关机", False),  # Wednesday night, resolved this morning
+                      (demo_story.PROJECTOR_OUT, "fault", "投影无信号", True),
+                      (demo_story.DISK_FILLING, "fault", "磁盘已满", True)}, alerts
     db.close()
 
 
