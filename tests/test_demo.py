@@ -98,11 +98,11 @@ def test_demo_tells_a_week(tmp_path: Path) -> None:
     out = tmp_path / "demo.out"
     data = tmp_path / "demo"
     with out.open("wb") as f:
-        proc = subprocess.Popen(bbt_cmd("demo", "--duration", "90", "--http", f"127.0.0.1:{http}",
+        proc = subprocess.Popen(bbt_cmd("demo", "--duration", "150", "--http", f"127.0.0.1:{http}",
                                         "--mqtt-port", str(free_port()), "--data-dir", str(data)),
                                 cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
     try:
-        text = wait_for(lambda: "Ctrl-C" in (t := out.read_text()) and t, 60, what="the demo's welcome")
+        text = wait_for(lambda: "Ctrl-C" in (t := out.read_text()) and t, 120, what="the demo's welcome")
         now = datetime.now(ZoneInfo(demo.TZ))
         assert re.search(r"正在生成本周历史数据… 1/\d+ 天", text) and "回放完成" in text
         assert text.index("回放完成") < text.index("仪表盘 Dashboard")  # the week is ready before the address
