@@ -263,17 +263,16 @@ def token_create(name: str, db_url: Optional[str]) -> None:
 
 
 @main.command()
-@click.option("--speed", default=300.0, show_default=True, help="simulated seconds per real second")
 @click.option("--http", default="127.0.0.1:8080", show_default=True)
 @click.option("--mqtt-port", default=1883, show_default=True)
 @click.option("--data-dir", default=None, help="where the demo keeps its files (default: ./bbt-demo)")
 @click.option("--duration", default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
-def demo(speed: float, http: str, mqtt_port: int, data_dir: Optional[str], duration: float) -> None:
-    """The demo school, end to end: server, broker and simulated classroom PCs."""
+def demo(http: str, mqtt_port: int, data_dir: Optional[str], duration: float) -> None:
+    """The demo school, end to end: its past school days stored, today live on the real clock."""
     from bbt.demo_run import run_demo
 
     host, port = parse_hostport(http)
-    run_demo(data_dir or os.path.join(os.getcwd(), "bbt-demo"), speed, host, port, mqtt_port, duration)
+    run_demo(data_dir or os.path.join(os.getcwd(), "bbt-demo"), host, port, mqtt_port, duration)
 
 
 AGENT_SIDE = ("bbt.cli_agent",)  # what a classroom PC (Python 3.8+) needs; the rest is server-side (3.11+)

@@ -11,14 +11,15 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import protocol
 from bbt import __version__
 from bbt.mqttconf import BrokerConfig, make_client
+from collector.ingest import Incoming
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def plan_day(rng: random.Random, day_start: datetime, lessons: list[Lesson], lea
         e = ls.end - timedelta(minutes=rng.randint(0, 6))
         plan.steps.append((s, "session_start", {}))
         plan.steps.append((e, "session_end", {}))
-    off = last + timedelta(minutes=rng.randint(5, 60))
+    off = last + timedelta(minutes=rng.randint(5, 25))  # the school rule: switched off after use
     if rng.random() >= leave_on_prob:
         plan.steps.append((off, "power_off", {}))
     t = on + timedelta(seconds=heartbeat_s)
@@ -85,8 +86,13 @@ def plan_day(rng: random.Random, day_start: datetime, lessons: list[Lesson], lea
     return plan
 
 
+Step = tuple[datetime, str, dict[str, Any]]
+
+
 class SimDevice:
-    def __init__(self, school: str, device: str, broker: BrokerConfig, clock: SimClock) -> None:
+    """One simulated PC: its own MQTT connection (with a Last Will), seq counter and event ids."""
+
+    def __init__(self, school: str, device: str, broker: BrokerConfig, clock: SimClock | None) -> None:
         self.school = school
         self.device = device
         self.broker = broker
@@ -99,28 +105,43 @@ class SimDevice:
         self.boot_id = ""
         self.boot_time: datetime | None = None
         self.published = 0
+        self.disk_pct = 63.0
+        self.last_heartbeat: datetime | None = None
+
+    def _publish(self, topic: str, payload: bytes, retain: bool, when: datetime) -> Any:
+        return self.client.publish(topic, payload, qos=1, retain=retain)
 
     def _event(self, etype: str, data: dict[str, Any], when: datetime) -> None:
         ev = protocol.make_event(uuid.uuid4().hex, self.seq, etype, when, data)
         self.seq += 1
-        self.client.publish(protocol.events_topic(self.school, self.device), protocol.dumps(ev), qos=1)
+        self._publish(protocol.events_topic(self.school, self.device), protocol.dumps(ev), False, when)
         self.published += 1
 
     def _status(self, online: bool, reason: str, when: datetime) -> bytes:
         return protocol.dumps(protocol.make_status(online, reason, when, self.boot_id, f"sim-{__version__}"))
+
+    def connect(self, when: datetime) -> None:
+        """Open the MQTT connection and say it is online (retained status, Last Will set)."""
+        self.client = make_client(self.broker, self.device, clean_session=True)
+        self.client.will_set(protocol.status_topic(self.school, self.device), self._status(False, "lost", when),
+                             qos=1, retain=True)
+        self.client.connect(self.broker.host, self.broker.port, self.broker.keepalive)
+        self.client.loop_start()
+        self._publish(protocol.status_topic(self.school, self.device), self._status(True, "startup", when), True, when)
+
+    def disconnect(self, when: datetime) -> None:
+        info = self._publish(protocol.status_topic(self.school, self.device), self._status(False, "shutdown", when),
+                             True, when)
+        info.wait_for_publish(5)
+        self.client.disconnect()
+        self.client.loop_stop()
 
     def power_on(self, when: datetime) -> None:
         if self.on:
             return
         self.boot_id = uuid.uuid4().hex
         self.boot_time = when
-        self.client = make_client(self.broker, self.device, clean_session=True)
-        self.client.will_set(protocol.status_topic(self.school, self.device), self._status(False, "lost", when),
-                             qos=1, retain=True)
-        self.client.connect(self.broker.host, self.broker.port, self.broker.keepalive)
-        self.client.loop_start()
-        self.client.publish(protocol.status_topic(self.school, self.device), self._status(True, "startup", when),
-                            qos=1, retain=True)
+        self.connect(when)
         self.on = True
         self._event("power", {"state": "on", "boot_time": protocol.format_time(when), "clean": True}, when)
         self.heartbeat(when)
@@ -129,15 +150,24 @@ class SimDevice:
         if not self.on:
             return
         up = (when - self.boot_time).total_seconds() if self.boot_time else 0
+        self.last_heartbeat = when
         self._event("heartbeat", {"in_use": self.in_use, "idle_s": 10 if self.in_use else 900,
-                                  "cpu_pct": 25.0 if self.in_use else 3.0, "mem_pct": 41.0, "disk_pct": 63.0,
-                                  "uptime_s": int(up)}, when)
+                                  "cpu_pct": 25.0 if self.in_use else 3.0, "mem_pct": 41.0,
+                                  "disk_pct": self.disk_pct, "uptime_s": int(up)}, when)
 
     def fault(self, when: datetime, code: str, severity: str = "warning", state: str = "raised",
               detail: str = "") -> None:
         """Report a fault raised or cleared (e.g. display_missing when the projector loses signal)."""
         if self.on:
             self._event("fault", {"code": code, "severity": severity, "state": state, "detail": detail}, when)
+
+    def software(self, when: datetime, name: str, exe: str, rule: str, action: str = "detected") -> None:
+        """A program the school's policy does not allow was found running."""
+        if self.on:
+            self._event("software", {"action": action, "name": name, "exe": exe, "rule": rule}, when)
+
+    def set_disk(self, when: datetime, pct: float) -> None:
+        self.disk_pct = pct
 
     def session_start(self, when: datetime) -> None:
         if not self.on or self.in_use:
@@ -163,11 +193,7 @@ class SimDevice:
             return
         self.session_end(when)
         self._event("power", {"state": "off"}, when)
-        info = self.client.publish(protocol.status_topic(self.school, self.device),
-                                   self._status(False, "shutdown", when), qos=1, retain=True)
-        info.wait_for_publish(5)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.disconnect(when)
         self.on = False
 
     def kill(self) -> None:
@@ -179,74 +205,114 @@ class SimDevice:
                 sock.close()
             self.on = False
 
+    def do(self, step: Step) -> None:
+        when, action, payload = step
+        getattr(self, action)(when, **payload)
 
-LessonSource = Callable[[str, date], list[Lesson]]
+
+class _Sent:
+    def wait_for_publish(self, timeout: float | None = None) -> bool:
+        return True
+
+
+class RecordingDevice(SimDevice):
+    """A simulated PC whose messages are written down as the collector would have received them
+    (``Incoming`` with the time they were sent): the demo's past days, stored without a broker."""
+
+    def __init__(self, school: str, device: str) -> None:
+        super().__init__(school, device, None, None)  # type: ignore[arg-type]
+        self.messages: list[Incoming] = []
+
+    def _publish(self, topic: str, payload: bytes, retain: bool, when: datetime) -> Any:
+        self.messages.append(Incoming(topic, payload, when.timestamp(), qos=1, retain=retain))
+        return _Sent()
+
+    def connect(self, when: datetime) -> None:
+        self._publish(protocol.status_topic(self.school, self.device), self._status(True, "startup", when), True, when)
+
+    def disconnect(self, when: datetime) -> None:
+        self._publish(protocol.status_topic(self.school, self.device), self._status(False, "shutdown", when),
+                      True, when)
+
+    def take(self) -> list[Incoming]:
+        out, self.messages = self.messages, []
+        return out
+
+    def live(self, broker: BrokerConfig) -> SimDevice:
+        """The same PC from now on, on a real connection: its seq, boot and session carry on."""
+        dev = SimDevice(self.school, self.device, broker, None)
+        for name in ("seq", "on", "in_use", "session", "boot_id", "boot_time", "disk_pct", "last_heartbeat"):
+            setattr(dev, name, getattr(self, name))
+        return dev
 
 
 class Simulation:
-    """Runs devices through school days on a SimClock, skipping nights and weekends."""
+    """Runs simulated PCs on the real clock: each does its steps when their time comes, and every PC
+    that is on sends a heartbeat each ``heartbeat_s`` (the demo's live "today")."""
 
-    def __init__(self, school: str, devices: list[str], broker: BrokerConfig, lessons_for: LessonSource,
-                 days: list[date], tz: str = "Asia/Shanghai", speed: float = 60.0, seed: int = 1,
-                 passwords: dict[str, str] | None = None) -> None:
-        """``passwords``: each device's MQTT password (collector.credentials.provision), for a broker
-        that authenticates PCs; the username is the device id."""
+    def __init__(self, devices: list[SimDevice], steps: dict[str, list[Step]], tz: str = "Asia/Shanghai",
+                 heartbeat_s: float = 60.0, clock: Callable[[], datetime] | None = None) -> None:
         self.tz = ZoneInfo(tz)
-        self.days = days
-        self.lessons_for = lessons_for
-        self.rng = random.Random(seed)
-        self.clock = SimClock(self._day_start(days[0]), speed)
-        self.devices = [SimDevice(school, d, broker if passwords is None else
-                                  replace(broker, username=d, password=passwords[d]), self.clock) for d in devices]
+        self.clock = clock or (lambda: datetime.now(self.tz))
+        self.devices = devices
+        self.steps = {d: sorted(s, key=lambda x: x[0]) for d, s in steps.items()}
+        self.heartbeat_s = heartbeat_s
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
-        self.day_index = 0
-        self.finished = threading.Event()
+        self.done_steps = 0
 
-    def _day_start(self, d: date) -> datetime:
-        return datetime(d.year, d.month, d.day, 7, 0, tzinfo=self.tz)
+    def now(self) -> datetime:
+        return self.clock()
+
+    def add(self, device: str, step: Step) -> None:
+        """One more step for a device (from another thread: taken at the next tick)."""
+        with _LOCK:
+            self.steps.setdefault(device, []).append(step)
+            self.steps[device].sort(key=lambda x: x[0])
+
+    def tick(self) -> None:
+        now = self.now()
+        for dev in self.devices:
+            with _LOCK:
+                due = [s for s in self.steps.get(dev.device, []) if s[0] <= now]
+                self.steps[dev.device] = self.steps.get(dev.device, [])[len(due):]
+            for step in due:
+                try:
+                    dev.do((now, step[1], step[2]))
+                    self.done_steps += 1
+                except Exception as e:  # one device failing must not stop the others
+                    log.warning("sim %s %s failed: %s", dev.device, step[1], e)
+            if dev.on and (dev.last_heartbeat is None
+                           or (now - dev.last_heartbeat).total_seconds() >= self.heartbeat_s):
+                try:
+                    dev.heartbeat(now)
+                except Exception as e:
+                    log.warning("sim %s heartbeat failed: %s", dev.device, e)
 
     def run(self) -> None:
-        for i, d in enumerate(self.days):
-            if self._stop.is_set():
-                break
-            self.day_index = i
-            self.clock.jump(self._day_start(d))
-            plans = [(dev, plan_day(self.rng, self._day_start(d), self.lessons_for(dev.device, d)).steps)
-                     for dev in self.devices]
-            self._play(plans, self._day_start(d) + timedelta(hours=12))
-        self.finished.set()
-
-    def _play(self, plans: list[tuple[SimDevice, list[tuple[datetime, str, dict[str, Any]]]]],
-              day_end: datetime) -> None:
-        cursors = [0] * len(plans)
-        while not self._stop.is_set():
-            now = self.clock.now()
-            pending = False
-            for i, (dev, steps) in enumerate(plans):
-                while cursors[i] < len(steps) and steps[cursors[i]][0] <= now:
-                    when, action, _ = steps[cursors[i]]
-                    try:
-                        getattr(dev, action)(when)
-                    except Exception as e:  # one device failing must not stop the others
-                        log.warning("sim %s %s failed: %s", dev.device, action, e)
-                    cursors[i] += 1
-                pending = pending or cursors[i] < len(steps)
-            if not pending and now >= day_end:
-                return
-            self._stop.wait(0.05)
+        while not self._stop.wait(0.2):
+            self.tick()
 
     def start(self) -> None:
+        for dev in self.devices:
+            if dev.on and dev.client is None:
+                dev.connect(self.now())
         self.thread = threading.Thread(target=self.run, name="bbt-sim", daemon=True)
         self.thread.start()
 
-    def stop(self) -> None:
+    def stop(self, power_off: bool = True) -> None:
         self._stop.set()
         if self.thread:
             self.thread.join(5)
         for dev in self.devices:
-            if dev.on:
+            if dev.on and dev.client is not None:
                 try:
-                    dev.power_off(self.clock.now())
+                    if power_off:
+                        dev.power_off(self.now())
+                    else:  # the demo stops: the PCs just go away (a clean disconnect, no power event)
+                        dev.disconnect(self.now())
                 except Exception as e:
                     log.debug("sim stop %s: %s", dev.device, e)
+
+
+_LOCK = threading.Lock()

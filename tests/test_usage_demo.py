@@ -41,10 +41,13 @@ class Recorder(SimDevice):
 
 
 def test_demo_day_rates(tmp_path: Path) -> None:
-    days = demo_days(date(2026, 11, 23))
-    assert days == [date(2026, 11, 16) + timedelta(days=i) for i in range(5)]
-    assert demo_days(date(2026, 10, 8))[-1] == date(2026, 9, 30)  # National Day week skipped
-    db_path, _, school = prepare(tmp_path / "demo", days)
+    days = demo_days(date(2026, 11, 23))  # last week and today, a Monday
+    assert days == [date(2026, 11, 16) + timedelta(days=i) for i in range(5)] + [date(2026, 11, 23)]
+    assert demo_days(date(2026, 11, 22))[-1] == date(2026, 11, 20)  # on a Sunday: up to Friday
+    national_day = demo_days(date(2026, 10, 8))
+    assert date(2026, 9, 30) in national_day and date(2026, 10, 2) not in national_day
+    db_path, logins, school = prepare(tmp_path / "demo", days[:5])
+    assert set(logins) == {"admin", "headteacher", "class_teacher", "teacher", "maintainer"}
     db = connect(db_path)
     day = days[2]
     rng = random.Random(5)
@@ -69,4 +72,88 @@ def test_demo_day_rates(tmp_path: Path) -> None:
     week = usage.week_rates(db, demo.SCHOOL, iso_week(day), "class")
     per_week = sum(demo.SUBJECTS[s][0] for s in demo.SUBJECTS)
     assert len(week) == 36 and all(r["scheduled"] == per_week for r in week)  # the term: the simulated days
+    db.close()
+
+
+def test_demo_story_replay(tmp_path: Path) -> None:
+    """The replayed week on a Thursday morning: last week whole, this week so far, the rest of today
+    left to play live; the fault register as the maintainer finds it."""
+    from bbt import demo_story
+    from collector.db import connect
+
+    now = datetime(2026, 11, 26, 10, 30, tzinfo=ZoneInfo(demo.TZ))
+    days = demo_days(now.date())
+    db_path, logins, school = prepare(tmp_path / "demo", days)
+    db = connect(db_path)
+    seen: list[tuple[int, int]] = []
+    story = demo_story.replay(db, school, days, now, lambda i, n: seen.append((i, n)))
+    demo_story.register(db, school, days, now)
+    assert seen == [(i + 1, len(days)) for i in range(len(days))] and len(days) == 9
+    t = now.timestamp()
+    last_week = usage.week_rates(db, demo.SCHOOL, "2026-W47", "teacher", t)
+    rate = sum(r["used"] for r in last_week) / sum(r["scheduled"] for r in last_week)
+    assert 0.55 < rate < 0.9
+    below = [r for r in last_week if r["below_threshold"]]
+    assert below and len(below) < len(last_week) / 3
+    so_far = usage.week_rates(db, demo.SCHOOL, "2026-W48", "class", t)
+    assert 0.55 < sum(r["used"] for r in so_far) / sum(r["scheduled"] for r in so_far) < 0.9
+    assert all(r["scheduled"] < 34 for r in so_far)  # Thursday afternoon and Friday are still to come
+    faults = {(f["device"], f["code"], f["review"], f["cleared_t"] is None): f
+              for f in db.query("SELECT * FROM faults WHERE school = ?", (demo.SCHOOL,))}
+    assert set(faults) == {(demo_story.PROJECTOR_OUT, "display_missing", "pending", True),
+                           (demo_story.DISK_FILLING, "disk_full", "pending", True),
+                           (demo_story.NO_SOUND, "report_no_sound", "pending", True),
+                           (demo_story.CONFIRMED, "display_missing", "confirmed", False),
+                           (demo_story.FALSE_ALARM, "display_missing", "rejected", False)}
+    tickets = db.query("SELECT device, closed_t FROM fault_tickets WHERE school = ?", (demo.SCHOOL,))
+    assert len(tickets) == 5 and sum(1 for k in tickets if k["closed_t"] is not None) == 2
+    confirmed = faults[(demo_story.CONFIRMED, "display_missing", "confirmed", False)]
+    assert usage.week_rates(db, demo.SCHOOL, "2026-W47", "class", t)  # the confirmed morning is left out:
+    excluded = db.query("SELECT COUNT(*) AS n FROM lesson_usage WHERE school = ? AND counted = 0",
+                        (demo.SCHOOL,))[0]["n"]
+    assert excluded >= 1, confirmed
+    devs = {r["device"]: r for r in db.query("SELECT * FROM devices WHERE school = ?", (demo.SCHOOL,))}
+    assert devs[demo_story.LEFT_ON]["online"] and story.devices[demo_story.LEFT_ON].on
+    night = (datetime(2026, 11, 25, 23, 0, tzinfo=ZoneInfo(demo.TZ)).timestamp(), t - 5 * 3600)
+    assert db.query("SELECT COUNT(*) AS n FROM events WHERE device = ? AND type = 'heartbeat' AND t > ? AND t < ?",
+                    (demo_story.LEFT_ON, *night))[0]["n"] > 50  # left on all night: it went on sending
+    assert story.devices[demo_story.DISK_FILLING].disk_pct >= 95
+    assert all(t - 400 < devs[d]["last_seen"] <= t for d, dev in story.devices.items() if dev.on)
+    assert story.later and all(s[0] > now and s[1] != "heartbeat" for steps in story.later.values() for s in steps)
+    # the alert engine looked at the week as it happened: what the maintainer finds in 故障与告警
+    alerts = {(a["device"], a["kind"], a["subject"], a["state"] != "resolved")
+              for a in db.query("SELECT * FROM alerts WHERE school = ?", (demo.SCHOOL,))}
+    assert alerts == {(demo_story.CONFIRMED, "fault", "投影无信号", False),
+                      (demo_story.FALSE_ALARM, "fault", "投影无信号", False),
+                      (demo_story.LEFT_ON, "left_on", "夜间未关机", False),  # Wednesday night, resolved this morning
+                      (demo_story.PROJECTOR_OUT, "fault", "投影无信号", True),
+                      (demo_story.DISK_FILLING, "fault", "磁盘已满", True)}, alerts
+    db.close()
+
+
+def test_demo_today_plays_on(tmp_path: Path) -> None:
+    """After the replay, today carries on where it stopped: the PCs' seq numbers follow on (no gap),
+    lessons after now are used live, heartbeats keep a PC that is on alive."""
+    from bbt import demo_story
+    from bbt.sim import Simulation
+    from collector.db import connect
+
+    now = datetime(2026, 11, 26, 10, 30, tzinfo=ZoneInfo(demo.TZ))
+    days = demo_days(now.date())
+    db_path, _, school = prepare(tmp_path / "demo", days)
+    db = connect(db_path)
+    story = demo_story.replay(db, school, days, now)
+    clock = [now]
+    sim = Simulation(list(story.devices.values()), story.later, demo.TZ, clock=lambda: clock[0])
+    for minutes in range(0, 9 * 60, 5):  # 10:30 to 19:30 in five-minute ticks
+        clock[0] = now + timedelta(minutes=minutes)
+        sim.tick()
+        demo_story._store(db, [m for dev in story.devices.values() for m in dev.take()])
+    assert sim.done_steps > 100 and not any(sim.steps.values())
+    assert db.query("SELECT COUNT(*) AS n FROM gaps WHERE school = ?", (demo.SCHOOL,))[0]["n"] == 0
+    today = usage.day_lessons(db, demo.SCHOOL, now.date(), (now + timedelta(hours=9)).timestamp())
+    afternoon = [r for r in today if r["start"] >= "14:00"]
+    assert afternoon and 0.5 < sum(r["used"] for r in afternoon) / len(afternoon) < 0.95
+    on = [d for d, dev in story.devices.items() if dev.on]
+    assert on == [demo_story.LEFT_ON]  # everyone else switched off after school
     db.close()
