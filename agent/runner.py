@@ -233,7 +233,15 @@ class Agent:
                 self.ctx.set_state("eod_done", local.date().isoformat())
 
         log.info("end-of-day shutdown (policy shutdown_after %s): warning, then off in %d s", sa, warn)
-        self.commands.schedule_shutdown(warn, text, still_ok=lambda: not self.ctx.in_use, on_done=done)
+        def still_ok() -> bool:  # right before the power-off: the projector first (policy projector_off_with_pc)
+            if self.ctx.in_use:
+                return False
+            from agent.probes.projector import off_with_pc
+
+            run_probe("projector", off_with_pc, None, self.ctx)
+            return True
+
+        self.commands.schedule_shutdown(warn, text, still_ok=still_ok, on_done=done)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:

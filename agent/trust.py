@@ -41,13 +41,15 @@ POWER_KINDS = ("shutdown",)
 
 def report_only(policy: Dict[str, Any]) -> Dict[str, Any]:
     """What an agent without a pinned key makes of a policy: "block" becomes "report" and there is no
-    end-of-day shutdown (a policy nobody signed must not stop programs or switch PCs off)."""
+    end-of-day shutdown nor projector switch-off (a policy nobody signed must not stop programs or switch
+    PCs off)."""
     out = dict(policy)
     software = out.get("software")
     if isinstance(software, dict) and software.get("action") == "block":
         out["software"] = dict(software, action="report")
     if out.get("shutdown_after") is not None:
         out["shutdown_after"] = None
+    out.pop("projector_off_with_pc", None)
     return out
 
 

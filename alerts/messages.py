@@ -14,6 +14,7 @@ KIND_TITLES = {
     "fault": "故障", "offline_in_lesson": "上课时间离线", "floor_offline": "整层离线", "building_offline": "整栋楼离线",
     "left_on": "未关机", "agent_silent": "长时间无消息", "software_denied": "违规软件", "drift": "配置被改",
     "new_software": "新装软件", "unclean_shutdowns": "多次非正常关机", "usage_below": "使用率未达标",
+    "projector_left_on": "投影机未关闭", "projector_lamp": "投影机灯泡到期",
 }
 
 

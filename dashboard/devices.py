@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from collector import commands, inventory, outside_use, registry
+from collector import commands, inventory, outside_use, projectors, registry
 from collector.commands import CommandError
 from dashboard import audit, devicedata, devstate, get_db, sending
 from dashboard.access import DEVICE_ROLES, OPERATORS, Scope, allow
@@ -75,6 +75,7 @@ def detail(school: str, device: str) -> Any:
         software_changes=inventory.software_changes(db, school, device, limit=50),
         usb=devicedata.events(db, school, device, "usb", month, 50),
         inventory=inventory.latest_inventory(db, school, device),
+        projector=projectors.projector_state(db, school, device),
         faults=devicedata.faults(db, school, device),
         statuses=list(reversed(devicedata.status_changes(db, school, device, month)))[:30],
         commands=device_commands(school, device), kinds=COMMAND_KINDS,

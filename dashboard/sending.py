@@ -61,7 +61,8 @@ def save_policy(db: Database, school: str, obj: Any) -> tuple[dict[str, Any], bo
     if s is None:
         return stored, False
     send, flush = s
-    policy.publish(send, school, stored["policy"], school_keys.private_key(db, school))
+    policy.publish(send, school, policy.with_projectors(db, school, stored["policy"]),
+                   school_keys.private_key(db, school))
     try:
         flush()
     except PublishError as e:

@@ -14,6 +14,9 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from protocol.programs import UnsafeRule, unsafe_deny_rules
 
 VERSION = "v1"
+# the project's own additions to v1 (docs/collector.md "Protocol versions"): 1.1 added the `projector`
+# event type. A collector older than the minor version quarantines the new type (unknown_type).
+MINOR = 1
 PREFIX = "bbt/v1"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 _ID_RE = re.compile(r"\A" + ID_PATTERN + r"\Z")
@@ -160,6 +163,12 @@ _SPECS: Dict[str, Tuple[Tuple[str, ...], Dict[str, Tuple[Any, str]], Dict[str, T
     "inventory": (("hostname",), {"hostname": (str, "string"), "os": (str, "string"), "ram_mb": (_NUM, "number"),
                                   "disks": (list, "array"), "displays": ((list, int), "array or number"),
                                   "software": (list, "array")}, {}),
+    # v1.1 (docs/collector.md): a classroom projector/panel polled over PJLink by the classroom's agent
+    "projector": (("address", "reachable"),
+                  {"address": (str, "string"), "reachable": (bool, "bool"), "power": (str, "string"),
+                   "input": (str, "string"), "lamp_hours": (_NUM, "number"), "errors": (dict, "object"),
+                   "error": (str, "string")},
+                  {"power": ("off", "on", "cooling", "warming", "unknown")}),
     "usb": (("action",), {"action": (str, "string"), "kind": (str, "string"), "label": (str, "string")},
             {"action": ("inserted", "removed")}),
 }
