@@ -47,11 +47,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     config = values.pop("config")
     try:
-        run_foreground(config, dict(values), any(o in ("-v", "--verbose") for o, _ in opts))
+        return run_foreground(config, dict(values), any(o in ("-v", "--verbose") for o, _ in opts))
     except BbtError as e:
         print("bbt-agent: %s" % e, file=sys.stderr)
         return 1
-    return 0
 
 
 def install_main(what: str, argv: List[str]) -> int:

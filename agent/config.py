@@ -81,6 +81,7 @@ class AgentConfig:
     projector_s: float = 300.0  # PJLink poll period
     projector_report_s: float = 3600.0  # a projector event at least this often even when nothing changed
     projector_timeout_s: float = 3.0
+    update_health_s: float = 120.0  # self-update: a new version must connect within this, else it is rolled back
     desktop: str = "auto"  # how messages/shutdown reach the OS: auto | none (log only)
     log_file: str = ""
 

@@ -50,6 +50,7 @@ def report_only(policy: Dict[str, Any]) -> Dict[str, Any]:
     if out.get("shutdown_after") is not None:
         out["shutdown_after"] = None
     out.pop("projector_off_with_pc", None)
+    out.pop("agent_update", None)  # nor an update (it would be refused anyway: no key to check it with)
     return out
 
 

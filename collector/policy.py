@@ -114,6 +114,16 @@ def with_projectors(db: Database, school: str, policy: dict[str, Any]) -> dict[s
     return dict(policy, projectors=addresses) if addresses else policy
 
 
+def as_published(db: Database, school: str, policy: dict[str, Any], key: Any) -> dict[str, Any]:
+    """The stored policy with what comes from elsewhere: the projector addresses and the signed
+    ``agent_update`` offer (collector.agent_updates)."""
+    from collector.agent_updates import signed_offer
+
+    out = with_projectors(db, school, policy)
+    offer = signed_offer(db, school, key)
+    return dict(out, agent_update=offer) if offer else out
+
+
 def republish(db: Database, school: str, now: float | None = None) -> None:
     """Publish the school's policy again (a new version; the defaults if it has none): what it carries
     from elsewhere (the projector addresses) changed."""
@@ -133,8 +143,8 @@ def publish_stored(db: Database, send: Send, only_pending: bool = True) -> int:
     where = "WHERE published_version < version" if only_pending else ""
     n = 0
     for r in db.query(f"SELECT school, policy, version FROM policies {where} ORDER BY school"):
-        publish(send, r["school"], with_projectors(db, r["school"], json.loads(r["policy"])),
-                school_keys.private_key(db, r["school"]))
+        key = school_keys.private_key(db, r["school"])
+        publish(send, r["school"], as_published(db, r["school"], json.loads(r["policy"]), key), key)
         mark_published(db, r["school"], r["version"])
         n += 1
     return n
