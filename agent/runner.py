@@ -233,7 +233,7 @@ class Agent:
                 version = selfupdate.apply_offer(
                     offer, self.cfg.command_key, self.cfg.device, __version__,
                     selfupdate.versions_of(self.cfg.data_dir),
-                    selfupdate.server_base(self.cfg.enrol_url, self.cfg.broker))
+                    selfupdate.server_base(self.cfg.enrol_url, self.cfg.broker), self.cfg.school)
             except (selfupdate.UpdateError, OSError) as e:
                 log.warning("agent update refused: %s", e)
                 version = None

@@ -54,7 +54,7 @@ def in_rollout(device: str, percent: float) -> bool:
     return int(hashlib.sha256(device.encode("utf-8")).hexdigest()[:8], 16) % 100 < percent
 
 
-def check_offer(offer: Any, public_key: Optional[str]) -> Dict[str, Any]:
+def check_offer(offer: Any, public_key: Optional[str], school: Optional[str] = None) -> Dict[str, Any]:
     """The offer when its signature verifies with the pinned key and its fields are sound; else UpdateError."""
     from bbt.signing import SignatureError, verify
 
@@ -66,6 +66,8 @@ def check_offer(offer: Any, public_key: Optional[str]) -> Dict[str, Any]:
         verify(offer, public_key)
     except SignatureError as e:
         raise UpdateError("agent_update signature: %s" % e) from None
+    if school is not None and offer.get("school") != school:
+        raise UpdateError("agent_update is for school %r, not %r" % (offer.get("school"), school))
     version, sha, url, pct = offer.get("version"), offer.get("sha256"), offer.get("url"), offer.get("percent")
     if not isinstance(version, str) or not _VERSION_RE.match(version):
         raise UpdateError("agent_update.version %r is not a version" % (version,))
@@ -222,10 +224,10 @@ def download(url: str, sha256: str, dest: str, timeout: float = 60.0) -> None:
 
 
 def apply_offer(offer: Any, public_key: Optional[str], device: str, running: str, versions: Versions,
-                base_url: str) -> Optional[str]:
+                base_url: str, school: Optional[str] = None) -> Optional[str]:
     """Verify, download, check, unpack and begin the trial of an offered version. Returns the version
     to restart into, or None (the reason is logged). UpdateError for a refused or broken offer."""
-    ok = check_offer(offer, public_key)
+    ok = check_offer(offer, public_key, school)
     why = wanted(ok, device, running, versions.state())
     if why is not None:
         log.debug("agent update skipped: %s", why)

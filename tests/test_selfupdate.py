@@ -89,6 +89,8 @@ def test_an_offer_signed_with_another_key_or_changed_is_refused() -> None:
     tampered = dict(_offer(school), sha256="b" * 64)
     with pytest.raises(UpdateError, match="signature"):
         selfupdate.check_offer(tampered, pub)
+    with pytest.raises(UpdateError, match="for school 's1', not 's2'"):
+        selfupdate.check_offer(_offer(school), pub, "s2")
     with pytest.raises(UpdateError, match="no pinned command key"):
         selfupdate.check_offer(_offer(school), None)
     with pytest.raises(UpdateError, match="percent"):
