@@ -53,6 +53,8 @@ EXPECTED: dict[str, set[str]] = {
     "usage.mark_lesson": MARKERS, "usage.reverse_mark": {"admin", "headteacher"}, "usage.outside": DEVICE_VIEW,
     "api.marks_list": MARKERS, "api.marks_create": MARKERS, "api.marks_reverse": {"admin", "headteacher"},
     "api.usage_outside": DEVICE_VIEW,
+    # projectors (PJLink) and the agent packages of self-update (public: checked by the signed offer's hash)
+    "api.projector_list": DEVICE_VIEW, "agent_updates.wheel": PUBLIC,
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
 VALUES = {"school": SCHOOL, "device": DEVICES[0][0], "name": USERS["teacher"][0], "lang": "en", "filename": "bbt.css",
