@@ -56,6 +56,9 @@ PATHS: dict[str, dict[str, Any]] = {
         {"device": S, "class": NS, "online": B, "in_use": B, "last_seen": NS,
          "open_faults": {"type": "array", "items": S},
          "state": {"type": "string", "enum": ["in_use", "idle", "off", "offline", "fault"]}})),
+    "/api/v1/projectors": _op("The latest PJLink state of each classroom projector (docs/collector.md)", [SCHOOL], _obj(
+        {"device": S, "address": S, "reachable": B, "power": NS, "input": NS,
+         "lamp_hours": {"type": "number", "nullable": True}, "errors": {"type": "object"}, "error": NS, "t": N})),
     "/api/v1/stats/ingest": _op("Ingest counters since the store was created", [], _obj(
         {"stored": INT, "duplicates": INT, "rejected": INT, "gaps": INT}), array=False),
     "/api/v1/me": _op("The caller", [], _obj({"name": S, "role": S, "school": NS, "class": NS}), array=False),
