@@ -2,8 +2,9 @@
 keeps the latest state, the dashboard shows the lamp hours and the alert engine raises 投影机未关闭."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,3 +153,92 @@ def _dashboard_shows(db_url: str, address: str) -> None:
     assert '<dd class="pj-power">开</dd>' in page
 
 
+
+
+def _agent(tmp_path: Path, key: Any, **cfg: Any) -> Any:
+    from agent.config import load_config
+    from agent.desktop import LogDesktop
+    from agent.runner import Agent
+    from bbt.signing import public_b64
+
+    values = {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path), "shutdown_warn_s": 0.2,
+              "command_key": public_b64(key) if key is not None else None, **cfg}
+    desk = LogDesktop()
+    return Agent(load_config(None, values, environ={}), probes=[], desktop=desk), desk
+
+
+def test_the_end_of_day_shutdown_switches_the_projector_off_first_when_the_policy_says_so(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from bbt.signing import sign
+
+    key = Ed25519PrivateKey.generate()
+    with FakeProjector(password="pw") as fake:
+        a, desk = _agent(tmp_path / "a", key, projector_password="pw")
+        a.ctx.set_policy(sign({"shutdown_after": "00:00", "projectors": {"pc-1": fake.address},
+                               "projector_off_with_pc": True}, key))
+        a._end_of_day()
+        assert a.commands.pending is not None
+        a.commands.pending.timer.join(5)
+        assert desk.powered_off == 1 and fake.state["POWR"] == "0"
+        assert fake.received[-1].endswith("%1POWR 0")
+        a.outbox.close()
+
+        fake.set(POWR="1")  # without the key: the projector stays on
+        b, desk_b = _agent(tmp_path / "b", key, projector_password="pw")
+        b.ctx.set_policy(sign({"shutdown_after": "00:00", "projectors": {"pc-1": fake.address}}, key))
+        b._end_of_day()
+        assert b.commands.pending is not None
+        b.commands.pending.timer.join(5)
+        assert desk_b.powered_off == 1 and fake.state["POWR"] == "1"
+        b.outbox.close()
+
+    from agent.trust import report_only
+
+    assert "projector_off_with_pc" not in report_only({"projector_off_with_pc": True})  # unsigned: never
+
+
+def test_projector_state_keeps_the_newest_report(db: Any) -> None:
+    from collector.projectors import projector_state
+    from tests.dash import publish, seed_school
+
+    seed_school(db)
+    t = datetime.now(TZ).replace(microsecond=0)
+    publish(db, "pc-101", [("projector", t, {"address": "10.1.3.21", "reachable": True, "power": "on",
+                                             "lamp_hours": 100, "errors": {"lamp": "warning"}})])
+    publish(db, "pc-101", [("projector", t - timedelta(hours=1), {"address": "10.1.3.21", "reachable": True,
+                                                                  "power": "off", "lamp_hours": 99})], first_seq=1)
+    st = projector_state(db, "s1", "pc-101")
+    assert st is not None and (st["power"], st["lamp_hours"], st["errors"]) == ("on", 100, {"lamp": "warning"})
+    publish(db, "pc-101", [("projector", t + timedelta(minutes=5), {"address": "10.1.3.21", "reachable": False,
+                                                                    "error": "timed out"})], first_seq=2)
+    st = projector_state(db, "s1", "pc-101")
+    assert st is not None and (st["reachable"], st["error"], st["lamp_hours"]) == (False, "timed out", 100)
+    assert projector_state(db, "s1", "pc-102") is None
+
+
+def test_an_offer_is_stored_signed_and_published_with_the_policy(db: Any, tmp_path: Path) -> None:
+    import zipfile
+
+    from bbt.signing import verify
+    from collector import agent_updates, school_keys
+    from collector.agent_updates import UpdateError
+
+    wheel = tmp_path / "bbt-0.2.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("bbt-0.2.0.dist-info/WHEEL", "Root-Is-Purelib: true\n")
+    o = agent_updates.offer(db, tmp_path / "data", "s1", wheel, 25)
+    assert (o["version"], o["percent"], o["url"]) == ("0.2.0", 25, "/agent-updates/s1/bbt-0.2.0-py3-none-any.whl")
+    assert (tmp_path / "data" / "agent-updates" / "s1" / wheel.name).is_file()
+    key = school_keys.private_key(db, "s1")
+    published = policy.as_published(db, "s1", {"idle_minutes": 5}, key)
+    verify(published["agent_update"], school_keys.public_key(db, "s1"))
+    assert published["agent_update"]["sha256"] == o["sha256"] and policy.get_policy(db, "s1")["version"] >= 1
+    bad = tmp_path / "agent.zip"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(UpdateError, match="not a wheel file name"):
+        agent_updates.offer(db, tmp_path / "data", "s1", bad, 25)
+    with pytest.raises(UpdateError, match="from 0 to 100"):
+        agent_updates.offer(db, tmp_path / "data", "s1", wheel, 120)
+    assert agent_updates.current(db, "s1")["percent"] == 25  # type: ignore[index]
+    assert agent_updates.withdraw(db, "s1") and "agent_update" not in policy.as_published(db, "s1", {}, key)
