@@ -2,6 +2,7 @@
 keeps the latest state, the dashboard shows the lamp hours and the alert engine raises 投影机未关闭."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,20 @@ def test_the_projector_event_is_a_versioned_addition() -> None:
     protocol.validate_event(ev)
     with pytest.raises(protocol.Rejected, match="power"):
         protocol.validate_event(dict(ev, data={"address": "x", "reachable": True, "power": "maybe"}))
+
+
+def test_a_collector_of_protocol_1_0_quarantines_the_projector_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a collector from before v1.1 does with it: quarantined as unknown_type, the rest stored."""
+    from collector.ingest import Incoming, prepare
+
+    ev = protocol.make_event("e1", 0, "projector", datetime.now(TZ), {"address": "a", "reachable": True})
+    msg = Incoming(protocol.events_topic("s1", "pc-1"), protocol.dumps(ev), time.time())
+    assert prepare(msg).kind == "events"
+    monkeypatch.delitem(protocol.v1._SPECS, "projector")
+    old = prepare(msg)
+    assert (old.kind, old.code) == ("rejected", "unknown_type")
+    hb = protocol.make_event("e2", 1, "heartbeat", datetime.now(TZ), {"in_use": False})
+    assert prepare(Incoming(msg.topic, protocol.dumps(hb), time.time())).kind == "events"
 
 
 def test_rules_left_on_at_night_after_school_and_lamp_hours() -> None:
