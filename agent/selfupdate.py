@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RESTART_CODE = 75  # a child that installed an update exits with this: start the new version
 CHILD_ENV = "BBT_AGENT_CHILD"  # set in a child the supervisor started
+VERSION_ENV = "BBT_AGENT_VERSION_DIR"  # the version folder whose modules the child imports first
 MARKER = ".healthy"
 MAX_WHEEL = 64 * 1024 * 1024
 _VERSION_RE = re.compile(r"\A[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}\Z")
@@ -267,14 +268,21 @@ class Runner:
     def __init__(self, argv: List[str], cwd: str) -> None:
         self.argv, self.cwd = argv, cwd
 
+    def command(self) -> List[str]:
+        """The frozen bbt-agent.exe runs itself; a Python install runs ``python -m agent``."""
+        if getattr(sys, "frozen", False):
+            return [sys.executable] + self.argv
+        return [sys.executable, "-m", "agent"] + self.argv
+
     def start(self, folder: Optional[str]) -> Any:
         env = dict(os.environ)
         env[CHILD_ENV] = "1"
+        env.pop(VERSION_ENV, None)
         if folder:
-            env["PYTHONPATH"] = folder + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else folder
+            env[VERSION_ENV] = folder  # agent/__main__.py puts its modules first (also in a frozen exe)
+            env["PYTHONPATH"] = folder + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else folder
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # the Windows service: no console
-        return subprocess.Popen([sys.executable, "-m", "agent"] + self.argv, env=env, cwd=folder or self.cwd,
-                                creationflags=flags)
+        return subprocess.Popen(self.command(), env=env, cwd=folder or self.cwd, creationflags=flags)
 
 
 def _wait(child: Any, until: Callable[[], bool], stop: threading.Event, timeout: Optional[float],

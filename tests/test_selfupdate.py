@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -196,6 +198,28 @@ def test_windows_service_path_confirms_a_healthy_trial_and_rolls_back_a_hanging_
     t.join(5)
     assert svc.started == ["2.0", "3.0", "2.0"] and versions.state() == {"current": "2.0", "trial": None,
                                                                          "failed": ["3.0"]}
+
+
+def test_a_started_version_is_imported_from_its_folder_first_as_in_the_frozen_exe(tmp_path: Path) -> None:
+    """The frozen exe ignores PYTHONPATH: agent/__main__.py run as a script (as the exe runs it) imports
+    the agent from BBT_AGENT_VERSION_DIR, which the supervisor's Runner sets."""
+    folder = tmp_path / "versions" / "7.0"
+    (folder / "agent").mkdir(parents=True)
+    (folder / "agent" / "__init__.py").write_text("")
+    (folder / "agent" / "service.py").write_text(
+        "import agent.config\n"
+        "def run_foreground(config, overrides, verbose):\n"
+        "    print('from', __file__, agent.config.__file__)\n"
+        "    return 7\n")
+    (folder / "agent" / "config.py").write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["BBT_AGENT_VERSION_DIR"] = str(folder)
+    r = subprocess.run([sys.executable, str(Path(ROOT) / "agent" / "__main__.py"), "--school", "s1"],
+                       env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert r.returncode == 7, r.stderr
+    assert r.stdout.split() == ["from", str(folder / "agent" / "service.py"), str(folder / "agent" / "config.py")]
+    runner = selfupdate.Runner(["--school", "s1"], str(tmp_path))
+    assert runner.command()[1:3] == ["-m", "agent"]
 
 
 # -- Linux, end to end ----------------------------------------------------------------------
