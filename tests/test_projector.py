@@ -257,3 +257,14 @@ def test_an_offer_is_stored_signed_and_published_with_the_policy(db: Any, tmp_pa
         agent_updates.offer(db, tmp_path / "data", "s1", wheel, 120)
     assert agent_updates.current(db, "s1")["percent"] == 25  # type: ignore[index]
     assert agent_updates.withdraw(db, "s1") and "agent_update" not in policy.as_published(db, "s1", {}, key)
+
+
+def test_the_probe_reports_changes_at_once_and_otherwise_hourly() -> None:
+    from agent.probes.projector import worth_reporting
+
+    on = {"address": "a", "reachable": True, "power": "on", "lamp_hours": 10}
+    assert worth_reporting(None, on, 0, 0, 3600)
+    assert not worth_reporting(on, dict(on, lamp_hours=11), 0, 300, 3600)  # lamp hours alone: hourly
+    assert worth_reporting(on, dict(on, lamp_hours=11), 0, 3600, 3600)
+    assert worth_reporting(on, dict(on, power="cooling"), 0, 300, 3600)
+    assert worth_reporting(on, {"address": "a", "reachable": False, "error": "timed out"}, 0, 300, 3600)
