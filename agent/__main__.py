@@ -16,7 +16,33 @@ from typing import Dict, List, Optional
 USAGE = __doc__ or ""
 
 
+def use_version_dir() -> None:
+    """Started by the self-update supervisor with BBT_AGENT_VERSION_DIR: that version's modules come
+    first, ahead of the installed ones (the frozen exe's own importer too, which ignores PYTHONPATH).
+    Must run before any agent module is imported (agent/selfupdate.py)."""
+    import os
+
+    folder = os.environ.get("BBT_AGENT_VERSION_DIR") or ""
+    if not folder:
+        return
+    from importlib.machinery import PathFinder
+
+    class VersionFinder:
+        @staticmethod
+        def find_spec(name: str, path: object = None, target: object = None) -> object:
+            if name.split(".")[0] not in ("agent", "protocol", "bbt"):
+                return None
+            if "." not in name:
+                return PathFinder.find_spec(name, [folder])
+            parent = sys.modules.get(name.rpartition(".")[0])
+            paths = [p for p in getattr(parent, "__path__", None) or [] if str(p).startswith(folder)]
+            return PathFinder.find_spec(name, paths) if paths else None
+
+    sys.meta_path.insert(0, VersionFinder)  # type: ignore[arg-type]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    use_version_dir()
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "helper":
         from agent.helper import main as helper_main
@@ -47,11 +73,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     config = values.pop("config")
     try:
-        run_foreground(config, dict(values), any(o in ("-v", "--verbose") for o, _ in opts))
+        return run_foreground(config, dict(values), any(o in ("-v", "--verbose") for o, _ in opts))
     except BbtError as e:
         print("bbt-agent: %s" % e, file=sys.stderr)
         return 1
-    return 0
 
 
 def install_main(what: str, argv: List[str]) -> int:

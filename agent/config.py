@@ -77,6 +77,12 @@ class AgentConfig:
     crash_starts: int = 3  # this many unclean starts ...
     crash_window_s: float = 900.0  # ... within this window raise agent_crash
     shutdown_warn_s: float = 300.0  # end-of-day shutdown: warning this long before
+    projector: str = ""  # this classroom's projector/panel (PJLink, host[:port]); else the policy's `projectors`
+    projector_password: str = ""  # its PJLink password (empty: the projector asks for none)
+    projector_s: float = 300.0  # PJLink poll period
+    projector_report_s: float = 3600.0  # a projector event at least this often even when nothing changed
+    projector_timeout_s: float = 3.0
+    update_health_s: float = 120.0  # self-update: a new version must connect within this, else it is rolled back
     desktop: str = "auto"  # how messages/shutdown reach the OS: auto | none (log only)
     log_file: str = ""
 

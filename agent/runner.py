@@ -16,9 +16,10 @@ import queue
 import threading
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import protocol
+from agent import selfupdate
 from agent import trust as agent_trust
 from agent.commands import Commands
 from agent.config import AgentConfig
@@ -43,8 +44,10 @@ def now() -> datetime:
 
 class Agent:
     def __init__(self, cfg: AgentConfig, probes: Optional[List[Probe]] = None,
-                 desktop: Optional[Desktop] = None, idle_source: Optional[IdleSource] = None) -> None:
+                 desktop: Optional[Desktop] = None, idle_source: Optional[IdleSource] = None,
+                 on_update: Optional[Callable[[], None]] = None) -> None:
         self.cfg = cfg
+        self.on_update = on_update  # an update was installed: stop, so that the new version starts
         os.makedirs(cfg.data_dir, exist_ok=True)
         self.outbox = Outbox(os.path.join(cfg.data_dir, "outbox.db"), cfg.outbox_max_events,
                              int(cfg.outbox_max_mb * 1024 * 1024))
@@ -75,6 +78,9 @@ class Agent:
         self.events_topic = protocol.events_topic(cfg.school, cfg.device)
         self.ack_topic = protocol.ack_topic(cfg.school, cfg.device)
         self.ctx.policy_listeners.append(self._reschedule)
+        self._updating = threading.Lock()
+        if on_update is not None:
+            self.ctx.policy_listeners.append(self._consider_update)
 
     @property
     def policy(self) -> Dict[str, Any]:
@@ -93,6 +99,7 @@ class Agent:
     # -- MQTT (in the loop's thread) ---------------------------------------------------
     def _on_connected(self, client: Any) -> None:
         client.publish(self.status_topic, self._status(True, "startup"), qos=1, retain=True)
+        run_probe("update", selfupdate.mark_healthy, None, self.cfg.data_dir, __version__)
         client.subscribe([(protocol.cmd_topic(self.cfg.school, self.cfg.device), 1),
                           (protocol.policy_topic(self.cfg.school), 1)])
 
@@ -217,6 +224,28 @@ class Agent:
                 self.ticker.set_period(p.name, iv)
                 log.info("%s now every %s s (policy)", p.name, iv)
 
+    def _consider_update(self) -> None:
+        """A policy with an ``agent_update`` offer: verify, fetch and unpack it in a thread of its own
+        (a download may take a while), then stop so that the supervisor starts it (agent.selfupdate)."""
+        offer = self.ctx.raw_policy.get("agent_update")
+        if offer is None or not self._updating.acquire(blocking=False):
+            return
+
+        def work() -> None:
+            try:
+                version = selfupdate.apply_offer(
+                    offer, self.cfg.command_key, self.cfg.device, __version__,
+                    selfupdate.versions_of(self.cfg.data_dir),
+                    selfupdate.server_base(self.cfg.enrol_url, self.cfg.broker), self.cfg.school)
+            except (selfupdate.UpdateError, OSError) as e:
+                log.warning("agent update refused: %s", e)
+                version = None
+            finally:
+                self._updating.release()
+            if version is not None and self.on_update is not None:
+                self.on_update()
+        threading.Thread(target=work, name="bbt-agent-update", daemon=True).start()
+
     def _end_of_day(self) -> None:
         from agent.commands import eod_due
 
@@ -236,7 +265,15 @@ class Agent:
                 self.ctx.set_state("eod_done", local.date().isoformat())
 
         log.info("end-of-day shutdown (policy shutdown_after %s): warning, then off in %d s", sa, warn)
-        self.commands.schedule_shutdown(warn, text, still_ok=lambda: not self.ctx.in_use, on_done=done)
+        def still_ok() -> bool:  # right before the power-off: the projector first (policy projector_off_with_pc)
+            if self.ctx.in_use:
+                return False
+            from agent.probes.projector import off_with_pc
+
+            run_probe("projector", off_with_pc, None, self.ctx)
+            return True
+
+        self.commands.schedule_shutdown(warn, text, still_ok=still_ok, on_done=done)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:

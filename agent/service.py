@@ -25,8 +25,9 @@ def setup_logging(verbose: bool, log_file: str = "") -> None:
 
 
 def run_until(stop: threading.Event, config_path: Optional[str], overrides: Dict[str, Any],
-              verbose: bool = False) -> None:
-    """Load the config, run the agent until ``stop`` is set, stop it cleanly."""
+              verbose: bool = False) -> bool:
+    """Load the config, run the agent until ``stop`` is set, stop it cleanly. True when it stopped to
+    restart into an update it installed (agent.selfupdate)."""
     from agent.config import load_config
 
     cfg = load_config(config_path, overrides)
@@ -35,22 +36,52 @@ def run_until(stop: threading.Event, config_path: Optional[str], overrides: Dict
     from agent.runner import Agent
 
     if not ensure(cfg, stop) and stop.is_set():
-        return
+        return False
     if not cfg.command_key:
         log.warning("no pinned command key (not enrolled, no command_key): policies and commands are not "
                     "verified, so this agent only reports: it blocks no program and shuts nothing down")
-    a = Agent(cfg)
+    restart = threading.Event()
+
+    def on_update() -> None:
+        restart.set()
+        stop.set()
+    a = Agent(cfg, on_update=on_update)
     a.start()
     log.info("bbt agent %s/%s -> %s", cfg.school, cfg.device, cfg.broker.split("@")[-1])
     stop.wait()
     a.stop()
+    return restart.is_set()
 
 
-def run_foreground(config_path: Optional[str], overrides: Dict[str, Any], verbose: bool = False) -> None:
+def run(stop: threading.Event, config_path: Optional[str], overrides: Dict[str, Any], verbose: bool = False,
+        runner: Any = None) -> int:
+    """The agent's entry (foreground and Windows service alike): the installed package runs in this
+    process until a self-update is in play; from then on this process only supervises the chosen
+    version (agent.selfupdate.supervise). Returns the exit code."""
+    import os
+
+    from agent import selfupdate
+    from agent.config import load_config
+
+    child = os.environ.get(selfupdate.CHILD_ENV) == "1"
+    cfg = load_config(config_path, overrides)
+    versions = selfupdate.versions_of(cfg.data_dir)
+    if child or not versions.active():
+        if not run_until(stop, config_path, overrides, verbose):
+            return 0
+        if child:
+            return selfupdate.RESTART_CODE  # our supervisor starts the new version
+        stop.clear()  # the installed package installed an update: from now on, supervise
+    setup_logging(verbose, cfg.log_file)
+    runner = runner or selfupdate.Runner(selfupdate.child_argv(config_path, overrides, verbose), cfg.data_dir)
+    return selfupdate.supervise(versions, runner, stop, float(cfg.update_health_s))
+
+
+def run_foreground(config_path: Optional[str], overrides: Dict[str, Any], verbose: bool = False) -> int:
     """SIGTERM (systemd stop, OS shutdown) and Ctrl-C stop the agent cleanly (power "off")."""
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     if hasattr(signal, "SIGBREAK"):  # Windows console close
         signal.signal(signal.SIGBREAK, lambda *_: done.set())
-    run_until(done, config_path, overrides, verbose)
+    return run(done, config_path, overrides, verbose)

@@ -41,8 +41,8 @@ POWER_KINDS = ("shutdown", "wake")
 
 def report_only(policy: Dict[str, Any]) -> Dict[str, Any]:
     """What an agent without a pinned key makes of a policy: "block" becomes "report" and there is no
-    end-of-day shutdown, no USB blocking (a policy nobody signed must not stop programs, switch PCs
-    off or lock out USB sticks)."""
+    end-of-day shutdown, no projector switch-off, no USB blocking, no update (a policy nobody signed must not
+    stop programs, switch PCs or projectors off or lock out USB sticks)."""
     out = dict(policy)
     software = out.get("software")
     if isinstance(software, dict) and software.get("action") == "block":
@@ -52,6 +52,8 @@ def report_only(policy: Dict[str, Any]) -> Dict[str, Any]:
     usb = out.get("usb")
     if isinstance(usb, dict) and usb.get("block"):
         out["usb"] = dict(usb, block=False)
+    out.pop("projector_off_with_pc", None)
+    out.pop("agent_update", None)  # nor an update (it would be refused anyway: no key to check it with)
     return out
 
 

@@ -16,7 +16,7 @@ def main(argv: List[str]) -> int:  # pragma: no cover - needs Windows and pywin3
     import win32service  # type: ignore[import-not-found,unused-ignore]
     import win32serviceutil  # type: ignore[import-not-found,unused-ignore]
 
-    from agent.service import run_until
+    from agent.service import run
 
     class AgentService(win32serviceutil.ServiceFramework):  # type: ignore[misc]
         _svc_name_ = SERVICE_NAME
@@ -37,7 +37,7 @@ def main(argv: List[str]) -> int:  # pragma: no cover - needs Windows and pywin3
         SvcShutdown = SvcStop  # the PC shuts down: report power "off" too
 
         def SvcDoRun(self) -> None:  # noqa: N802
-            run_until(self.stop, None, {})
+            run(self.stop, None, {})  # the same entry as the foreground: supervises a self-update
 
     if not argv:
         servicemanager.Initialize()

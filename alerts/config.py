@@ -30,6 +30,10 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "new_software": {"enabled": True, "severity": "info"},
     "usage_below": {"enabled": True, "severity": "info"},  # the threshold: the school's usage setting
     "agent_silent": {"enabled": True, "severity": "warning", "after_h": 24},
+    # projectors (PJLink, reported by the classroom's agent): left on after school / at night, lamp hours
+    "projector_left_on": {"enabled": True, "severity": "warning", "after_min": 30, "night": "22:00",
+                          "morning": "06:00", "fresh_min": 90},
+    "projector_lamp": {"enabled": True, "severity": "info", "hours": 3000},
     # 课外使用 (不得允许学生单独使用): a PC in use for ``minutes`` outside lessons on a school day
     "outside_use": {"enabled": False, "severity": "info", "minutes": 20, "check_every_min": 10},
     # 病毒防护 / 安全补丁 (protocol 1.2 protection events -> faults in the register, collector.protection)

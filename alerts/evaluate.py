@@ -16,6 +16,7 @@ from alerts.rules import Candidate, Device
 from alerts.schedule import Schedule, term_cutoff
 from collector import policy
 from collector.db import Database, Row
+from collector.projectors import school_projectors
 from collector.registry import DEFAULT_HEARTBEAT_S, effective_online, school_settings, school_tz
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,25 @@ def state_candidates(db: Database, school: str, now: float, sched: Schedule, cfg
     if r["left_on"].get("enabled"):
         local = datetime.fromtimestamp(now, school_tz(db, school))
         out += rules.left_on(devices, sched.last_lesson_end(school, now), local, r["left_on"])
+    out += _projector_candidates(db, school, now, sched, r, by_id)
     if r["agent_silent"].get("enabled"):
         cutoff = term_cutoff(sched, school, now, float(r["agent_silent"].get("after_h", 24)), school_tz(db, school))
         out += rules.agent_silent(devices, cutoff, r["agent_silent"])
+    return out
+
+
+def _projector_candidates(db: Database, school: str, now: float, sched: Schedule, r: dict[str, Any],
+                          by_id: dict[str, Device]) -> list[Candidate]:
+    on, lamp = r["projector_left_on"], r["projector_lamp"]
+    if not (on.get("enabled") or lamp.get("enabled")):
+        return []
+    states = school_projectors(db, school)
+    out: list[Candidate] = []
+    if states and on.get("enabled"):
+        local = datetime.fromtimestamp(now, school_tz(db, school))
+        out += rules.projector_left_on(by_id, states, sched.last_lesson_end(school, now), local, on)
+    if states and lamp.get("enabled"):
+        out += rules.projector_lamp(by_id, states, lamp, now)
     return out
 
 

@@ -147,6 +147,52 @@ def left_on(devices: Iterable[Device], last_lesson_end: Mapping[str, float], loc
     return out
 
 
+def _after_school(end: float | None, local_now: datetime, opts: Mapping[str, Any]) -> tuple[str, float] | None:
+    """(how to say it, since when) when it is night or ``after_min`` past the class's last lesson, else None."""
+    now = local_now.timestamp()
+    minute = local_now.hour * 60 + local_now.minute
+    if _hhmm(opts.get("night") or "22:00") <= minute or minute < _hhmm(opts.get("morning") or "06:00"):
+        return "夜间", now
+    after = float(opts.get("after_min", 30)) * 60
+    if end is not None and now >= end + after:
+        return f"最后一节课后 {int((now - end) // 60)} 分钟", end + after
+    return None
+
+
+def projector_left_on(devices: Mapping[str, Device], states: Iterable[Mapping[str, Any]],
+                      last_lesson_end: Mapping[str, float], local_now: datetime,
+                      opts: Mapping[str, Any]) -> list[Candidate]:
+    """A projector reported on (or warming up) after school or at night, by a report younger than
+    ``fresh_min`` (rule: 投影机用后关闭, a lamp left on burns its hours)."""
+    fresh = float(opts.get("fresh_min", 90)) * 60
+    out = []
+    for st in states:
+        if st.get("power") not in ("on", "warming") or local_now.timestamp() - float(st["t"]) > fresh:
+            continue
+        dev = devices.get(st["device"]) or Device("", st["device"])
+        when = _after_school(last_lesson_end.get(dev.klass or ""), local_now, opts)
+        if when is not None:
+            out.append(_cand("projector_left_on", dev, opts.get("severity", "warning"), f"{when[0]}投影机未关闭",
+                             when[1], code="projector", detail=st.get("address")))
+    return out
+
+
+def projector_lamp(devices: Mapping[str, Device], states: Iterable[Mapping[str, Any]],
+                   opts: Mapping[str, Any], now: float) -> list[Candidate]:
+    """A projector lamp past ``hours`` (its rated life: replace it before it fails in a lesson)."""
+    limit = float(opts.get("hours", 3000))
+    out = []
+    for st in states:
+        hours = st.get("lamp_hours")
+        if hours is None or float(hours) < limit:
+            continue
+        dev = devices.get(st["device"]) or Device("", st["device"])
+        out.append(_cand("projector_lamp", dev, opts.get("severity", "info"),
+                         f"投影机灯泡已使用 {int(hours)} 小时（超过 {int(limit)} 小时，请准备更换）", float(st["t"]),
+                         code="projector", detail=st.get("address")))
+    return out
+
+
 def agent_silent(devices: Iterable[Device], cutoff: float | None, opts: Mapping[str, Any]) -> list[Candidate]:
     """No message from a device for more than ``after_h`` hours of term time (weekends and holidays
     do not count): its last message is older than ``cutoff`` (None: not in term, nothing fires)."""

@@ -27,6 +27,7 @@ EXTENSIONS: list = [
     "bbt.cli_enrol",
     "bbt.cli_power",
     "bbt.cli_agent",
+    "bbt.cli_update",
 ]
 
 
@@ -167,9 +168,11 @@ def agent_run(config_path: Optional[str], broker: Optional[str], school: Optiona
     """Run the agent in the foreground."""
     from agent.service import run_foreground
 
-    run_foreground(config_path, {"broker": broker, "school": school, "device": device,
-                                 "enrol_secret": enrol_secret, "enrol_url": enrol_url},
-                   logging.getLogger().isEnabledFor(logging.DEBUG))
+    code = run_foreground(config_path, {"broker": broker, "school": school, "device": device,
+                                        "enrol_secret": enrol_secret, "enrol_url": enrol_url},
+                          logging.getLogger().isEnabledFor(logging.DEBUG))
+    if code:
+        sys.exit(code)
 
 
 @main.command("import")

@@ -18,6 +18,7 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "room": ("教室", ("教室号", "房间", "房间号")),
     "building": ("楼", ("楼栋", "教学楼", "楼宇")),
     "floor": ("楼层", ("层",)),
+    "projector": ("投影机", ("投影机地址", "投影机ip", "投影仪", "投影仪地址", "一体机", "大屏")),
     "period": ("节次", ("节", "第几节", "课节")),
     "start": ("开始", ("开始时间", "上课时间", "上课")),
     "end": ("结束", ("结束时间", "下课时间", "下课")),
@@ -46,7 +47,7 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 # kind: (required columns, optional columns)
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "devices": (("device", "class"), ("room", "building", "floor")),
+    "devices": (("device", "class"), ("room", "building", "floor", "projector")),
     "bell": (("period", "start", "end"), ("schedule", "valid_from")),
     "timetable": (("class", "weekday", "period", "teacher", "subject"), ("weeks", "room", "group")),
     "substitutions": (("date", "class", "period", "teacher"), ("subject",)),

@@ -50,8 +50,8 @@ class Plan:
 
 
 def _current_devices(db: Database, school: str) -> dict[Key, Value]:
-    return {(r["device"],): (r["class"], r["room"], r["building"], r["floor"]) for r in db.query(
-        "SELECT device, class, room, building, floor FROM devices WHERE school = ? AND class IS NOT NULL "
+    return {(r["device"],): (r["class"], r["room"], r["building"], r["floor"], r["projector"]) for r in db.query(
+        "SELECT device, class, room, building, floor, projector FROM devices WHERE school = ? AND class IS NOT NULL "
         "ORDER BY device", (school,))}
 
 
@@ -149,12 +149,19 @@ def _check_kept_slots(plan: Plan, current: dict[Key, Value]) -> None:
 def _write_devices(db: Database, plan: Plan) -> None:
     s = plan.school
     for (dev,), _old in plan.removed:
-        db.execute("UPDATE devices SET class = NULL, room = NULL, building = NULL, floor = NULL "
+        db.execute("UPDATE devices SET class = NULL, room = NULL, building = NULL, floor = NULL, projector = NULL "
                    "WHERE school = ? AND device = ?", (s, dev))
     for (dev,), value in [*plan.added, *((k, new) for k, _o, new in plan.changed)]:
-        db.execute("INSERT INTO devices (school, device, class, room, building, floor) VALUES (?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT (school, device) DO UPDATE SET class = excluded.class, room = excluded.room, "
-                   "building = excluded.building, floor = excluded.floor", (s, dev, *value))
+        db.execute("INSERT INTO devices (school, device, class, room, building, floor, projector) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (school, device) DO UPDATE SET class = excluded.class, "
+                   "room = excluded.room, building = excluded.building, floor = excluded.floor, "
+                   "projector = excluded.projector", (s, dev, *value))
+    if any(len(v) > 4 and v[4] != (o[4] if o is not None and len(o) > 4 else None)
+           for v, o in [*((v, None) for _k, v in plan.added), *((n, o) for _k, o, n in plan.changed),
+                        *(((None,) * 5, o) for _k, o in plan.removed)]):
+        from collector.policy import republish
+
+        republish(db, s)  # the agents learn their projector from the policy (`projectors`)
 
 
 # kind -> [(key prefix or None, table, key columns, value columns)]

@@ -16,6 +16,7 @@ from bbt.errors import BbtError
 from collector import school_keys
 from collector.db import Database
 from collector.mqttout import Send
+from collector.projectors import projector_addresses
 from protocol.programs import UnsafeRule
 
 DEFAULT_HEARTBEAT_S = float(protocol.DEFAULT_POLICY["heartbeat_s"])
@@ -113,6 +114,32 @@ def publish(send: Send, school: str, policy: dict[str, Any], key: Any = None) ->
     send(protocol.policy_topic(school), payload(policy, key), True)
 
 
+def with_projectors(db: Database, school: str, policy: dict[str, Any]) -> dict[str, Any]:
+    """The policy as published: with ``projectors`` ({device: address}, from the devices import) so that
+    each classroom's agent knows the projector it polls (docs/agent.md "Projectors")."""
+    addresses = projector_addresses(db, school)
+    return dict(policy, projectors=addresses) if addresses else policy
+
+
+def as_published(db: Database, school: str, policy: dict[str, Any], key: Any) -> dict[str, Any]:
+    """The stored policy with what comes from elsewhere: the projector addresses and the signed
+    ``agent_update`` offer (collector.agent_updates)."""
+    from collector.agent_updates import signed_offer
+
+    out = with_projectors(db, school, policy)
+    offer = signed_offer(db, school, key)
+    return dict(out, agent_update=offer) if offer else out
+
+
+def republish(db: Database, school: str, now: float | None = None) -> None:
+    """Publish the school's policy again (a new version; the defaults if it has none): what it carries
+    from elsewhere (the projector addresses) changed."""
+    now = time.time() if now is None else now
+    db.execute("INSERT INTO policies (school, policy, version, updated) VALUES (?, ?, 1, ?) "
+               "ON CONFLICT (school) DO UPDATE SET version = policies.version + 1, updated = excluded.updated",
+               (school, json.dumps(protocol.DEFAULT_POLICY, sort_keys=True), now))
+
+
 def mark_published(db: Database, school: str, version: int, now: float | None = None) -> None:
     db.execute("UPDATE policies SET published_version = ?, published = ? WHERE school = ? AND published_version < ?",
                (version, time.time() if now is None else now, school, version))
@@ -123,7 +150,8 @@ def publish_stored(db: Database, send: Send, only_pending: bool = True) -> int:
     where = "WHERE published_version < version" if only_pending else ""
     n = 0
     for r in db.query(f"SELECT school, policy, version FROM policies {where} ORDER BY school"):
-        publish(send, r["school"], json.loads(r["policy"]), school_keys.private_key(db, r["school"]))
+        key = school_keys.private_key(db, r["school"])
+        publish(send, r["school"], as_published(db, r["school"], json.loads(r["policy"]), key), key)
         mark_published(db, r["school"], r["version"])
         n += 1
     return n

@@ -10,6 +10,7 @@ column ``term`` with its name, e.g. "2026秋季学期"); each term_start pairs w
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable
@@ -41,7 +42,17 @@ class Parsed:
         self.rows[key] = row
 
 
-DEVICE_EXTRA = ("room", "building", "floor")
+DEVICE_EXTRA = ("room", "building", "floor", "projector")
+# a projector's PJLink address: host name or IPv4, optional :port (docs/agent.md "Projectors")
+_PROJECTOR = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?\Z")
+
+
+def _projector(t: Table, r: Any) -> str | None:
+    value = (r.values.get("projector") or "").strip()
+    if value and not _PROJECTOR.match(value):
+        raise col_error(t.name, r, "projector", f"投影机地址“{value}”应为 IP 或主机名，可加 :端口（如 10.1.3.21 或 "
+                        f"10.1.3.21:4352）/ projector address {value!r} must be an IP or host name, optionally :port")
+    return value or None
 
 
 def parse_devices(t: Table) -> Parsed:
@@ -55,7 +66,7 @@ def parse_devices(t: Table) -> Parsed:
             raise col_error(t.name, r, "device", msg("repeats", what=repr(dev), line=out.rows[(dev,)].line))
         klass = v.text(t.name, r, "class")
         out.add((dev,), (klass, r.values.get("room") or None, r.values.get("building") or None,
-                         r.values.get("floor") or None), r)
+                         r.values.get("floor") or None, _projector(t, r)), r)
     return out
 
 

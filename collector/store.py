@@ -26,6 +26,7 @@ from typing import Any
 from collector.db import Database
 from collector.ingest import EventRow, Prepared, data_json
 from collector.inventory import apply_drift, apply_inventory
+from collector.projectors import apply_projector
 from collector.protection import apply_protection
 from collector.usage_marks import mark_events
 
@@ -267,6 +268,8 @@ def _apply_device_events(db: Database, school: str, device: str, rows: list[Even
             apply_drift(db, row)
         elif row.type == "protection":
             apply_protection(db, row)
+        elif row.type == "projector":
+            apply_projector(db, row)
     st.last_seq = last_seq
     _apply_clock(db, school, device, rows, st.clock_open)
     hb = [r.t for r in rows if r.type == "heartbeat" and not r.clock_fault]

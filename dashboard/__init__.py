@@ -59,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         admin_imports,
         admin_policy,
         admin_routing,
+        agent_updates,
         alert_views,
         api,
         assets,
@@ -78,7 +79,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     i18n.init_app(app)
     for bp in (auth.bp, overview.bp, usage_pages.bp, devices.bp, faults.bp, admin.bp, api.bp, openapi.bp,
-               alert_views.bp, district.bp, enrol.bp, assets.bp, stocktakes.bp, power.bp):
+               alert_views.bp, district.bp, enrol.bp, assets.bp, stocktakes.bp, power.bp, agent_updates.bp):
         app.register_blueprint(bp)
     csrf.exempt(api.bp)
     csrf.exempt(enrol.bp)  # the agents' POST: the enrolment secret is the credential

@@ -6,7 +6,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from alerts import config as alert_config
-from collector import protection, registry
+from collector import projectors, protection, registry
 from dashboard import devstate, get_db
 from dashboard.access import ANY_USER, DEVICE_ROLES, Scope, allow
 from dashboard.auth import current_user
@@ -37,6 +37,18 @@ def devices() -> Any:
     for r in rows:  # protocol 1.2 (an extra key): null until the device reports
         r["protection"] = prot.get(r["device"])
     return jsonify(rows)
+
+
+@bp.get("/projectors")
+@allow(*DEVICE_ROLES, "class_teacher")
+def projector_list() -> Any:
+    """The latest PJLink state of each projector the user may see (docs/collector.md)."""
+    s = scope()
+    school = resolve_school(s)
+    db = get_db()
+    classes = {r["device"]: r["class"] for r in registry.list_devices(db, school)}
+    return jsonify([p for p in projectors.school_projectors(db, school)
+                    if s.sees_device_of_class(classes.get(p["device"]))])
 
 
 @bp.get("/stats/ingest")

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from alerts import config as alert_config
-from collector import commands, inventory, outside_use, protection, registry
+from collector import commands, inventory, outside_use, projectors, protection, registry
 from collector.commands import CommandError
 from dashboard import audit, devicedata, devstate, get_db, sending
 from dashboard.access import DEVICE_ROLES, OPERATORS, Scope, allow
@@ -77,6 +77,7 @@ def detail(school: str, device: str) -> Any:
         usb=devicedata.events(db, school, device, "usb", month, 50),
         inventory=inventory.latest_inventory(db, school, device),
         protection=protection.state(db, school, device, alert_config.load(db, school)["rules"]["protection"]),
+        projector=projectors.projector_state(db, school, device),
         faults=devicedata.faults(db, school, device),
         statuses=list(reversed(devicedata.status_changes(db, school, device, month)))[:30],
         commands=device_commands(school, device), kinds=COMMAND_KINDS,

@@ -58,6 +58,9 @@ PATHS: dict[str, dict[str, Any]] = {
          "state": {"type": "string", "enum": ["in_use", "idle", "off", "offline", "fault"]},
          "protection": dict(_obj({"enabled": B, "reported": S, "problems": {"type": "array", "items": {
              "type": "string", "enum": ["virus", "av_off", "av_outdated", "patches_pending"]}}}), nullable=True)})),
+    "/api/v1/projectors": _op("The latest PJLink state of each classroom projector (docs/collector.md)", [SCHOOL], _obj(
+        {"device": S, "address": S, "reachable": B, "power": NS, "input": NS,
+         "lamp_hours": {"type": "number", "nullable": True}, "errors": {"type": "object"}, "error": NS, "t": N})),
     "/api/v1/stats/ingest": _op("Ingest counters since the store was created", [], _obj(
         {"stored": INT, "duplicates": INT, "rejected": INT, "gaps": INT}), array=False),
     "/api/v1/me": _op("The caller", [], _obj({"name": S, "role": S, "school": NS, "class": NS}), array=False),

@@ -66,7 +66,8 @@ def save_policy(db: Database, school: str, obj: Any) -> tuple[dict[str, Any], bo
     if s is None:
         return stored, False
     send, flush = s
-    policy.publish(send, school, stored["policy"], school_keys.private_key(db, school))
+    key = school_keys.private_key(db, school)
+    policy.publish(send, school, policy.as_published(db, school, stored["policy"], key), key)
     try:
         flush()
     except PublishError as e:

@@ -14,6 +14,9 @@ Project protocol versions (``WIRE_VERSION``; the topics stay ``bbt/v1``):
   says of unknown policy keys). A collector of 1.1 quarantines a ``protection`` event as an
   unknown type: a 1.2 agent therefore never puts one in a batch with other events
   (``ISOLATED_TYPES``), so nothing else is lost with it (its seq shows as a gap there).
+- 1.3: the event type ``projector`` (a classroom projector or panel polled over PJLink by the
+  classroom's agent) and the policy keys ``projectors`` and ``projector_off_with_pc``; isolated
+  like ``protection``.
 """
 from __future__ import annotations
 
@@ -27,9 +30,10 @@ from protocol.programs import UnsafeRule, unsafe_deny_rules
 from protocol.usb import DEFAULT_USB, USB_ID_RE, normalized_usb, usb_allowed, usb_policy_problem  # noqa: F401
 
 VERSION = "v1"
-WIRE_VERSION = "1.2"
+WIRE_VERSION = "1.3"
+MINOR = int(WIRE_VERSION.split(".")[1])
 # types an older collector does not know: sent alone, never batched with other events
-ISOLATED_TYPES = ("protection",)
+ISOLATED_TYPES = ("protection", "projector")
 PREFIX = "bbt/v1"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 _ID_RE = re.compile(r"\A" + ID_PATTERN + r"\Z")
@@ -177,6 +181,12 @@ _SPECS: Dict[str, Tuple[Tuple[str, ...], Dict[str, Tuple[Any, str]], Dict[str, T
     "inventory": (("hostname",), {"hostname": (str, "string"), "os": (str, "string"), "ram_mb": (_NUM, "number"),
                                   "disks": (list, "array"), "displays": ((list, int), "array or number"),
                                   "software": (list, "array")}, {}),
+    # v1.1 (docs/collector.md): a classroom projector/panel polled over PJLink by the classroom's agent
+    "projector": (("address", "reachable"),
+                  {"address": (str, "string"), "reachable": (bool, "bool"), "power": (str, "string"),
+                   "input": (str, "string"), "lamp_hours": (_NUM, "number"), "errors": (dict, "object"),
+                   "error": (str, "string")},
+                  {"power": ("off", "on", "cooling", "warming", "unknown")}),
     "usb": (("action",), {"action": (str, "string"), "kind": (str, "string"), "label": (str, "string"),
                           "vendor_id": (str, "string"), "product_id": (str, "string")},
             {"action": ("inserted", "removed")}),

@@ -432,7 +432,7 @@ def test_end_of_day_shutdown_rule() -> None:
 def test_every_probe_is_registered_and_declares_fields() -> None:
     probes = all_probes()
     assert {p.name for p in probes} == {"power", "usage", "heartbeat", "software", "faults", "drift", "usb",
-                                        "inventory", "protection"}
+                                        "inventory", "protection", "projector"}
     for p in probes:
         assert p.emits and p.fields and (p.period is None or hasattr(load_config(
             None, {"school": "s"}, environ={}), p.period)), p.name

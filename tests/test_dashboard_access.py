@@ -67,6 +67,8 @@ EXPECTED: dict[str, set[str]] = {
     "power.index": {"admin", "maintainer"}, "power.preview": {"admin", "maintainer"},
     "power.send": {"admin", "maintainer"}, "power.result": {"admin", "maintainer"},
     "power.result_data": {"admin", "maintainer"}, "power.schedule": {"admin", "maintainer"},
+    # projectors (PJLink) and the agent packages of self-update (public: checked by the signed offer's hash)
+    "api.projector_list": DEVICE_VIEW, "agent_updates.wheel": PUBLIC,
 }
 # values for URL variables: the class teacher's own class and device, so scoping does not turn into 403
 VALUES = {"school": SCHOOL, "device": DEVICES[0][0], "name": USERS["teacher"][0], "lang": "en", "filename": "bbt.css",

@@ -64,11 +64,11 @@ class Probe:
 
 def all_probes() -> List[Probe]:
     """The one place where probes are registered, in start order."""
-    from agent.probes import drift, faults, heartbeat, inventory, power, protection, software, usage, usb
+    from agent.probes import drift, faults, heartbeat, inventory, power, projector, protection, software, usage, usb
 
     return [power.PowerProbe(), usage.UsageProbe(), heartbeat.HeartbeatProbe(), software.SoftwareProbe(),
             faults.FaultProbe(), drift.DriftProbe(), usb.UsbProbe(), inventory.InventoryProbe(),
-            protection.ProtectionProbe()]
+            protection.ProtectionProbe(), projector.ProjectorProbe()]
 
 
 def run_probe(name: str, fn: Callable[..., Any], default: Any = None, *args: Any) -> Any:
