@@ -94,6 +94,18 @@ def seed(db: Any, tmp: Path) -> None:
     seed_assets(db, tmp)
     power.create_group(db, SCHOOL, "message", {"text": "请关闭投影仪"}, USERS["maintainer"][0])
     AlertEngine(db, clock=school_hours).run_once()
+    seed_correction(db)
+
+
+def seed_correction(db: Any) -> None:
+    """The school day's week published, then the projector fault reviewed: a correction to show (公布, 打印)."""
+    from collector import fault_review
+    from collector.usage_report import publish_week
+
+    year, week, _day = school_day_at(8, 0).isocalendar()
+    publish_week(db, SCHOOL, f"{year}-W{week:02d}", USERS["headteacher"][0])
+    [f] = db.query("SELECT id FROM faults WHERE device = ? AND code = 'display_missing'", (DEVICES[0][0],))
+    fault_review.review_fault(db, f["id"], "confirmed", USERS["maintainer"][0])
 
 
 def seed_assets(db: Any, tmp: Path) -> None:
