@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from collector import power, registry, wake
 from collector.commands import CommandError
@@ -39,7 +40,7 @@ def index() -> Any:
     for a in recent:
         a["when"] = _local(a["created"], school)
     return render_template("power/index.html", school=school, buildings=power.buildings(db, school) if school else {},
-                           recent=recent, labels=action_labels(),
+                           recent=recent, labels=action_labels(), scope_name=scope_name,
                            schedule=wake.get_schedule(db, school) if school else None)
 
 
@@ -63,7 +64,7 @@ def preview() -> Any:
         abort(400, description=str(e))
     reach = [d for d in devices if (not d["online"]) == (action == "wake")]
     return render_template("power/preview.html", school=school, action=action, building=building, floor=floor,
-                           scope=power.scope_label(building, floor), devices=devices, reach=reach,
+                           scope=scope_name(building, floor), devices=devices, reach=reach,
                            text=request.args.get("text", ""), delay_s=request.args.get("delay_s", "60"),
                            in_use=sum(1 for d in reach if d["in_use"]))
 
@@ -120,6 +121,7 @@ def _results(action_id: str) -> dict[str, Any]:
 def result(action_id: str) -> Any:
     r = _results(action_id)
     return render_template("power/result.html", r=r, labels=result_labels(), actions=action_labels(),
+                           scope=scope_name(r["action"]["building"], r["action"]["floor"]),
                            when=_local(r["action"]["created"], r["action"]["school"]))
 
 
@@ -150,6 +152,14 @@ def schedule() -> Any:
 
 def _local(t: float, school: str) -> str:
     return (registry.iso(t, registry.school_tz(get_db(), school)) or "")[:16].replace("T", " ")
+
+
+def scope_name(building: str | None, floor: str | None) -> Markup:
+    """The scope as a page shows it: a building and floor are names (data, not translated), the whole
+    school is words of the page."""
+    if building:
+        return Markup('<span translate="no">%s</span>') % power.scope_label(building, floor)
+    return Markup.escape(_("全校"))
 
 
 def action_labels() -> dict[str, str]:

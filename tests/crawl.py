@@ -1,7 +1,8 @@
 """A crawler for the dashboard in headless Chromium: from the navigation, every page a role can reach.
 
 What it visits: the links of the header's navigation, then every same-origin link found on the
-pages it visits, one page per *page type*, the Flask endpoint (``/devices/s1/pc-101`` and
+pages it visits (and the URL of each GET form as filled in by the page, such as 电源管理's preview),
+one page per *page type*, the Flask endpoint (``/devices/s1/pc-101`` and
 ``/devices/s1/pc-102`` are one type, ``/faults/?state=firing`` and ``/faults/?state=all`` too): every
 menu entry, then the first link found of each other type (a device, a register entry, a teacher's
 lessons). It does not follow the language switch, logout, the JSON API, the OpenAPI document,
@@ -43,6 +44,18 @@ MAX_PAGES = 60
 # each page is loaded at the first size, checked and photographed at each (a resize re-lays it out and
 # fires the charts' resize handlers, as turning a phone would); the first size gets a full-page screenshot
 VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+# the links of a page, and the URL each GET form would open with its values as the page fills them in
+LINKS_JS = r"""
+() => Array.from(document.querySelectorAll("a[href]")).filter(a => !a.hasAttribute("download"))
+  .map(a => a.href.split("#")[0])
+  .concat(Array.from(document.querySelectorAll("form"))  // (a field named action or method hides the property)
+    .filter(f => (f.getAttribute("method") || "get").toLowerCase() === "get").map(f => {
+    const url = new URL(f.getAttribute("action") || "", document.baseURI);
+    url.search = new URLSearchParams(new FormData(f)).toString();
+    return url.href;
+  }))
+"""
 
 TEXT_JS = r"""
 (codes) => {
@@ -148,8 +161,7 @@ class Tab:
             page.set_viewport_size(size)
             if n == 0:
                 page.goto(url, wait_until="load")
-                links = page.evaluate("() => Array.from(document.querySelectorAll('a[href]'))"
-                                      ".filter(a => !a.hasAttribute('download')).map(a => a.href.split('#')[0])")
+                links = page.evaluate(LINKS_JS)
             else:
                 page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")
             text = page.evaluate(TEXT_JS, codes)
