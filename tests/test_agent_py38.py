@@ -10,8 +10,8 @@ import pytest
 
 from tests.helpers import ROOT
 
-PY38_FILES = ["agent", "protocol", "bbt/__init__.py", "bbt/errors.py", "bbt/mqttconf.py", "bbt/signing.py",
-              "bbt/enrolwire.py", "bbt/cli.py", "bbt/cli_agent.py", "bbt/__main__.py"]
+PY38_FILES = ["agent", "protocol", "common", "bbt/__init__.py",
+              "bbt/cli.py", "bbt/cli_agent.py", "bbt/__main__.py"]
 
 
 def vermin(*paths: str) -> subprocess.CompletedProcess[str]:
