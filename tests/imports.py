@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from tests.helpers import ROOT
 
@@ -19,13 +19,27 @@ def module_name(path: Path, root: Path = Path(ROOT)) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_names(path: Path, root: Path = Path(ROOT)) -> set[str]:
-    """Every module name ``path`` imports (absolute; for ``from a import b`` both ``a`` and ``a.b``)."""
+def _nodes(tree: ast.AST, module_level_only: bool) -> Iterator[ast.AST]:
+    """All nodes, or (module_level_only) those that run at import time: function bodies are skipped."""
+    if not module_level_only:
+        yield from ast.walk(tree)
+        return
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(c for c in ast.iter_child_nodes(node)
+                    if not isinstance(c, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+
+def imported_names(path: Path, root: Path = Path(ROOT), module_level_only: bool = False) -> set[str]:
+    """Every module name ``path`` imports (absolute; for ``from a import b`` both ``a`` and ``a.b``);
+    with ``module_level_only``, only the imports that run when the module is imported."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     here = module_name(path, root).split(".")
     package = here if path.name == "__init__.py" else here[:-1]
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _nodes(tree, module_level_only):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -55,8 +69,11 @@ def with_parents(name: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def reachable(entries: Iterable[Path], root: Path = Path(ROOT)) -> set[Path]:
-    """The project files that importing ``entries`` can load (their packages' __init__ files included)."""
+def reachable(entries: Iterable[Path], root: Path = Path(ROOT), shallow: Iterable[Path] = ()) -> set[Path]:
+    """The project files that importing ``entries`` can load (their packages' __init__ files included),
+    following every import, function-level ones too, except in ``shallow`` files, where only the imports
+    that run at import time are followed."""
+    shallow_files = {p.resolve() for p in shallow}
     todo = [p.resolve() for p in entries]
     seen: set[Path] = set()
     while todo:
@@ -64,7 +81,8 @@ def reachable(entries: Iterable[Path], root: Path = Path(ROOT)) -> set[Path]:
         if path in seen:
             continue
         seen.add(path)
-        for name in [*with_parents(module_name(path, root)), *imported_names(path, root)]:
+        imports = imported_names(path, root, module_level_only=path in shallow_files)
+        for name in [*with_parents(module_name(path, root)), *imports]:
             for part in with_parents(name):
                 found = module_file(part, root)
                 if found is not None and found.resolve() not in seen:
