@@ -30,7 +30,7 @@ def use_version_dir() -> None:
     class VersionFinder:
         @staticmethod
         def find_spec(name: str, path: object = None, target: object = None) -> object:
-            if name.split(".")[0] not in ("agent", "protocol", "bbt"):
+            if name.split(".")[0] not in ("agent", "protocol", "common", "bbt"):
                 return None
             if "." not in name:
                 return PathFinder.find_spec(name, [folder])
@@ -69,7 +69,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if o.startswith("--") and o[2:].replace("-", "_") in values:
             values[o[2:].replace("-", "_")] = v
     from agent.service import run_foreground
-    from bbt.errors import BbtError
+    from common.errors import BbtError
 
     config = values.pop("config")
     try:
@@ -83,7 +83,7 @@ def install_main(what: str, argv: List[str]) -> int:
     """``bbt-agent.exe install --config C:\\ProgramData\\bbt\\agent.ini`` (silent; for GPO startup scripts)."""
     from agent.config import default_config_path, default_data_dir, load_config
     from agent.install import installer
-    from bbt.errors import BbtError
+    from common.errors import BbtError
 
     opts, _ = getopt.getopt(argv, "", ["config="])
     path = dict(opts).get("--config") or default_config_path()

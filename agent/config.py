@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Dict, Optional
 
 import protocol
-from bbt.errors import BbtError
+from common.errors import BbtError
 
 
 class ConfigError(BbtError, ValueError):
@@ -100,7 +100,7 @@ class AgentConfig:
             if getattr(self, name) < 0.2:
                 raise ConfigError("%s must be at least 0.2 seconds" % name)
         if self.command_key:
-            from bbt.signing import SignatureError, check_public_key
+            from common.signing import SignatureError, check_public_key
 
             try:
                 check_public_key(self.command_key)

@@ -40,7 +40,7 @@ class Context:
             try:
                 obj = json.loads(saved)
                 if cfg.command_key:  # kept before the key was pinned: only a signed one still holds
-                    from bbt.signing import verify
+                    from common.signing import verify
 
                     verify(obj, cfg.command_key)
                 self._apply_policy(obj)

@@ -2,7 +2,7 @@
 the server once for this PC's own MQTT credentials and the school's command-signing key, keep them
 in the data directory (``enrolment.json``, readable by the service only) and use them from then on.
 
-The secret never travels (bbt.enrolwire): the server proves it knows the secret by the answer's
+The secret never travels (common.enrolwire): the server proves it knows the secret by the answer's
 ``mac``, so a machine on the network cannot hand the agent a key of its own. The key is pinned:
 a later enrolment that brings another key is refused.
 """
@@ -20,8 +20,8 @@ from typing import Any, Callable, Dict, Optional
 from urllib.parse import urlsplit
 
 from agent.config import AgentConfig
-from bbt import enrolwire
-from bbt.errors import BbtError
+from common import enrolwire
+from common.errors import BbtError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def request(cfg: AgentConfig, url: str) -> Dict[str, Any]:
 
 
 def _from_answer(cfg: AgentConfig, answer: Dict[str, Any], pinned: Optional[str]) -> Dict[str, Any]:
-    from bbt.signing import SignatureError, check_public_key
+    from common.signing import SignatureError, check_public_key
 
     key = answer.get("command_key")
     try:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from typing import Any, Callable, List, Optional
 
-from bbt.errors import BbtError
+from common.errors import BbtError
 
 Run = Callable[[List[str]], None]
 SERVICE = "bbt-agent"

@@ -32,8 +32,8 @@ from agent.probes import Probe, all_probes, run_probe
 from agent.probes.idle import IdleSource
 from agent.probes.usage import UsageProbe
 from agent.ticker import OsEvents, Ticker
-from bbt import __version__
-from bbt.mqttconf import make_client, parse_broker_url
+from common import __version__
+from common.mqttconf import make_client, parse_broker_url
 
 log = logging.getLogger(__name__)
 

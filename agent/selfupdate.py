@@ -2,7 +2,7 @@
 a trial start watched by a small supervisor, and a rollback when the new version does not come up.
 
 The offer (policy key ``agent_update``, docs/agent.md "Self-update") is signed on its own with the
-school's Ed25519 key, the key that signs commands and policies (bbt.signing):
+school's Ed25519 key, the key that signs commands and policies (common.signing):
 ``{"version", "sha256", "url", "percent", "issued", "sig"}``. A device takes part when
 ``in_rollout(device, percent)`` (a hash of the device id: the same devices, whatever the order).
 
@@ -57,7 +57,7 @@ def in_rollout(device: str, percent: float) -> bool:
 
 def check_offer(offer: Any, public_key: Optional[str], school: Optional[str] = None) -> Dict[str, Any]:
     """The offer when its signature verifies with the pinned key and its fields are sound; else UpdateError."""
-    from bbt.signing import SignatureError, verify
+    from common.signing import SignatureError, verify
 
     if not public_key:
         raise UpdateError("no pinned command key: an agent that only reports installs no update")

@@ -16,8 +16,8 @@ from typing import Any, Dict
 
 import protocol
 from agent.commands import Refused, Verifier
-from bbt import signing
-from bbt.signing import ReplayGuard, SignatureError
+from common import signing
+from common.signing import ReplayGuard, SignatureError
 
 log = logging.getLogger(__name__)
 

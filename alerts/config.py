@@ -12,8 +12,8 @@ import time
 import warnings
 from typing import Any
 
-from bbt.errors import BbtError
 from collector.db import Database
+from common.errors import BbtError
 
 SEVERITIES = ("info", "warning", "critical")
 RATE_LIMITED = ("wecombot", "wxwork", "wecom", "dingtalk")  # the bots accept 20 messages a minute

@@ -14,11 +14,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import protocol
-from bbt.errors import BbtError
 from collector import codes, fault_review
 from collector.attribution import NEVER_EXCUSES
 from collector.db import Database, Row
 from collector.registry import iso
+from common.errors import BbtError
 
 EDITABLE = ("cause", "responsibility", "handling", "repair_record", "parts", "summary")
 COLUMNS = [("id", "编号"), ("device", "设备"), ("class", "班级"), ("room", "教室"), ("code", "故障代码"),

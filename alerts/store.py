@@ -8,8 +8,8 @@ import secrets
 from typing import Any
 
 from alerts.rules import Candidate
-from bbt.errors import BbtError
 from collector.db import Database, Row
+from common.errors import BbtError
 
 OPEN = ("firing", "acknowledged")
 

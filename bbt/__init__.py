@@ -1,2 +1,4 @@
-"""bbt: monitoring for 班班通 classroom PCs."""
-__version__ = "0.1.0"
+"""bbt: monitoring for 班班通 classroom PCs (the command line; the version lives in common)."""
+from common import __version__
+
+__all__ = ["__version__"]

@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional
 
 import click
 
-from bbt import __version__
-from bbt.errors import BbtError
+from common import __version__
+from common.errors import BbtError
 
 EXTENSIONS: list = [
     "bbt.cli_alerts",
@@ -98,7 +98,7 @@ def broker_from(broker: Optional[str], mqtt_username: Optional[str], mqtt_passwo
                 ca_file: Optional[str], cert_file: Optional[str], key_file: Optional[str]) -> Any:
     if broker is None:
         return None
-    from bbt.mqttconf import parse_broker_url
+    from common.mqttconf import parse_broker_url
 
     return parse_broker_url(broker, username=mqtt_username, password=mqtt_password, ca_file=ca_file,
                             cert_file=cert_file, key_file=key_file)

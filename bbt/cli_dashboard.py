@@ -7,7 +7,7 @@ from typing import Any, Optional
 import click
 
 from bbt.cli import db_option, open_db
-from bbt.errors import BbtError
+from common.errors import BbtError
 
 
 def register(main: click.Group) -> None:

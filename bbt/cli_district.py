@@ -31,8 +31,8 @@ def collect(db_url: Optional[str], share_group: Optional[str], client_id: Option
     import signal
     import threading
 
-    from bbt.errors import BbtError
     from collector.service import Collector
+    from common.errors import BbtError
 
     broker = broker_from(**broker_kw)
     if broker is None:
@@ -74,8 +74,8 @@ def simulate(schools: int, devices: int, speed: float, day: Optional[str], heart
     from datetime import date as date_
     from pathlib import Path
 
-    from bbt.errors import BbtError
     from bbt.fleet import Fleet, FleetResult, FleetSpec, write_school_data
+    from common.errors import BbtError
 
     if schools < 1 or devices < 1 or speed < 0 or heartbeat_s < 1:
         raise BbtError("--schools, --devices and --heartbeat-s must be at least 1, --speed at least 0")

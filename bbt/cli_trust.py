@@ -31,7 +31,7 @@ def _group(main: click.Group, name: str, help_: str) -> click.Group:
 def deploy_certs(school: str, out: str, devices_csv: Optional[str], device_ids: tuple, hosts: tuple,
                  port: int, renew_devices: bool) -> None:
     """School CA, broker certificate, per-device client certificates, signing key, Mosquitto TLS config."""
-    from bbt.certs import CertPlan, make_certs, read_devices_csv
+    from collector.certs import CertPlan, make_certs, read_devices_csv
 
     devices = list(device_ids)
     if devices_csv:
@@ -48,7 +48,7 @@ def deploy_certs(school: str, out: str, devices_csv: Optional[str], device_ids: 
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False))
 def deploy_keys(out: str) -> None:
     """The command-signing key pair (command-signing.key / .pub) and the backup key; existing ones are kept."""
-    from bbt.signing import ensure_keypair
+    from common.signing import ensure_keypair
 
     created: list = []
     kept: list = []

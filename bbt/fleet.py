@@ -40,8 +40,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import protocol
-from bbt import __version__
-from bbt.mqttconf import BrokerConfig, make_client
+from common import __version__
+from common.mqttconf import BrokerConfig, make_client
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import protocol
-from bbt import __version__
-from bbt.mqttconf import BrokerConfig, make_client
 from collector.ingest import Incoming
+from common import __version__
+from common.mqttconf import BrokerConfig, make_client
 
 log = logging.getLogger(__name__)
 

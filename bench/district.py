@@ -178,7 +178,7 @@ def ingest_run(stores: Stores, tmp: Path, backend: str, k: int, n: int, devices:
 
 def school_day(stores: Stores, tmp: Path, schools: int, devices: int, heartbeat_s: int) -> dict[str, Any]:
     from bbt.fleet import Fleet, FleetResult, FleetSpec
-    from bbt.mqttconf import parse_broker_url
+    from common.mqttconf import parse_broker_url
 
     url = stores.new("postgresql")
     folder = Path(tempfile.mkdtemp(dir=tmp))

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import protocol
-from bbt import signing
-from bbt.errors import BbtError
 from collector.db import Database
+from common import signing
+from common.errors import BbtError
 
 URL_PREFIX = "/agent-updates"
 # {distribution}-{version}(-{build})?-{python}-{abi}-{platform}.whl (PEP 427)

@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from bbt.errors import BbtError
 from collector import migrations
 from collector.db import Database, connect
+from common.errors import BbtError
 
 MAGIC = b"BBTBAK1\n"
 CHUNK = 1 << 20

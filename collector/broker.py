@@ -11,9 +11,9 @@ import socket
 import threading
 from typing import Any
 
-from bbt.errors import BbtError
 from collector.broker_auth import AUTHORITIES, Authority, ClosedBroker
 from collector.broker_tls import TlsFiles
+from common.errors import BbtError
 
 log = logging.getLogger(__name__)
 

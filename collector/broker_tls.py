@@ -1,7 +1,7 @@
 """TLS for the embedded broker (`bbt server --mqtt-tls`): a school CA and a broker certificate made on
 first start in the server's data directory, renewed when the host names change. Enrolment hands the CA
-to each PC (collector.enrolment), which then trusts only it (bbt.mqttconf.tls_context).
-Made with bbt.certs, the same code as `bbt deploy certs`."""
+to each PC (collector.enrolment), which then trusts only it (common.mqttconf.tls_context).
+Made with collector.certs, the same code as `bbt deploy certs`."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from bbt import certs
+from collector import certs
 from collector.db import default_db_url
 
 FOLDER = "broker-pki"

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import protocol
-from bbt import signing
-from bbt.errors import BbtError
 from collector import school_keys
 from collector.db import Database
 from collector.ingest import Prepared
 from collector.mqttout import Send
+from common import signing
+from common.errors import BbtError
 
 log = logging.getLogger(__name__)
 

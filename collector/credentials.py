@@ -19,9 +19,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 import protocol
-from bbt.errors import BbtError
 from collector.db import Database
 from collector.retention import audit
+from common.errors import BbtError
 
 COLLECTOR_USER = "bbt:collector"  # ':' is not allowed in device ids: no PC can take this name
 # The passwords are 192-bit random secrets (nothing to guess), so the hash needs no heavy cost; a

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import sqlite_utils
 
-from bbt.errors import BbtError
+from common.errors import BbtError
 
 Row = dict[str, Any]
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import protocol
-from bbt.errors import BbtError
 from collector.tables import col_error, read_table
+from common.errors import BbtError
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "production.conf"
 ITERATIONS = 1000

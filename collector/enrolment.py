@@ -16,11 +16,11 @@ import time
 from typing import Any
 
 import protocol
-from bbt.enrolwire import answer_text, mac, request_text
-from bbt.errors import BbtError
 from collector import credentials, school_keys
 from collector.db import Database
 from collector.retention import audit
+from common.enrolwire import answer_text, mac, request_text
+from common.errors import BbtError
 
 DEFAULT_DAYS = 30.0
 

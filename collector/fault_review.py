@@ -15,7 +15,6 @@ import time
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bbt.errors import BbtError
 from collector import usage
 from collector.attribution import NEVER_EXCUSES, Fault
 from collector.db import Database, Row
@@ -23,6 +22,7 @@ from collector.registry import school_tz
 from collector.retention import audit
 from collector.school_calendar import iso_week
 from collector.usage_marks import mark_dates
+from common.errors import BbtError
 
 DECISIONS = ("confirmed", "rejected")
 REVIEW_ROLES = ("admin", "maintainer")  # who may review (CONTRACT §4)

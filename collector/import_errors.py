@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bbt.errors import BbtError
+from common.errors import BbtError
 
 MESSAGES: dict[str, tuple[str, str, str, str]] = {
     "no_file": ("文件不存在", "no such file", "", ""),

@@ -11,13 +11,13 @@ import datetime as dt
 import time
 from typing import Any, Iterable
 
-from bbt.errors import BbtError
 from collector.attribution import Lesson
 from collector.db import Database
 from collector.lesson_place import MARK_KINDS, Mark
 from collector.retention import audit
 from collector.school_calendar import iso_week
 from collector.usage_marks import mark_dates
+from common.errors import BbtError
 
 MAX_REASON = 200
 

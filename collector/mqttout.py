@@ -5,8 +5,8 @@ import secrets
 import threading
 from typing import Any, Callable, Sequence
 
-from bbt.errors import BbtError
-from bbt.mqttconf import BrokerConfig, make_client
+from common.errors import BbtError
+from common.mqttconf import BrokerConfig, make_client
 
 # (topic, payload, retain) -> None; publishes at QoS 1. The one signature every sender has.
 Send = Callable[[str, bytes, bool], None]

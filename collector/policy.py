@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import protocol
-from bbt import signing
-from bbt.errors import BbtError
 from collector import school_keys
 from collector.db import Database
 from collector.mqttout import Send
 from collector.projectors import projector_addresses
+from common import signing
+from common.errors import BbtError
 from protocol.programs import UnsafeRule
 
 DEFAULT_HEARTBEAT_S = float(protocol.DEFAULT_POLICY["heartbeat_s"])

@@ -15,8 +15,8 @@ import secrets
 import time
 from typing import Any
 
-from bbt.errors import BbtError
 from collector.db import Database
+from common.errors import BbtError
 
 HEARTBEAT_DAYS = 400
 # columns that hold a person's name, in any area's tables (found by introspection)

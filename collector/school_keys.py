@@ -11,8 +11,8 @@ import os
 import time
 from typing import Any
 
-from bbt import signing
 from collector.db import Database
+from common import signing
 
 _CACHE: dict[str, Any] = {}
 

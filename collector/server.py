@@ -7,13 +7,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from bbt.errors import BbtError
-from bbt.mqttconf import BrokerConfig
 from collector import broker_tls, credentials, migrations, school_keys
 from collector.broker import EmbeddedBroker, port_free
 from collector.broker_auth import Authority
 from collector.db import connect
 from collector.service import Collector
+from common.errors import BbtError
+from common.mqttconf import BrokerConfig
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ import time
 from typing import Any, Callable
 
 import protocol
-from bbt.mqttconf import BrokerConfig, make_client, release_sockets
 from collector import migrations
 from collector.db import Database, connect
 from collector.ingest import Incoming, Prepared, prepare
 from collector.store import BatchResult, apply_batch
+from common.mqttconf import BrokerConfig, make_client, release_sockets
 
 log = logging.getLogger(__name__)
 

@@ -81,7 +81,7 @@ def flag_today(db_url: str, now: float | None = None) -> int:
 
 
 def start(server: Any) -> Callable[[], None] | None:
-    from bbt import signing
+    from common import signing
 
     if signing.wire_key() is not None:  # a wrong BBT_SIGNING_KEY fails the start, not the first command
         log.info("commands and policies are signed (BBT_SIGNING_KEY)")

@@ -16,10 +16,10 @@ import json
 import re
 from typing import Any
 
-from bbt.errors import BbtError
 from collector.db import Database
 from collector.registry import ensure_school
 from collector.usage_marks import invalidate_school
+from common.errors import BbtError
 
 DEFAULTS: dict[str, Any] = {"min_use_minutes": 10.0, "threshold": 0.6, "exclude_faulty": True, "heartbeat_s": 60.0,
                             "publish_weekly": "7 20:00", "patrol_after_minutes": 15.0,

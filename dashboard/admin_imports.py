@@ -19,7 +19,6 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from bbt.errors import BbtError
 from collector import imports
 from collector.import_columns import KINDS
 from collector.import_errors import ImportError_
@@ -27,6 +26,7 @@ from collector.import_plan import Plan
 from collector.import_report import describe, encoding_note
 from collector.import_templates import template_name, template_xlsx
 from collector.readers import SUFFIXES, read_book
+from common.errors import BbtError
 from dashboard import audit, get_db
 from dashboard.access import allow
 from dashboard.admin import actor, bp

@@ -143,7 +143,7 @@ PATHS: dict[str, dict[str, Any]] = {
 
 
 def _enrol_op() -> dict[str, Any]:
-    """POST /api/v1/enrol (collector.enrolment, bbt.enrolwire): public; the school's secret is the credential."""
+    """POST /api/v1/enrol (collector.enrolment, common.enrolwire): public; the school's secret is the credential."""
     err = {"content": {"application/json": {"schema": ERR}}}
     ID = SCHOOL["schema"]  # noqa: N806 (the contract's id rule)
     return {"post": {

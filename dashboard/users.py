@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from bbt.errors import BbtError
 from collector.db import Database
+from common.errors import BbtError
 
 ROLES = ("admin", "headteacher", "class_teacher", "teacher", "maintainer", "bureau")
 ROLE_NAMES = {"admin": "管理员（电教管理员/信息中心）", "headteacher": "校领导/教导处", "class_teacher": "班主任",

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 from alerts import config
 from alerts.engine import AlertEngine
 from alerts.schedule import Schedule
-from bbt.mqttconf import BrokerConfig
 from bbt.sim import SimClock, SimDevice
 from collector.imports import import_devices
 from collector.service import Collector
+from common.mqttconf import BrokerConfig
 from tests.webhook import WebhookReceiver
 
 TZ = ZoneInfo("Asia/Shanghai")

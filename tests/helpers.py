@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
-from bbt.mqttconf import release_sockets
+from common.mqttconf import release_sockets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

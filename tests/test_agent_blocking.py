@@ -31,7 +31,7 @@ from agent.probes.blockguard import (
     service_account,
 )
 from agent.probes.logind import LoginctlLogind
-from bbt.signing import public_b64
+from common.signing import public_b64
 from tests.test_agent_probes import events, make_ctx
 
 NOBODY = 65534

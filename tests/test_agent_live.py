@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from agent.outbox import Outbox
-from bbt import signing
+from common import signing
 from tests.agent_helpers import Sink, start_agent, stop
 from tests.brokers import Mosquitto
 from tests.helpers import wait_for

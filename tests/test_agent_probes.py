@@ -135,7 +135,7 @@ class SeatOf(Sessions):
 def test_software_probe_one_event_per_start_and_block(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from bbt.signing import public_b64
+    from common.signing import public_b64
 
     # an agent with a pinned key enforces "block" (without one it only reports: test_trust_pinning.py)
     ctx = make_ctx(tmp_path, command_key=public_b64(Ed25519PrivateKey.generate()))
@@ -477,7 +477,7 @@ def test_end_of_day_shutdown_warns_then_powers_off_only_when_idle(tmp_path: Path
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from agent.runner import Agent
-    from bbt.signing import public_b64, sign
+    from common.signing import public_b64, sign
 
     key = Ed25519PrivateKey.generate()  # only a signed policy may switch PCs off (docs/security.md)
     cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path), "shutdown_warn_s": 0.3,

@@ -299,7 +299,7 @@ def test_the_end_of_day_job_follows_the_policy_and_apscheduler_loads_only_for_it
     from agent.config import load_config
     from agent.desktop import LogDesktop
     from agent.runner import Agent
-    from bbt.signing import public_b64, sign
+    from common.signing import public_b64, sign
 
     key = Ed25519PrivateKey.generate()  # an end-of-day shutdown needs a policy signed by the pinned key
     cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path),
@@ -332,7 +332,7 @@ def test_a_policy_arriving_while_the_agent_stops_starts_no_scheduler(tmp_path: P
     from agent.config import load_config
     from agent.desktop import LogDesktop
     from agent.runner import Agent
-    from bbt.signing import public_b64
+    from common.signing import public_b64
 
     # with a pinned key (an unpinned agent never schedules a shutdown: that would pass for any reason)
     cfg = load_config(None, {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path),

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bbt.mqttconf import parse_broker_url
 from collector import registry
 from collector.service import Collector
+from common.mqttconf import parse_broker_url
 from dashboard import create_app
 from dashboard.users import add_user, create_token
 from tests.brokers import Mosquitto

@@ -10,12 +10,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 import protocol
-from bbt import signing
-from bbt.mqttconf import parse_broker_url
 from collector import commands, policy, school_keys
 from collector.db import connect
 from collector.maintenance import Maintenance
 from collector.service import Collector
+from common import signing
+from common.mqttconf import parse_broker_url
 from tests.brokers import Mosquitto, free_port
 from tests.helpers import close, run_bbt, wait_for
 

@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bbt.mqttconf import BrokerConfig
 from collector.ingest import Incoming, prepare
 from collector.service import Collector
+from common.mqttconf import BrokerConfig
 
 DEVICES = ["pc-1", "pc-2", "pc-3"]
 _ids = itertools.count()

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bbt.mqttconf import BrokerConfig
 from collector import inventory, policy, registry, retention
 from collector.ingest import Incoming, prepare
 from collector.service import Collector
 from collector.store import apply_batch
+from common.mqttconf import BrokerConfig
 
 NOW = time.time()
 

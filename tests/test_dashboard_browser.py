@@ -84,8 +84,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     from waitress.server import create_server
 
     from alerts.engine import AlertEngine
-    from bbt.mqttconf import BrokerConfig
     from collector.service import Collector
+    from common.mqttconf import BrokerConfig
 
     if mosquitto_binary() is None:
         pytest.skip("mosquitto not installed")

@@ -16,11 +16,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import protocol
-from bbt import signing
-from bbt.enrolwire import answer_text, mac, request_text
-from bbt.mqttconf import release_sockets
 from collector import commands, credentials, enrolment, migrations, school_keys
 from collector.db import Database, connect
+from common import signing
+from common.enrolwire import answer_text, mac, request_text
+from common.mqttconf import release_sockets
 from tests.agent_helpers import FAST
 from tests.brokers import free_port
 from tests.helpers import ROOT, bbt_cmd, run_bbt, wait_for

@@ -48,8 +48,8 @@ class PC:
 def live(tmp_path: Any) -> Iterator[tuple[str, Any]]:
     from waitress.server import create_server
 
-    from bbt.mqttconf import BrokerConfig
     from collector.service import Collector
+    from common.mqttconf import BrokerConfig
 
     if mosquitto_binary() is None:
         pytest.skip("mosquitto not installed")

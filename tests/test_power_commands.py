@@ -15,12 +15,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 import protocol
-from bbt.mqttconf import parse_broker_url
 from collector import commands, power, school_keys, wake
 from collector.db import Database, connect
 from collector.migrations import migrate
 from collector.mqttout import client_sender
 from collector.service import Collector
+from common.mqttconf import parse_broker_url
 from tests.agent_helpers import Sink, start_agent, stop
 from tests.brokers import Mosquitto
 from tests.helpers import close, run_bbt, wait_for

@@ -174,7 +174,7 @@ def _agent(tmp_path: Path, key: Any, **cfg: Any) -> Any:
     from agent.config import load_config
     from agent.desktop import LogDesktop
     from agent.runner import Agent
-    from bbt.signing import public_b64
+    from common.signing import public_b64
 
     values = {"school": "s1", "device": "pc-1", "data_dir": str(tmp_path), "shutdown_warn_s": 0.2,
               "command_key": public_b64(key) if key is not None else None, **cfg}
@@ -185,7 +185,7 @@ def _agent(tmp_path: Path, key: Any, **cfg: Any) -> Any:
 def test_the_end_of_day_shutdown_switches_the_projector_off_first_when_the_policy_says_so(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from bbt.signing import sign
+    from common.signing import sign
 
     key = Ed25519PrivateKey.generate()
     with FakeProjector(password="pw") as fake:
@@ -235,9 +235,9 @@ def test_projector_state_keeps_the_newest_report(db: Any) -> None:
 def test_an_offer_is_stored_signed_and_published_with_the_policy(db: Any, tmp_path: Path) -> None:
     import zipfile
 
-    from bbt.signing import verify
     from collector import agent_updates, school_keys
     from collector.agent_updates import UpdateError
+    from common.signing import verify
 
     wheel = tmp_path / "bbt-0.2.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:

@@ -21,9 +21,9 @@ import pytest
 import protocol
 from agent import selfupdate
 from agent.selfupdate import UpdateError, Versions
-from bbt import signing
 from collector import migrations, school_keys
 from collector.db import connect
+from common import signing
 from tests.agent_helpers import start_agent, stop
 from tests.brokers import Mosquitto, free_port
 from tests.helpers import ROOT, bbt_cmd, publisher, run_bbt, wait_for
@@ -45,12 +45,12 @@ def write_wheel(path: Path, version: str, files: dict[str, str]) -> Path:
 
 
 def agent_wheel(path: Path, version: str) -> Path:
-    """This repository's agent (agent/, protocol/, bbt/) as version ``version``."""
+    """This repository's agent (agent/, protocol/, common/, bbt/) as version ``version``."""
     files = {}
-    for pkg in ("agent", "protocol", "bbt"):
+    for pkg in ("agent", "protocol", "common", "bbt"):
         for f in sorted((Path(ROOT) / pkg).rglob("*.py")):
             files[f.relative_to(ROOT).as_posix()] = f.read_text(encoding="utf-8")
-    files["bbt/__init__.py"] = f'"""bbt (test build)."""\n__version__ = "{version}"\n'
+    files["common/__init__.py"] = f'"""bbt (test build)."""\n__version__ = "{version}"\n'
     return write_wheel(path, version, files)
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import protocol
-from bbt import signing
 from collector import commands as collector_commands
 from collector import policy as collector_policy
+from common import signing
 from tests.agent_helpers import Sink, start_agent, stop
 from tests.brokers import Mosquitto
 from tests.helpers import wait_for

@@ -11,7 +11,7 @@ from typing import Any
 
 import protocol
 from agent.trust import report_only
-from bbt import signing
+from common import signing
 from tests.agent_helpers import Sink, start_agent, stop
 from tests.brokers import Mosquitto
 from tests.helpers import wait_for

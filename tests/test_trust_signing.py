@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import protocol
-from bbt import signing
-from bbt.signing import ReplayGuard, SignatureError
+from common import signing
+from common.signing import ReplayGuard, SignatureError
 
 
 @pytest.fixture

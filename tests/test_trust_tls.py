@@ -15,9 +15,9 @@ from cryptography import x509
 from agent.config import load_config
 from agent.probes.idle import IdleSource
 from agent.runner import Agent
-from bbt.certs import CertPlan, make_certs
-from bbt.mqttconf import BrokerConfig, tls_context
+from collector.certs import CertPlan, make_certs
 from collector.service import Collector
+from common.mqttconf import BrokerConfig, tls_context
 from tests.brokers import Mosquitto, free_port, mosquitto_binary
 from tests.helpers import run_bbt, wait_for
 
@@ -146,7 +146,7 @@ def test_broker_refuses_clients_without_a_school_certificate(school: tuple[Path,
 
 
 def test_tls_settings_never_fall_back_to_plain_mqtt(tmp_path: Path) -> None:
-    from bbt.mqttconf import BrokerURLError, parse_broker_url
+    from common.mqttconf import BrokerURLError, parse_broker_url
 
     out = tmp_path / "c"
     make_certs(CertPlan(school="s1", out=out, devices=["pc-1"]))
@@ -163,7 +163,7 @@ def test_tls_settings_never_fall_back_to_plain_mqtt(tmp_path: Path) -> None:
 
 
 def test_devices_csv_and_bad_input(tmp_path: Path) -> None:
-    from bbt.certs import CertError, read_devices_csv
+    from collector.certs import CertError, read_devices_csv
 
     good = tmp_path / "devices.csv"
     good.write_text("\ufeffdevice,class\npc-101,一(1)班\npc-102,一(2)班\npc-101,一(1)班\n", encoding="utf-8")

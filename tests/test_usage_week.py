@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 import protocol
-from bbt.mqttconf import BrokerConfig
 from collector import fault_review, usage
 from collector.imports import run_import
 from collector.service import Collector
+from common.mqttconf import BrokerConfig
 from tests.brokers import Mosquitto
 from tests.helpers import close, publisher, wait_for
 from tests.usage_script import DeviceScript

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
 
-from bbt.errors import BbtError
+from common.errors import BbtError
 
 
 class BrokerURLError(BbtError, ValueError):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import protocol
-from bbt.errors import BbtError
+from common.errors import BbtError
 
 ALG = "Ed25519"
 

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import protocol
-from bbt import signing
-from bbt.errors import BbtError
+from common import signing
+from common.errors import BbtError
 
 ROOT = Path(__file__).resolve().parent.parent
 TLS_TEMPLATE = ROOT / "deploy" / "mosquitto" / "tls.conf"
