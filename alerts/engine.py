@@ -98,20 +98,20 @@ class AlertEngine:
         self.dispatcher.stop()
 
 
-def server_hook(server: Any) -> Callable[[], None]:
-    """`bbt server`: start the engine on the collector's store, woken by its batches."""
+def start_for_store(db: Any, base_url: str, subscribe: Callable[[Callable[..., None]], None],
+                    **options: Any) -> tuple[AlertEngine, Callable[[], None]]:
+    """Start the engine on ``db``, woken by every batch ``subscribe`` delivers (e.g. a collector's
+    ``add_listener``); several collectors on one store: a lease lets one evaluate and send.
+    Returns the engine and its stopper."""
     from collector.lease import Lease
 
-    collector = server.collector
-    lease = Lease(collector.db, "alerts")  # several collectors on one store: one evaluates and sends
-    engine = AlertEngine(collector.db, base_url=server.url.rstrip("/"), gate=lease.held,
-                         **server.opts.extra_config.get("ALERTS", {}))
-    collector.listeners.append(engine.on_batch)
+    lease = Lease(db, "alerts")
+    engine = AlertEngine(db, base_url=base_url, gate=lease.held, **options)
+    subscribe(engine.on_batch)
     engine.start()
-    server.alerts = engine
 
     def stop() -> None:
         engine.stop()
         lease.release()
 
-    return stop
+    return engine, stop

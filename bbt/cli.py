@@ -124,7 +124,7 @@ def broker_from(broker: Optional[str], mqtt_username: Optional[str], mqtt_passwo
 def server(db_url: Optional[str], http: str, mqtt_port: Optional[int], mqtt_tls: bool, mqtt_tls_host: Any,
            mqtt_host: Optional[str], share_group: Optional[str], client_id: str, **broker_kw: Any) -> None:
     """Collector + dashboard (and the embedded broker when no --broker is given)."""
-    from collector.server import Server, ServerOptions
+    from bbt.server import Server, ServerOptions
 
     host, port = parse_hostport(http)
     opts = ServerOptions(db_url=db_url, broker=broker_from(**broker_kw), http_host=host, http_port=port,

@@ -167,7 +167,7 @@ def print_welcome(srv: Any, logins: dict[str, tuple[str, str]], days: list[date]
 
 
 def run_demo(data_dir: str, http_host: str, http_port: int, mqtt_port: int, duration: float = 0.0) -> None:
-    from collector.server import Server, ServerOptions
+    from bbt.server import Server, ServerOptions
 
     folder = Path(data_dir)
     click.echo(f"建立演示学校 {demo.SCHOOL_NAME}（{folder}）…")

@@ -70,5 +70,5 @@ class Maintenance:
 
 
 def start_for_server(server: Any) -> Callable[[], None]:
-    """Server hook (collector.server.HOOKS); the server's daily job does the retention purge."""
+    """Server hook (bbt.server); the server's daily job does the retention purge."""
     return Maintenance(server.collector).start()

@@ -51,7 +51,11 @@ class Collector:
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self._client: Any = None
-        self.listeners: list[Callable[[list[Prepared], BatchResult], None]] = []
+        self._listeners: list[Callable[[list[Prepared], BatchResult], None]] = []
+
+    def add_listener(self, fn: Callable[[list[Prepared], BatchResult], None]) -> None:
+        """Call ``fn(prepared, result)`` after every stored batch (on the writer thread; errors are logged)."""
+        self._listeners.append(fn)
 
     # -- MQTT side: enqueue only -------------------------------------------
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
@@ -121,7 +125,7 @@ class Collector:
                     raise
                 delay = min(delay * 2, 5.0)
         self.totals.add(res)
-        for listener in self.listeners:
+        for listener in self._listeners:
             try:
                 listener(prepared, res)
             except Exception:

@@ -82,6 +82,25 @@ def enforce() -> Any:
     return None
 
 
+Rows = list[dict[str, Any]]
+
+
+def scoped_rates(user: User, by: str, school_rows: Callable[[], Rows], class_rows: Callable[[str], Rows]) -> Rows:
+    """The one rule for which usage-rate rows (by ``"teacher"`` or ``"class"``) a user sees, for every page,
+    API and export: school-wide roles the whole school (``school_rows()``); a class teacher (班主任) the row of
+    their class, or by teacher the rates over their class's lessons only (``class_rows(klass)``); a teacher
+    their own row (by teacher only); anyone else 403."""
+    if user.role in SCHOOL_WIDE:
+        return school_rows()
+    if user.role == "class_teacher" and user.klass:
+        if by == "class":
+            return [r for r in school_rows() if r["class"] == user.klass]
+        return class_rows(user.klass)
+    if user.role == "teacher" and by == "teacher":
+        return [r for r in school_rows() if r["teacher"] == user.name]
+    abort(403)
+
+
 @dataclass(frozen=True)
 class Scope:
     """What one user may see inside a school."""

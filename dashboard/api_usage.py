@@ -23,7 +23,7 @@ from collector.registry import school_tz
 from collector.school_calendar import iso_week, week_days
 from collector.usage_report import parse_month, parse_range, range_report, weekly_report
 from dashboard import get_db
-from dashboard.access import SCHOOL_WIDE, allow
+from dashboard.access import SCHOOL_WIDE, allow, scoped_rates
 from dashboard.api import bp, resolve_school, scope
 from dashboard.users import User
 
@@ -49,7 +49,7 @@ def _week(school: str) -> str:
     return week
 
 
-def _span(school: str) -> tuple[date, date] | None:
+def request_span(school: str) -> tuple[date, date] | None:
     """?date=D (that day), ?term=D (the term containing D, up to today) or ?from=D&to=D instead of ?week=."""
     if request.args.get("from") or request.args.get("to"):
         try:
@@ -71,35 +71,24 @@ def _span(school: str) -> tuple[date, date] | None:
     return None
 
 
-def _span_rows(school: str, span: tuple[date, date], by: str, user: User) -> list[dict[str, Any]]:
+def rate_rows(school: str, week: str, by: str, user: User) -> list[dict[str, Any]]:
+    """The rates the request asks for (the week, or the span of :func:`request_span`) that ``user`` sees
+    (:func:`dashboard.access.scoped_rates`)."""
     db = get_db()
-    if user.role in SCHOOL_WIDE:
-        return usage.range_rates(db, school, span[0], span[1], by)
-    if user.role == "class_teacher" and user.klass:
-        return usage.range_rates(db, school, span[0], span[1], by, classes=[user.klass])
-    if user.role == "teacher" and by == "teacher":
-        return [r for r in usage.range_rates(db, school, span[0], span[1], by) if r["teacher"] == user.name]
-    abort(403)
-
-
-def _rows(school: str, week: str, by: str, user: User) -> list[dict[str, Any]]:
-    span = _span(school)
+    span = request_span(school)
     if span is not None:
-        return _span_rows(school, span, by, user)
-    db = get_db()
-    if user.role in SCHOOL_WIDE:
-        return usage.week_rates(db, school, week, by)
-    if user.role == "class_teacher" and user.klass:
-        if by == "class":
-            return [r for r in usage.week_rates(db, school, week, "class") if r["class"] == user.klass]
+        start, end = span
+        return scoped_rates(user, by, lambda: usage.range_rates(db, school, start, end, by),
+                            lambda klass: usage.range_rates(db, school, start, end, by, classes=[klass]))
+
+    def class_rows(klass: str) -> list[dict[str, Any]]:
         frozen = usage.published(db, school, week)
         if frozen is not None:  # rebuild from the frozen lessons of the class
-            return _rates_from_lessons([r for r in frozen["lessons"] if r["class"] == user.klass], frozen, by)
+            return _rates_from_lessons([r for r in frozen["lessons"] if r["class"] == klass], frozen, by)
         days = week_days(week)
-        return usage.range_rates(db, school, days[0], days[-1], by, classes=[user.klass])
-    if user.role == "teacher" and by == "teacher":
-        return [r for r in usage.week_rates(db, school, week, "teacher") if r["teacher"] == user.name]
-    abort(403)
+        return usage.range_rates(db, school, days[0], days[-1], by, classes=[klass])
+
+    return scoped_rates(user, by, lambda: usage.week_rates(db, school, week, by), class_rows)
 
 
 def _rates_from_lessons(lessons: list[dict[str, Any]], frozen: dict[str, Any], by: str) -> list[dict[str, Any]]:
@@ -110,14 +99,14 @@ def _rates_from_lessons(lessons: list[dict[str, Any]], frozen: dict[str, Any], b
 @allow(*RATE_ROLES)
 def usage_teachers() -> Any:
     school = _school()
-    return jsonify(_rows(school, _week(school), "teacher", _user()))
+    return jsonify(rate_rows(school, _week(school), "teacher", _user()))
 
 
 @bp.get("/usage/classes")
 @allow(*SCHOOL_WIDE, "class_teacher")
 def usage_classes() -> Any:
     school = _school()
-    return jsonify(_rows(school, _week(school), "class", _user()))
+    return jsonify(rate_rows(school, _week(school), "class", _user()))
 
 
 @bp.get("/lessons")
@@ -205,7 +194,7 @@ def usage_trend() -> Any:
         abort(400, description="weeks must be a number")
     last = week_days(_week(school))[0]
     weeks = [iso_week(last - timedelta(days=7 * i)) for i in range(n - 1, -1, -1)]
-    rows = {w: _rows(school, w, by, user) for w in weeks}
+    rows = {w: rate_rows(school, w, by, user) for w in weeks}
     out: dict[str, list[float | None]] = {}
     for i, w in enumerate(weeks):
         for r in rows[w]:

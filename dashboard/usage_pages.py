@@ -1,7 +1,7 @@
 """Usage pages: the teacher and class tables for a week, the term or any dates (from/to, 本月),
 trend, lesson drill-down, XLSX and CSV export of a week, a month or a range, and the print view
 for the staff meeting. Rates come from collector.usage (issue 4);
-who sees which rows is the API's rule (dashboard.api_usage._rows), applied here too."""
+who sees which rows is the one rule of dashboard.access.scoped_rates, as in the API."""
 from __future__ import annotations
 
 import json
@@ -18,8 +18,8 @@ from collector.registry import school_tz
 from collector.school_calendar import default_term, iso_week, term_of, week_days
 from collector.usage_report import stored_lessons
 from dashboard import cache, get_db, usage_table
-from dashboard.access import SCHOOL_WIDE, Scope, allow
-from dashboard.api_usage import RATE_ROLES, _rows, _span, report_file, report_for_request
+from dashboard.access import SCHOOL_WIDE, Scope, allow, scoped_rates
+from dashboard.api_usage import RATE_ROLES, rate_rows, report_file, report_for_request, request_span
 from dashboard.auth import current_user
 from dashboard.overview import page_school
 
@@ -71,22 +71,17 @@ def month_span(school: str) -> tuple[str, str]:
 def table_rows(scope: Scope, school: str, week: str, by: str, period: str) -> tuple[list[dict[str, Any]], str]:
     """Rows for the table and a label for the period (the week, the dates, or the term's name)."""
     if period == "range":
-        span = _span(school)
+        span = request_span(school)
         assert span is not None
-        return _rows(school, week, by, scope.user), str(_l("%(a)s 至 %(b)s", a=span[0].isoformat(),
+        return rate_rows(school, week, by, scope.user), str(_l("%(a)s 至 %(b)s", a=span[0].isoformat(),
                                                             b=span[1].isoformat()))
     if period != "term":
-        return _rows(school, week, by, scope.user), week
+        return rate_rows(school, week, by, scope.user), week
     db = get_db()
     term = usage.term_rates(db, school, week_days(week)[0], by)
-    rows = term["rows"]
-    if scope.user.role == "class_teacher" and by == "class":
-        rows = [r for r in rows if r["class"] == scope.user.klass]
-    elif scope.user.role == "class_teacher":
-        start, end = date.fromisoformat(term["start"]), min(date.fromisoformat(term["end"]), today(school))
-        rows = usage.range_rates(db, school, start, max(start, end), by, classes=[scope.user.klass or ""])
-    elif scope.user.role == "teacher":
-        rows = [r for r in rows if r["teacher"] == scope.user.name]
+    start, end = date.fromisoformat(term["start"]), min(date.fromisoformat(term["end"]), today(school))
+    rows = scoped_rates(scope.user, by, lambda: term["rows"],
+                        lambda klass: usage.range_rates(db, school, start, max(start, end), by, classes=[klass]))
     return rows, str(term["term"])
 
 
@@ -97,12 +92,12 @@ def trend_series(scope: Scope, school: str, week: str, by: str, keys: list[str])
     if scope.school_wide:
         total = []
         for w in weeks:
-            rows = _rows(school, w, "class", scope.user)
+            rows = rate_rows(school, w, "class", scope.user)
             s, u = sum(r["scheduled"] for r in rows), sum(r["used"] for r in rows)
             total.append(u / s if s else None)
         series.append({"name": str(_l("全校")), "data": total})
     else:
-        per = {w: {r[by]: r["rate"] for r in _rows(school, w, by, scope.user)} for w in weeks}
+        per = {w: {r[by]: r["rate"] for r in rate_rows(school, w, by, scope.user)} for w in weeks}
         for k in keys[:6]:
             series.append({"name": k, "data": [per[w].get(k) for w in weeks]})
     return {"weeks": weeks, "series": series}
@@ -119,7 +114,7 @@ def data_version(school: str, week: str, period: str) -> tuple[Any, ...]:
         tt = term_of(start, usage.load_model(db, school).terms) or default_term(start)
         start, end = tt.start, min(tt.end, max(today(school), tt.start))
     elif period == "range":
-        start, end = _span(school) or (start, end)
+        start, end = request_span(school) or (start, end)
     usage.ensure_days(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)])
     r = db.query("SELECT MAX(computed) AS c, COUNT(*) AS n, SUM(dirty) AS d FROM usage_days "
                  "WHERE school = ? AND date >= ? AND date <= ?", (school, start.isoformat(), end.isoformat()))[0]
@@ -135,7 +130,7 @@ def _page(by: str) -> Any:
         return render_template("usage/table.html", school="", by=by, week="", period="week")
     week = chosen_week(school)
     period = chosen_period()
-    span = _span(school) if period == "range" else None  # 400 on bad dates
+    span = request_span(school) if period == "range" else None  # 400 on bad dates
     try:
         view = usage_table.parse_view(request.args, usage_table.GROUPS if by == "teacher" else ("", "grade"))
     except usage_table.ViewError as e:

@@ -70,7 +70,7 @@ class Rig:
         self.db = self.collector.db
         self.engine = AlertEngine(self.db, schedule, clock=clock, interval_s=0.3, min_gap_s=0.05,
                                   rate_window_s=rate_window_s)
-        self.collector.listeners.append(self.engine.on_batch)
+        self.collector.add_listener(self.engine.on_batch)
         self.simclock = SimClock(datetime.now(TZ), speed=1.0)
         self.devices: dict[str, SimDevice] = {}
 

@@ -7,13 +7,15 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from collector import broker_tls, credentials, migrations, school_keys
+from alerts import engine as alerts_engine
+from collector import broker_tls, credentials, maintenance, migrations, school_keys, trust_jobs, usage_jobs
 from collector.broker import EmbeddedBroker, port_free
 from collector.broker_auth import Authority
 from collector.db import connect
 from collector.service import Collector
 from common.errors import BbtError
 from common.mqttconf import BrokerConfig
+from dashboard import create_app
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +54,19 @@ class ServerOptions:
     extra_config: dict[str, Any] = field(default_factory=dict)
 
 
-# "module:function" hooks every Server runs once started (each returns an optional stop function);
-# areas add theirs here so that `bbt server`, the demo and tests all get them.
-HOOKS: list[str] = ["collector.trust_jobs:start", "collector.usage_jobs:install",
-                     "collector.maintenance:start_for_server", "alerts.engine:server_hook"]
+def _start_alerts(server: Server) -> Callable[[], None]:
+    """The alert engine on the collector's store, woken by each batch it stores."""
+    assert server.collector is not None
+    server.alerts, stop = alerts_engine.start_for_store(
+        server.collector.db, server.url.rstrip("/"), server.collector.add_listener,
+        **server.opts.extra_config.get("ALERTS", {}))
+    return stop
 
 
-def _load_hook(spec: str) -> Callable[[Server], Callable[[], None] | None]:
-    import importlib
-
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+# What every Server runs once started (each returns an optional stop function), so that `bbt server`,
+# the demo and tests all get them.
+JOBS: list[Callable[[Server], Callable[[], None] | None]] = [
+    trust_jobs.start, usage_jobs.install, maintenance.start_for_server, _start_alerts]
 
 
 class Server:
@@ -77,8 +81,7 @@ class Server:
         self.mqtt_bind = ""  # where the embedded broker listens ("" with an external broker)
         self.tls: broker_tls.TlsFiles | None = None
         self.http_port = opts.http_port
-        self.started: list[Callable[[Server], Callable[[], None] | None]] = [_load_hook(h) for h in HOOKS]
-        self.alerts: Any = None
+        self.alerts: alerts_engine.AlertEngine | None = None
         self._stoppers: list[Callable[[], None]] = []
 
     def start(self) -> None:
@@ -108,8 +111,8 @@ class Server:
             self.notice(f"警告：连接不上 MQTT 代理 {self.broker_cfg.url}，将继续重试。"
                         f"Warning: cannot reach the broker at {self.broker_cfg.url}; retrying in the background.")
         self._start_http()
-        for hook in self.started:
-            stop = hook(self)
+        for job in JOBS:
+            stop = job(self)
             if stop is not None:
                 self._stoppers.append(stop)
 
@@ -130,8 +133,6 @@ class Server:
 
     def _start_http(self) -> None:
         from waitress.server import create_server
-
-        from dashboard import create_app
 
         assert self.broker_cfg is not None
         config = {"BBT_DB": self.opts.db_url, "BROKER": self.broker_cfg, "MQTT_PORT": self.broker_cfg.port,
