@@ -116,18 +116,23 @@ def register() -> Any:
     return redirect(url_for("faults.index", school=school) + "#register")
 
 
-@bp.route("/tickets/<int:ticket_id>", methods=["GET", "POST"])
-@allow(*OPERATORS)
-def ticket(ticket_id: int) -> Any:
-    """One entry of the fault register: the repair record (cause, responsibility, handling, parts)."""
-    scope = _scope()
-    db = get_db()
+def _ticket_or_404(db: Any, scope: Any, ticket_id: int) -> dict[str, Any]:
+    """A register entry the user may see, else 404 (an entry of another school does not exist for them)."""
     try:
         t = faultlog.get_ticket(db, ticket_id)
     except faultlog.FaultError:
         abort(404)
     if not scope.user.may_see_school(t["school"]):
         abort(404)
+    return t
+
+
+@bp.route("/tickets/<int:ticket_id>", methods=["GET", "POST"])
+@allow(*OPERATORS)
+def ticket(ticket_id: int) -> Any:
+    """One entry of the fault register: the repair record (cause, responsibility, handling, parts)."""
+    scope, db = _scope(), get_db()
+    t = _ticket_or_404(db, scope, ticket_id)
     if request.method == "POST":
         fields = {k: (request.form.get(k) or "").strip() or None for k in faultlog.EDITABLE}
         action = request.form.get("action", "save")
@@ -150,14 +155,8 @@ def ticket(ticket_id: int) -> Any:
 @allow(*fault_review.REVIEW_ROLES)
 def review(ticket_id: int) -> Any:
     """One click: 确认影响上课 (for the entry's interval, or the one given) or 误报."""
-    scope = _scope()
-    db = get_db()
-    try:
-        t = faultlog.get_ticket(db, ticket_id)
-    except faultlog.FaultError:
-        abort(404)
-    if not scope.user.may_see_school(t["school"]):
-        abort(404)
+    scope, db = _scope(), get_db()
+    t = _ticket_or_404(db, scope, ticket_id)
     f = request.form
     try:
         faultlog.review_ticket(db, ticket_id, f.get("review", ""), scope.user.name, _when(f.get("from"), t["school"]),
