@@ -58,7 +58,7 @@ def reference(db: Any, tmp_path: Path) -> list[tuple[Any, ...]]:
     return rows
 
 
-def same_as_reference(db: Any, tmp_path: Path, school: str, path: Path) -> None:
+def assert_same_as_reference(db: Any, tmp_path: Path, school: str, path: Path) -> None:
     ref = reference(db, tmp_path)
     run_import(db, "timetable", school, path, create_school=True)
     assert stored(db, school) == ref
@@ -73,7 +73,7 @@ def test_gbk_csv_with_chinese_headers_and_values(db: Any, tmp_path: Path) -> Non
         f.read_bytes().decode("utf-8")
     plan = plan_import(db, "timetable", "s1", f)
     assert plan.encoding == "gbk" and "编码：GBK（Excel 中文版的 CSV）" in plan_lines(plan, "zh")
-    same_as_reference(db, tmp_path, "gbk", f)
+    assert_same_as_reference(db, tmp_path, "gbk", f)
 
 
 def test_excel_unicode_text_utf16_tabs(db: Any, tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_excel_unicode_text_utf16_tabs(db: Any, tmp_path: Path) -> None:
     text = "班级\t星期\t节次\t教师\t科目\r\n" + "".join(f"{c}\t{wd}\t{p}\t{t}\t{s}\r\n" for c, wd, p, t, s in LESSONS)
     f.write_bytes(text.encode("utf-16"))  # with its BOM, as Excel writes it
     assert plan_import(db, "timetable", "s1", f).encoding == "utf-16"
-    same_as_reference(db, tmp_path, "utf16", f)
+    assert_same_as_reference(db, tmp_path, "utf16", f)
 
 
 def test_xls_with_chinese_headers(db: Any, tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ def test_xls_with_chinese_headers(db: Any, tmp_path: Path) -> None:
         ws.write(r, 4, s)
     f = tmp_path / "课表.xls"
     wb.save(str(f))
-    same_as_reference(db, tmp_path, "xls", f)
+    assert_same_as_reference(db, tmp_path, "xls", f)
 
 
 def class_grid(ws: Any, klass: str, title_in_cell: bool) -> None:
@@ -134,7 +134,7 @@ def test_xlsx_grid_for_three_classes_with_merged_cells(db: Any, tmp_path: Path) 
     plan = plan_import(db, "timetable", "s1", f)
     row = plan.parsed.rows[("三(2)班", 1, 2, "all")]
     assert (row.sheet, row.cell) == ("Sheet2", "C4")  # the merged cell's second row
-    same_as_reference(db, tmp_path, "grid", f)
+    assert_same_as_reference(db, tmp_path, "grid", f)
 
 
 def test_zongkebiao_by_teacher(db: Any, tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_zongkebiao_by_teacher(db: Any, tmp_path: Path) -> None:
         ws.append([])
     f = tmp_path / "总课表.xlsx"
     wb.save(f)
-    same_as_reference(db, tmp_path, "byteacher", f)
+    assert_same_as_reference(db, tmp_path, "byteacher", f)
 
 
 def test_wide_zongkebiao_one_row_per_teacher(db: Any, tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_wide_zongkebiao_one_row_per_teacher(db: Any, tmp_path: Path) -> None:
         ws.append([name] + [slots.get((wd, p)) for wd in range(1, 6) for p in range(1, 5)])
     f = tmp_path / "教师总课表.xlsx"
     wb.save(f)
-    same_as_reference(db, tmp_path, "wide", f)
+    assert_same_as_reference(db, tmp_path, "wide", f)
 
 
 def test_errors_name_file_line_column_in_both_languages(db: Any, tmp_path: Path) -> None:
