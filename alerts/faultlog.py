@@ -18,6 +18,7 @@ from collector import codes, fault_review
 from collector.attribution import NEVER_EXCUSES
 from collector.db import Database, Row
 from collector.registry import iso
+from collector.store import open_fault
 from common.errors import BbtError
 
 EDITABLE = ("cause", "responsibility", "handling", "repair_record", "parts", "summary")
@@ -83,10 +84,8 @@ def register_fault(db: Database, school: str, device: str, code: str, severity: 
         dev = db.query("SELECT * FROM devices WHERE school = ? AND device = ?", (school, device))
         if not dev:
             raise FaultError(f"no device {device!r} in school {school!r}")
-        db.execute("INSERT INTO faults (school, device, code, severity, source, detail, opened_t, cleared_t) "
-                   "VALUES (?, ?, ?, ?, 'person', ?, ?, ?)", (school, device, code, severity, summary, opened_t,
-                                                             cleared_t))
-        fid = db.query("SELECT MAX(id) AS id FROM faults WHERE school = ? AND device = ?", (school, device))[0]["id"]
+        fid = open_fault(db, school, device, code, severity, "person", summary, opened_t, cleared_t=cleared_t,
+                         even_if_open=True)
         f = {"id": fid, "school": school, "device": device, "code": code, "severity": severity, "opened_t": opened_t,
              **{k: dev[0][k] for k in ("class", "room", "building", "floor")}}
         _insert_ticket(db, f, reporter.strip(), "person", summary, now)

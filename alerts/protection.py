@@ -37,7 +37,7 @@ def sync(db: Database, school: str, opts: dict[str, Any]) -> tuple[int, int]:
             for code in protection.CODES:
                 if code in found and (device, code) not in open_now:
                     p = found[code]
-                    opened += open_fault(db, school, device, code, p.severity, SOURCE, p.detail, st["t"])
+                    opened += open_fault(db, school, device, code, p.severity, SOURCE, p.detail, st["t"]) is not None
                 elif code not in found and (device, code) in open_now:
                     cleared += close_fault(db, school, device, code, st["t"])
         store.kv_set(db, key, json.dumps({"received": max(s["received"] for s in rows.values()), "opts": mark}))

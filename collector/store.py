@@ -305,14 +305,18 @@ def _fill_gap(db: Database, school: str, device: str, seq: int, now: float) -> i
 
 
 def open_fault(db: Database, school: str, device: str, code: str, severity: str, source: str,
-               detail: str | None, opened_t: float, event_id: str | None = None) -> bool:
-    """Open a fault unless one with the same code is open; True when a new one was opened."""
-    if db.query("SELECT 1 AS x FROM faults WHERE school = ? AND device = ? AND code = ? AND cleared_t IS NULL",
-                (school, device, code)):
-        return False
-    db.execute("INSERT INTO faults (school, device, code, severity, source, detail, opened_t, event_id) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (school, device, code, severity, source, detail, opened_t, event_id))
-    return True
+               detail: str | None, opened_t: float, event_id: str | None = None, *,
+               cleared_t: float | None = None, even_if_open: bool = False) -> int | None:
+    """Open a fault unless one with the same code is open (``even_if_open``: open it anyway, as a person's
+    register entry does); the new fault's id, None when none was opened. ``cleared_t``: a fault entered
+    afterwards, already over."""
+    if not even_if_open and db.query("SELECT 1 AS x FROM faults WHERE school = ? AND device = ? AND code = ? "
+                                     "AND cleared_t IS NULL", (school, device, code)):
+        return None
+    rows = db.query("INSERT INTO faults (school, device, code, severity, source, detail, opened_t, cleared_t, "
+                    "event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (school, device, code, severity, source, detail, opened_t, cleared_t, event_id))
+    return int(rows[0]["id"])
 
 
 def close_fault(db: Database, school: str, device: str, code: str, cleared_t: float) -> int:
@@ -340,7 +344,7 @@ def _apply_fault(db: Database, row: EventRow) -> None:
         if detail is not None and not isinstance(detail, str):
             detail = json.dumps(detail, ensure_ascii=False)
         opened = open_fault(db, row.school, row.device, d["code"], d["severity"], "agent", detail, row.t, row.id)
-        if opened and cleared is not None:  # already over: keep it in the history (usage rates need it), closed
+        if opened is not None and cleared is not None:  # already over: kept in the history (usage rates), closed
             close_fault(db, row.school, row.device, d["code"], max(cleared, row.t))
     else:
         close_fault(db, row.school, row.device, d["code"], row.t)
