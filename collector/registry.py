@@ -32,6 +32,24 @@ def ensure_school(db: Database, school: str, name: str | None = None, tz: str | 
         db.execute("UPDATE schools SET name = ? WHERE school = ?", (name, school))
 
 
+def schools(db: Database) -> list[str]:
+    """Every school the store knows, sorted: registered ones and those only devices have named."""
+    rows = db.query("SELECT school FROM schools UNION SELECT DISTINCT school FROM devices")
+    return sorted(r["school"] for r in rows)
+
+
+def device_classes(db: Database, school: str) -> dict[str, str | None]:
+    """Each device of the school -> the class its room belongs to (None when unknown)."""
+    return {r["device"]: r["class"] for r in db.query("SELECT device, class FROM devices WHERE school = ?",
+                                                      (school,))}
+
+
+def device_places(db: Database, school: str) -> list[dict[str, Any]]:
+    """The school's devices with their class, room, building and floor, in building/floor/room order."""
+    return db.query("SELECT device, class, room, building, floor FROM devices WHERE school = ? "
+                    "ORDER BY building, floor, room, device", (school,))
+
+
 def iso(t: float | None, tz: ZoneInfo) -> str | None:
     if t is None:
         return None

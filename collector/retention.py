@@ -43,6 +43,12 @@ def audit(db: Database, action: str, target: str | None, detail: dict[str, Any],
                (now or time.time(), who or actor(), action, target, json.dumps(detail, ensure_ascii=False)))
 
 
+def audit_entries(db: Database, limit: int = 200) -> list[dict[str, Any]]:
+    """The latest ``limit`` entries of the audit log, newest first (``detail`` as written: JSON text)."""
+    return db.query("SELECT id, t, actor, action, target, detail FROM audit ORDER BY t DESC, id DESC LIMIT ?",
+                    (limit,))
+
+
 def purge_heartbeats(db: Database, days: float = HEARTBEAT_DAYS, now: float | None = None,
                      who: str | None = None) -> int:
     """Delete heartbeat events older than ``days``; return how many. One transaction per device."""

@@ -12,6 +12,8 @@ from typing import Any, Callable, Iterable
 
 from flask import abort, current_app, g, jsonify, redirect, request, url_for
 
+from collector import registry
+from collector.db import Database
 from dashboard.users import ROLES, User
 
 PUBLIC = "public"
@@ -125,6 +127,14 @@ class Scope:
             return True
         return self.user.role == "class_teacher" and klass is not None and klass == self.user.klass
 
+    def visible_device_rows(self, db: Database, school: str, rows: Rows) -> Rows:
+        """The rows (alerts, register entries: each names a ``device``) about devices the user sees: device
+        roles all of them, a class teacher those of their class's devices (collector.registry.device_classes)."""
+        if self.user.role in DEVICE_ROLES:
+            return rows
+        classes = registry.device_classes(db, school)
+        return [r for r in rows if r.get("device") and self.sees_device_of_class(classes.get(r["device"]))]
+
     def sees_class(self, klass: str | None) -> bool:
         if self.school_wide:
             return True
@@ -149,3 +159,11 @@ class Scope:
 
     def may_reverse_mark(self) -> bool:
         return self.user.role in REVERSE_ROLES
+
+
+def current_scope() -> Scope:
+    """The signed-in user's scope, for a view that ``@allow`` has let through (so a user is signed in;
+    ``g.user`` is set by dashboard.auth)."""
+    user: User | None = g.get("user")
+    assert user is not None
+    return Scope(user)

@@ -15,27 +15,18 @@ from alerts import faultlog, store
 from alerts.rules import fault_title
 from collector import fault_review, registry
 from dashboard import get_db
-from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, PUBLIC, allow
+from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, PUBLIC, allow, current_scope
 from dashboard.api import bp as api
-from dashboard.api import resolve_school, scope
+from dashboard.api import resolve_school
 from dashboard.auth import current_user
 
 bp = Blueprint("alert_links", __name__)
 VIEWERS = (*DEVICE_ROLES, "class_teacher")
 
 
-def _device_classes(school: str) -> dict[str, str | None]:
-    return {r["device"]: r["class"] for r in get_db().query("SELECT device, class FROM devices WHERE school = ?",
-                                                             (school,))}
-
-
 def _visible(school: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Device roles see the whole school; a class teacher only their class's devices."""
-    s = scope()
-    if s.user.role in DEVICE_ROLES:
-        return rows
-    classes = _device_classes(school)
-    return [r for r in rows if r.get("device") and s.sees_device_of_class(classes.get(r["device"]))]
+    return current_scope().visible_device_rows(get_db(), school, rows)
 
 
 @api.get("/alerts")
@@ -199,7 +190,7 @@ def faults_report() -> Any:
     if not school or not user.may_see_school(school):
         abort(403 if school else 400)
     device = str(body.get("device") or "")
-    if user.role == "class_teacher" and _device_classes(school).get(device) != user.klass:
+    if user.role == "class_teacher" and registry.device_classes(get_db(), school).get(device) != user.klass:
         abort(403)
     try:
         tid = faultlog.register_fault(get_db(), school, device, str(body.get("code") or "other"),

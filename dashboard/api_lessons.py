@@ -21,8 +21,8 @@ from collector import lesson_marks, outside_use, usage
 from collector.lesson_marks import MarkError
 from collector.registry import school_tz
 from dashboard import get_db
-from dashboard.access import DEVICE_ROLES, MARK_ROLES, REVERSE_ROLES, Scope, allow
-from dashboard.api import bp, resolve_school, scope
+from dashboard.access import DEVICE_ROLES, MARK_ROLES, REVERSE_ROLES, Scope, allow, current_scope
+from dashboard.api import bp, resolve_school
 from dashboard.auth import client_ip
 
 
@@ -67,7 +67,7 @@ def reverse(s: Scope, mark_id: int, reason: str) -> dict[str, Any]:
 @bp.get("/lesson-marks")
 @allow(*MARK_ROLES)
 def marks_list() -> Any:
-    s = scope()
+    s = current_scope()
     school = resolve_school(s)
     day = request.args.get("date")
     if day is not None:
@@ -79,7 +79,7 @@ def marks_list() -> Any:
 @bp.post("/lesson-marks")
 @allow(*MARK_ROLES)
 def marks_create() -> Any:
-    s = scope()
+    s = current_scope()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         abort(400, description="the body must be a JSON object")
@@ -104,7 +104,8 @@ def marks_create() -> Any:
 def marks_reverse(mark_id: int) -> Any:
     body = request.get_json(silent=True) or {}
     try:
-        return jsonify(reverse(scope(), mark_id, str(body.get("reason") or "") if isinstance(body, dict) else ""))
+        reason = str(body.get("reason") or "") if isinstance(body, dict) else ""
+        return jsonify(reverse(current_scope(), mark_id, reason))
     except MarkError as e:
         return _error(e)
 
@@ -113,7 +114,7 @@ def marks_reverse(mark_id: int) -> Any:
 @allow(*DEVICE_ROLES, "class_teacher")
 def usage_outside() -> Any:
     """课外使用: each device's in-use time outside its class's lessons on a school day."""
-    s = scope()
+    s = current_scope()
     school = resolve_school(s)
     day = _day(school, request.args.get("date"))
     return jsonify([r for r in outside_use.day_rows(get_db(), school, day) if s.sees_device_of_class(r["class"])])

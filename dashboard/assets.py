@@ -14,8 +14,8 @@ from flask_babel import lazy_gettext as _l
 from collector import assets, stocktake
 from collector.stocktake_export import ledger_workbook
 from dashboard import audit, get_db
-from dashboard.access import ASSET_EDITORS, ASSET_READERS, Scope, allow
-from dashboard.auth import client_ip, current_user
+from dashboard.access import ASSET_EDITORS, ASSET_READERS, Scope, allow, current_scope
+from dashboard.auth import client_ip
 from dashboard.overview import page_school
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
@@ -25,12 +25,6 @@ CATALOG_LABELS = (_l("电脑"), _l("一体机"), _l("投影仪"), _l("白板"), 
                   _l("维修"), _l("报废"), _l("资产编号"), _l("品类"), _l("教室"), _l("楼"), _l("型号"), _l("序列号"),
                   _l("品牌"), _l("主板序列号"), _l("购置日期"), _l("保修截止"), _l("供应商"), _l("状态"), _l("设备"),
                   _l("备注"), _l("账实相符"), _l("位置不符"), _l("未找到"), _l("新增"), _l("不再在账"), _l("有变化"))
-
-
-def scope() -> Scope:
-    user = current_user()
-    assert user is not None
-    return Scope(user)
 
 
 def may_edit(s: Scope) -> bool:
@@ -58,7 +52,7 @@ def qr_data_uri(url: str) -> str:
 @bp.get("/")
 @allow(*ASSET_READERS)
 def index() -> Any:
-    s = scope()
+    s = current_scope()
     school = page_school(s)
     db = get_db()
     room, building = request.args.get("room") or None, request.args.get("building") or None
@@ -72,7 +66,7 @@ def index() -> Any:
 @bp.get("/<int:asset_id>")
 @allow(*ASSET_READERS)
 def detail(asset_id: int) -> Any:
-    s = scope()
+    s = current_scope()
     a = visible_asset(s, asset_id)
     db = get_db()
     st = stocktake.open_stocktake(db, a["school"])
@@ -85,7 +79,7 @@ def detail(asset_id: int) -> Any:
 
 
 def _form(school: str, a: dict[str, Any] | None) -> Any:
-    s = scope()
+    s = current_scope()
     db = get_db()
     if request.method == "POST":
         try:
@@ -107,7 +101,7 @@ def _form(school: str, a: dict[str, Any] | None) -> Any:
 @bp.route("/new", methods=["GET", "POST"])
 @allow(*ASSET_EDITORS)
 def new() -> Any:
-    school = page_school(scope())
+    school = page_school(current_scope())
     if not school:
         abort(400, description="missing query parameter: school")
     return _form(school, None)
@@ -116,7 +110,7 @@ def new() -> Any:
 @bp.route("/<int:asset_id>/edit", methods=["GET", "POST"])
 @allow(*ASSET_EDITORS)
 def edit(asset_id: int) -> Any:
-    a = visible_asset(scope(), asset_id)
+    a = visible_asset(current_scope(), asset_id)
     return _form(a["school"], a)
 
 
@@ -124,7 +118,7 @@ def edit(asset_id: int) -> Any:
 @allow(*ASSET_EDITORS)
 def confirm(asset_id: int) -> Any:
     """盘点确认 from the item's page (the phone that scanned its label)."""
-    s = scope()
+    s = current_scope()
     a = visible_asset(s, asset_id)
     db = get_db()
     st = stocktake.open_stocktake(db, a["school"])
@@ -146,7 +140,7 @@ def confirm(asset_id: int) -> Any:
 @bp.get("/export.xlsx")
 @allow(*ASSET_READERS)
 def export() -> Any:
-    school = page_school(scope())
+    school = page_school(current_scope())
     if not school:
         abort(400, description="missing query parameter: school")
     data, name = ledger_workbook(get_db(), school)
@@ -159,7 +153,7 @@ def export() -> Any:
 @allow(*ASSET_READERS)
 def labels() -> Any:
     """An A4 sheet of labels (3 × 8) for a room, a building or the whole school."""
-    s = scope()
+    s = current_scope()
     school = page_school(s)
     room, building = request.args.get("room") or None, request.args.get("building") or None
     rows = assets.list_assets(get_db(), school, room, building) if school else []

@@ -11,6 +11,7 @@ from typing import Any
 
 from collector.db import Database
 from collector.retention import audit as write
+from collector.retention import audit_entries
 
 
 def record(db: Database, actor: str, action: str, school: str | None = None, target: str | None = None,
@@ -21,8 +22,7 @@ def record(db: Database, actor: str, action: str, school: str | None = None, tar
 
 
 def recent(db: Database, limit: int = 200) -> list[dict[str, Any]]:
-    rows = db.query("SELECT id, t, actor, action, target, detail FROM audit ORDER BY t DESC, id DESC LIMIT ?",
-                    (limit,))
+    rows = audit_entries(db, limit)
     for r in rows:
         try:
             r["detail"] = json.loads(r["detail"] or "{}")

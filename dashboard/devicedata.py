@@ -5,35 +5,18 @@ The status timeline is built from the status log (online/offline) and session ev
 """
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from collector import queries
 from collector.attribution import epoch_of
 from collector.db import Database
 
 
-def events(db: Database, school: str, device: str, etype: str, since: float, limit: int = 200) -> list[dict]:
-    rows = db.query("SELECT id, seq, ts, t, data, clock_fault FROM events WHERE school = ? AND device = ? "
-                    "AND type = ? AND t >= ? ORDER BY t DESC LIMIT ?", (school, device, etype, since, limit))
-    for r in rows:
-        r["data"] = json.loads(r["data"])
-    return rows
-
-
-def faults(db: Database, school: str, device: str, limit: int = 100) -> list[dict]:
-    return db.query("SELECT * FROM faults WHERE school = ? AND device = ? ORDER BY opened_t DESC LIMIT ?",
-                    (school, device, limit))
-
-
 def status_changes(db: Database, school: str, device: str, since: float) -> list[dict]:
     """Status messages since ``since`` plus the last one before it (the state at the start)."""
-    before = db.query("SELECT online, reason, received, t FROM status_log WHERE school = ? AND device = ? "
-                      "AND received < ? ORDER BY received DESC LIMIT 1", (school, device, since))
-    after = db.query("SELECT online, reason, received, t FROM status_log WHERE school = ? AND device = ? "
-                     "AND received >= ? ORDER BY received", (school, device, since))
-    rows = before + after
+    rows = queries.status_log(db, school, device, since)
     for r in rows:  # the device's own time stamp when it has a sane one, else when it arrived
         r["at"] = r["t"] if r["t"] is not None and r["t"] <= r["received"] + 300 else r["received"]
     return rows
@@ -44,17 +27,14 @@ def sessions(db: Database, school: str, device: str, since: float, until: float)
     device's last heartbeat (CONTRACT §3)."""
     out: list[tuple[float, float]] = []
     open_starts: dict[str, float] = {}
-    for r in db.query("SELECT t, data FROM events WHERE school = ? AND device = ? AND type = 'session' "
-                      "AND t >= ? AND t <= ? ORDER BY t", (school, device, since - 86400, until)):
-        d = json.loads(r["data"])
+    for t, d in queries.session_events(db, school, device, since - 86400, until):
         if d.get("state") == "start":
-            open_starts[str(d.get("session_id"))] = r["t"]
+            open_starts[str(d.get("session_id"))] = t
         elif d.get("state") == "end":
             start = open_starts.pop(str(d.get("session_id")), None)
-            out.append((epoch_of(d.get("start")) or start or r["t"], epoch_of(d.get("end")) or r["t"]))
+            out.append((epoch_of(d.get("start")) or start or t, epoch_of(d.get("end")) or t))
     if open_starts:
-        hb = db.query("SELECT last_heartbeat_t FROM devices WHERE school = ? AND device = ?", (school, device))
-        last = hb[0]["last_heartbeat_t"] if hb and hb[0]["last_heartbeat_t"] else None
+        last = queries.last_heartbeat(db, school, device)
         for start in open_starts.values():
             out.append((start, max(start, min(last or start, until))))
     return [(max(s, since), min(e, until)) for s, e in out if e > since and s < until and e > s]

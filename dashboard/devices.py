@@ -9,27 +9,21 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from alerts import config as alert_config
-from collector import commands, inventory, outside_use, projectors, protection, registry
+from collector import commands, inventory, outside_use, projectors, protection, queries, registry
 from collector.commands import CommandError
 from dashboard import audit, devicedata, devstate, get_db, sending
-from dashboard.access import DEVICE_ROLES, OPERATORS, Scope, allow
-from dashboard.auth import client_ip, current_user
+from dashboard.access import DEVICE_ROLES, OPERATORS, allow, current_scope
+from dashboard.auth import client_ip
 from dashboard.overview import page_school, visible_devices
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
 VIEWERS = (*DEVICE_ROLES, "class_teacher")
 
 
-def _scope() -> Scope:
-    user = current_user()
-    assert user is not None
-    return Scope(user)
-
-
 @bp.get("/")
 @allow(*VIEWERS)
 def index() -> Any:
-    scope = _scope()
+    scope = current_scope()
     school = page_school(scope)
     devices = visible_devices(scope, school)
     state = request.args.get("state")
@@ -51,7 +45,7 @@ def device_row(school: str, device: str) -> dict[str, Any]:
 @bp.get("/<school>/<device>")
 @allow(*VIEWERS)
 def detail(school: str, device: str) -> Any:
-    scope = _scope()
+    scope = current_scope()
     scope.school(school)
     d = device_row(school, device)
     if not scope.sees_device_of_class(d["class"]):
@@ -71,14 +65,14 @@ def detail(school: str, device: str) -> Any:
         "devices/detail.html", school=school, d=d, local=local,
         timeline=devicedata.day_rows(days, tz, online, in_use),
         sessions=[(s, e, round((e - s) / 60)) for s, e in sorted(in_use, reverse=True)][:50],
-        software=devicedata.events(db, school, device, "software", month),
+        software=queries.device_events(db, school, device, "software", month),
         drift=inventory.drift_history(db, school, device, 50),
         software_changes=inventory.software_changes(db, school, device, limit=50),
-        usb=devicedata.events(db, school, device, "usb", month, 50),
+        usb=queries.device_events(db, school, device, "usb", month, 50),
         inventory=inventory.latest_inventory(db, school, device),
         protection=protection.state(db, school, device, alert_config.load(db, school)["rules"]["protection"]),
         projector=projectors.projector_state(db, school, device),
-        faults=devicedata.faults(db, school, device),
+        faults=queries.device_faults(db, school, device),
         statuses=list(reversed(devicedata.status_changes(db, school, device, month)))[:30],
         commands=device_commands(school, device), kinds=COMMAND_KINDS,
         outside=outside_use.device_rows(db, school, device, days[-1], len(days), now) if d["class"] else [],
@@ -109,7 +103,7 @@ def command_args(kind: str, form: Any) -> dict[str, Any]:
 @allow(*OPERATORS)
 def command(school: str, device: str) -> Any:
     """Send a shutdown or a message to one PC; the form must carry the confirmation."""
-    scope = _scope()
+    scope = current_scope()
     scope.school(school)
     device_row(school, device)
     kind = request.form.get("kind", "")

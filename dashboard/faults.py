@@ -14,8 +14,8 @@ from alerts import faultlog
 from alerts import store as alert_store
 from collector import codes, fault_review, registry
 from dashboard import audit, get_db
-from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, Scope, allow
-from dashboard.auth import client_ip, current_user
+from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, allow, current_scope
+from dashboard.auth import client_ip
 from dashboard.i18n import select_locale
 from dashboard.overview import page_school
 
@@ -24,24 +24,6 @@ VIEWERS = (*DEVICE_ROLES, "class_teacher")
 REPORT_CODES = codes.REPORT_CODES
 SEVERITIES = ("info", "warning", "critical")
 ALERT_STATES = ("open", "firing", "acknowledged", "resolved", "all")
-
-
-def _scope() -> Scope:
-    user = current_user()
-    assert user is not None
-    return Scope(user)
-
-
-def _classes(school: str) -> dict[str, str | None]:
-    return {r["device"]: r["class"] for r in get_db().query("SELECT device, class FROM devices WHERE school = ?",
-                                                            (school,))}
-
-
-def _visible(scope: Scope, school: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if scope.user.role in DEVICE_ROLES:
-        return rows
-    classes = _classes(school)
-    return [r for r in rows if r.get("device") and scope.sees_device_of_class(classes.get(r["device"]))]
 
 
 def _local(school: str) -> Any:
@@ -55,23 +37,24 @@ def _local(school: str) -> Any:
 @bp.get("/")
 @allow(*VIEWERS)
 def index() -> Any:
-    scope = _scope()
+    scope = current_scope()
     school = page_school(scope)
     state = request.args.get("state", "open")
     if state not in ALERT_STATES:
         abort(400, description=f"state must be one of {', '.join(ALERT_STATES)}")
     db = get_db()
-    alerts = _visible(scope, school, alert_store.list_alerts(db, school, state, 300)) if school else []
-    tickets = _visible(scope, school, faultlog.list_tickets(db, school, open_only=request.args.get("tickets") != "all"))
+    alerts = scope.visible_device_rows(db, school, alert_store.list_alerts(db, school, state, 300)) if school else []
+    all_tickets = request.args.get("tickets") == "all"
+    tickets = scope.visible_device_rows(db, school, faultlog.list_tickets(db, school, open_only=not all_tickets))
     return render_template("faults/index.html", school=school, state=state, alerts=alerts, tickets=tickets[:300],
-                           local=_local(school), all_tickets=request.args.get("tickets") == "all",
-                           devices=_device_choices(school) if school else [], severities=SEVERITIES)
+                           local=_local(school), all_tickets=all_tickets,
+                           devices=registry.device_places(db, school) if school else [], severities=SEVERITIES)
 
 
 @bp.post("/alerts/<int:alert_id>/ack")
 @allow(*ACK_ROLES)
 def ack(alert_id: int) -> Any:
-    scope = _scope()
+    scope = current_scope()
     db = get_db()
     a = alert_store.get(db, alert_id)
     if a is None or not scope.user.may_see_school(a["school"]):
@@ -96,7 +79,7 @@ def _when(value: str | None, school: str) -> float | None:
 @allow(*OPERATORS)
 def register() -> Any:
     """故障登记簿: a fault entered by a maintainer, also afterwards (a power cut with its start and end)."""
-    scope = _scope()
+    scope = current_scope()
     school = page_school(scope)
     f = request.form
     db = get_db()
@@ -131,7 +114,7 @@ def _ticket_or_404(db: Any, scope: Any, ticket_id: int) -> dict[str, Any]:
 @allow(*OPERATORS)
 def ticket(ticket_id: int) -> Any:
     """One entry of the fault register: the repair record (cause, responsibility, handling, parts)."""
-    scope, db = _scope(), get_db()
+    scope, db = current_scope(), get_db()
     t = _ticket_or_404(db, scope, ticket_id)
     if request.method == "POST":
         fields = {k: (request.form.get(k) or "").strip() or None for k in faultlog.EDITABLE}
@@ -155,7 +138,7 @@ def ticket(ticket_id: int) -> Any:
 @allow(*fault_review.REVIEW_ROLES)
 def review(ticket_id: int) -> Any:
     """One click: 确认影响上课 (for the entry's interval, or the one given) or 误报."""
-    scope, db = _scope(), get_db()
+    scope, db = current_scope(), get_db()
     t = _ticket_or_404(db, scope, ticket_id)
     f = request.form
     try:
@@ -169,19 +152,14 @@ def review(ticket_id: int) -> Any:
     return redirect(url_for("faults.ticket", ticket_id=ticket_id))
 
 
-def _device_choices(school: str) -> list[dict[str, Any]]:
-    return get_db().query("SELECT device, class, room, building, floor FROM devices WHERE school = ? "
-                          "ORDER BY building, floor, room, device", (school,))
-
-
 @bp.route("/repair", methods=["GET", "POST"])
 @allow(*ANY_USER)
 def repair() -> Any:
     """报修: anyone may report a broken classroom PC; it goes into the fault register for the maintainers."""
-    scope = _scope()
+    scope = current_scope()
     user = scope.user
     school = page_school(scope)
-    devices = _device_choices(school) if school else []
+    devices = registry.device_places(get_db(), school) if school else []
     if user.role == "class_teacher":
         devices = [d for d in devices if d["class"] == user.klass] or devices
     error = None

@@ -15,19 +15,12 @@ from collector import lesson_marks, outside_use, usage
 from collector.attribution import AWAY_STATUSES
 from collector.lesson_marks import MarkError
 from dashboard import get_db
-from dashboard.access import DEVICE_ROLES, MARK_ROLES, REVERSE_ROLES, Scope, allow
+from dashboard.access import DEVICE_ROLES, MARK_ROLES, REVERSE_ROLES, Scope, allow, current_scope
 from dashboard.api_lessons import mark, reverse
-from dashboard.auth import current_user
 from dashboard.overview import page_school
 from dashboard.usage_pages import bp, today
 
 KIND_LABELS = {"away": _l("外出上课"), "swapped": _l("调课")}  # collector.lesson_place.MARK_KINDS
-
-
-def _scope() -> Scope:
-    user = current_user()
-    assert user is not None
-    return Scope(user)
 
 
 def mark_context(scope: Scope, school: str, week: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -51,7 +44,7 @@ def _back() -> Any:
 @bp.post("/lessons/mark")
 @allow(*MARK_ROLES)
 def mark_lesson() -> Any:
-    scope = _scope()
+    scope = current_scope()
     f = request.form
     school = scope.school(f.get("school"))
     try:
@@ -72,7 +65,7 @@ def mark_lesson() -> Any:
 @allow(*REVERSE_ROLES)
 def reverse_mark(mark_id: int) -> Any:
     try:
-        m = reverse(_scope(), mark_id, request.form.get("reason", ""))
+        m = reverse(current_scope(), mark_id, request.form.get("reason", ""))
     except MarkError as e:
         flash(_("未能撤销：%(e)s", e=str(e)), "error")
         return _back()
@@ -85,7 +78,7 @@ def reverse_mark(mark_id: int) -> Any:
 @allow(*DEVICE_ROLES, "class_teacher")
 def outside() -> Any:
     """课外使用 of a school day: each PC's in-use time outside its class's lessons."""
-    scope = _scope()
+    scope = current_scope()
     school = page_school(scope)
     raw = request.args.get("date")
     try:

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, render_template, request
 
-from collector import registry
+from collector import queries, registry
 from dashboard import cache, devstate, get_db
 from dashboard.access import ANY_USER, Scope, allow
 from dashboard.auth import current_user
@@ -18,9 +18,7 @@ SUMMARY_TTL_S = 2.0  # the whole overview may be this old
 
 
 def schools_known() -> list[str]:
-    db = get_db()
-    rows = db.query("SELECT school FROM schools UNION SELECT DISTINCT school FROM devices")
-    return sorted(r["school"] for r in rows)
+    return registry.schools(get_db())
 
 
 def page_school(scope: Scope) -> str:
@@ -42,9 +40,7 @@ def summary(scope: Scope, school: str) -> dict[str, Any]:
     db = get_db()
     devices = visible_devices(scope, school) if scope.user.role != "teacher" else []
     classes = {d["class"] for d in devices}
-    faults = db.query("SELECT f.id, f.device, f.code, f.severity, f.source, f.opened_t, d.class, d.room "
-                      "FROM faults f LEFT JOIN devices d ON d.school = f.school AND d.device = f.device "
-                      "WHERE f.school = ? AND f.cleared_t IS NULL ORDER BY f.opened_t DESC", (school,))
+    faults = queries.open_faults(db, school)
     faults = [f for f in faults if scope.user.role in ("admin", "headteacher", "maintainer") or f["class"] in classes]
     tz = registry.school_tz(db, school)
     for f in faults:
@@ -80,8 +76,7 @@ def today_lessons(school: str, day: Any) -> list[dict[str, Any]]:
 
     db = get_db()
     usage.ensure_days(db, school, [day])
-    return db.query("SELECT class, teacher, status, used, counted FROM lesson_usage WHERE school = ? AND date = ?",
-                    (school, day.isoformat()))
+    return queries.day_lessons(db, school, day)
 
 
 def usage_summary(scope: Scope, school: str, tz: Any) -> dict[str, Any] | None:

@@ -12,18 +12,12 @@ from markupsafe import Markup
 from collector import power, registry, wake
 from collector.commands import CommandError
 from dashboard import audit, get_db, sending
-from dashboard.access import OPERATORS, Scope, allow
-from dashboard.auth import client_ip, current_user
+from dashboard.access import OPERATORS, allow, current_scope
+from dashboard.auth import client_ip
 from dashboard.overview import page_school
 
 bp = Blueprint("power", __name__, url_prefix="/power")
 ACTIONS = ("shutdown", "storm", "message", "cancel_shutdown", "wake")
-
-
-def _scope() -> Scope:
-    user = current_user()
-    assert user is not None
-    return Scope(user)
 
 
 def _where() -> tuple[str | None, str | None]:
@@ -34,7 +28,7 @@ def _where() -> tuple[str | None, str | None]:
 @bp.get("/")
 @allow(*OPERATORS)
 def index() -> Any:
-    school = page_school(_scope())
+    school = page_school(current_scope())
     db = get_db()
     recent = power.recent(db, school) if school else []
     for a in recent:
@@ -55,7 +49,7 @@ def _action(src: Any) -> str:
 @allow(*OPERATORS)
 def preview() -> Any:
     """The PCs the action reaches (online ones; offline ones are listed, nothing is sent to them)."""
-    school = page_school(_scope())
+    school = page_school(current_scope())
     action = _action(request.args)
     building, floor = _where()
     try:
@@ -83,7 +77,7 @@ def _args(action: str) -> dict[str, Any]:
 @bp.post("/send")
 @allow(*OPERATORS)
 def send() -> Any:
-    scope = _scope()
+    scope = current_scope()
     school = page_school(scope)
     action = _action(request.form)
     building, floor = _where()
@@ -112,7 +106,7 @@ def _results(action_id: str) -> dict[str, Any]:
     res = power.results(get_db(), action_id)
     if res is None:
         abort(404)
-    _scope().school(res["action"]["school"])
+    current_scope().school(res["action"]["school"])
     return res
 
 
@@ -135,7 +129,7 @@ def result_data(action_id: str) -> Any:
 @bp.post("/schedule")
 @allow(*OPERATORS)
 def schedule() -> Any:
-    scope = _scope()
+    scope = current_scope()
     school = page_school(scope)
     enabled = request.form.get("enabled") == "yes"
     try:

@@ -11,8 +11,8 @@ from flask_babel import gettext as _
 from collector import assets, stocktake, stocktake_export
 from collector.registry import school_tz
 from dashboard import audit, get_db
-from dashboard.access import ASSET_EDITORS, ASSET_READERS, allow
-from dashboard.assets import may_edit, scope
+from dashboard.access import ASSET_EDITORS, ASSET_READERS, allow, current_scope
+from dashboard.assets import may_edit
 from dashboard.auth import client_ip
 from dashboard.overview import page_school
 
@@ -21,7 +21,7 @@ bp = Blueprint("stocktakes", __name__, url_prefix="/assets/stocktakes")
 
 def visible(stocktake_id: int) -> dict[str, Any]:
     st = stocktake.get(get_db(), stocktake_id)
-    if st is None or not scope().user.may_see_school(st["school"]):
+    if st is None or not current_scope().user.may_see_school(st["school"]):
         abort(404)
     return st
 
@@ -36,7 +36,7 @@ def _local(school: str) -> Any:
 @bp.get("/")
 @allow(*ASSET_READERS)
 def index() -> Any:
-    s = scope()
+    s = current_scope()
     school = page_school(s)
     db = get_db()
     return render_template("assets/stocktakes.html", school=school, may_edit=may_edit(s),
@@ -47,7 +47,7 @@ def index() -> Any:
 @bp.post("/")
 @allow(*ASSET_EDITORS)
 def start() -> Any:
-    s = scope()
+    s = current_scope()
     school = page_school(s)
     if not school:
         abort(400, description="missing school")
@@ -72,7 +72,7 @@ def show(stocktake_id: int) -> Any:
     rows = [r for r in res["items"] if not room or r["room"] == room]
     rooms = sorted({r["room"] or "" for r in res["items"]})
     return render_template("assets/stocktake.html", st=st, res=res, rows=rows, room=room, rooms=rooms,
-                           may_edit=may_edit(scope()) and st["finished"] is None, ITEMS=assets.ITEMS,
+                           may_edit=may_edit(current_scope()) and st["finished"] is None, ITEMS=assets.ITEMS,
                            STATUS_LABELS=stocktake.STATUS_LABELS, CHANGE_LABELS=stocktake.CHANGE_LABELS,
                            diffs=stocktake.differences(db, st) if st["finished"] else [],
                            prev=stocktake.previous(db, st), local=_local(st["school"]))
@@ -82,7 +82,7 @@ def show(stocktake_id: int) -> Any:
 @allow(*ASSET_EDITORS)
 def tick(stocktake_id: int) -> Any:
     """Confirm the ticked items (found in their ledger room, or the room the form names)."""
-    s = scope()
+    s = current_scope()
     st = visible(stocktake_id)
     db = get_db()
     ids = [int(x) for x in request.form.getlist("asset") if x.isdigit()]
@@ -104,7 +104,7 @@ def tick(stocktake_id: int) -> Any:
 @bp.post("/<int:stocktake_id>/finish")
 @allow(*ASSET_EDITORS)
 def finish(stocktake_id: int) -> Any:
-    s = scope()
+    s = current_scope()
     st = visible(stocktake_id)
     db = get_db()
     try:

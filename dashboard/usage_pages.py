@@ -13,14 +13,13 @@ from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from alerts.rules import fault_title
-from collector import teacher_groups, usage
+from collector import queries, teacher_groups, usage
 from collector.registry import school_tz
 from collector.school_calendar import default_term, iso_week, term_of, week_days
 from collector.usage_report import stored_lessons
 from dashboard import cache, get_db, usage_table
-from dashboard.access import SCHOOL_WIDE, Scope, allow, scoped_rates
+from dashboard.access import SCHOOL_WIDE, Scope, allow, current_scope, scoped_rates
 from dashboard.api_usage import RATE_ROLES, rate_rows, report_file, report_for_request, request_span
-from dashboard.auth import current_user
 from dashboard.overview import page_school
 
 bp = Blueprint("usage", __name__, url_prefix="/usage")
@@ -30,12 +29,6 @@ CACHE_S = 600.0  # the table's rows (and the teachers' groups), keyed by the dat
 STATUS = {"used": _l("已使用"), "not_used": _l("未使用"), "device_off": _l("设备未开机"), "faulty": _l("设备故障"),
           "no_device": _l("无设备"), "pending": _l("未结束"), "elsewhere": _l("不在本教室"), "away": _l("外出上课"),
           "swapped": _l("调课")}
-
-
-def _scope() -> Scope:
-    user = current_user()
-    assert user is not None
-    return Scope(user)
 
 
 def today(school: str) -> date:
@@ -116,15 +109,12 @@ def data_version(school: str, week: str, period: str) -> tuple[Any, ...]:
     elif period == "range":
         start, end = request_span(school) or (start, end)
     usage.ensure_days(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)])
-    r = db.query("SELECT MAX(computed) AS c, COUNT(*) AS n, SUM(dirty) AS d FROM usage_days "
-                 "WHERE school = ? AND date >= ? AND date <= ?", (school, start.isoformat(), end.isoformat()))[0]
-    pub = db.query("SELECT published FROM usage_published WHERE school = ? AND week = ?", (school, week))
-    return (r["c"], r["n"], r["d"], json.dumps(usage.settings(db, school), sort_keys=True),
-            pub[0]["published"] if pub else None)
+    c, n, d, published = queries.usage_stamp(db, school, start, end, week)
+    return c, n, d, json.dumps(usage.settings(db, school), sort_keys=True), published
 
 
 def _page(by: str) -> Any:
-    scope = _scope()
+    scope = current_scope()
     school = page_school(scope)
     if not school:
         return render_template("usage/table.html", school="", by=by, week="", period="week")
@@ -220,7 +210,7 @@ def week_lessons(school: str, week: str, teacher: str | None, klass: str | None)
 @allow(*RATE_ROLES)
 def lessons() -> Any:
     """Drill-down: every lesson of a week for one teacher or one class, with its in-use minutes."""
-    scope = _scope()
+    scope = current_scope()
     school = page_school(scope)
     day = chosen_day()
     week = iso_week(day) if day else chosen_week(school)
@@ -246,14 +236,14 @@ def lessons() -> Any:
 @allow(*SCHOOL_WIDE)
 def export() -> Any:
     """The week's, month's (month=) or dates' (from=, to=) report as XLSX."""
-    return report_file(report_for_request(page_school(_scope())), "xlsx")
+    return report_file(report_for_request(page_school(current_scope())), "xlsx")
 
 
 @bp.get("/export.csv")
 @allow(*SCHOOL_WIDE)
 def export_csv() -> Any:
     """The same as CSV (UTF-8 with BOM, Chinese headers; lang=en for English ones)."""
-    return report_file(report_for_request(page_school(_scope())), "csv")
+    return report_file(report_for_request(page_school(current_scope())), "csv")
 
 
 @bp.get("/print")
@@ -261,7 +251,7 @@ def export_csv() -> Any:
 def print_view() -> Any:
     """The week (or month=, or from= to=) on paper for the staff meeting (一周一汇总，一周一公布) or the
     monthly check: both tables, below-threshold first."""
-    rep = report_for_request(page_school(_scope()))
+    rep = report_for_request(page_school(current_scope()))
     return render_template("usage/print.html", rep=rep, corrections=correction_rows(rep["school"], rep),
                            teachers=sorted(rep["teachers"], key=lambda r: (r["rate"], r["teacher"])),
                            classes=sorted(rep["classes"], key=lambda r: (r["rate"], r["class"])))

@@ -12,15 +12,15 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from alerts.rules import fault_title
-from collector import usage
+from collector import queries, usage
 from collector.registry import school_tz
 from collector.school_calendar import week_days
 from collector.usage_report import pending_entries, publish_week, review_warning
 from dashboard import audit, get_db
-from dashboard.access import allow
+from dashboard.access import allow, current_scope
 from dashboard.auth import client_ip
 from dashboard.overview import page_school
-from dashboard.usage_pages import _scope, bp, chosen_week, correction_rows, shift, today
+from dashboard.usage_pages import bp, chosen_week, correction_rows, shift, today
 
 PUBLISH_ROLES = ("admin", "headteacher")
 
@@ -32,10 +32,7 @@ def pending_list(school: str, week: str) -> list[dict[str, Any]]:
     if not ids:
         return []
     tz = school_tz(db, school)
-    rows = db.query(f"SELECT f.id, f.device, f.code, f.opened_t, f.cleared_t, d.class, k.id AS ticket "
-                    f"FROM faults f LEFT JOIN devices d ON d.school = f.school AND d.device = f.device "
-                    f"LEFT JOIN fault_tickets k ON k.fault_id = f.id WHERE f.id IN ({', '.join('?' * len(ids))}) "
-                    f"ORDER BY f.opened_t", ids)
+    rows = queries.faults_with_tickets(db, ids)
     for r in rows:
         r["title"] = fault_title(r["code"])
         r["opened"] = _local(r["opened_t"], tz)
@@ -74,7 +71,7 @@ def week_state(school: str, week: str) -> dict[str, Any]:
 @allow(*PUBLISH_ROLES)
 def publish() -> Any:
     """GET: the week's state; POST action=confirm: the confirmation; POST action=publish: publish it."""
-    scope = _scope()
+    scope = current_scope()
     school = page_school(scope)
     if not school:
         abort(400, description="missing query parameter: school")
