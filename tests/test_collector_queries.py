@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import time
 from datetime import date
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from alerts import faultlog
-from collector import migrations, queries, registry, retention
-from collector.db import Database, SQLiteDB
+from collector import queries, registry, retention
+from collector.db import Database
 from collector.ingest import Incoming, prepare
 from collector.store import apply_batch, close_fault, open_fault, touch_device
 
@@ -21,12 +20,7 @@ NOW = time.time()
 S = "s1"
 
 
-@pytest.fixture
-def lite(tmp_path: Path) -> Iterator[Database]:
-    d = SQLiteDB(str(tmp_path / "bbt.db"))
-    migrations.migrate(d)
-    yield d
-    d.close()
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # conftest's db on SQLite only
 
 
 def place(db: Database, device: str, klass: str | None, room: str, building: str = "A", floor: str = "3") -> None:
@@ -43,9 +37,10 @@ def ev(seq: int, etype: str, data: dict[str, Any], ts: str) -> dict[str, Any]:
     return {"id": f"e-{seq}", "seq": seq, "type": etype, "ts": ts, "data": data}
 
 
-def test_device_events_sessions_and_last_heartbeat(lite: Database) -> None:
-    place(lite, "pc-1", "301", "301")
-    events(lite, "pc-1", [
+@SQLITE
+def test_device_events_sessions_and_last_heartbeat(db: Database) -> None:
+    place(db, "pc-1", "301", "301")
+    events(db, "pc-1", [
         ev(0, "session", {"state": "start", "session_id": "a", "start": "2026-11-23T08:00:00+08:00"},
            "2026-11-23T08:00:00+08:00"),
         ev(1, "usb", {"action": "inserted", "label": "U盘"}, "2026-11-23T08:10:00+08:00"),
@@ -53,89 +48,94 @@ def test_device_events_sessions_and_last_heartbeat(lite: Database) -> None:
                           "end": "2026-11-23T08:40:00+08:00", "active_s": 2400}, "2026-11-23T08:40:00+08:00"),
         ev(3, "usb", {"action": "removed", "label": "U盘"}, "2026-11-23T09:10:00+08:00"),
         ev(4, "heartbeat", {"in_use": False}, "2026-11-23T09:20:00+08:00")])
-    start = lite.query("SELECT t FROM events WHERE id = 'e-0'")[0]["t"]
-    usb = queries.device_events(lite, S, "pc-1", "usb", start)
+    start = db.query("SELECT t FROM events WHERE id = 'e-0'")[0]["t"]
+    usb = queries.device_events(db, S, "pc-1", "usb", start)
     assert [(r["id"], r["data"]["action"]) for r in usb] == [("e-3", "removed"), ("e-1", "inserted")]
-    assert [r["id"] for r in queries.device_events(lite, S, "pc-1", "usb", start, limit=1)] == ["e-3"]
-    assert queries.device_events(lite, S, "pc-1", "usb", start + 86400) == []
-    sessions = queries.session_events(lite, S, "pc-1", start, start + 3600)
+    assert [r["id"] for r in queries.device_events(db, S, "pc-1", "usb", start, limit=1)] == ["e-3"]
+    assert queries.device_events(db, S, "pc-1", "usb", start + 86400) == []
+    sessions = queries.session_events(db, S, "pc-1", start, start + 3600)
     assert [(t - start, d["state"]) for t, d in sessions] == [(0, "start"), (2400, "end")]
-    assert queries.session_events(lite, S, "pc-1", start + 1, start + 3600)[0][1]["state"] == "end"
-    assert queries.last_heartbeat(lite, S, "pc-1") == start + 80 * 60
-    place(lite, "pc-2", None, "302")
-    assert queries.last_heartbeat(lite, S, "pc-2") is None
-    assert queries.last_heartbeat(lite, S, "nope") is None
+    assert queries.session_events(db, S, "pc-1", start + 1, start + 3600)[0][1]["state"] == "end"
+    assert queries.last_heartbeat(db, S, "pc-1") == start + 80 * 60
+    place(db, "pc-2", None, "302")
+    assert queries.last_heartbeat(db, S, "pc-2") is None
+    assert queries.last_heartbeat(db, S, "nope") is None
 
 
-def test_status_log_starts_with_the_state_before(lite: Database) -> None:
+@SQLITE
+def test_status_log_starts_with_the_state_before(db: Database) -> None:
     rows = [(1, "boot", 100.0), (0, "shutdown", 200.0), (1, "boot", 300.0), (0, "lwt", 400.0)]
-    lite.executemany("INSERT INTO status_log (school, device, online, reason, t, received) VALUES (?, ?, ?, ?, ?, ?)",
+    db.executemany("INSERT INTO status_log (school, device, online, reason, t, received) VALUES (?, ?, ?, ?, ?, ?)",
                      [(S, "pc-1", o, why, t, t + 1) for o, why, t in rows])
-    lite.execute("INSERT INTO status_log (school, device, online, reason, t, received) VALUES (?, ?, 1, 'x', 250, 251)",
+    db.execute("INSERT INTO status_log (school, device, online, reason, t, received) VALUES (?, ?, 1, 'x', 250, 251)",
                  (S, "pc-2"))
-    got = queries.status_log(lite, S, "pc-1", 250)
+    got = queries.status_log(db, S, "pc-1", 250)
     assert [(r["online"], r["reason"], r["received"]) for r in got] == [(0, "shutdown", 201), (1, "boot", 301),
                                                                          (0, "lwt", 401)]
-    assert [r["reason"] for r in queries.status_log(lite, S, "pc-1", 0)] == ["boot", "shutdown", "boot", "lwt"]
-    assert queries.status_log(lite, S, "pc-3", 0) == []
+    assert [r["reason"] for r in queries.status_log(db, S, "pc-1", 0)] == ["boot", "shutdown", "boot", "lwt"]
+    assert queries.status_log(db, S, "pc-3", 0) == []
 
 
-def test_device_faults_and_open_faults(lite: Database) -> None:
-    place(lite, "pc-1", "301", "301")
-    place(lite, "pc-2", "302", "302")
-    open_fault(lite, S, "pc-1", "disk_full", "warning", "agent", "C: 99%", NOW - 300, "f1")
-    open_fault(lite, S, "pc-1", "overheat", "critical", "agent", None, NOW - 200, "f2")
-    close_fault(lite, S, "pc-1", "disk_full", NOW - 100)
-    open_fault(lite, S, "pc-2", "projector", "warning", "agent", None, NOW - 50, "f3")
-    open_fault(lite, S, "pc-9", "clock", "warning", "collector", None, NOW - 10)  # a device the registry lacks
-    assert [(f["code"], f["cleared_t"] is None) for f in queries.device_faults(lite, S, "pc-1")] == [
+@SQLITE
+def test_device_faults_and_open_faults(db: Database) -> None:
+    place(db, "pc-1", "301", "301")
+    place(db, "pc-2", "302", "302")
+    open_fault(db, S, "pc-1", "disk_full", "warning", "agent", "C: 99%", NOW - 300, "f1")
+    open_fault(db, S, "pc-1", "overheat", "critical", "agent", None, NOW - 200, "f2")
+    close_fault(db, S, "pc-1", "disk_full", NOW - 100)
+    open_fault(db, S, "pc-2", "projector", "warning", "agent", None, NOW - 50, "f3")
+    open_fault(db, S, "pc-9", "clock", "warning", "collector", None, NOW - 10)  # a device the registry lacks
+    assert [(f["code"], f["cleared_t"] is None) for f in queries.device_faults(db, S, "pc-1")] == [
         ("overheat", True), ("disk_full", False)]
-    assert [f["code"] for f in queries.device_faults(lite, S, "pc-1", limit=1)] == ["overheat"]
-    assert [(f["device"], f["code"], f["class"], f["room"]) for f in queries.open_faults(lite, S)] == [
+    assert [f["code"] for f in queries.device_faults(db, S, "pc-1", limit=1)] == ["overheat"]
+    assert [(f["device"], f["code"], f["class"], f["room"]) for f in queries.open_faults(db, S)] == [
         ("pc-9", "clock", None, None), ("pc-2", "projector", "302", "302"), ("pc-1", "overheat", "301", "301")]
-    assert queries.open_faults(lite, "other") == []
+    assert queries.open_faults(db, "other") == []
 
 
-def test_day_lessons_and_the_usage_stamp(lite: Database) -> None:
+@SQLITE
+def test_day_lessons_and_the_usage_stamp(db: Database) -> None:
     day = date(2026, 11, 23)
-    lite.execute("INSERT INTO lesson_usage (school, date, class, period, week, teacher, subject, start_t, end_t, "
+    db.execute("INSERT INTO lesson_usage (school, date, class, period, week, teacher, subject, start_t, end_t, "
                  "in_use_s, used, counted, status) VALUES (?, ?, '301', 1, '2026-W48', '张老师', '语文', 0, 2400, "
                  "1800, 1, 1, 'used')", (S, day.isoformat()))
-    assert queries.day_lessons(lite, S, day) == [
+    assert queries.day_lessons(db, S, day) == [
         {"class": "301", "teacher": "张老师", "status": "used", "used": 1, "counted": 1}]
-    assert queries.day_lessons(lite, S, date(2026, 11, 24)) == []
-    assert queries.usage_stamp(lite, S, day, day, "2026-W48") == (None, 0, None, None)
-    lite.execute("INSERT INTO usage_days (school, date, dirty, computed) VALUES (?, ?, 0, 10)", (S, day.isoformat()))
-    lite.execute("INSERT INTO usage_days (school, date, dirty, computed) VALUES (?, '2026-11-24', 2, 20)", (S,))
-    before = queries.usage_stamp(lite, S, day, date(2026, 11, 24), "2026-W48")
+    assert queries.day_lessons(db, S, date(2026, 11, 24)) == []
+    assert queries.usage_stamp(db, S, day, day, "2026-W48") == (None, 0, None, None)
+    db.execute("INSERT INTO usage_days (school, date, dirty, computed) VALUES (?, ?, 0, 10)", (S, day.isoformat()))
+    db.execute("INSERT INTO usage_days (school, date, dirty, computed) VALUES (?, '2026-11-24', 2, 20)", (S,))
+    before = queries.usage_stamp(db, S, day, date(2026, 11, 24), "2026-W48")
     assert before == (20, 2, 2, None)
-    lite.execute("INSERT INTO usage_published (school, week, published, report) VALUES (?, '2026-W48', 30, '{}')",
+    db.execute("INSERT INTO usage_published (school, week, published, report) VALUES (?, '2026-W48', 30, '{}')",
                  (S,))
-    assert queries.usage_stamp(lite, S, day, date(2026, 11, 24), "2026-W48") == (20, 2, 2, 30)
-    assert queries.usage_stamp(lite, S, day, day, "2026-W48") == (10, 1, 0, 30)
+    assert queries.usage_stamp(db, S, day, date(2026, 11, 24), "2026-W48") == (20, 2, 2, 30)
+    assert queries.usage_stamp(db, S, day, day, "2026-W48") == (10, 1, 0, 30)
 
 
-def test_school_model_reads(lite: Database) -> None:
-    registry.ensure_school(lite, "s0", "实验小学")
-    place(lite, "pc-2", "302", "302", "B", "1")
-    place(lite, "pc-1", "301", "301", "A", "3")
-    place(lite, "pc-3", None, "304", "A", "3")
-    assert registry.schools(lite) == ["s0", S]
-    assert registry.device_classes(lite, S) == {"pc-1": "301", "pc-2": "302", "pc-3": None}
-    assert registry.device_classes(lite, "s0") == {}
-    assert [(d["device"], d["room"]) for d in registry.device_places(lite, S)] == [
+@SQLITE
+def test_school_model_reads(db: Database) -> None:
+    registry.ensure_school(db, "s0", "实验小学")
+    place(db, "pc-2", "302", "302", "B", "1")
+    place(db, "pc-1", "301", "301", "A", "3")
+    place(db, "pc-3", None, "304", "A", "3")
+    assert registry.schools(db) == ["s0", S]
+    assert registry.device_classes(db, S) == {"pc-1": "301", "pc-2": "302", "pc-3": None}
+    assert registry.device_classes(db, "s0") == {}
+    assert [(d["device"], d["room"]) for d in registry.device_places(db, S)] == [
         ("pc-1", "301"), ("pc-3", "304"), ("pc-2", "302")]
 
 
-def test_audit_entries_newest_first(lite: Database) -> None:
-    retention.audit(lite, "backup", "/srv/a", {"size": 1}, who="root", now=100)
-    retention.audit(lite, "purge_teacher", "已离职教师-1", {}, who="admin", now=200)
-    retention.audit(lite, "restore", None, {"ok": True}, who="root", now=200)
-    rows = retention.audit_entries(lite)
+@SQLITE
+def test_audit_entries_newest_first(db: Database) -> None:
+    retention.audit(db, "backup", "/srv/a", {"size": 1}, who="root", now=100)
+    retention.audit(db, "purge_teacher", "已离职教师-1", {}, who="admin", now=200)
+    retention.audit(db, "restore", None, {"ok": True}, who="root", now=200)
+    rows = retention.audit_entries(db)
     assert [(r["action"], r["actor"]) for r in rows] == [("restore", "root"), ("purge_teacher", "admin"),
                                                          ("backup", "root")]
     assert json.loads(rows[-1]["detail"]) == {"size": 1}
-    assert [r["action"] for r in retention.audit_entries(lite, 1)] == ["restore"]
+    assert [r["action"] for r in retention.audit_entries(db, 1)] == ["restore"]
 
 
 def test_joins_and_open_fault_ids_on_both_backends(db: Database) -> None:
