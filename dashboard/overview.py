@@ -9,8 +9,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from collector import queries, registry
 from dashboard import cache, devstate, get_db
-from dashboard.access import ANY_USER, Scope, allow
-from dashboard.auth import current_user
+from dashboard.access import ANY_USER, Scope, allow, current_scope
 
 bp = Blueprint("overview", __name__)
 USAGE_TTL_S = 10.0  # the usage tiles may be this old (the page refreshes every 10 s)
@@ -114,9 +113,7 @@ def cached_summary(scope: Scope, school: str) -> dict[str, Any]:
 @bp.get("/")
 @allow(*ANY_USER)
 def index() -> Any:
-    user = current_user()
-    assert user is not None
-    scope = Scope(user)
+    scope = current_scope()
     school = page_school(scope)
     data = cached_summary(scope, school)
     return render_template("overview/index.html", data=data, floors=devstate.by_floor(data["devices"]),
@@ -126,7 +123,5 @@ def index() -> Any:
 @bp.get("/overview.json")
 @allow(*ANY_USER)
 def data() -> Any:
-    user = current_user()
-    assert user is not None
-    scope = Scope(user)
+    scope = current_scope()
     return jsonify(cached_summary(scope, page_school(scope)))
