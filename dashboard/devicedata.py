@@ -41,7 +41,7 @@ def status_changes(db: Database, school: str, device: str, since: float) -> list
 
 def sessions(db: Database, school: str, device: str, since: float, until: float) -> list[tuple[float, float]]:
     """(start, end) epoch pairs of in-use sessions overlapping [since, until]; an unended one runs to the
-    device's last heartbeat (CONTRACT §3)."""
+    device's last heartbeat (protocol.md §3)."""
     out: list[tuple[float, float]] = []
     open_starts: dict[str, float] = {}
     for r in db.query("SELECT t, data FROM events WHERE school = ? AND device = ? AND type = 'session' "
