@@ -19,7 +19,7 @@ KEEP_ON_OVERFLOW = ("power", "fault", "software", "session", "drift")
 DROP_ORDER = ("heartbeat", "usb", "inventory")
 # A delivered batch this small is deleted in the next event's transaction instead of one of its own
 # (one durable commit a minute instead of two on an idle PC). After a crash those few events go out
-# again; the collector stores a repeated id once (CONTRACT §1). A backlog is deleted batch by batch.
+# again; the collector stores a repeated id once (protocol.md §1). A backlog is deleted batch by batch.
 DEFER_DELETE_MAX = 20
 
 

@@ -3,7 +3,7 @@
 A fault reported by an agent gets its ticket at the next evaluation pass; a fault a person
 registers (a teacher's 报修, a power cut entered afterwards) is written to the ``faults`` table
 too, with its severity and times. Either awaits review (待核实): only once a maintainer or admin
-confirms it as affecting teaching does it leave lessons out of the usage rates (CONTRACT §3 v1.1,
+confirms it as affecting teaching does it leave lessons out of the usage rates (protocol.md §3,
 ``review_ticket`` -> collector.fault_review).
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ COLUMNS = [("id", "编号"), ("device", "设备"), ("class", "班级"), ("room",
            ("repaired", "修复时间"), ("closed_by", "结单人"), ("closed", "结单时间"), ("review_zh", "核实"),
            ("reviewed_by", "核实人"), ("reviewed", "核实时间"),
            ("todo", "处理建议")]
-# the ticket with its fault's review (CONTRACT §4 /api/v1/faults: opened, cleared, review)
+# the ticket with its fault's review (protocol.md §4 /api/v1/faults: opened, cleared, review)
 SELECT = ("SELECT k.*, f.opened_t, f.cleared_t, f.review, f.review_from, f.review_to, f.reviewed_by, f.reviewed_t "
           "FROM fault_tickets k JOIN faults f ON f.id = k.fault_id")
 

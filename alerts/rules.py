@@ -268,7 +268,7 @@ def unclean_shutdowns(dev: Device, unclean_times: list[float], t: float, opts: M
 
 def usage_below(school: str, week: str, rows: Iterable[Mapping[str, Any]], who: str, t: float,
                 opts: Mapping[str, Any], threshold: float) -> list[Candidate]:
-    """At the week's end: each teacher/class whose row says ``below_threshold`` (rows as CONTRACT §4,
+    """At the week's end: each teacher/class whose row says ``below_threshold`` (rows as protocol.md §4,
     made by collector.usage, the one owner of the threshold; ``threshold`` only names it in the text)."""
     out = []
     for r in rows:

@@ -1,4 +1,4 @@
-"""Simulated classroom PCs that speak the contract through a real broker (demo, tests, load).
+"""Simulated classroom PCs that speak the protocol (protocol.md §1) through a real broker (demo, tests, load).
 
 Each simulated device has its own MQTT connection with a Last Will, its own seq counter and
 event ids, and follows a school day on an accelerated clock: powered on in the morning,

@@ -13,7 +13,7 @@ The server is the dashboard as `bbt server` serves it (waitress, 8 threads) in i
 Each of ``--users`` client threads keeps one HTTP/1.1 connection (a signed-in headteacher, by
 API token) and requests one endpoint in a loop for ``--seconds``; latency is measured per
 request, client side. Endpoints, one after the other: a static file (the floor), the overview
-page, the overview's refresh JSON, the weekly teacher table page and the CONTRACT §4
+page, the overview's refresh JSON, the weekly teacher table page and the protocol.md §4
 usage/teachers API. Target: p95 <= 150 ms for the overview and the weekly teacher table.
 
 Writes bench/results/dashboard.json and dashboard.md.
@@ -257,7 +257,7 @@ def main() -> None:
             ("overview page", f"/?school={SCHOOL}"),
             ("overview refresh (JSON)", f"/overview.json?school={SCHOOL}"),
             ("weekly teacher table page", f"/usage/teachers?school={SCHOOL}&week={week}"),
-            ("usage/teachers API (CONTRACT §4)", f"/api/v1/usage/teachers?school={SCHOOL}&week={week}"),
+            ("usage/teachers API (protocol.md §4)", f"/api/v1/usage/teachers?school={SCHOOL}&week={week}"),
         ]
         results: list[dict[str, Any]] = []
         saturation: list[dict[str, Any]] = []

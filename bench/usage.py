@@ -6,7 +6,7 @@ District: ``schools × classes`` classes (default 50 × 40 = 2,000), 8 lessons a
 Friday (40 a week), over one autumn term (2026-09-01 .. 2027-01-15, the real holiday calendar).
 Every lesson of the term goes through the real attribution (collector.attribution.attribute) from
 synthetic in-use intervals and is stored in the ``lesson_usage`` rollup with the same INSERT as
-the daily update. Measured: the weekly rates (teachers and classes, CONTRACT §4 rows) of every
+the daily update. Measured: the weekly rates (teachers and classes, protocol.md §4 rows) of every
 school for week 2026-W48 through the public ``collector.usage.week_rates`` (freshness check
 included), and all schools at once through ``collector.usage.district_week_rates`` (a few queries in all).
 

@@ -1,4 +1,4 @@
-"""Lesson usage attribution (CONTRACT §3) as pure functions over plain data. No I/O here.
+"""Lesson usage attribution (protocol.md §3) as pure functions over plain data. No I/O here.
 
 How in-use time is built from a device's events (times are epoch seconds, events sorted by
 time then seq; events flagged as clock faults are left out by the caller):
@@ -19,7 +19,7 @@ time then seq; events flagged as clock faults are left out by the caller):
 
 A lesson is *used* when the in-use time inside [start, end] is at least ``min_use_minutes``.
 
-Faults (CONTRACT §3, v1.1): a fault excuses a lesson (status "faulty", out of the denominator)
+Faults (protocol.md §3): a fault excuses a lesson (status "faulty", out of the denominator)
 only when a maintainer or admin **confirmed** its register entry, and only for the confirmed
 interval (default: from its opening to its clearing). An entry still awaiting review (待核实)
 excuses nothing: the lesson counts as measured (used / not used / device off) and is flagged

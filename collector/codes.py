@@ -3,7 +3,7 @@ what to do (written for the maintainer: 检查 HDMI 线 …).
 
 Every page, export and message names a code through ``fault(code)`` / ``alert_kind(kind)``; a code
 not listed (an agent newer than this collector) shows as 未知故障（code）, never as an error.
-Fault codes are the ``code`` of a fault event (CONTRACT §1), of a fault the collector raises
+Fault codes are the ``code`` of a fault event (protocol.md §1), of a fault the collector raises
 (``clock``), of a fault a person registers (登记故障, ``REGISTER_GROUPS``) and of a teacher's 报修
 (``report_`` + one of ``REPORT_CODES``). Alert kinds are alerts.rules' ``kind``.
 """

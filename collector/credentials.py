@@ -1,6 +1,6 @@
 """MQTT accounts of the embedded broker (docs/security.md): one per PC, one for the collector.
 
-- A PC's username is its device id (the contract's rule) and its password a random secret that
+- A PC's username is its device id (protocol.md §1) and its password a random secret that
   only the PC has; the store keeps an argon2 hash. Made by enrolment (collector.enrolment) or by
   :func:`provision` (the demo, tests, a script of the admin's).
 - A revoked PC stays revoked: its credentials stop working and it cannot enrol again under that

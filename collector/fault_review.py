@@ -1,4 +1,4 @@
-"""Reviewing a fault register entry (CONTRACT §3 v1.1): confirm it as affecting teaching (影响上课)
+"""Reviewing a fault register entry (protocol.md §3): confirm it as affecting teaching (影响上课)
 for an interval, or reject it (误报). The one function every way in calls (ticket page, API,
 the alert message's signed link, CLI), so each review is validated, stored with its history,
 audited with its author, and recomputes the lessons it touches in one place.
@@ -25,7 +25,7 @@ from collector.usage_marks import mark_dates
 from common.errors import BbtError
 
 DECISIONS = ("confirmed", "rejected")
-REVIEW_ROLES = ("admin", "maintainer")  # who may review (CONTRACT §4)
+REVIEW_ROLES = ("admin", "maintainer")  # who may review (protocol.md §4)
 REVIEW_ZH = {"pending": "待核实", "confirmed": "已确认（影响上课）", "rejected": "误报"}
 FIGURES = ("scheduled", "used", "rate", "below_threshold", "excluded", "awaiting_review")
 

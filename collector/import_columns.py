@@ -1,4 +1,4 @@
-"""The columns of every import kind (CONTRACT §2) and the header names a school may use for them.
+"""The columns of every import kind (protocol.md §2) and the header names a school may use for them.
 
 One table: a column's canonical (English) name, its Chinese label (templates, messages) and the
 other header names accepted for it. KINDS lists each kind's required and optional columns, in

@@ -1,4 +1,4 @@
-"""`bbt import KIND FILE --school S` (CONTRACT §2): read, validate every row, compare, then apply atomically.
+"""`bbt import KIND FILE --school S` (protocol.md §2): read, validate every row, compare, then apply atomically.
 
 ``plan_import`` reads the file and computes what it would change (collector.import_plan) with
 the warnings a school should see; ``apply_plan`` writes it in one transaction. ``run_import``
@@ -99,7 +99,7 @@ def warn_names(db: Database, plan: Plan) -> list[Warning_]:
 
 def warn_teachers(db: Database, plan: Plan) -> list[Warning_]:
     """Timetable teachers without a dashboard account, once the school has teacher accounts (a teacher's
-    user name is their name in the timetable, CONTRACT §5: a misspelt one sees none of their lessons)."""
+    user name is their name in the timetable, protocol.md §5: a misspelt one sees none of their lessons)."""
     users = {r["name"] for r in db.query("SELECT name FROM users WHERE school = ? AND role IN ('teacher', "
                                          "'class_teacher')", (plan.school,))}
     if not users:

@@ -1,4 +1,4 @@
-"""Parsing every import kind (CONTRACT §2) into keyed records, validating every row first.
+"""Parsing every import kind (protocol.md §2) into keyed records, validating every row first.
 
 Each parser takes the file's Table and returns Parsed: records by key (the table's primary key
 without the school) with the Row each came from. Nothing is written here: collector.import_plan

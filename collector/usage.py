@@ -2,7 +2,7 @@
 
 The module interface other areas use (dashboard, alerts, district):
 
-* ``week_rates(db, school, week, by)`` -> rows of CONTRACT §4 (``by`` = "teacher" / "class");
+* ``week_rates(db, school, week, by)`` -> rows of protocol.md §4 (``by`` = "teacher" / "class");
 * ``district_week_rates(db, week, by)`` -> {school: rows} for every school in a few queries;
 * ``range_rates(db, school, start, end, by)`` for a day or a term; ``term_rates``;
 * ``below_threshold(db, school, week)`` -> {"teachers": [...], "classes": [...], "threshold"} (alerts);
@@ -73,7 +73,7 @@ def rates_of(usages: Iterable[LessonUsage], by: str, threshold: float) -> list[R
 
 
 def rates_from_lessons(lessons: Iterable[Mapping[str, Any]], by: str, threshold: float) -> list[dict[str, Any]]:
-    """CONTRACT §4 rows from lesson rows (``day_lessons`` / a frozen report's lessons)."""
+    """protocol.md §4 rows from lesson rows (``day_lessons`` / a frozen report's lessons)."""
     return [rate_dict(r, by) for r in _aggregate(((r[by], r["status"], r["counted"], r["used"],
                                                    r.get("awaiting_review", False)) for r in lessons), threshold)]
 
@@ -335,7 +335,7 @@ def range_rates(db: Database, school: str, start: date, end: date, by: str, now:
 
 
 def week_rates(db: Database, school: str, week: str, by: str, now: float | None = None) -> list[dict[str, Any]]:
-    """CONTRACT §4 rows for an ISO week; a published week returns its frozen figures."""
+    """protocol.md §4 rows for an ISO week; a published week returns its frozen figures."""
     frozen = published(db, school, week)
     if frozen is not None:
         return list(frozen["teachers" if by == "teacher" else "classes"])
@@ -395,7 +395,7 @@ def lesson_row(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def day_lessons(db: Database, school: str, day: date, now: float | None = None) -> list[dict[str, Any]]:
-    """One row per lesson of the date (CONTRACT §4 lessons plus status, counted, substitute, device, faults)."""
+    """One row per lesson of the date (protocol.md §4 lessons plus status, counted, substitute, device, faults)."""
     frozen = published(db, school, iso_week(day))
     if frozen is not None:
         return [r for r in frozen["lessons"] if r["date"] == day.isoformat()]
@@ -419,7 +419,7 @@ def day_lessons(db: Database, school: str, day: date, now: float | None = None) 
 
 
 def district_week_rates(db: Database, week: str, by: str, now: float | None = None) -> dict[str, list[dict]]:
-    """Weekly rates of every school at once (district view): {school: CONTRACT §4 rows}.
+    """Weekly rates of every school at once (district view): {school: protocol.md §4 rows}.
 
     A handful of queries whatever the number of schools: stale days are found in one query and
     recomputed school by school; published weeks come from their frozen copies."""

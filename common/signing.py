@@ -1,6 +1,6 @@
 """Ed25519 signatures on commands and policies (collector signs, agent verifies). Python 3.8+.
 
-A signed object carries, next to its v1 keys (unknown keys are ignored by the contract):
+A signed object carries, next to its v1 keys (unknown keys are ignored, protocol.md §1):
 
     "issued":  RFC 3339 time it was made (added when missing),
     "expires": RFC 3339 time after which it must not be executed (commands),

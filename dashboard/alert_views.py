@@ -1,4 +1,4 @@
-"""Alerts and the fault register over HTTP: /api/v1/alerts (CONTRACT §4), /api/v1/faults, and the
+"""Alerts and the fault register over HTTP: /api/v1/alerts (protocol.md §4), /api/v1/faults, and the
 signed acknowledgement link sent in messages (/alerts/ack)."""
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def _time_arg(body: dict[str, Any], key: str) -> float | None:
 @api.get("/faults")
 @allow(*VIEWERS)
 def faults_list() -> Any:
-    """The register (CONTRACT §4): ?state=open|all (open: not closed), ?review=pending|confirmed|rejected."""
+    """The register (protocol.md §4): ?state=open|all (open: not closed), ?review=pending|confirmed|rejected."""
     school = resolve_school()
     db = get_db()
     since, until = _term_args()

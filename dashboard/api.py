@@ -1,4 +1,4 @@
-"""JSON API under /api/v1 (CONTRACT §4). A role sees only what it may; anything else is 403."""
+"""JSON API under /api/v1 (protocol.md §4). A role sees only what it may; anything else is 403."""
 from __future__ import annotations
 
 from typing import Any

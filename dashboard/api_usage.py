@@ -1,4 +1,4 @@
-"""Usage endpoints of CONTRACT §4 on the api blueprint: usage/teachers, usage/classes, lessons,
+"""Usage endpoints of protocol.md §4 on the api blueprint: usage/teachers, usage/classes, lessons,
 plus usage/report (the weekly report as JSON, or ?format=html|xlsx|csv; ``month=YYYY-MM`` or
 ``from=D&to=D`` for a month or any dates, ``lang=en`` for English CSV headers) and usage/trend.
 usage/teachers and usage/classes also take ``date=D`` (that day's rates), ``term=D`` (the term

@@ -24,7 +24,7 @@ def status_changes(db: Database, school: str, device: str, since: float) -> list
 
 def sessions(db: Database, school: str, device: str, since: float, until: float) -> list[tuple[float, float]]:
     """(start, end) epoch pairs of in-use sessions overlapping [since, until]; an unended one runs to the
-    device's last heartbeat (CONTRACT §3)."""
+    device's last heartbeat (protocol.md §3)."""
     out: list[tuple[float, float]] = []
     open_starts: dict[str, float] = {}
     for t, d in queries.session_events(db, school, device, since - 86400, until):

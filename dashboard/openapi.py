@@ -173,7 +173,7 @@ def spec() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {"title": "bbt API", "version": "1",
-                 "description": "班班通监控 API (CONTRACT §4). Authenticate with `Authorization: Bearer <token>` "
+                 "description": "班班通监控 API (protocol.md §4). Authenticate with `Authorization: Bearer <token>` "
                                 "from `bbt token create --user NAME`."},
         "servers": [{"url": "/"}],
         "paths": {p: v for p, v in PATHS.items() if p in served},

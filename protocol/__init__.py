@@ -1,3 +1,3 @@
-"""The wire contract shared by agent and collector (stdlib only, Python 3.8+)."""
+"""The wire protocol shared by agent and collector (docs/protocol.md §1; stdlib only, Python 3.8+)."""
 from protocol.v1 import *  # noqa: F401,F403
 from protocol.v1 import Rejected, Topic  # noqa: F401

@@ -1,4 +1,4 @@
-"""The bbt wire contract, version 1 (docs/CONTRACT.md §1), with the project's own additions.
+"""The bbt wire protocol, version 1 (docs/protocol.md §1): the external contract 1.1 and the project's additions.
 
 Stdlib only, Python 3.8+: both the classroom agent and the collector import it.
 Every rejection raises :class:`Rejected` with a short machine code and a sentence
@@ -6,11 +6,11 @@ that names what is wrong.
 
 Project protocol versions (``WIRE_VERSION``; the topics stay ``bbt/v1``):
 
-- 1.1: CONTRACT 1.1 (docs/CONTRACT.md), §1 as written.
+- 1.1: the external contract 1.1, §1 as written (docs/protocol.md §6 lists what bbt adds).
 - 1.2: the event type ``protection`` (antivirus and patch state, fields in ``_SPECS`` and
   docs/agent-data-sheet.md); ``usb`` events may carry ``vendor_id`` and ``product_id`` (4 hex
   digits each, extra keys an older collector keeps and ignores); the policy key ``usb``
-  (``allow_labels``, ``allow_ids``, ``block``: an older agent ignores it, as CONTRACT §1
+  (``allow_labels``, ``allow_ids``, ``block``: an older agent ignores it, as protocol.md §1
   says of unknown policy keys). A collector of 1.1 quarantines a ``protection`` event as an
   unknown type: a 1.2 agent therefore never puts one in a batch with other events
   (``ISOLATED_TYPES``), so nothing else is lost with it (its seq shows as a gap there).

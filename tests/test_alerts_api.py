@@ -1,4 +1,4 @@
-"""/api/v1/alerts (CONTRACT §4), acknowledgement (API and signed link), the fault register over HTTP."""
+"""/api/v1/alerts (protocol.md §4), acknowledgement (API and signed link), the fault register over HTTP."""
 from __future__ import annotations
 
 import io
@@ -116,7 +116,7 @@ def test_fault_register_report_repair_stats_and_xlsx(db: Any, app_for: Callable[
     assert ticket["reporter"] == "ct301" and ticket["title"] == "停电" and ticket["reported"] == "2026-11-23 08:00"
     [fault] = db.query("SELECT * FROM faults WHERE code = 'power_cut'")
     assert (fault["severity"], fault["source"]) == ("critical", "person")
-    assert fault["cleared_t"] - fault["opened_t"] == 90 * 60  # usage leaves these lessons out (CONTRACT §3)
+    assert fault["cleared_t"] - fault["opened_t"] == 90 * 60  # usage leaves these lessons out (protocol.md §3)
     bad = c.post("/api/v1/faults", headers=_h(tok["ct301"]), json={"school": "s1", "device": "pc-301",
                                                                    "severity": "huge"})
     assert bad.status_code == 400 and "severity" in bad.get_json()["message"]

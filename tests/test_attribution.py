@@ -142,7 +142,7 @@ def test_timetable_odd_even_and_substitutions() -> None:
     assert [(x.period, x.teacher, x.subject, x.substitute) for x in even] == [(2, "赵", "科学", True)]
 
 
-# -- fault review (CONTRACT §3 v1.1) ----------------------------------------------------------
+# -- fault review (protocol.md §3) ----------------------------------------------------------
 DAY = [lesson(480 * M, 520 * M), lesson(530 * M, 570 * M), lesson(580 * M, 620 * M)]  # 08:00, 08:50, 09:40
 
 

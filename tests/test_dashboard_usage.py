@@ -31,7 +31,7 @@ def get(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     db = app.extensions["bbt_db"]
     import_school(db, tmp)
     assert ingest(db, S, script()) > 100
-    confirm_display_missing(db)  # the maintainer confirmed pc2's Thursday fault (CONTRACT §3 v1.1)
+    confirm_display_missing(db)  # the maintainer confirmed pc2's Thursday fault (protocol.md §3)
     tokens = {}
     for name, role, klass in USERS:
         db.execute("INSERT INTO users (name, role, school, class, must_change, created) VALUES (?, ?, ?, ?, 0, 0)",

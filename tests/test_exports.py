@@ -76,7 +76,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         for i, (hhmm, state) in enumerate((("12:00", "raised"), ("12:30", "cleared")))]
     assert ingest(db, S, week_script() + [agent]) > 100
     sync_tickets(db, S, time.time())
-    # the maintainer confirms pc2's display_missing of Thursday as 影响上课 (CONTRACT §3 v1.1), as
+    # the maintainer confirms pc2's display_missing of Thursday as 影响上课 (protocol.md §3), as
     # tests/test_usage_week.py does: its lesson is excluded, as the figures below expect
     [f] = db.query("SELECT id FROM faults WHERE school = ? AND device = 'pc2' AND code = 'display_missing'", (S,))
     review_fault(db, f["id"], "confirmed", "维修员")
@@ -175,7 +175,7 @@ def test_csv_has_a_bom_and_chinese_headers(store: dict[str, Any]) -> None:
         rows = csv_rows(r.data)
         assert sorted(rows[0][2:]) == sorted(rate_label(k) for k in teachers[0] if k != "teacher")
         assert rows[0][:6] == ["类别", "名称", "应上课时", "已使用", "使用率", "是否达标"]
-        assert {"故障不计课时", "不计课时"} & set(rows[0])  # excluded_faulty, or CONTRACT 1.1's excluded
+        assert {"故障不计课时", "不计课时"} & set(rows[0])  # excluded_faulty, or the rows' excluded (protocol.md §3)
         body = [x for x in rows[1:] if x[0] == "教师"]
         assert [(x[1].removeprefix("'"), x[2], x[3], x[4], x[5]) for x in body] == \
             [(t["teacher"], str(t["scheduled"]), str(t["used"]), f"{t['rate'] * 100:.1f}%",

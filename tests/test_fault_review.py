@@ -1,4 +1,4 @@
-"""Fault review (CONTRACT §3 v1.1, §4): only a confirmed register entry excuses lessons, for its
+"""Fault review (protocol.md §3, §4): only a confirmed register entry excuses lessons, for its
 interval; reviews over the API, the ticket page and the alert message's signed link; corrections of
 published weeks; the school's threshold reaching the alert. Real SQLite and PostgreSQL stores."""
 from __future__ import annotations

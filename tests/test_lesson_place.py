@@ -97,7 +97,7 @@ def teacher_rates(db: Any) -> dict[str, tuple[int, int, int]]:
 def test_subject_setting_and_room_column(db: Any, tmp_path: Path) -> None:
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
-    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (CONTRACT §3 v1.1)
+    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (protocol.md §3)
     before = teacher_rates(db)
     assert before["张"] == (5, 2, 1)
     usage_settings.update(db, S, {"not_in_classroom_subjects": "英语、音乐"})
@@ -128,7 +128,7 @@ def test_subject_setting_and_room_column(db: Any, tmp_path: Path) -> None:
 def test_a_class_with_no_pc_lowers_nobody_and_the_import_warns(db: Any, tmp_path: Path) -> None:
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
-    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (CONTRACT §3 v1.1)
+    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (protocol.md §3)
     before = teacher_rates(db)
     run_import(db, "devices", S, write(tmp_path / "dev1.csv", "device,class\npc1,一班\n"), replace=True)  # 二班: no PC
     assert classes_without_device(db, S) == ["二班"]
@@ -197,7 +197,7 @@ def test_outside_use_alert_fires_only_when_enabled(db: Any, tmp_path: Path) -> N
 def api(db: Any, tmp_path: Path):  # type: ignore[no-untyped-def]
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
-    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (CONTRACT §3 v1.1)
+    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (protocol.md §3)
     tokens = {}
     users = (("boss", "headteacher", None), ("班主任甲", "class_teacher", "一班"), ("王", "teacher", None),
              ("李", "teacher", None), ("root", "admin", None))
@@ -287,7 +287,7 @@ def pages(db: Any, tmp_path: Path):  # type: ignore[no-untyped-def]
 
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
-    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (CONTRACT §3 v1.1)
+    confirm_display_missing(db)  # pc2's Thursday fault excuses its lesson (protocol.md §3)
     add_user(db, "王", "teacher", PASSWORD, S, None, must_change=False)
     hashed = db.query("SELECT password_hash FROM users WHERE name = ?", ("王",))[0]["password_hash"]
     for name, role in (("boss", "headteacher"), ("李", "teacher")):

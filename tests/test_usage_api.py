@@ -1,4 +1,4 @@
-"""The usage API (CONTRACT §4) with role scoping, the weekly report, publishing and freezing."""
+"""The usage API (protocol.md §4) with role scoping, the weekly report, publishing and freezing."""
 from __future__ import annotations
 
 import json
@@ -30,7 +30,7 @@ W = "2026-W19"
 def api(db, tmp_path: Path):  # type: ignore[no-untyped-def]
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100
-    confirm_display_missing(db)  # the maintainer confirmed pc2's Thursday fault (CONTRACT §3 v1.1)
+    confirm_display_missing(db)  # the maintainer confirmed pc2's Thursday fault (protocol.md §3)
     tokens = {}
     users = (("boss", "headteacher", None), ("班主任甲", "class_teacher", "一班"), ("王", "teacher", None),
              ("修理工", "maintainer", None), ("root", "admin", None))

@@ -104,7 +104,7 @@ def school_week(mosquitto: Mosquitto, db, tmp_path: Path):  # type: ignore[no-un
 
 
 def confirm_display_missing(db) -> None:  # type: ignore[no-untyped-def]
-    """The maintainer confirms pc2's display_missing of Thursday as 影响上课 (CONTRACT §3 v1.1)."""
+    """The maintainer confirms pc2's display_missing of Thursday as 影响上课 (protocol.md §3)."""
     [f] = db.query("SELECT id FROM faults WHERE school = ? AND code = 'display_missing'", (S,))
     fault_review.review_fault(db, f["id"], "confirmed", "维修员")
 

@@ -1,6 +1,6 @@
 """The PC's hardware identity for the asset ledger (issue 18): maker, model, BIOS serial and board.
 
-Sent as extra keys of the ``inventory`` event's first part (CONTRACT §1 keeps extra keys;
+Sent as extra keys of the ``inventory`` event's first part (protocol.md §1 keeps extra keys;
 docs/agent-data-sheet.md lists them). A value that cannot be read is null: on Linux the serials
 under /sys/class/dmi/id are readable by root only, so an agent running as a user reports the
 maker and model and null serials (the collector never takes null for a change of machine).

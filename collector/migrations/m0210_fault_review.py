@@ -1,4 +1,4 @@
-"""Fault review (CONTRACT §3 v1.1): a register entry awaits review (待核实) until a maintainer or
+"""Fault review (protocol.md §3): a register entry awaits review (待核实) until a maintainer or
 admin confirms it as affecting teaching (影响上课, with the interval it covered) or rejects it
 (误报). Only confirmed entries excuse lessons. ``fault_reviews`` keeps every review; a review
 touching a published week adds a dated correction to ``usage_corrections`` (the frozen report

@@ -8,7 +8,7 @@ STATEMENTS = [
     """CREATE TABLE enrol_secrets (
         school TEXT PRIMARY KEY, secret TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
         expires DOUBLE PRECISION NOT NULL, created_by TEXT)""",
-    # a device's MQTT account: username = device id (the contract's rule), argon2 hash of its password
+    # a device's MQTT account: username = device id (protocol.md §1), argon2 hash of its password
     """CREATE TABLE device_credentials (
         device TEXT PRIMARY KEY, school TEXT NOT NULL, secret_hash TEXT NOT NULL,
         created DOUBLE PRECISION NOT NULL, revoked DOUBLE PRECISION, revoked_by TEXT, ip TEXT)""",
