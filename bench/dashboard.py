@@ -155,7 +155,7 @@ def build(folder: Path, classes: int) -> tuple[str, str, dict[str, Any]]:
     events = fill_today(db, classes, rng, now)
     add_user(db, "校长", "headteacher", "bench-password-1", SCHOOL, must_change=False)
     token = create_token(db, "校长")
-    usage.ensure_days(db, SCHOOL, [today])  # today's lessons so far, from the raw events
+    usage.refresh_days(db, SCHOOL, [today])  # today's lessons so far, from the raw events (as the job stores them)
     info = {"classes": classes, "term_days": len(days), "rollup_lessons": lessons, "events_today": events,
             "build_s": round(time.perf_counter() - t0, 1)}
     db.close()
