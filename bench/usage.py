@@ -105,7 +105,7 @@ def fill_rollup(db: Database, school: str, rng: random.Random, now: float) -> in
                 ivs = []
             u = attribute(ls, f"{school}-pc", ivs, [ls.start_t + 60.0], [], 10.0, now)
             rows.append((school, ls.date, ls.klass, ls.period, iso_week(d), ls.teacher, ls.subject, 0, ls.start_t,
-                         ls.end_t, u.device, u.in_use_s, int(u.used), int(u.counted), u.status, None, u.note))
+                         ls.end_t, u.device, u.in_use_s, int(u.used), int(u.counted), u.status, None, 0, u.note))
         days.append((school, d.isoformat(), now, len(lessons)))
     with db.transaction():
         db.executemany(usage.INSERT, rows)
