@@ -68,7 +68,7 @@ def weekly_report(db: Database, school: str, week: str, now: float | None = None
     return {
         "school": school, "school_name": _school_name(db, school), "week": week,
         "start": days[0].isoformat(), "end": days[-1].isoformat(),
-        "threshold": float(s["threshold"]), "min_use_minutes": float(s["min_use_minutes"]),
+        "threshold": usage.threshold(db, school), "min_use_minutes": float(s["min_use_minutes"]),
         "exclude_faulty": bool(s["exclude_faulty"]),
         "generated": time.time() if now is None else now, "published": None,
         "teachers": teachers, "classes": classes, "lessons": lessons,
@@ -165,7 +165,7 @@ def range_report(db: Database, school: str, start: date, end: date, now: float |
     return {
         "school": school, "school_name": _school_name(db, school), "range": month or f"{start} 至 {end}",
         "month": month, "start": start.isoformat(), "end": end.isoformat(),
-        "threshold": float(s["threshold"]), "min_use_minutes": float(s["min_use_minutes"]),
+        "threshold": usage.threshold(db, school), "min_use_minutes": float(s["min_use_minutes"]),
         "exclude_faulty": bool(s["exclude_faulty"]),
         "generated": time.time() if now is None else now, "published": None,
         "teachers": teachers, "classes": classes, "lessons": lessons,

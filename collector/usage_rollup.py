@@ -32,7 +32,7 @@ from collector.timetable import BellSet, SchoolModel, Slot, lessons_on
 
 MARGIN_BEFORE_S = 2 * 3600  # events from 22:00 the evening before (a session started then)
 MARGIN_AFTER_S = 3600  # ... to an hour after the last lesson (the end event of a session in it)
-LIVE_DAYS = 256  # days computed in memory kept per process (about 100 kB per school day of 300 lessons)
+LIVE_DAYS = 256  # days computed in memory kept per process (rows as tuples: ~120 kB a school day of 320 lessons)
 Row = dict[str, Any]
 
 
@@ -164,12 +164,19 @@ INSERT_OUTSIDE = f"INSERT INTO outside_use ({', '.join(OUTSIDE_COLUMNS)}) VALUES
 
 @dataclass(frozen=True)
 class Day:
-    """One computed day as the rollup stores it, and the times between which it holds (lessons end)."""
-    lessons: list[Row]
-    outside: list[Row]
+    """One computed day as the rollup stores it (rows as tuples of COLUMNS / OUTSIDE_COLUMNS, compact in
+    the cache), and the times between which it holds (lessons end)."""
+    lessons: list[tuple[Any, ...]]
+    outside: list[tuple[Any, ...]]
     since: float  # the last lesson end at or before the time it was computed for
     until: float | None  # the first lesson end after it (None: every lesson had ended)
     version: Hashable = None  # computed in memory: the day's version it was computed for (live_day)
+
+    def lesson_rows(self) -> list[Row]:
+        return [dict(zip(COLUMNS, r, strict=True)) for r in self.lessons]
+
+    def outside_rows(self) -> list[Row]:
+        return [dict(zip(OUTSIDE_COLUMNS, r, strict=True)) for r in self.outside]
 
 
 def compute(db: Database, model: SchoolModel, d: date, now: float) -> Day:
@@ -184,9 +191,7 @@ def compute(db: Database, model: SchoolModel, d: date, now: float) -> Day:
             for dev, (klass, spans) in sorted(outside.items())]
     ended, ahead = [u.lesson.end_t for u in usages if u.lesson.end_t <= now], [u.lesson.end_t for u in usages
                                                                                 if u.lesson.end_t > now]
-    return Day([dict(zip(COLUMNS, r, strict=True)) for r in lessons],
-               [dict(zip(OUTSIDE_COLUMNS, r, strict=True)) for r in rows],
-               max(ended, default=float("-inf")), min(ahead, default=None))
+    return Day(lessons, rows, max(ended, default=float("-inf")), min(ahead, default=None))
 
 
 def store_day(db: Database, school: str, d: date, now: float | None = None,
@@ -205,8 +210,8 @@ def store_day(db: Database, school: str, d: date, now: float | None = None,
         day = compute(db, model, d, now)
         db.execute("DELETE FROM lesson_usage WHERE school = ? AND date = ?", (school, ds))
         db.execute("DELETE FROM outside_use WHERE school = ? AND date = ?", (school, ds))
-        db.executemany(INSERT_OUTSIDE, [tuple(r[c] for c in OUTSIDE_COLUMNS) for r in day.outside])
-        db.executemany(INSERT, [tuple(r[c] for c in COLUMNS) for r in day.lessons])
+        db.executemany(INSERT_OUTSIDE, day.outside)
+        db.executemany(INSERT, day.lessons)
         db.execute("INSERT INTO usage_days (school, date, dirty, computed, valid_until, faults_seen, lessons) "
                    "VALUES (?, ?, 0, ?, ?, ?, ?) ON CONFLICT (school, date) DO UPDATE SET "
                    "dirty = CASE WHEN usage_days.dirty > ? THEN usage_days.dirty - ? ELSE 0 END, "
@@ -345,7 +350,7 @@ def rollup_rows(db: Database, school: str, start: date, end: date, now: float | 
     live, _fresh = live_days(db, school, days_between(start, end), now)
     where, params = _where(school, start, end, live, filters)
     rows = db.query(f"SELECT {', '.join(COLUMNS)} FROM lesson_usage WHERE {where}", params)
-    rows += [dict(r) for day in live.values() for r in day.lessons if _wanted(r, filters)]  # copies: the cache stays
+    rows += [r for day in live.values() for r in day.lesson_rows() if _wanted(r, filters)]
     return sorted(rows, key=lambda r: (r["date"], r["class"], int(r["period"])))
 
 
@@ -355,7 +360,7 @@ def outside_rows(db: Database, school: str, start: date, end: date, now: float |
     live, _fresh = live_days(db, school, days_between(start, end), now)
     where, params = _where(school, start, end, live, {"device": device})
     rows = db.query(f"SELECT {', '.join(OUTSIDE_COLUMNS)} FROM outside_use WHERE {where}", params)
-    rows += [dict(r) for day in live.values() for r in day.outside if _wanted(r, {"device": device})]
+    rows += [r for day in live.values() for r in day.outside_rows() if _wanted(r, {"device": device})]
     return sorted(rows, key=lambda r: (r["date"], r["device"]))
 
 
@@ -372,7 +377,7 @@ def sums(db: Database, school: str, start: date, end: date, by: str, now: float 
     out = {r["k"]: [int(r["s"] or 0), int(r["u"] or 0), int(r["x"] or 0), int(r["w"] or 0)] for r in db.query(
         f"SELECT {by} AS k, {SUMS} FROM lesson_usage WHERE {where} AND status <> 'pending' GROUP BY {by}", params)}
     for day in live.values():
-        for r in day.lessons:
+        for r in day.lesson_rows():
             if r["status"] == "pending" or (classes is not None and r["class"] not in classes):
                 continue
             a = out.setdefault(r[by], [0, 0, 0, 0])

@@ -158,7 +158,7 @@ def test_live_days_are_cached_by_version_and_time(db: Database, tmp_path: Path) 
     during = datetime(2026, 5, 7, 8, 45, tzinfo=TZ).timestamp()  # period 1 ended, 2 and 3 not yet
     early, _fresh = usage_rollup.live_days(db, S, [thu], during)
     assert early[thu] is not marked[thu]
-    assert [r["status"] for r in early[thu].lessons].count("pending") == 4
+    assert [r["status"] for r in early[thu].lesson_rows()].count("pending") == 4
     later, _fresh = usage_rollup.live_days(db, S, [thu], during + 60)
     assert later[thu] is early[thu]
     assert usage_counts(db)["lesson_usage"] == 0
