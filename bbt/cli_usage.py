@@ -34,13 +34,14 @@ def _check_school(db: Any, school: str) -> None:
 
 
 def _refresh(db: Any, school: str, days: list) -> None:
-    """Bring the days up to date, showing progress on stderr."""
+    """Compute the days whose stored figures are stale, showing progress on stderr (in memory: a report
+    is a read and never writes; the report then finds them in collector.usage_rollup's cache)."""
     from collector import usage
 
     with click.progressbar(days, label=f"计算 {school} 使用情况 / computing", file=sys.stderr,
                            show_pos=True) as bar:
         for d in bar:
-            usage.ensure_days(db, school, [d])
+            usage.rollup_rows(db, school, d, d)
 
 
 def _emit(data: Any, out: Optional[str], binary: bool = False) -> None:

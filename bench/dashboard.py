@@ -79,7 +79,7 @@ def fill_rollup(db: Database, rng: random.Random, days: list[date], now: float) 
                 ivs = [(a, min(ls.end_t, a + rng.randint(300, 2400)))]
             u = attribute(ls, f"pc{int(ls.klass[:-1]) - 1:03d}", ivs, [ls.start_t + 60.0], [], 10.0, now)
             rows.append((SCHOOL, ls.date, ls.klass, ls.period, iso_week(d), ls.teacher, ls.subject, 0, ls.start_t,
-                         ls.end_t, u.device, u.in_use_s, int(u.used), int(u.counted), u.status, None, u.note))
+                         ls.end_t, u.device, u.in_use_s, int(u.used), int(u.counted), u.status, None, 0, u.note))
         marks.append((SCHOOL, d.isoformat(), now, len(lessons)))
     with db.transaction():
         db.executemany(usage.INSERT, rows)
@@ -155,7 +155,7 @@ def build(folder: Path, classes: int) -> tuple[str, str, dict[str, Any]]:
     events = fill_today(db, classes, rng, now)
     add_user(db, "校长", "headteacher", "bench-password-1", SCHOOL, must_change=False)
     token = create_token(db, "校长")
-    usage.ensure_days(db, SCHOOL, [today])  # today's lessons so far, from the raw events
+    usage.refresh_days(db, SCHOOL, [today])  # today's lessons so far, from the raw events (as the job stores them)
     info = {"classes": classes, "term_days": len(days), "rollup_lessons": lessons, "events_today": events,
             "build_s": round(time.perf_counter() - t0, 1)}
     db.close()

@@ -13,7 +13,9 @@ included), and all schools at once through ``collector.usage.district_week_rates
 Daily update: school s000 also gets one term of raw events at agent density (a heartbeat every
 60 s from 07:30 to 17:30 and a session per used lesson: about 2.3 million events), and
 ``collector.usage.refresh_day`` (load the school model, read the day's events and faults,
-attribute every lesson, rewrite the day's rollup) is timed for one school day.
+attribute every lesson, rewrite the day's rollup: the scheduled job's write) is timed for one school
+day, beside the pure reads of that day: a stale day computed in memory (a cache miss of
+``collector.usage_rollup.live_day``), the same read again (a cache hit) and the read of the stored day.
 
 Writes bench/results/usage.json and usage.md. Targets: weekly district rates <= 1 s, daily
 update of one school <= 200 ms.
@@ -103,7 +105,7 @@ def fill_rollup(db: Database, school: str, rng: random.Random, now: float) -> in
                 ivs = []
             u = attribute(ls, f"{school}-pc", ivs, [ls.start_t + 60.0], [], 10.0, now)
             rows.append((school, ls.date, ls.klass, ls.period, iso_week(d), ls.teacher, ls.subject, 0, ls.start_t,
-                         ls.end_t, u.device, u.in_use_s, int(u.used), int(u.counted), u.status, None, u.note))
+                         ls.end_t, u.device, u.in_use_s, int(u.used), int(u.counted), u.status, None, 0, u.note))
         days.append((school, d.isoformat(), now, len(lessons)))
     with db.transaction():
         db.executemany(usage.INSERT, rows)
@@ -175,6 +177,25 @@ def timed(fn: Any, repeat: int) -> list[float]:
     return out
 
 
+READS = {"stale": "stale: computed in memory, no write", "cached": "stale, again: cache hit",
+         "stored": "fresh: the stored rows"}
+
+
+def day_reads(db: Database, school: str, day: date, now: float, repeat: int) -> dict[str, list[float]]:
+    """Pure reads of one day: stale (marked dirty first, so computed in memory), the same again (cached),
+    and fresh (stored by the job's refresh_day)."""
+    from collector.usage_marks import mark_dates
+
+    stale: list[float] = []
+    for _ in range(repeat):
+        mark_dates(db, school, [day.isoformat()])
+        stale += timed(lambda: usage.rollup_rows(db, school, day, day, now), 1)
+    cached = timed(lambda: usage.rollup_rows(db, school, day, day, now), repeat)
+    usage.refresh_day(db, school, day, now)
+    return {"stale": stale, "cached": cached, "stored": timed(lambda: usage.rollup_rows(db, school, day, day, now),
+                                                               repeat)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--schools", type=int, default=50)
@@ -221,7 +242,8 @@ def main() -> None:
     usage.refresh_day(db, schools[0], day, now)  # warm-up: the day's pages into the cache
     day_update = timed(lambda: usage.refresh_day(db, schools[0], day, now), args.repeat)
     day_lessons = len(usage.day_lessons(db, schools[0], day, now))
-    fresh_check = timed(lambda: usage.ensure_days(db, schools[0], [day], now), args.repeat)
+    fresh_check = timed(lambda: usage.stale_days(db, schools[0], [day], now), args.repeat)
+    reads = day_reads(db, schools[0], day, now, args.repeat)
     teachers = usage.week_rates(db, schools[0], WEEK, "teacher", now)
     result = {
         "when": datetime.now().isoformat(timespec="seconds"), "machine": platform.platform(),
@@ -237,6 +259,7 @@ def main() -> None:
         "daily_update_one_school_s": {"median": statistics.median(day_update), "max": max(day_update),
                                       "runs": day_update, "lessons": day_lessons},
         "freshness_check_one_day_s": {"median": statistics.median(fresh_check)},
+        **{f"read_{k}_one_day_s": {"median": statistics.median(v), "max": max(v)} for k, v in reads.items()},
         "sample_teachers_s000": len(teachers), "load_average_at_end": os.getloadavg(),
         "targets": {"weekly_rates_district_s": TARGET_WEEK_S, "daily_update_one_school_s": TARGET_DAY_S},
     }
@@ -266,7 +289,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"| <= {ms(t['weekly_rates_district_s'])} |",
         f"| daily update of one school ({d['lessons']} lessons; `usage.refresh_day`) | {ms(d['median'])} "
         f"| {ms(d['max'])} | <= {ms(t['daily_update_one_school_s'])} |",
-        f"| freshness check of an up-to-date day (`usage.ensure_days`) | {ms(f['median'])} | | |"])
+        f"| freshness check of an up-to-date day (`usage.stale_days`) | {ms(f['median'])} | | |",
+        *[f"| read of one day ({what}; `usage.rollup_rows`) | {ms(r[f'read_{k}_one_day_s']['median'])} "
+          f"| {ms(r[f'read_{k}_one_day_s']['max'])} | |" for k, what in READS.items() if f"read_{k}_one_day_s" in r]])
     return f"""# Usage rates benchmark ({r['backend']})
 
 `bench/usage.py`, {r['when']}, {r['machine']}, Python {r['python']}, {r['cpus']} CPUs
@@ -284,8 +309,9 @@ Result (medians against the targets): {'PASS' if r['pass'] else 'FAIL'}; every r
 {'yes' if r['pass_at_max'] else 'no'}. After one warm-up run of the daily update.
 
 How: rates are read from the per-lesson rollup (one row per lesson, primary key
-(school, date, class, period), index (week, school)); a day is recomputed only when ingest,
-an import or a fault marked it (`usage_days`). Raw events are read per day through the
+(school, date, class, period), index (week, school)); a day is stale only when ingest, an
+import or a fault marked it (`usage_days`) or a lesson ended since: reads then compute it in memory
+(cached by the day's version) and never write; the scheduled job stores it. Raw events are read per day through the
 (school, type, t) index; heartbeats' `in_use` is read without parsing their JSON.
 """
 

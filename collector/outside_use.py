@@ -1,8 +1,9 @@
 """Use of the classroom PCs outside lessons (课外使用; the rule 不得允许学生单独使用).
 
-Computed with the day's rollup (collector.usage.refresh_day, from the same in-use intervals as the
+Computed with the day's rollup (collector.usage_rollup, from the same in-use intervals as the
 lessons: collector.attribution.in_use_intervals; collector.lesson_place.outside_lessons) and stored
-per device and school day in ``outside_use``. Read here by pages, the API and the alert rule.
+per device and school day in ``outside_use`` (a stale day is computed in memory: reads never
+write). Read here by pages, the API and the alert rule.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from collector import usage
+from collector import usage_rollup
 from collector.db import Database
 from collector.registry import school_tz
 
@@ -25,18 +26,13 @@ def _row(r: dict[str, Any], tz: Any) -> dict[str, Any]:
 
 def day_rows(db: Database, school: str, day: date, now: float | None = None) -> list[dict[str, Any]]:
     """Every device's use outside lessons on one date (devices with none are left out), by device."""
-    usage.ensure_days(db, school, [day], now)
     tz = school_tz(db, school)
-    return [_row(r, tz) for r in db.query("SELECT * FROM outside_use WHERE school = ? AND date = ? ORDER BY device",
-                                          (school, day.isoformat()))]
+    return [_row(r, tz) for r in usage_rollup.outside_rows(db, school, day, day, now)]
 
 
 def device_rows(db: Database, school: str, device: str, last: date, days: int = 7,
                 now: float | None = None) -> list[dict[str, Any]]:
     """One device's use outside lessons over the ``days`` days up to ``last``, newest first."""
     first = last - timedelta(days=days - 1)
-    usage.ensure_days(db, school, [first + timedelta(days=i) for i in range(days)], now)
     tz = school_tz(db, school)
-    return [_row(r, tz) for r in db.query(
-        "SELECT * FROM outside_use WHERE school = ? AND device = ? AND date >= ? AND date <= ? ORDER BY date DESC",
-        (school, device, first.isoformat(), last.isoformat()))]
+    return [_row(r, tz) for r in reversed(usage_rollup.outside_rows(db, school, first, last, now, device))]

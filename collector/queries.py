@@ -8,7 +8,6 @@ reads (schools, device classes and places) are collector.registry's; the audit l
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any, Sequence
 
 from collector.db import Database, Row
@@ -69,18 +68,3 @@ def faults_with_tickets(db: Database, ids: Sequence[int]) -> list[Row]:
                     f"LEFT JOIN fault_tickets k ON k.fault_id = f.id WHERE f.id IN ({', '.join('?' * len(ids))}) "
                     f"ORDER BY f.opened_t", list(ids))
 
-
-def day_lessons(db: Database, school: str, day: date) -> list[Row]:
-    """The day's lessons as the usage rollup holds them (class, teacher, status, used, counted); the caller
-    brings the day up to date first (collector.usage.ensure_days)."""
-    return db.query("SELECT class, teacher, status, used, counted FROM lesson_usage WHERE school = ? AND date = ?",
-                    (school, day.isoformat()))
-
-
-def usage_stamp(db: Database, school: str, start: date, end: date, week: str) -> tuple[Any, ...]:
-    """What changes whenever the usage figures of the days ``start``..``end`` or the week's publication
-    change: the days' latest computation, their number, their dirty marks, and when ``week`` was published."""
-    r = db.query("SELECT MAX(computed) AS c, COUNT(*) AS n, SUM(dirty) AS d FROM usage_days "
-                 "WHERE school = ? AND date >= ? AND date <= ?", (school, start.isoformat(), end.isoformat()))[0]
-    pub = db.query("SELECT published FROM usage_published WHERE school = ? AND week = ?", (school, week))
-    return r["c"], r["n"], r["d"], pub[0]["published"] if pub else None

@@ -1,41 +1,52 @@
-"""Usage rates from the store: the per-lesson rollup (``lesson_usage``) and rates over it.
+"""Usage rates: the one owner of the rate, the threshold, trends and the freshness of the figures.
 
-The module interface other areas use (dashboard, alerts, district):
+The module interface other areas use (dashboard, alerts, district, exports):
 
 * ``week_rates(db, school, week, by)`` -> rows of protocol.md §4 (``by`` = "teacher" / "class");
+  ``class_week_rates`` the same over one class's lessons;
 * ``district_week_rates(db, week, by)`` -> {school: rows} for every school in a few queries;
-* ``range_rates(db, school, start, end, by)`` for a day or a term; ``term_rates``;
+* ``range_rates(db, school, start, end, by)`` for a day or a term; ``term_rates``, ``term_span``;
 * ``below_threshold(db, school, week)`` -> {"teachers": [...], "classes": [...], "threshold"} (alerts);
-* ``threshold(db, school)``, ``make_rate``, ``rates_of``, ``rates_from_lessons``: the one owner of the
-  rate and of ``below_threshold`` (pages, API, exports and alerts all read them from here);
-* ``day_lessons(db, school, day)`` -> rows of ``/api/v1/lessons``;
-* ``trend(db, school, weeks, by)`` -> rate per key per week;
-* ``refresh_day`` / ``ensure_days`` keep the rollup current (a day is recomputed when it was
-  marked dirty by ingest or an import, when lessons have ended since it was computed, or when
-  a fault overlapping it was registered since).
+* ``threshold(db, school)``, ``make_rate``, ``rates_of``, ``rates_from_lessons``, ``total``,
+  ``overall_rate``: the one owner of the rate and of ``below_threshold`` (pages, API, exports and
+  alerts all read them from here); ``trend`` / ``trend_of`` -> rate per key per week;
+* ``day_lessons(db, school, day)`` -> rows of ``/api/v1/lessons``; ``lessons_between``,
+  ``week_lessons`` the lessons of a span or a week (of one teacher or class);
+* ``data_version`` changes whenever the figures of a span can have changed (pages cache by it).
 
-Published weeks (collector.usage_report.publish_week) are served from their frozen copy.
+Reads never write: days whose stored roll-up is stale are computed in memory
+(collector.usage_rollup, which also holds the freshness rule); the scheduled job
+(collector.usage_jobs) and a week's publication store them. Published weeks
+(collector.usage_report.publish_week) are served from their frozen copy.
 """
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
-from collector import certainty, usage_settings
-from collector.attribution import STATUS_ZH, Ev, Fault, Interval, Lesson, LessonUsage, attribute, in_use_intervals
+from collector import certainty, usage_rollup, usage_settings
+from collector.attribution import STATUS_ZH, Lesson, LessonUsage
 from collector.db import Database
-from collector.lesson_marks import active_marks
-from collector.lesson_place import away_of, outside_lessons
 from collector.registry import school_tz
-from collector.school_calendar import Term, default_term, iso_week, term_of, week_days
-from collector.timetable import BellSet, SchoolModel, Slot, lessons_on
+from collector.school_calendar import default_term, iso_week, term_of, week_days
+from collector.timetable import lessons_on
+from collector.usage_rollup import (
+    INSERT,
+    compute_day_outside,
+    load_model,
+    refresh_days,
+    rollup_rows,
+    stale_days,
+    today_at,
+)
+from collector.usage_rollup import store_day as refresh_day
 
-MARGIN_BEFORE_S = 2 * 3600  # events from 22:00 the evening before (a session started then)
-MARGIN_AFTER_S = 3600  # ... to an hour after the last lesson (the end event of a session in it)
+__all__ = ["INSERT", "compute_day_outside", "load_model", "refresh_day", "refresh_days", "rollup_rows",
+           "stale_days", "today_at"]
 
 
 def settings(db: Database, school: str) -> dict[str, Any]:
@@ -93,194 +104,6 @@ def _aggregate(items: Iterable[tuple[str, str, Any, Any, Any]], threshold: float
     return [make_rate(k, s, n, threshold, x, w) for k, (s, n, x, w) in sorted(acc.items()) if s]
 
 
-def load_model(db: Database, school: str) -> SchoolModel:
-    m = SchoolModel(school, school_tz(db, school), settings=settings(db, school))
-    bells: dict[str, BellSet] = {}
-    for r in db.query("SELECT valid_from, schedule, period, start_min, end_min FROM bell_periods WHERE school = ?",
-                      (school,)):
-        b = bells.setdefault(r["valid_from"], BellSet(date.fromisoformat(r["valid_from"]), r["schedule"], {}))
-        b.periods[int(r["period"])] = (int(r["start_min"]), int(r["end_min"]))
-    m.bells = list(bells.values())
-    m.slots = [Slot(r["class"], int(r["weekday"]), int(r["period"]), r["weeks"], r["teacher"], r["subject"],
-                    r.get("room") or None) for r in db.query("SELECT * FROM timetable WHERE school = ?", (school,))]
-    for r in db.query("SELECT * FROM substitutions WHERE school = ?", (school,)):
-        m.subs.setdefault(r["date"], []).append((r["class"], int(r["period"]), r["teacher"], r["subject"]))
-    m.overrides = {date.fromisoformat(r["date"]): (r["kind"], r["follows_weekday"])
-                   for r in db.query("SELECT * FROM calendar_days WHERE school = ?", (school,))}
-    m.terms = [Term(r["name"], date.fromisoformat(r["start_date"]), date.fromisoformat(r["end_date"]))
-               for r in db.query("SELECT * FROM terms WHERE school = ? ORDER BY start_date", (school,))]
-    m.index()
-    return m
-
-
-def _day_bounds(d: date, model: SchoolModel) -> tuple[float, float]:
-    start = datetime(d.year, d.month, d.day, tzinfo=model.tz).timestamp()
-    nxt = d + timedelta(days=1)
-    return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=model.tz).timestamp()
-
-
-HB_IN_USE: dict[str, Any] = {"in_use": True}
-HB_IDLE: dict[str, Any] = {"in_use": False}
-
-
-def _device_events(db: Database, school: str, lo: float, hi: float) -> dict[str, list[Ev]]:
-    """The school's session, power and heartbeat events in [lo, hi) per device, in time order.
-    Heartbeats' in_use is read in SQL (the stored JSON is compact: '"in_use":true')."""
-    out: dict[str, list[Ev]] = {}
-    for r in db.query("SELECT device, t, seq, CASE WHEN data LIKE '%\"in_use\":true%' THEN 1 ELSE 0 END AS iu "
-                      "FROM events WHERE school = ? AND type = 'heartbeat' AND t >= ? AND t < ? AND clock_fault = 0",
-                      (school, lo, hi)):
-        out.setdefault(r["device"], []).append(Ev(r["t"], "heartbeat", HB_IN_USE if r["iu"] else HB_IDLE, r["seq"]))
-    for r in db.query("SELECT device, t, seq, type, data FROM events WHERE school = ? AND type IN (?, ?) "
-                      "AND t >= ? AND t < ? AND clock_fault = 0", (school, "session", "power", lo, hi)):
-        out.setdefault(r["device"], []).append(Ev(r["t"], r["type"], json.loads(r["data"]), r["seq"]))
-    return out
-
-
-# per device of a class: (class, in-use spans outside the class's lessons taught in the classroom)
-Outside = dict[str, tuple[str, list[Interval]]]
-
-
-def compute_day(db: Database, model: SchoolModel, d: date, now: float) -> list[LessonUsage]:
-    """Attribute every lesson of a date from the stored events and faults (no writes)."""
-    return compute_day_outside(db, model, d, now)[0]
-
-
-def _away(db: Database, model: SchoolModel, d: date, lessons: list[Lesson],
-          rooms: dict[str, set[str]]) -> dict[tuple[str, int], tuple[str, str]]:
-    """(class, period) -> (status, note) of the day's lessons not taught on the class's PC."""
-    marks = active_marks(db, model.school, [d.isoformat()])
-    subjects: list[str] = list(model.settings.get("not_in_classroom_subjects") or [])
-    out = {}
-    for ls in lessons:
-        away = away_of(ls, subjects, rooms.get(ls.klass, ()), marks.get((ls.date, ls.klass, ls.period)))
-        if away is not None:
-            out[(ls.klass, ls.period)] = away
-    return out
-
-
-def compute_day_outside(db: Database, model: SchoolModel, d: date, now: float) -> tuple[list[LessonUsage], Outside]:
-    """compute_day, plus each classroom device's use outside its class's lessons (课外使用)."""
-    _plan, lessons = lessons_on(model, d)
-    if not lessons:
-        return [], {}
-    day_lo, day_hi = _day_bounds(d, model)
-    devices: dict[str, list[str]] = {}
-    rooms: dict[str, set[str]] = {}
-    for r in db.query("SELECT device, class, room FROM devices WHERE school = ? AND class IS NOT NULL",
-                      (model.school,)):
-        devices.setdefault(r["class"], []).append(r["device"])
-        if r["room"]:
-            rooms.setdefault(r["class"], set()).add(r["room"])
-    away = _away(db, model, d, lessons, rooms)
-    last_end = max(ls.end_t for ls in lessons)
-    events = _device_events(db, model.school, day_lo - MARGIN_BEFORE_S, max(last_end + MARGIN_AFTER_S, day_hi))
-    faults: dict[str, list[Fault]] = {}
-    for r in db.query("SELECT device, code, severity, opened_t, cleared_t, review, review_from, review_to "
-                      "FROM faults WHERE school = ? AND review <> 'rejected' AND COALESCE(review_from, opened_t) < ? "
-                      "AND (COALESCE(review_to, cleared_t) IS NULL OR COALESCE(review_to, cleared_t) > ?)",
-                      (model.school, day_hi, day_lo)):
-        faults.setdefault(r["device"], []).append(Fault(r["code"], r["severity"], r["opened_t"], r["cleared_t"],
-                                                        r["review"], r["review_from"], r["review_to"]))
-    hb = float(model.settings["heartbeat_s"])
-    per_device: dict[str, tuple[list[tuple[float, float]], list[float]]] = {}
-    for name, evs in events.items():
-        per_device[name] = (in_use_intervals(evs, hb), sorted([e.t for e in evs]))
-    out = []
-    for lesson in lessons:
-        devs: list[str | None] = list(devices.get(lesson.klass, [])) or [None]
-        best: LessonUsage | None = None
-        for dev in devs:  # a class with several devices: the best-used one counts
-            ivs, seen = per_device.get(dev, ([], [])) if dev else ([], [])
-            u = attribute(lesson, dev, ivs, seen, faults.get(dev, []) if dev else [],
-                          float(model.settings["min_use_minutes"]), now, bool(model.settings["exclude_faulty"]),
-                          away.get((lesson.klass, lesson.period)))
-            if best is None or (u.used, u.in_use_s) > (best.used, best.in_use_s):
-                best = u
-        assert best is not None
-        out.append(best)
-    taught: dict[str, list[Interval]] = {}  # class -> spans of its lessons taught in the classroom
-    for ls in lessons:
-        if (ls.klass, ls.period) not in away:
-            taught.setdefault(ls.klass, []).append((ls.start_t, ls.end_t))
-    outside = {dev: (klass, outside_lessons(per_device[dev][0], taught.get(klass, []), day_lo, day_hi))
-               for klass, devs in devices.items() for dev in devs if dev in per_device}
-    return out, {dev: v for dev, v in outside.items() if v[1]}
-
-
-INSERT = ("INSERT INTO lesson_usage (school, date, class, period, week, teacher, subject, is_substitute, start_t, "
-          "end_t, device, in_use_s, used, counted, status, faults, awaiting, note) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-INSERT_OUTSIDE = "INSERT INTO outside_use (school, date, device, class, seconds, spans) VALUES (?, ?, ?, ?, ?, ?)"
-
-
-def refresh_day(db: Database, school: str, d: date, now: float | None = None,
-                model: SchoolModel | None = None) -> list[LessonUsage]:
-    """Recompute and store one day of one school (the daily update)."""
-    now = time.time() if now is None else now
-    model = model or load_model(db, school)
-    ds = d.isoformat()
-    with db.transaction():
-        # lock the day's row first: two refreshes of one day (API threads, the scheduler) take turns
-        db.execute("INSERT INTO usage_days (school, date, dirty) VALUES (?, ?, 0) "
-                   "ON CONFLICT (school, date) DO UPDATE SET dirty = usage_days.dirty", (school, ds))
-        seen_dirty = int(db.query("SELECT dirty FROM usage_days WHERE school = ? AND date = ?",
-                                  (school, ds))[0]["dirty"])
-        fmax = db.query("SELECT MAX(id) AS m FROM faults WHERE school = ?", (school,))[0]["m"] or 0
-        usages, outside = compute_day_outside(db, model, d, now)
-        db.execute("DELETE FROM lesson_usage WHERE school = ? AND date = ?", (school, ds))
-        db.execute("DELETE FROM outside_use WHERE school = ? AND date = ?", (school, ds))
-        db.executemany(INSERT_OUTSIDE, [(school, ds, dev, klass, sum(e - s for s, e in spans),
-                                         json.dumps([[round(s, 1), round(e, 1)] for s, e in spans]))
-                                        for dev, (klass, spans) in sorted(outside.items())])
-        week = iso_week(d)
-        db.executemany(INSERT, [(school, ds, u.lesson.klass, u.lesson.period, week, u.lesson.teacher,
-                                 u.lesson.subject, int(u.lesson.substitute), u.lesson.start_t, u.lesson.end_t,
-                                 u.device, u.in_use_s, int(u.used), int(u.counted), u.status,
-                                 ",".join(u.faults) or None, int(u.awaiting_review), u.note) for u in usages])
-        pending = [u.lesson.end_t for u in usages if u.status == "pending"]
-        db.execute("INSERT INTO usage_days (school, date, dirty, computed, valid_until, faults_seen, lessons) "
-                   "VALUES (?, ?, 0, ?, ?, ?, ?) ON CONFLICT (school, date) DO UPDATE SET "
-                   "dirty = CASE WHEN usage_days.dirty > ? THEN usage_days.dirty - ? ELSE 0 END, "
-                   "computed = excluded.computed, valid_until = excluded.valid_until, "
-                   "faults_seen = excluded.faults_seen, lessons = excluded.lessons",
-                   (school, ds, now, min(pending) if pending else None, fmax, len(usages), seen_dirty, seen_dirty))
-    return usages
-
-
-def stale_days(db: Database, school: str, days: list[date], now: float) -> list[date]:
-    """Which of these (past or current) days must be recomputed."""
-    if not days:
-        return []
-    rows = {r["date"]: r for r in db.query(
-        "SELECT date, dirty, valid_until, faults_seen FROM usage_days WHERE school = ? AND date >= ? AND date <= ?",
-        (school, min(days).isoformat(), max(days).isoformat()))}
-    fmax = db.query("SELECT MAX(id) AS m FROM faults WHERE school = ?", (school,))[0]["m"] or 0
-    tz = school_tz(db, school)
-    out = []
-    for d in days:
-        r = rows.get(d.isoformat())
-        if r is None or r["dirty"] or (r["valid_until"] is not None and now >= r["valid_until"]):
-            out.append(d)
-        elif fmax > r["faults_seen"]:
-            lo = datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
-            if db.query("SELECT 1 AS x FROM faults WHERE school = ? AND id > ? AND opened_t < ? "
-                        "AND (cleared_t IS NULL OR cleared_t > ?)", (school, r["faults_seen"], lo + 86400, lo)):
-                out.append(d)
-    return out
-
-
-def ensure_days(db: Database, school: str, days: list[date], now: float | None = None) -> int:
-    """Bring the rollup of these days up to date (days after today are skipped); returns days recomputed."""
-    now = time.time() if now is None else now
-    today = datetime.fromtimestamp(now, school_tz(db, school)).date()
-    todo = stale_days(db, school, [d for d in days if d <= today], now)
-    model = load_model(db, school) if todo else None
-    for d in todo:
-        refresh_day(db, school, d, now, model)
-    return len(todo)
-
-
 def published(db: Database, school: str, week: str) -> dict[str, Any] | None:
     """A published week's frozen report (its figures as published) with the corrections made since."""
     rows = db.query("SELECT report FROM usage_published WHERE school = ? AND week = ?", (school, week))
@@ -313,25 +136,14 @@ def rate_dict(r: Rate, by: str) -> dict[str, Any]:
             "below_threshold": r.below_threshold, "excluded": r.excluded, "awaiting_review": r.awaiting_review}
 
 
-SUMS = ("SUM(counted) AS s, SUM(used) AS u, SUM(CASE WHEN counted = 0 THEN 1 ELSE 0 END) AS x, "
-        "SUM(CASE WHEN counted = 1 THEN awaiting ELSE 0 END) AS w")
-
-
 def range_rates(db: Database, school: str, start: date, end: date, by: str, now: float | None = None,
                 classes: list[str] | None = None) -> list[dict[str, Any]]:
     """Rates per teacher or class over [start, end] (a day, a week, a term), live from the rollup."""
     if by not in ("teacher", "class"):
         raise ValueError(f"by must be teacher or class, not {by!r}")
-    ensure_days(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)], now)
     th = threshold(db, school)
-    where, params = "school = ? AND date >= ? AND date <= ? AND status <> 'pending'", [school, start.isoformat(),
-                                                                                       end.isoformat()]
-    if classes is not None:
-        where += f" AND class IN ({', '.join('?' for _ in classes) or 'NULL'})"
-        params += classes
-    rows = db.query(f"SELECT {by} AS k, {SUMS} FROM lesson_usage WHERE {where} GROUP BY {by} ORDER BY {by}", params)
-    return [rate_dict(make_rate(r["k"], int(r["s"]), int(r["u"]), th, int(r["x"]), int(r["w"])), by)
-            for r in rows if r["s"]]
+    sums = usage_rollup.sums(db, school, start, end, by, now, classes)
+    return [rate_dict(make_rate(k, s, u, th, x, w), by) for k, (s, u, x, w) in sorted(sums.items()) if s]
 
 
 def week_rates(db: Database, school: str, week: str, by: str, now: float | None = None) -> list[dict[str, Any]]:
@@ -343,12 +155,22 @@ def week_rates(db: Database, school: str, week: str, by: str, now: float | None 
     return range_rates(db, school, days[0], days[-1], by, now)
 
 
+def class_week_rates(db: Database, school: str, week: str, by: str, klass: str,
+                     now: float | None = None) -> list[dict[str, Any]]:
+    """week_rates over one class's lessons (a published week: from its frozen lessons and threshold)."""
+    frozen = published(db, school, week)
+    if frozen is not None:
+        return rates_from_lessons([r for r in frozen["lessons"] if r["class"] == klass], by,
+                                  float(frozen["threshold"]))
+    days = week_days(week)
+    return range_rates(db, school, days[0], days[-1], by, now, classes=[klass])
+
+
 def term_span(db: Database, school: str, day: date, now: float | None = None) -> tuple[str, date, date]:
     """(name, start, end) of the term containing ``day`` (imported terms, else the default terms),
     the end cut to today."""
     t = term_of(day, load_model(db, school).terms) or default_term(day)
-    today = datetime.fromtimestamp(time.time() if now is None else now, school_tz(db, school)).date()
-    return t.name, t.start, min(t.end, max(today, t.start))
+    return t.name, t.start, min(t.end, max(today_at(db, school, now), t.start))
 
 
 def term_rates(db: Database, school: str, day: date, by: str, now: float | None = None) -> dict[str, Any]:
@@ -367,13 +189,33 @@ def below_threshold(db: Database, school: str, week: str, now: float | None = No
             "threshold": float(frozen["threshold"]) if frozen else threshold(db, school)}
 
 
-def trend(db: Database, school: str, weeks: list[str], by: str, now: float | None = None) -> dict[str, list]:
-    """{key: [rate or None per week]} over the given ISO weeks (oldest first)."""
+def total(rows: Iterable[Mapping[str, Any]], key: str, threshold: float) -> Rate:
+    """One rate over rate rows (the school's or a user's rows together)."""
+    rows = list(rows)
+    return make_rate(key, sum(int(r["scheduled"]) for r in rows), sum(int(r["used"]) for r in rows), threshold,
+                     sum(int(r.get("excluded") or 0) for r in rows), sum(int(r.get("awaiting_review") or 0)
+                                                                         for r in rows))
+
+
+def overall_rate(rows: Iterable[Mapping[str, Any]]) -> float | None:
+    """The rate over all these rate rows together, None when none counted."""
+    r = total(rows, "", 0.0)
+    return r.rate if r.scheduled else None
+
+
+def trend_of(weeks: list[str], rows_by_week: Mapping[str, Iterable[Mapping[str, Any]]],
+             by: str) -> dict[str, list[float | None]]:
+    """{key: [rate or None per week]} from each week's rate rows (oldest first)."""
     out: dict[str, list[float | None]] = {}
     for i, w in enumerate(weeks):
-        for r in week_rates(db, school, w, by, now):
+        for r in rows_by_week[w]:
             out.setdefault(r[by], [None] * len(weeks))[i] = r["rate"]
     return out
+
+
+def trend(db: Database, school: str, weeks: list[str], by: str, now: float | None = None) -> dict[str, list]:
+    """{key: [rate or None per week]} over the given ISO weeks (oldest first)."""
+    return trend_of(weeks, {w: week_rates(db, school, w, by, now) for w in weeks}, by)
 
 
 def find_lesson(db: Database, school: str, day: date, klass: str, period: int) -> Lesson | None:
@@ -394,64 +236,95 @@ def lesson_row(r: dict[str, Any]) -> dict[str, Any]:
             "awaiting_review": bool(r.get("awaiting")), "note": r.get("note")}
 
 
+def _lesson_rows(rows: list[dict[str, Any]], tz: Any) -> list[dict[str, Any]]:
+    def hhmm(t: float) -> str:
+        return datetime.fromtimestamp(t, tz).strftime("%H:%M")
+    return [lesson_row({**r, "start": hhmm(r["start_t"]), "end": hhmm(r["end_t"])}) for r in rows]
+
+
+def lessons_between(db: Database, school: str, start: date, end: date, now: float | None = None,
+                    teacher: str | None = None, klass: str | None = None) -> list[dict[str, Any]]:
+    """The lessons of [start, end] that range_rates counts, as lesson_row rows by date and time, of one
+    teacher and / or class if given (live: not from published weeks' frozen copies)."""
+    rows = rollup_rows(db, school, start, end, now, teacher=teacher or None, class_=klass or None)
+    rows.sort(key=lambda r: (r["date"], r["start_t"], r["class"]))
+    return _lesson_rows(rows, school_tz(db, school))
+
+
+def week_lessons(db: Database, school: str, week: str, teacher: str | None = None, klass: str | None = None,
+                 now: float | None = None) -> list[dict[str, Any]]:
+    """A week's lessons of one teacher and / or class: a published week's frozen ones, else live."""
+    frozen = published(db, school, week)
+    if frozen is not None:
+        return [r for r in frozen["lessons"] if (not teacher or r["teacher"] == teacher)
+                and (not klass or r["class"] == klass)]
+    days = week_days(week)
+    return lessons_between(db, school, days[0], days[-1], now, teacher, klass)
+
+
 def day_lessons(db: Database, school: str, day: date, now: float | None = None) -> list[dict[str, Any]]:
     """One row per lesson of the date (protocol.md §4 lessons plus status, counted, substitute, device, faults)."""
     frozen = published(db, school, iso_week(day))
     if frozen is not None:
         return [r for r in frozen["lessons"] if r["date"] == day.isoformat()]
-    ensure_days(db, school, [day], now)
     tz = school_tz(db, school)
-    rows = db.query("SELECT * FROM lesson_usage WHERE school = ? AND date = ? ORDER BY class, period",
-                    (school, day.isoformat()))
-    if not rows and day > datetime.fromtimestamp(time.time() if now is None else now, tz).date():
-        model = load_model(db, school)
+    rows = rollup_rows(db, school, day, day, now)
+    if not rows and day > today_at(db, school, now):
         return [{"date": ls.date, "class": ls.klass, "period": ls.period, "teacher": ls.teacher,
                  "subject": ls.subject, "start": ls.start, "end": ls.end, "in_use_minutes": 0.0, "used": False,
                  "status": "pending", "status_zh": STATUS_ZH["pending"], "counted": False,
                  "substitute": ls.substitute, "device": None, "faults": [], "awaiting_review": False, "note": None}
-                for ls in lessons_on(model, day)[1]]
-    for r in rows:
-        r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
-        r["end"] = datetime.fromtimestamp(r["end_t"], tz).strftime("%H:%M")
+                for ls in lessons_on(load_model(db, school), day)[1]]
     # how certain each figure is: measured / device offline / agent gap (trust: collector.certainty)
-    return certainty.annotate(db, school, [lesson_row(r) for r in rows], tz,
-                              float(settings(db, school)["heartbeat_s"]), now)
+    return certainty.annotate(db, school, _lesson_rows(rows, tz), tz, float(settings(db, school)["heartbeat_s"]),
+                              now)
+
+
+def data_version(db: Database, school: str, start: date, end: date, week: str | None = None,
+                 now: float | None = None) -> tuple[Any, ...]:
+    """Changes whenever the figures of [start, end] can have changed: a day marked or stored (ingest, an
+    import, a fault, the job), a lesson ending in a day computed in memory, the settings, the week's
+    publication."""
+    live, _fresh = usage_rollup.live_days(db, school, usage_rollup.days_between(start, end), now)
+    r = db.query("SELECT MAX(computed) AS c, COUNT(*) AS n, SUM(dirty) AS d FROM usage_days "
+                 "WHERE school = ? AND date >= ? AND date <= ?", (school, start.isoformat(), end.isoformat()))[0]
+    pub = db.query("SELECT published FROM usage_published WHERE school = ? AND week = ?", (school, week or ""))
+    return (r["c"], r["n"], r["d"], tuple((d, day.version, day.since, day.until) for d, day in sorted(live.items())),
+            json.dumps(settings(db, school), sort_keys=True), pub[0]["published"] if pub else None)
 
 
 def district_week_rates(db: Database, week: str, by: str, now: float | None = None) -> dict[str, list[dict]]:
     """Weekly rates of every school at once (district view): {school: protocol.md §4 rows}.
 
-    A handful of queries whatever the number of schools: stale days are found in one query and
-    recomputed school by school; published weeks come from their frozen copies."""
+    A handful of queries whatever the number of schools: the schools whose week is fresh are summed in
+    one query, the others school by school (their stale days computed in memory); published weeks come
+    from their frozen copies."""
     if by not in ("teacher", "class"):
         raise ValueError(f"by must be teacher or class, not {by!r}")
     now = time.time() if now is None else now
     days = week_days(week)
-    lo, hi = days[0].isoformat(), days[-1].isoformat()
     schools = [r["school"] for r in db.query("SELECT DISTINCT school FROM timetable ORDER BY school")]
     frozen = {r["school"]: r["report"] for r in db.query("SELECT school, report FROM usage_published WHERE week = ?",
                                                           (week,))}
     state: dict[str, dict[str, dict[str, Any]]] = {}
     for r in db.query("SELECT school, date, dirty, valid_until, faults_seen FROM usage_days "
-                      "WHERE date >= ? AND date <= ?", (lo, hi)):
+                      "WHERE date >= ? AND date <= ?", (days[0].isoformat(), days[-1].isoformat())):
         state.setdefault(r["school"], {})[r["date"]] = r
     fmax = {r["school"]: r["m"] for r in db.query("SELECT school, MAX(id) AS m FROM faults GROUP BY school")}
     info = {r["school"]: r for r in db.query("SELECT school, tz, settings FROM schools")}
+    out: dict[str, list[dict[str, Any]]] = {s: [] for s in schools}
+    live = set()
     for s in schools:
-        if s in frozen:
-            continue
         today = datetime.fromtimestamp(now, ZoneInfo(info[s]["tz"] if s in info else "Asia/Shanghai")).date()
-        rows = state.get(s, {})
-        if any(d <= today and (d.isoformat() not in rows or rows[d.isoformat()]["dirty"]
-                               or (rows[d.isoformat()]["valid_until"] or now + 1) <= now
-                               or (fmax.get(s) or 0) > rows[d.isoformat()]["faults_seen"]) for d in days):
-            ensure_days(db, s, days, now)
+        if s not in frozen and any(d <= today and usage_rollup.is_stale(state.get(s, {}).get(d.isoformat()), now,
+                                                                         fmax.get(s) or 0) for d in days):
+            out[s] = range_rates(db, s, days[0], days[-1], by, now)
+            live.add(s)
     default = float(usage_settings.DEFAULTS["threshold"])
     thresholds = {s: float(json.loads(r["settings"] or "{}").get("threshold", default)) for s, r in info.items()}
-    out: dict[str, list[dict[str, Any]]] = {s: [] for s in schools}
-    for r in db.query(f"SELECT school, {by} AS k, {SUMS} FROM lesson_usage "
+    for r in db.query(f"SELECT school, {by} AS k, {usage_rollup.SUMS} FROM lesson_usage "
                       f"WHERE week = ? AND status <> 'pending' GROUP BY school, {by} ORDER BY school, {by}", (week,)):
-        if r["school"] in frozen or not r["s"]:
+        if r["school"] in frozen or r["school"] in live or not r["s"]:
             continue
         rate = make_rate(r["k"], int(r["s"]), int(r["u"]), thresholds.get(r["school"], default), int(r["x"]),
                          int(r["w"]))

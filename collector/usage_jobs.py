@@ -2,6 +2,9 @@
 day's last lesson, and the weekly publication at a set time.
 
 Every ``TICK_MINUTES`` the tick looks at each school with a timetable:
+* refresh: the stale days of the current term (collector.usage_rollup.stale_days) are stored again,
+  newest first and at most ``REFRESH_DAYS`` a school a tick (reads compute stale days in memory
+  and never write, so this job is what keeps the stored roll-up current);
 * daily: once the last lesson of today has ended ``patrol_after_minutes`` ago (default 15), the
   day is recomputed and its patrol record (巡课登记) stored — once a day; yesterday's is made too
   if the server was down at that time;
@@ -22,11 +25,13 @@ from collector.registry import school_settings, school_tz
 from collector.school_calendar import iso_week
 from collector.timetable import lessons_on
 from collector.usage_report import make_patrol, publish_week, review_warning
+from collector.usage_rollup import days_between
 
 log = logging.getLogger(__name__)
 TICK_MINUTES = 5
 DEFAULT_PUBLISH = "7 20:00"
 CATCH_UP_S = 2 * 86400
+REFRESH_DAYS = 30  # days stored per school per tick: bounded work (a term after an import takes a few ticks)
 
 
 def publish_time(spec: str, week_monday: date, tz: Any) -> datetime:
@@ -65,6 +70,10 @@ def _tick_school(db: Database, school: str, now: float) -> list[str]:
     cfg = school_settings(db, school)
     today = datetime.fromtimestamp(now, tz).date()
     after_s = float(cfg.get("patrol_after_minutes", 15)) * 60
+    _name, start, end = usage.term_span(db, school, today, now)
+    stored = usage.refresh_days(db, school, days_between(start, end), now, REFRESH_DAYS)
+    if stored:
+        done.append(f"refresh {school} {len(stored)} days")
     for day in (today - timedelta(days=1), today):
         if _patrol_due(db, school, day, now, after_s):
             make_patrol(db, school, day, now)

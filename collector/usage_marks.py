@@ -1,6 +1,7 @@
 """Marking school days whose usage must be recomputed (cheap; called inside ingest transactions)."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Iterable
 from zoneinfo import ZoneInfo
@@ -39,6 +40,9 @@ def mark_dates(db: Database, school: str, dates: Iterable[str]) -> None:
 
 
 def invalidate_school(db: Database, school: str) -> None:
-    """The school model changed (import, settings): every computed day is recomputed on next read.
-    Published weeks are unaffected (they are frozen in usage_published)."""
+    """The school model changed (import, settings): every computed day is stale (computed in memory by
+    reads, stored again by the job) and the school's usage version changes (a fresh random token: it
+    keys days computed in memory, also days never stored). Published weeks are unaffected (they are
+    frozen in usage_published)."""
     db.execute("UPDATE usage_days SET dirty = dirty + 1 WHERE school = ?", (school,))
+    db.execute("UPDATE schools SET usage_version = ? WHERE school = ?", (uuid.uuid4().hex, school))

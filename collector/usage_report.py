@@ -68,18 +68,18 @@ def weekly_report(db: Database, school: str, week: str, now: float | None = None
     return {
         "school": school, "school_name": _school_name(db, school), "week": week,
         "start": days[0].isoformat(), "end": days[-1].isoformat(),
-        "threshold": float(s["threshold"]), "min_use_minutes": float(s["min_use_minutes"]),
+        "threshold": usage.threshold(db, school), "min_use_minutes": float(s["min_use_minutes"]),
         "exclude_faulty": bool(s["exclude_faulty"]),
         "generated": time.time() if now is None else now, "published": None,
         "teachers": teachers, "classes": classes, "lessons": lessons,
         **lesson_counts(lessons),
-        "pending_reviews": len(pending_entries(db, school, week)),
+        "pending_reviews": len(pending_entries(db, school, week, now)),
         "corrections": [],
         "notes": week_notes(db, school, week),
     }
 
 
-def pending_entries(db: Database, school: str, week: str) -> list[int]:
+def pending_entries(db: Database, school: str, week: str, now: float | None = None) -> list[int]:
     """Ids of the fault register entries awaiting review (待核实) that cover a lesson of the week
     counted as measured (collector.attribution: only a confirmed entry excuses lessons)."""
     days = week_days(week)
@@ -90,8 +90,7 @@ def pending_entries(db: Database, school: str, week: str) -> list[int]:
                       f"AND severity IN (?, ?) AND code NOT IN ({marks}) AND opened_t < ? "
                       f"AND (cleared_t IS NULL OR cleared_t > ?)",
                       (school, *COUNTED_SEVERITIES, *NEVER_EXCUSES, lo + 7 * 86400, lo))
-    waiting = db.query("SELECT device, start_t, end_t FROM lesson_usage WHERE school = ? AND week = ? "
-                       "AND awaiting = 1 AND counted = 1", (school, week))
+    waiting = [r for r in usage.rollup_rows(db, school, days[0], days[-1], now) if r["awaiting"] and r["counted"]]
     return sorted({int(f["id"]) for f in faults for w in waiting if w["device"] == f["device"]
                    and f["opened_t"] < w["end_t"] and (f["cleared_t"] is None or f["cleared_t"] > w["start_t"])})
 
@@ -142,30 +141,11 @@ def parse_month(month: str) -> tuple[date, date]:
     return first, nxt - timedelta(days=1)
 
 
-def stored_lessons(db: Database, school: str, start: date, end: date, teacher: str | None = None,
-                   klass: str | None = None) -> list[dict[str, Any]]:
-    """The lessons of [start, end] in the rollup (the rows range_rates sums) as usage.lesson_row rows,
-    of one teacher and / or class if given; the caller brings the days up to date first."""
-    where, params = ["school = ?", "date >= ?", "date <= ?"], [school, start.isoformat(), end.isoformat()]
-    for col, value in (("teacher", teacher), ("class", klass)):
-        if value:
-            where.append(f"{col} = ?")
-            params.append(value)
-    tz = school_tz(db, school)
-    out = []
-    for r in db.query(f"SELECT * FROM lesson_usage WHERE {' AND '.join(where)} ORDER BY date, start_t, class",
-                      params):
-        r["start"] = datetime.fromtimestamp(r["start_t"], tz).strftime("%H:%M")
-        r["end"] = datetime.fromtimestamp(r["end_t"], tz).strftime("%H:%M")
-        out.append(usage.lesson_row(r))
-    return out
-
-
 def range_lessons(db: Database, school: str, start: date, end: date, now: float | None = None) -> list[dict]:
     """Every lesson of [start, end] from the rollup with its certainty (collector.certainty)."""
     heartbeat_s = float(usage.settings(db, school)["heartbeat_s"])
     by_day: dict[str, list[dict[str, Any]]] = {}
-    for r in stored_lessons(db, school, start, end):
+    for r in usage.lessons_between(db, school, start, end, now):
         by_day.setdefault(r["date"], []).append(r)
     out: list[dict[str, Any]] = []
     for rows in by_day.values():  # a day at a time: the device traces of one day in memory
@@ -185,7 +165,7 @@ def range_report(db: Database, school: str, start: date, end: date, now: float |
     return {
         "school": school, "school_name": _school_name(db, school), "range": month or f"{start} 至 {end}",
         "month": month, "start": start.isoformat(), "end": end.isoformat(),
-        "threshold": float(s["threshold"]), "min_use_minutes": float(s["min_use_minutes"]),
+        "threshold": usage.threshold(db, school), "min_use_minutes": float(s["min_use_minutes"]),
         "exclude_faulty": bool(s["exclude_faulty"]),
         "generated": time.time() if now is None else now, "published": None,
         "teachers": teachers, "classes": classes, "lessons": lessons,
@@ -196,14 +176,17 @@ def range_report(db: Database, school: str, start: date, end: date, now: float |
 
 def publish_week(db: Database, school: str, week: str, by: str | None = None,
                  now: float | None = None) -> dict[str, Any]:
-    """Freeze and publish a week (一周一公布). Publishing again returns the first publication."""
+    """Freeze and publish a week (一周一公布): its stale days are stored first (a write, like the job's),
+    then its report frozen. Publishing again returns the first publication."""
     frozen = usage.published(db, school, week)
     if frozen is not None:
         return frozen
-    report = weekly_report(db, school, week, now)
-    report["published"] = time.time() if now is None else now
-    report["published_by"] = by
+    now = time.time() if now is None else now
     with db.transaction():
+        usage.refresh_days(db, school, week_days(week), now)
+        report = weekly_report(db, school, week, now)
+        report["published"] = now
+        report["published_by"] = by
         db.execute("INSERT INTO usage_published (school, week, published, published_by, report) VALUES (?, ?, ?, ?, ?) "
                    "ON CONFLICT (school, week) DO NOTHING",
                    (school, week, report["published"], by, json.dumps(report, ensure_ascii=False)))

@@ -12,14 +12,12 @@ class's teachers) and their own lessons; a teacher their own row and lessons; an
 """
 from __future__ import annotations
 
-import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Response, abort, jsonify, request
 
 from collector import usage, usage_export
-from collector.registry import school_tz
 from collector.school_calendar import iso_week, week_days
 from collector.usage_report import parse_month, parse_range, range_report, weekly_report
 from dashboard import get_db
@@ -41,7 +39,7 @@ def _school() -> str:
 def _week(school: str) -> str:
     week = request.args.get("week")
     if not week:
-        return iso_week(datetime.fromtimestamp(time.time(), school_tz(get_db(), school)).date())
+        return iso_week(usage.today_at(get_db(), school))
     try:
         week_days(week)
     except ValueError as e:
@@ -81,18 +79,8 @@ def rate_rows(school: str, week: str, by: str, user: User) -> list[dict[str, Any
         return scoped_rates(user, by, lambda: usage.range_rates(db, school, start, end, by),
                             lambda klass: usage.range_rates(db, school, start, end, by, classes=[klass]))
 
-    def class_rows(klass: str) -> list[dict[str, Any]]:
-        frozen = usage.published(db, school, week)
-        if frozen is not None:  # rebuild from the frozen lessons of the class
-            return _rates_from_lessons([r for r in frozen["lessons"] if r["class"] == klass], frozen, by)
-        days = week_days(week)
-        return usage.range_rates(db, school, days[0], days[-1], by, classes=[klass])
-
-    return scoped_rates(user, by, lambda: usage.week_rates(db, school, week, by), class_rows)
-
-
-def _rates_from_lessons(lessons: list[dict[str, Any]], frozen: dict[str, Any], by: str) -> list[dict[str, Any]]:
-    return usage.rates_from_lessons(lessons, by, float(frozen["threshold"]))
+    return scoped_rates(user, by, lambda: usage.week_rates(db, school, week, by),
+                        lambda klass: usage.class_week_rates(db, school, week, by, klass))
 
 
 @bp.get("/usage/teachers")
@@ -115,8 +103,7 @@ def lessons() -> Any:
     school = _school()
     raw = request.args.get("date")
     try:
-        day = date.fromisoformat(raw) if raw else datetime.fromtimestamp(
-            time.time(), school_tz(get_db(), school)).date()
+        day = date.fromisoformat(raw) if raw else usage.today_at(get_db(), school)
     except ValueError:
         abort(400, description=f"date {raw!r} is not YYYY-MM-DD")
     s = scope()
@@ -195,8 +182,4 @@ def usage_trend() -> Any:
     last = week_days(_week(school))[0]
     weeks = [iso_week(last - timedelta(days=7 * i)) for i in range(n - 1, -1, -1)]
     rows = {w: rate_rows(school, w, by, user) for w in weeks}
-    out: dict[str, list[float | None]] = {}
-    for i, w in enumerate(weeks):
-        for r in rows[w]:
-            out.setdefault(r[by], [None] * len(weeks))[i] = r["rate"]
-    return jsonify({"weeks": weeks, "rows": out})
+    return jsonify({"weeks": weeks, "rows": usage.trend_of(weeks, rows, by)})

@@ -69,13 +69,11 @@ def open_alerts(scope: Scope, school: str, classes: set[str | None]) -> int:
 
 
 def today_lessons(school: str, day: Any) -> list[dict[str, Any]]:
-    """The day's lessons from the usage rollup, brought up to date by collector.usage.ensure_days: only
+    """The day's lessons from the usage rollup (collector.usage.rollup_rows: current, without writing):
     what the tiles count (usage.day_lessons also annotates each lesson's certainty, too slow here)."""
     from collector import usage
 
-    db = get_db()
-    usage.ensure_days(db, school, [day])
-    return queries.day_lessons(db, school, day)
+    return usage.rollup_rows(get_db(), school, day, day)
 
 
 def usage_summary(scope: Scope, school: str, tz: Any) -> dict[str, Any] | None:
@@ -93,9 +91,9 @@ def usage_summary(scope: Scope, school: str, tz: Any) -> dict[str, Any] | None:
     by = "teacher" if user.role == "teacher" else "class"
     rows = usage.week_rates(db, school, iso_week(today), by)
     rows = [r for r in rows if (scope.sees_teacher(r["teacher"]) if by == "teacher" else scope.sees_class(r["class"]))]
-    scheduled, used = sum(r["scheduled"] for r in rows), sum(r["used"] for r in rows)
     threshold = usage.threshold(db, school)
-    week = usage.make_rate(by, scheduled, used, threshold)  # the one owner of the rate and below_threshold
+    week = usage.total(rows, by, threshold)  # the one owner of the rate and below_threshold
+    scheduled = week.scheduled
     return {"today_lessons": len(lessons), "today_done": len(done), "today_used": sum(1 for r in done if r["used"]),
             "week": iso_week(today), "week_rate": week.rate if scheduled else None, "threshold": threshold,
             "week_below": bool(scheduled) and week.below_threshold}

@@ -4,8 +4,6 @@ for the staff meeting. Rates come from collector.usage (issue 4);
 who sees which rows is the one rule of dashboard.access.scoped_rates, as in the API."""
 from __future__ import annotations
 
-import json
-import time
 from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
@@ -13,10 +11,9 @@ from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from alerts.rules import fault_title
-from collector import queries, teacher_groups, usage
+from collector import teacher_groups, usage
 from collector.registry import school_tz
-from collector.school_calendar import default_term, iso_week, term_of, week_days
-from collector.usage_report import stored_lessons
+from collector.school_calendar import iso_week, week_days
 from dashboard import cache, get_db, usage_table
 from dashboard.access import SCHOOL_WIDE, Scope, allow, current_scope, scoped_rates
 from dashboard.api_usage import RATE_ROLES, rate_rows, report_file, report_for_request, request_span
@@ -32,7 +29,7 @@ STATUS = {"used": _l("已使用"), "not_used": _l("未使用"), "device_off": _l
 
 
 def today(school: str) -> date:
-    return datetime.fromtimestamp(time.time(), school_tz(get_db(), school)).date()
+    return usage.today_at(get_db(), school)
 
 
 def chosen_week(school: str) -> str:
@@ -72,9 +69,9 @@ def table_rows(scope: Scope, school: str, week: str, by: str, period: str) -> tu
         return rate_rows(school, week, by, scope.user), week
     db = get_db()
     term = usage.term_rates(db, school, week_days(week)[0], by)
-    start, end = date.fromisoformat(term["start"]), min(date.fromisoformat(term["end"]), today(school))
+    start, end = date.fromisoformat(term["start"]), date.fromisoformat(term["end"])
     rows = scoped_rates(scope.user, by, lambda: term["rows"],
-                        lambda klass: usage.range_rates(db, school, start, max(start, end), by, classes=[klass]))
+                        lambda klass: usage.range_rates(db, school, start, end, by, classes=[klass]))
     return rows, str(term["term"])
 
 
@@ -83,34 +80,24 @@ def trend_series(scope: Scope, school: str, week: str, by: str, keys: list[str])
     weeks = [shift(week, -i) for i in range(TREND_WEEKS - 1, -1, -1)]
     series: list[dict[str, Any]] = []
     if scope.school_wide:
-        total = []
-        for w in weeks:
-            rows = rate_rows(school, w, "class", scope.user)
-            s, u = sum(r["scheduled"] for r in rows), sum(r["used"] for r in rows)
-            total.append(u / s if s else None)
+        total = [usage.overall_rate(rate_rows(school, w, "class", scope.user)) for w in weeks]
         series.append({"name": str(_l("全校")), "data": total})
     else:
-        per = {w: {r[by]: r["rate"] for r in rate_rows(school, w, by, scope.user)} for w in weeks}
+        per = usage.trend_of(weeks, {w: rate_rows(school, w, by, scope.user) for w in weeks}, by)
         for k in keys[:6]:
-            series.append({"name": k, "data": [per[w].get(k) for w in weeks]})
+            series.append({"name": k, "data": per.get(k, [None] * len(weeks))})
     return {"weeks": weeks, "series": series}
 
 
 def data_version(school: str, week: str, period: str) -> tuple[Any, ...]:
-    """Changes whenever the figures of this week (or term so far) can have changed: a day recomputed
-    (ingest, an import, a registered fault), the settings, the week's publication. Brings the days
-    up to date first (collector.usage.ensure_days)."""
-    db = get_db()
+    """collector.usage.data_version of this week, the term so far or the dates (pure: no writes)."""
     days = week_days(week)
     start, end = days[0], days[-1]
     if period == "term":
-        tt = term_of(start, usage.load_model(db, school).terms) or default_term(start)
-        start, end = tt.start, min(tt.end, max(today(school), tt.start))
+        _name, start, end = usage.term_span(get_db(), school, start)
     elif period == "range":
         start, end = request_span(school) or (start, end)
-    usage.ensure_days(db, school, [start + timedelta(days=i) for i in range((end - start).days + 1)])
-    c, n, d, published = queries.usage_stamp(db, school, start, end, week)
-    return c, n, d, json.dumps(usage.settings(db, school), sort_keys=True), published
+    return usage.data_version(get_db(), school, start, end, week)
 
 
 def _page(by: str) -> Any:
@@ -190,22 +177,6 @@ def chosen_day() -> date | None:
         abort(400, description=f"date {raw!r} is not YYYY-MM-DD")
 
 
-def week_lessons(school: str, week: str, teacher: str | None, klass: str | None) -> list[dict[str, Any]]:
-    """A week's lessons of one teacher or class as collector.usage.lesson_row rows: from the published
-    report when the week is published, else from the rollup brought up to date (usage.ensure_days).
-    (usage.day_lessons would annotate every lesson of the school each day: slow for one teacher.)"""
-    db = get_db()
-    days = week_days(week)
-
-    def wanted(r: dict[str, Any]) -> bool:
-        return (not teacher or r["teacher"] == teacher) and (not klass or r["class"] == klass)
-    frozen = usage.published(db, school, week)
-    if frozen is not None:
-        return [r for r in frozen["lessons"] if wanted(r)]
-    usage.ensure_days(db, school, days)
-    return stored_lessons(db, school, days[0], days[-1], teacher, klass)
-
-
 @bp.get("/lessons")
 @allow(*RATE_ROLES)
 def lessons() -> Any:
@@ -222,8 +193,9 @@ def lessons() -> Any:
     if klass and not scope.sees_class(klass):
         abort(403)  # a class teacher sees a teacher's lessons only inside their own class (filtered below)
     db = get_db()
-    rows = [r for r in week_lessons(school, week, teacher, klass) if scope.sees_lesson(r["class"], r["teacher"])
-            and (day is None or r["date"] == day.isoformat())]
+    # usage.week_lessons, not day_lessons: that annotates every lesson of the school each day (slow)
+    rows = [r for r in usage.week_lessons(db, school, week, teacher, klass)
+            if scope.sees_lesson(r["class"], r["teacher"]) and (day is None or r["date"] == day.isoformat())]
     settings = usage.settings(db, school)
     return render_template("usage/lessons.html", school=school, week=week, teacher=teacher, klass=klass, rows=rows,
                            status=STATUS, min_minutes=settings["min_use_minutes"], prev=shift(week, -1),

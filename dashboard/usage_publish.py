@@ -53,7 +53,6 @@ def week_state(school: str, week: str) -> dict[str, Any]:
     if frozen is not None:
         teachers, classes = frozen["teachers"], frozen["classes"]
     else:
-        usage.ensure_days(db, school, days)
         teachers, classes = usage.week_rates(db, school, week, "teacher"), usage.week_rates(db, school, week, "class")
     return {
         "published": frozen is not None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
 from typing import Any
 
 import pytest
@@ -91,26 +90,6 @@ def test_device_faults_and_open_faults(db: Database) -> None:
     assert [(f["device"], f["code"], f["class"], f["room"]) for f in queries.open_faults(db, S)] == [
         ("pc-9", "clock", None, None), ("pc-2", "projector", "302", "302"), ("pc-1", "overheat", "301", "301")]
     assert queries.open_faults(db, "other") == []
-
-
-@SQLITE
-def test_day_lessons_and_the_usage_stamp(db: Database) -> None:
-    day = date(2026, 11, 23)
-    db.execute("INSERT INTO lesson_usage (school, date, class, period, week, teacher, subject, start_t, end_t, "
-                 "in_use_s, used, counted, status) VALUES (?, ?, '301', 1, '2026-W48', '张老师', '语文', 0, 2400, "
-                 "1800, 1, 1, 'used')", (S, day.isoformat()))
-    assert queries.day_lessons(db, S, day) == [
-        {"class": "301", "teacher": "张老师", "status": "used", "used": 1, "counted": 1}]
-    assert queries.day_lessons(db, S, date(2026, 11, 24)) == []
-    assert queries.usage_stamp(db, S, day, day, "2026-W48") == (None, 0, None, None)
-    db.execute("INSERT INTO usage_days (school, date, dirty, computed) VALUES (?, ?, 0, 10)", (S, day.isoformat()))
-    db.execute("INSERT INTO usage_days (school, date, dirty, computed) VALUES (?, '2026-11-24', 2, 20)", (S,))
-    before = queries.usage_stamp(db, S, day, date(2026, 11, 24), "2026-W48")
-    assert before == (20, 2, 2, None)
-    db.execute("INSERT INTO usage_published (school, week, published, report) VALUES (?, '2026-W48', 30, '{}')",
-                 (S,))
-    assert queries.usage_stamp(db, S, day, date(2026, 11, 24), "2026-W48") == (20, 2, 2, 30)
-    assert queries.usage_stamp(db, S, day, day, "2026-W48") == (10, 1, 0, 30)
 
 
 @SQLITE

@@ -119,12 +119,14 @@ def test_report_cli_formats_settings_and_schedule(db_path: str, tmp_path: Path) 
     r = runner.invoke(main, ["report", "settings", "--school", S, "--set", "threshold=60%", "--db", db_path])
     assert r.exit_code != 0 and "threshold must be a number" in r.output
     assert [t["teacher"] for t in usage.below_threshold(db, S, "2026-W19")["teachers"]] == ["刘", "张"]  # 王: 0.5
-    # the schedule: patrol after Saturday's last lesson, publication on Sunday 20:00
+    # the schedule: the term's stale days stored (the settings change above marked them; reads never
+    # write), patrol after Saturday's last lesson, publication on Sunday 20:00
     sat_evening = datetime(2026, 5, 9, 18, 0, tzinfo=TZ).timestamp()
-    assert tick(db, sat_evening) == [f"patrol {S} 2026-05-09"]  # Friday's was made by `bbt report day` above
+    # Friday's patrol was made by `bbt report day` above
+    assert tick(db, sat_evening) == [f"refresh {S} 6 days", f"patrol {S} 2026-05-09"]
     assert tick(db, sat_evening + 60) == []
     sunday = datetime(2026, 5, 10, 20, 1, tzinfo=TZ).timestamp()
-    assert tick(db, sunday) == [f"publish {S} 2026-W19"]
+    assert tick(db, sunday) == [f"refresh {S} 1 days", f"publish {S} 2026-W19"]
     frozen = usage.published(db, S, "2026-W19")
     assert frozen is not None and frozen["teachers"][3]["below_threshold"] is False  # 王 at 0.5 >= 0.5
     patrol = json.loads(db.query("SELECT record FROM usage_patrols WHERE school = ? AND date = ?",
