@@ -11,7 +11,6 @@ from dashboard import devstate, get_db
 from dashboard.access import ANY_USER, DEVICE_ROLES, Scope, allow, current_scope
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-scope = current_scope  # the name dashboard.api_usage imports (that module is being rewritten on branch rates)
 
 
 def resolve_school(s: Scope | None = None) -> str:

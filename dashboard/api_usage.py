@@ -21,19 +21,19 @@ from collector import usage, usage_export
 from collector.school_calendar import iso_week, week_days
 from collector.usage_report import parse_month, parse_range, range_report, weekly_report
 from dashboard import get_db
-from dashboard.access import SCHOOL_WIDE, allow, scoped_rates
-from dashboard.api import bp, resolve_school, scope
+from dashboard.access import SCHOOL_WIDE, allow, current_scope, scoped_rates
+from dashboard.api import bp, resolve_school
 from dashboard.users import User
 
 RATE_ROLES = ("admin", "headteacher", "class_teacher", "teacher", "bureau")
 
 
 def _user() -> User:
-    return scope().user
+    return current_scope().user
 
 
 def _school() -> str:
-    return resolve_school(scope())
+    return resolve_school(current_scope())
 
 
 def _week(school: str) -> str:
@@ -106,7 +106,7 @@ def lessons() -> Any:
         day = date.fromisoformat(raw) if raw else usage.today_at(get_db(), school)
     except ValueError:
         abort(400, description=f"date {raw!r} is not YYYY-MM-DD")
-    s = scope()
+    s = current_scope()
     return jsonify([r for r in usage.day_lessons(get_db(), school, day) if s.sees_lesson(r["class"], r["teacher"])])
 
 
