@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +34,28 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+@contextmanager
+def serve(app: Any, threads: int = 2, port: int = 0) -> Iterator[str]:
+    """``app`` served by waitress from a thread on ``port`` (a free one by default); yields its base URL.
+    On the way out the listener, the open connections and the worker threads are closed."""
+    from waitress import wasyncore
+    from waitress.server import create_server
+
+    from tests.brokers import free_port
+
+    server = create_server(app, host="127.0.0.1", port=port or free_port(), threads=threads)
+    t = threading.Thread(target=server.run, name="waitress", daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        # closed from the server's own thread (a socket closed under its select() is EBADF there); with its map
+        # empty, its loop ends at once
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        t.join(5)
+        server.task_dispatcher.shutdown(timeout=5)
 
 
 def login(page: Any, base: str, user: str, password: str) -> None:

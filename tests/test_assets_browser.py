@@ -4,7 +4,6 @@ list, finishes it (frozen) and downloads the XLSX beside it."""
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,7 @@ import pytest
 
 from collector import assets, stocktake
 from collector.imports import run_import
-from tests.brokers import free_port
-from tests.browser import browser, login
+from tests.browser import browser, login, serve
 from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, seed_school
 
 pytestmark = pytest.mark.browser
@@ -23,8 +21,6 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    from waitress.server import create_server
-
     app = make_app(str(tmp_path / "bbt.db"))
     db = app.extensions["bbt_db"]
     seed_school(db)
@@ -33,14 +29,10 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     f.write_text("资产编号,品类,教室,楼\nZC-1,电脑,A101,A楼\nZC-2,一体机,A101,A楼\nZC-3,音箱,A101,A楼\n"
                  "ZC-4,中控,A102,A楼\n", encoding="utf-8")
     run_import(db, "assets", SCHOOL, f)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", app
+        with serve(app) as base:
+            yield base, app
     finally:
-        server.close()
-        t.join(5)
         db.close()
 
 

@@ -5,7 +5,6 @@ Screenshots (phone and desktop) go to test-artifacts/dashboard-*.png.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ import pytest
 
 import protocol
 from bbt import demo
-from tests.brokers import Mosquitto, free_port, mosquitto_binary
-from tests.browser import browser, login
+from tests.brokers import Mosquitto, mosquitto_binary
+from tests.browser import browser, login, serve
 from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, online, publish, school_day_at, school_hours
 from tests.helpers import ROOT
 
@@ -81,8 +80,6 @@ class SimulatedAgent:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     """Mosquitto + the collector + the dashboard (waitress) over one store, as `bbt server` runs them."""
-    from waitress.server import create_server
-
     from alerts.engine import AlertEngine
     from collector.service import Collector
     from common.mqttconf import BrokerConfig
@@ -100,14 +97,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     collector = Collector(str(folder / "bbt.db"), cfg, client_id="bbt-collector")
     collector.start()
     assert collector.connected.wait(10)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=4)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", app
+        with serve(app, threads=4) as base:
+            yield base, app
     finally:
-        server.close()
-        t.join(5)
         collector.stop()
         db.close()
         broker.stop()

@@ -1,7 +1,6 @@
 """The one-click review of a fault register entry on the ticket page, in headless Chromium."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,8 +8,7 @@ from typing import Any
 import pytest
 
 from alerts.engine import AlertEngine
-from tests.brokers import free_port
-from tests.browser import browser, login
+from tests.browser import browser, login, serve
 from tests.dash import PASSWORD, USERS, add_users, make_app, online, publish, school_day_at, school_hours, seed_school
 
 pytestmark = pytest.mark.browser
@@ -18,8 +16,6 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    from waitress.server import create_server
-
     app = make_app(str(tmp_path / "bbt.db"))
     db = app.extensions["bbt_db"]
     seed_school(db)
@@ -28,14 +24,10 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     publish(db, "pc-102", [("fault", now, {"code": "display_missing", "severity": "critical", "state": "raised",
                                            "detail": "HDMI"})], status=online("pc-102", now))
     AlertEngine(db, clock=school_hours).run_once()  # the agent's fault becomes a register entry
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", app
+        with serve(app) as base:
+            yield base, app
     finally:
-        server.close()
-        t.join(5)
         db.close()
 
 

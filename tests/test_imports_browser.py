@@ -2,7 +2,6 @@
 preview (what it understood, the difference, the encoding), confirm; errors in Chinese with the user's file name."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,7 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from tests.brokers import free_port
-from tests.browser import browser, login
+from tests.browser import browser, login, serve
 from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, seed_school
 from tests.helpers import ROOT
 
@@ -21,20 +19,14 @@ ARTIFACTS = Path(ROOT) / "test-artifacts"
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    from waitress.server import create_server
-
     app = make_app(str(tmp_path / "bbt.db"), UPLOAD_DIR=str(tmp_path / "uploads"))
     db = app.extensions["bbt_db"]
     seed_school(db)
     add_users(db)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", app
+        with serve(app) as base:
+            yield base, app
     finally:
-        server.close()
-        t.join(5)
         db.close()
 
 

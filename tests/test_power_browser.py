@@ -13,8 +13,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 import protocol
-from tests.brokers import Mosquitto, free_port, mosquitto_binary
-from tests.browser import browser, login
+from tests.brokers import Mosquitto, mosquitto_binary
+from tests.browser import browser, login, serve
 from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, online, publish, seed_school
 
 pytestmark = pytest.mark.browser
@@ -46,8 +46,6 @@ class PC:
 
 @pytest.fixture
 def live(tmp_path: Any) -> Iterator[tuple[str, Any]]:
-    from waitress.server import create_server
-
     from collector.service import Collector
     from common.mqttconf import BrokerConfig
 
@@ -67,14 +65,10 @@ def live(tmp_path: Any) -> Iterator[tuple[str, Any]]:
     collector = Collector(str(tmp_path / "bbt.db"), cfg, client_id="bbt-collector")
     collector.start()
     assert collector.connected.wait(10)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=4)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", app
+        with serve(app, threads=4) as base:
+            yield base, app
     finally:
-        server.close()
-        t.join(5)
         collector.stop()
         db.close()
         broker.stop()

@@ -2,7 +2,6 @@
 page shows the PC's antivirus and patch state (protocol 1.2)."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,7 @@ from typing import Any
 import pytest
 
 from collector import policy as pol
-from tests.brokers import free_port
-from tests.browser import browser, login
+from tests.browser import browser, login, serve
 from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, publish, school_day_at, seed_school
 
 pytestmark = pytest.mark.browser
@@ -20,20 +18,14 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    from waitress.server import create_server
-
     app = make_app(str(tmp_path / "bbt.db"))
     db = app.extensions["bbt_db"]
     seed_school(db)
     add_users(db)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", db
+        with serve(app) as base:
+            yield base, db
     finally:
-        server.close()
-        t.join(5)
         db.close()
 
 
