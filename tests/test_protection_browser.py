@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from collector import policy as pol
-from tests.browser import browser, login, serve
-from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, publish, school_day_at, seed_school
+from tests.browser import browser, dashboard_site, page_as
+from tests.dash import SCHOOL, publish, school_day_at
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
@@ -18,15 +18,8 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    app = make_app(str(tmp_path / "bbt.db"))
-    db = app.extensions["bbt_db"]
-    seed_school(db)
-    add_users(db)
-    try:
-        with serve(app) as base:
-            yield base, db
-    finally:
-        db.close()
+    with dashboard_site(tmp_path) as (base, app):
+        yield base, app.extensions["bbt_db"]
 
 
 def test_admin_lists_teaching_sticks_and_the_device_page_shows_protection(live: tuple[str, Any]) -> None:
@@ -35,9 +28,7 @@ def test_admin_lists_teaching_sticks_and_the_device_page_shows_protection(live: 
         "enabled": False, "products": [{"name": "360杀毒", "enabled": False, "up_to_date": True}],
         "scanner": "ClamAV", "signature_age_d": 2, "pending_security": 0})])
     with browser() as b:
-        page = b.new_page(viewport=PHONE, locale="zh-CN")
-        page.on("dialog", lambda d: d.accept())  # the confirmation question
-        login(page, base, USERS["admin"][0], PASSWORD)
+        page = page_as(b, base, "admin", accept_dialogs=True, viewport=PHONE)  # the confirmation question
         page.goto(f"{base}/admin/policy?school={SCHOOL}")
         page.fill("textarea[name=usb_allow_labels]", "教学U盘\n希沃套件")
         page.fill("textarea[name=usb_allow_ids]", "0781:5581")
