@@ -80,14 +80,20 @@ class EmbeddedBroker:
                          f"{self.host}:{self.port}。Port {self.requested} is in use (another broker?); the embedded "
                          f"broker listens on {self.host}:{self.port} instead. To use the running broker: "
                          f"--broker mqtt://{self.host}:{self.requested}")
-        self._broker = ClosedBroker(self._config(), loop=self._loop)
+        config = self._config()
         ready = threading.Event()
         failure: list[BaseException] = []
+
+        async def boot() -> None:
+            # Built on its own loop's thread: amqtt makes its shutdown future in __init__, on the current loop;
+            # made elsewhere, that future never wakes this loop and every stop waited out amqtt's 5 s timeout.
+            self._broker = ClosedBroker(config, loop=self._loop)
+            await self._broker.start()
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
             try:
-                self._loop.run_until_complete(self._broker.start())
+                self._loop.run_until_complete(boot())
             except BaseException as e:  # reported to the starter
                 failure.append(e)
                 ready.set()
@@ -101,6 +107,8 @@ class EmbeddedBroker:
         self._thread.start()
         ready.wait(15)
         if failure:
+            self._thread.join(5)
+            self._close_loop()
             e = failure[0]
             if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
                 raise BrokerStartError(f"port {self.host}:{self.port} is already in use")
@@ -110,6 +118,7 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         if self._broker is None or not self._loop.is_running():
+            self._close_loop()
             return
         logging.getLogger("amqtt").setLevel(logging.CRITICAL)  # its shutdown logs cancelled tasks as errors
         if self._watch_stop is not None:
@@ -123,3 +132,8 @@ class EmbeddedBroker:
         if self._thread:
             self._thread.join(5)
         AUTHORITIES.pop(self._name, None)
+        self._close_loop()
+
+    def _close_loop(self) -> None:
+        if not self._loop.is_running() and not self._loop.is_closed():
+            self._loop.close()

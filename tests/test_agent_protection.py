@@ -11,8 +11,8 @@ import pytest
 
 import protocol
 from agent.probes import protection, usb
+from agent.probes.usbblock import START_DISABLED, START_ON_DEMAND, USBSTOR_KEY, SysfsUsbBlocker, WindowsUsbBlocker
 from agent.trust import report_only
-from agent.usbblock import START_DISABLED, START_ON_DEMAND, USBSTOR_KEY, SysfsUsbBlocker, WindowsUsbBlocker
 from tests.test_agent_probes import make_ctx
 
 DAY = 86400.0

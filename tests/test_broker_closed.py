@@ -44,7 +44,9 @@ class Client:
 
     def __init__(self, port: int, client_id: str, username: str | None = None, password: str | None = None,
                  will: str | None = None) -> None:
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+        # no reconnecting: a refused client's thread would sleep out paho's reconnect delay before it stops
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                             reconnect_on_failure=False)
         if username is not None:
             self.c.username_pw_set(username, password)
         if will:
@@ -173,7 +175,7 @@ def test_wrong_credentials_with_an_online_pcs_id_change_nothing(rig: Rig) -> Non
     wait_for(lambda: pc1.is_connected(), 10, what="pc-1 connected")
     for clean in (False, True):
         bad = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pc-1", clean_session=clean,
-                          protocol=mqtt.MQTTv311)
+                          protocol=mqtt.MQTTv311, reconnect_on_failure=False)
         bad.username_pw_set("pc-1", "wrong")
         bad.will_set("bbt/v1/s1/policy", b'{"software":{"deny":["*"],"action":"block"}}', qos=1, retain=True)
         rc: list[Any] = []

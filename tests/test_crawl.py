@@ -9,7 +9,6 @@ power action, the devices' virus protection and patches.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from collector import assets, codes, power
-from tests.browser import browser, login
+from tests.browser import browser, login, serve
 from tests.crawl import crawl
 from tests.dash import (
     DEVICES,
@@ -133,23 +132,13 @@ def seed_assets(db: Any, tmp: Path) -> None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The dashboard (waitress) over one seeded store and one Chromium; a logged-in state per role."""
-    from waitress.server import create_server
-
-    from tests.brokers import free_port
-
     folder = tmp_path_factory.mktemp("crawl")
     app = make_app(str(folder / "bbt.db"), UPLOAD_DIR=str(folder / "uploads"))
     seed(app.extensions["bbt_db"], folder)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=4)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    base = f"http://127.0.0.1:{server.effective_port}"
     try:
-        with browser() as b:
+        with serve(app, threads=4) as base, browser() as b:
             yield {"base": base, "app": app, "browser": b, "states": {}, "folder": folder}
     finally:
-        server.close()
-        t.join(5)
         app.extensions["bbt_db"].close()
 
 
@@ -210,26 +199,18 @@ def test_the_crawl_catches_a_missing_script(site: dict[str, Any]) -> None:
     """The test of the test: a second app over the same store, its district template overridden (a test-only
     template loader), crawled as the admin in English."""
     from jinja2 import ChoiceLoader, DictLoader
-    from waitress.server import create_server
-
-    from tests.brokers import free_port
 
     app = make_app(site["app"].config["BBT_DB"])
     app.jinja_loader = ChoiceLoader([DictLoader({"district/index.html": broken_district()}),  # type: ignore[assignment]
                                      app.jinja_loader])
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    base = f"http://127.0.0.1:{server.effective_port}"
     try:
-        ctx = context(dict(site, base=base, states={}), "admin", "en")
-        try:
-            result = crawl(ctx, app, base, "en", CODES, start=[base + "/district"], follow=False)
-        finally:
-            ctx.close()
+        with serve(app) as base:
+            ctx = context(dict(site, base=base, states={}), "admin", "en")
+            try:
+                result = crawl(ctx, app, base, "en", CODES, start=[base + "/district"], follow=False)
+            finally:
+                ctx.close()
     finally:
-        server.close()
-        t.join(5)
         app.extensions["bbt_db"].close()
     assert {p.url for p in result.problems} == {base + "/district"}, result.problems
     assert any(p.kind == "http" and p.detail.startswith("404 ") and p.detail.endswith("echarts.simple.min.js")

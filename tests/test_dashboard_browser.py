@@ -5,7 +5,6 @@ Screenshots (phone and desktop) go to test-artifacts/dashboard-*.png.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,8 @@ import pytest
 
 import protocol
 from bbt import demo
-from tests.brokers import Mosquitto, free_port, mosquitto_binary
-from tests.browser import browser, login
-from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, online, publish, school_day_at, school_hours
+from tests.browser import browser, dashboard_site, login, page_as
+from tests.dash import PASSWORD, SCHOOL, USERS, add_users, online, publish, school_day_at, school_hours
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.browser
@@ -81,36 +79,16 @@ class SimulatedAgent:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     """Mosquitto + the collector + the dashboard (waitress) over one store, as `bbt server` runs them."""
-    from waitress.server import create_server
-
     from alerts.engine import AlertEngine
-    from collector.service import Collector
-    from common.mqttconf import BrokerConfig
 
-    if mosquitto_binary() is None:
-        pytest.skip("mosquitto not installed")
+    def seeded(db: Any) -> None:
+        seed(db)
+        add_users(db)
+        AlertEngine(db, clock=school_hours).run_once()  # the alerts area's rules turn the seeded fault into an alert
+
     folder = tmp_path_factory.mktemp("live")
-    broker = Mosquitto(folder / "mosquitto").start()
-    cfg = BrokerConfig(port=broker.port)
-    app = make_app(str(folder / "bbt.db"), UPLOAD_DIR=str(folder / "uploads"), BROKER=cfg)
-    db = app.extensions["bbt_db"]
-    seed(db)
-    add_users(db)
-    AlertEngine(db, clock=school_hours).run_once()  # the alerts area's rules turn the seeded fault into an alert
-    collector = Collector(str(folder / "bbt.db"), cfg, client_id="bbt-collector")
-    collector.start()
-    assert collector.connected.wait(10)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=4)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}", app
-    finally:
-        server.close()
-        t.join(5)
-        collector.stop()
-        db.close()
-        broker.stop()
+    with dashboard_site(folder, seeded, live=True, threads=4, UPLOAD_DIR=str(folder / "uploads")) as s:
+        yield s
 
 
 def shot(page: Any, name: str) -> None:
@@ -208,8 +186,7 @@ def test_admin_imports_a_timetable_by_clicking(live: tuple[str, Any], tmp_path: 
         f"七年级1班,{wd},{p},{'王芳' if p % 2 else '李强'},{'语文' if p % 2 else '数学'}\n"
         for wd in range(1, 6) for p in range(1, 5)), encoding="utf-8-sig")
     with browser() as b:
-        page = b.new_page(viewport=DESKTOP, locale="zh-CN")
-        login(page, base, USERS["admin"][0], PASSWORD)
+        page = page_as(b, base, "admin", viewport=DESKTOP)
         page.click('nav.nav >> text="管理"')  # exactly: 电源管理 also contains it
         page.click("text=导入数据")
         page.select_option("select[name=kind]", "timetable")
@@ -237,9 +214,7 @@ def test_maintainer_sends_shutdown_and_sees_the_ack(live: tuple[str, Any]) -> No
     agent = SimulatedAgent(app.config["BROKER"].port, device)
     try:
         with browser() as b:
-            page = b.new_page(viewport=PHONE, locale="zh-CN")
-            page.on("dialog", lambda d: d.accept())  # the confirmation question
-            login(page, base, USERS["maintainer"][0], PASSWORD)
+            page = page_as(b, base, "maintainer", accept_dialogs=True, viewport=PHONE)  # the confirmation question
             page.goto(f"{base}/devices/{SCHOOL}/{device}")
             page.select_option("#command-kind", "shutdown")
             page.fill("#command-form input[name=text]", "本节课后关机")
@@ -262,8 +237,7 @@ def test_maintainer_sends_shutdown_and_sees_the_ack(live: tuple[str, Any]) -> No
 def test_headteacher_acknowledges_an_alert_on_the_phone(live: tuple[str, Any]) -> None:
     base, app = live
     with browser() as b:
-        page = b.new_page(viewport=PHONE, locale="zh-CN")
-        login(page, base, USERS["headteacher"][0], PASSWORD)
+        page = page_as(b, base, "headteacher", viewport=PHONE)
         page.click("a.tile >> text=未确认告警")
         row = page.locator("table.alerts tr", has_text="pc-A106")
         assert "未确认" in row.inner_text()

@@ -235,41 +235,36 @@ http {{
     t = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(main_conf)], capture_output=True, text=True,
                        timeout=30)
     assert t.returncode == 0, t.stderr
-    from waitress.server import create_server
-
+    from tests.browser import serve
     from tests.dash import make_app
     app = make_app(str(tmp_path / "bbt.db"), TRUST_PROXY=True)
-    srv = create_server(app, host="127.0.0.1", port=app_port, threads=2)
-    import threading
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(main_conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_port(https)
-        ctx = ssl.create_default_context(cafile=str(crt))
-        # resolve the certificate's name to the test listener
-        orig = socket.getaddrinfo
-        socket.getaddrinfo = lambda host, *a, **k: orig("127.0.0.1" if host == "bbt.district.lan" else host,
-                                                        *a, **k)  # type: ignore[assignment]
+    with serve(app, port=app_port):
+        proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(main_conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
         try:
-            with urllib.request.urlopen(f"https://bbt.district.lan:{https}/login", context=ctx, timeout=10) as r:
-                body = r.read().decode("utf-8")
-                assert r.status == 200 and r.headers["Strict-Transport-Security"]
-            assert "登录" in body
-            req = urllib.request.Request(f"http://127.0.0.1:{http}/login")
-            opener = urllib.request.build_opener(NoRedirect())
-            with pytest.raises(urllib.error.HTTPError) as e:
-                opener.open(req, timeout=10)
-            assert e.value.code == 301 and e.value.headers["Location"].startswith("https://")
-            e.value.close()
+            wait_port(https)
+            ctx = ssl.create_default_context(cafile=str(crt))
+            # resolve the certificate's name to the test listener
+            orig = socket.getaddrinfo
+            socket.getaddrinfo = lambda host, *a, **k: orig("127.0.0.1" if host == "bbt.district.lan" else host,
+                                                            *a, **k)  # type: ignore[assignment]
+            try:
+                with urllib.request.urlopen(f"https://bbt.district.lan:{https}/login", context=ctx, timeout=10) as r:
+                    body = r.read().decode("utf-8")
+                    assert r.status == 200 and r.headers["Strict-Transport-Security"]
+                assert "登录" in body
+                req = urllib.request.Request(f"http://127.0.0.1:{http}/login")
+                opener = urllib.request.build_opener(NoRedirect())
+                with pytest.raises(urllib.error.HTTPError) as e:
+                    opener.open(req, timeout=10)
+                assert e.value.code == 301 and e.value.headers["Location"].startswith("https://")
+                e.value.close()
+            finally:
+                socket.getaddrinfo = orig  # type: ignore[assignment]
         finally:
-            socket.getaddrinfo = orig  # type: ignore[assignment]
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        srv.close()
-        app.extensions["bbt_db"].close()
+            proc.terminate()
+            proc.wait(10)
+            app.extensions["bbt_db"].close()
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +24,7 @@ from collector import sheets, usage
 from collector.fault_review import review_fault
 from collector.imports import run_import
 from collector.usage_export import rate_label
-from tests.brokers import free_port
-from tests.browser import browser, login
+from tests.browser import browser, login, serve
 from tests.dash import PASSWORD, make_app
 from tests.test_usage_week import WED, S, write
 from tests.test_usage_week import script as week_script
@@ -304,38 +302,30 @@ def test_sheets_keep_numbers_and_neutralize_text() -> None:
 
 
 def test_range_picker_downloads_a_file(store: dict[str, Any]) -> None:
-    from waitress.server import create_server
-
-    server = create_server(store["app"], host="127.0.0.1", port=free_port(), threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    base = f"http://127.0.0.1:{server.effective_port}"
-    try:
-        with browser() as b:
-            page = b.new_page(accept_downloads=True, locale="zh-CN")
-            login(page, base, "boss", PASSWORD)
-            page.goto(f"{base}/usage/teachers?school={S}&week={W}")
-            page.click("#this-month")
-            first, last = page.input_value("input[name=from]"), page.input_value("input[name=to]")
-            assert first.endswith("-01") and first[:7] == last[:7]
-            with page.expect_download() as dl:
-                page.click("#export-xlsx")
-            wb = load_workbook(io.BytesIO(Path(dl.value.path()).read_bytes()))
-            assert figures(wb)["起止日期"] == f"{first} 至 {last}"
-            wb.close()
-            page.fill("input[name=from]", "2026-05-04")
-            page.fill("input[name=to]", "2026-05-10")
-            page.click("#range-picker button[type=submit]:not([formaction])")
-            assert "2026-05-04 至 2026-05-10" in page.inner_text("h1")
-            with page.expect_download() as dl:
-                page.click("#range-xlsx")
-            assert dl.value.suggested_filename.endswith(".xlsx")
-            wb = load_workbook(io.BytesIO(Path(dl.value.path()).read_bytes()))
-            f = figures(wb)
-            assert f["统计范围"] == "2026-05-04 至 2026-05-10" and f["全校使用率"] == pytest.approx(12 / 23)
-            assert f["未达标教师人数"] == 3
-            wb.close()
-            with page.expect_download() as dl:
-                page.click("#range-csv")
-            assert Path(dl.value.path()).read_bytes().startswith(b"\xef\xbb\xbf\xe7\xb1\xbb\xe5\x88\xab")  # BOM 类别
-    finally:
-        server.close()
+    with serve(store["app"], threads=4) as base, browser() as b:
+        page = b.new_page(accept_downloads=True, locale="zh-CN")
+        login(page, base, "boss", PASSWORD)
+        page.goto(f"{base}/usage/teachers?school={S}&week={W}")
+        page.click("#this-month")
+        first, last = page.input_value("input[name=from]"), page.input_value("input[name=to]")
+        assert first.endswith("-01") and first[:7] == last[:7]
+        with page.expect_download() as dl:
+            page.click("#export-xlsx")
+        wb = load_workbook(io.BytesIO(Path(dl.value.path()).read_bytes()))
+        assert figures(wb)["起止日期"] == f"{first} 至 {last}"
+        wb.close()
+        page.fill("input[name=from]", "2026-05-04")
+        page.fill("input[name=to]", "2026-05-10")
+        page.click("#range-picker button[type=submit]:not([formaction])")
+        assert "2026-05-04 至 2026-05-10" in page.inner_text("h1")
+        with page.expect_download() as dl:
+            page.click("#range-xlsx")
+        assert dl.value.suggested_filename.endswith(".xlsx")
+        wb = load_workbook(io.BytesIO(Path(dl.value.path()).read_bytes()))
+        f = figures(wb)
+        assert f["统计范围"] == "2026-05-04 至 2026-05-10" and f["全校使用率"] == pytest.approx(12 / 23)
+        assert f["未达标教师人数"] == 3
+        wb.close()
+        with page.expect_download() as dl:
+            page.click("#range-csv")
+        assert Path(dl.value.path()).read_bytes().startswith(b"\xef\xbb\xbf\xe7\xb1\xbb\xe5\x88\xab")  # BOM 类别

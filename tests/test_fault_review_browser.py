@@ -1,7 +1,6 @@
 """The one-click review of a fault register entry on the ticket page, in headless Chromium."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,34 +8,23 @@ from typing import Any
 import pytest
 
 from alerts.engine import AlertEngine
-from tests.brokers import free_port
-from tests.browser import browser, login
-from tests.dash import PASSWORD, USERS, add_users, make_app, online, publish, school_day_at, school_hours, seed_school
+from tests.browser import browser, dashboard_site, page_as, school_and_users
+from tests.dash import USERS, online, publish, school_day_at, school_hours
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    from waitress.server import create_server
+    def seed(db: Any) -> None:
+        school_and_users(db)
+        now = school_day_at(8, 0)
+        publish(db, "pc-102", [("fault", now, {"code": "display_missing", "severity": "critical", "state": "raised",
+                                               "detail": "HDMI"})], status=online("pc-102", now))
+        AlertEngine(db, clock=school_hours).run_once()  # the agent's fault becomes a register entry
 
-    app = make_app(str(tmp_path / "bbt.db"))
-    db = app.extensions["bbt_db"]
-    seed_school(db)
-    add_users(db)
-    now = school_day_at(8, 0)
-    publish(db, "pc-102", [("fault", now, {"code": "display_missing", "severity": "critical", "state": "raised",
-                                           "detail": "HDMI"})], status=online("pc-102", now))
-    AlertEngine(db, clock=school_hours).run_once()  # the agent's fault becomes a register entry
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}", app
-    finally:
-        server.close()
-        t.join(5)
-        db.close()
+    with dashboard_site(tmp_path, seed) as s:
+        yield s
 
 
 def test_maintainer_confirms_an_entry_in_one_click(site: tuple[str, Any]) -> None:
@@ -44,8 +32,7 @@ def test_maintainer_confirms_an_entry_in_one_click(site: tuple[str, Any]) -> Non
     db = app.extensions["bbt_db"]
     [ticket] = db.query("SELECT id, fault_id FROM fault_tickets WHERE device = 'pc-102'")
     with browser() as b:
-        page = b.new_page(locale="zh-CN")
-        login(page, base, USERS["maintainer"][0], PASSWORD)
+        page = page_as(b, base, "maintainer")
         page.goto(f"{base}/faults/tickets/{ticket['id']}")
         assert "待核实" in page.inner_text("#review-state")
         page.click("#review-confirm")
@@ -53,8 +40,7 @@ def test_maintainer_confirms_an_entry_in_one_click(site: tuple[str, Any]) -> Non
         assert "已确认（影响上课）" in page.inner_text("#review-state")
         assert USERS["maintainer"][0] in page.inner_text("#review-state")
         # a headteacher may not review: the register entry shows them no review button
-        other = b.new_page(locale="zh-CN")
-        login(other, base, USERS["headteacher"][0], PASSWORD)
+        other = page_as(b, base, "headteacher")
         other.goto(f"{base}/faults/tickets/{ticket['id']}")
         assert other.locator("#review-confirm").count() == 0
     row = db.query("SELECT review, reviewed_by FROM faults WHERE id = ?", (ticket["fault_id"],))[0]

@@ -2,7 +2,6 @@
 preview (what it understood, the difference, the encoding), confirm; errors in Chinese with the user's file name."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,8 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from tests.brokers import free_port
-from tests.browser import browser, login
-from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, seed_school
+from tests.browser import browser, dashboard_site, page_as
+from tests.dash import SCHOOL
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.browser
@@ -21,21 +19,8 @@ ARTIFACTS = Path(ROOT) / "test-artifacts"
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    from waitress.server import create_server
-
-    app = make_app(str(tmp_path / "bbt.db"), UPLOAD_DIR=str(tmp_path / "uploads"))
-    db = app.extensions["bbt_db"]
-    seed_school(db)
-    add_users(db)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}", app
-    finally:
-        server.close()
-        t.join(5)
-        db.close()
+    with dashboard_site(tmp_path, UPLOAD_DIR=str(tmp_path / "uploads")) as s:
+        yield s
 
 
 def test_template_download_fill_upload_preview_apply(live: tuple[str, Any], tmp_path: Path) -> None:
@@ -44,8 +29,7 @@ def test_template_download_fill_upload_preview_apply(live: tuple[str, Any], tmp_
     db.execute("INSERT INTO timetable (school, class, weekday, period, weeks, teacher, subject) "
                "VALUES (?, '七年级1班', 5, 6, 'all', '旧老师', '美术')", (SCHOOL,))
     with browser() as b:
-        page = b.new_page(locale="zh-CN")
-        login(page, base, USERS["admin"][0], PASSWORD)
+        page = page_as(b, base, "admin")
         page.goto(base + "/admin/imports")
         with page.expect_download() as dl:
             page.click("a.template-link[data-kind=timetable]")

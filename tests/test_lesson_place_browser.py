@@ -1,15 +1,13 @@
 """Marking a lesson 外出上课 from the lesson list in headless Chromium, and a headteacher reversing it."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.brokers import free_port
-from tests.browser import browser, login
+from tests.browser import browser, login, serve
 from tests.dash import PASSWORD, make_app
 from tests.test_usage_week import WED, S, import_school, script
 from tests.usage_script import ingest
@@ -19,8 +17,6 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    from waitress.server import create_server
-
     from dashboard.users import add_user
 
     app = make_app(str(tmp_path / "bbt.db"))
@@ -31,14 +27,10 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     hashed = db.query("SELECT password_hash FROM users WHERE name = ?", ("王",))[0]["password_hash"]
     db.execute("INSERT INTO users (name, role, school, class, password_hash, must_change, password_changed, created) "
                "VALUES ('boss', 'headteacher', ?, NULL, ?, 0, 1e10, 0)", (S, hashed))
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", db
+        with serve(app) as base:
+            yield base, db
     finally:
-        server.close()
-        t.join(5)
         db.close()
 
 

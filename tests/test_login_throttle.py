@@ -152,27 +152,14 @@ def test_login_redirects_only_within_the_site(app: Any) -> None:
 
 def test_a_browser_sent_to_another_site_after_login_stays_here(app: Any) -> None:
     """Chromium, as a person who followed a crafted link: /login?next=/\\evil.example."""
-    import threading
+    from tests.browser import browser, serve
 
-    from waitress.server import create_server
-
-    from tests.brokers import free_port
-    from tests.browser import browser
-
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    base = f"http://127.0.0.1:{server.effective_port}"
-    try:
-        with browser() as b:
-            page = b.new_page()
-            page.goto(base + "/login?next=" + quote("/\\evil.example/phish", safe=""))
-            page.fill("input[name=username]", ADMIN)
-            page.fill("input[name=password]", PASSWORD)
-            with page.expect_navigation():
-                page.click("button[type=submit]")
-            assert page.url == base + "/"
-            assert "evil" not in page.url
-    finally:
-        server.close()
-        t.join(5)
+    with serve(app) as base, browser() as b:
+        page = b.new_page()
+        page.goto(base + "/login?next=" + quote("/\\evil.example/phish", safe=""))
+        page.fill("input[name=username]", ADMIN)
+        page.fill("input[name=password]", PASSWORD)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert page.url == base + "/"
+        assert "evil" not in page.url

@@ -13,9 +13,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 import protocol
-from tests.brokers import Mosquitto, free_port, mosquitto_binary
-from tests.browser import browser, login
-from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, online, publish, seed_school
+from tests.browser import browser, dashboard_site, page_as, school_and_users
+from tests.dash import SCHOOL, USERS, online, publish
 
 pytestmark = pytest.mark.browser
 
@@ -46,38 +45,16 @@ class PC:
 
 @pytest.fixture
 def live(tmp_path: Any) -> Iterator[tuple[str, Any]]:
-    from waitress.server import create_server
+    def seed(db: Any) -> None:
+        school_and_users(db)  # A楼: pc-101, pc-102 on 1楼, pc-201 on 2楼
+        db.execute("INSERT INTO devices (school, device, class, room, building, floor) VALUES (?, ?, ?, ?, ?, ?)",
+                   (SCHOOL, "pc-103", "七年级3班", "A103", "A楼", "1楼"))  # off
+        now = datetime.now().astimezone()
+        for dev in ("pc-101", "pc-102", "pc-201"):
+            publish(db, dev, [], status=online(dev, now))
 
-    from collector.service import Collector
-    from common.mqttconf import BrokerConfig
-
-    if mosquitto_binary() is None:
-        pytest.skip("mosquitto not installed")
-    broker = Mosquitto(tmp_path / "mosquitto").start()
-    cfg = BrokerConfig(port=broker.port)
-    app = make_app(str(tmp_path / "bbt.db"), BROKER=cfg)
-    db = app.extensions["bbt_db"]
-    seed_school(db)  # A楼: pc-101, pc-102 on 1楼, pc-201 on 2楼
-    db.execute("INSERT INTO devices (school, device, class, room, building, floor) VALUES (?, ?, ?, ?, ?, ?)",
-               (SCHOOL, "pc-103", "七年级3班", "A103", "A楼", "1楼"))  # off
-    now = datetime.now().astimezone()
-    for dev in ("pc-101", "pc-102", "pc-201"):
-        publish(db, dev, [], status=online(dev, now))
-    add_users(db)
-    collector = Collector(str(tmp_path / "bbt.db"), cfg, client_id="bbt-collector")
-    collector.start()
-    assert collector.connected.wait(10)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=4)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}", app
-    finally:
-        server.close()
-        t.join(5)
-        collector.stop()
-        db.close()
-        broker.stop()
+    with dashboard_site(tmp_path, seed, live=True, threads=4) as s:
+        yield s
 
 
 def test_maintainer_shuts_a_floor_down_and_sees_the_tally(live: tuple[str, Any]) -> None:
@@ -87,9 +64,7 @@ def test_maintainer_shuts_a_floor_down_and_sees_the_tally(live: tuple[str, Any])
            for d in ("pc-101", "pc-102", "pc-201")}
     try:
         with browser() as b:
-            page = b.new_page(locale="zh-CN")
-            page.on("dialog", lambda d: d.accept())
-            login(page, base, USERS["maintainer"][0], PASSWORD)
+            page = page_as(b, base, "maintainer", accept_dialogs=True)
             page.click("nav >> text=电源管理")
             page.select_option("#building", "A楼")
             page.select_option("#floor", "1楼")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import protocol
-from agent import pjlink
+from agent.probes import pjlink
 from alerts import rules
 from alerts.rules import Device
 from collector import policy

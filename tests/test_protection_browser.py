@@ -2,7 +2,6 @@
 page shows the PC's antivirus and patch state (protocol 1.2)."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,8 @@ from typing import Any
 import pytest
 
 from collector import policy as pol
-from tests.brokers import free_port
-from tests.browser import browser, login
-from tests.dash import PASSWORD, SCHOOL, USERS, add_users, make_app, publish, school_day_at, seed_school
+from tests.browser import browser, dashboard_site, page_as
+from tests.dash import SCHOOL, publish, school_day_at
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
@@ -20,21 +18,8 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    from waitress.server import create_server
-
-    app = make_app(str(tmp_path / "bbt.db"))
-    db = app.extensions["bbt_db"]
-    seed_school(db)
-    add_users(db)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}", db
-    finally:
-        server.close()
-        t.join(5)
-        db.close()
+    with dashboard_site(tmp_path) as (base, app):
+        yield base, app.extensions["bbt_db"]
 
 
 def test_admin_lists_teaching_sticks_and_the_device_page_shows_protection(live: tuple[str, Any]) -> None:
@@ -43,9 +28,7 @@ def test_admin_lists_teaching_sticks_and_the_device_page_shows_protection(live: 
         "enabled": False, "products": [{"name": "360杀毒", "enabled": False, "up_to_date": True}],
         "scanner": "ClamAV", "signature_age_d": 2, "pending_security": 0})])
     with browser() as b:
-        page = b.new_page(viewport=PHONE, locale="zh-CN")
-        page.on("dialog", lambda d: d.accept())  # the confirmation question
-        login(page, base, USERS["admin"][0], PASSWORD)
+        page = page_as(b, base, "admin", accept_dialogs=True, viewport=PHONE)  # the confirmation question
         page.goto(f"{base}/admin/policy?school={SCHOOL}")
         page.fill("textarea[name=usb_allow_labels]", "教学U盘\n希沃套件")
         page.fill("textarea[name=usb_allow_ids]", "0781:5581")

@@ -1,4 +1,5 @@
-"""ruff and mypy are clean over the whole tree, and the layers import only downwards."""
+"""ruff and mypy are clean over the whole tree, the layers import only downwards, and no packages import
+each other in a cycle."""
 from __future__ import annotations
 
 import subprocess
@@ -6,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tests.helpers import ROOT
-from tests.imports import imported_names, module_name
+from tests.imports import cycles, imported_names, module_name, package_graph
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,7 +28,7 @@ def test_mypy_clean() -> None:
 
 FLOOR = {"collector", "alerts", "dashboard", "bbt"}
 FORBIDDEN = {"common": FLOOR, "protocol": FLOOR, "agent": FLOOR,
-             "collector": {"dashboard", "bbt"}, "alerts": {"dashboard", "bbt"}, "dashboard": {"bbt"}}
+             "collector": {"alerts", "dashboard", "bbt"}, "alerts": {"dashboard", "bbt"}, "dashboard": {"bbt"}}
 # Known, named and expiring exceptions ('file: imports module'); the test below fails once an entry is no longer
 # needed, so it cannot linger. None today: the composition root lives in bbt/server.py.
 KNOWN_UPWARD: set[str] = set()
@@ -62,3 +63,50 @@ def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
     rel = tmp_path / "agent" / "y.py"
     rel.write_text("from . import config\nfrom ..collector import store\n")
     assert upward_imports(rel, tmp_path) == ["agent/y.py: imports collector", "agent/y.py: imports collector.store"]
+    (tmp_path / "alerts").mkdir()
+    below = tmp_path / "collector" / "z.py"
+    below.write_text("from alerts import engine\n")
+    assert upward_imports(below, tmp_path) == [f"collector/z.py: imports {m}" for m in ("alerts", "alerts.engine")]
+
+
+# -- no import cycle between packages (sub-packages are packages of their own) ----------------
+
+def cycle_lines(root: Path = Path(ROOT)) -> list[str]:
+    return [" -> ".join(cycle) for cycle in cycles(package_graph(root))]
+
+
+def test_no_import_cycle_between_packages() -> None:
+    graph = package_graph(Path(ROOT))
+    assert {"agent", "agent.probes", "collector", "collector.migrations", "dashboard", "bbt"} <= set(graph)
+    assert "common" in graph["bbt"] and "collector" in graph["alerts"]
+    found = cycle_lines()
+    assert not found, "packages that import each other (move the shared code down, or type-only imports " \
+                      "under `if TYPE_CHECKING:`):\n" + "\n".join(found)
+
+
+def plant(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for parent in path.relative_to(root).parents:
+            if parent.parts:
+                (root / parent / "__init__.py").touch()
+        path.write_text(text)
+
+
+def test_the_cycle_check_names_a_planted_cycle(tmp_path: Path) -> None:
+    plant(tmp_path, {"agent/runner.py": "from agent.probes import usage\n",
+                     "agent/probes/usage.py": "def f():\n    from agent import pjlink\n",
+                     "agent/pjlink.py": "import common\n",
+                     "collector/x.py": "from collector.migrations import migrate\n",
+                     "collector/migrations/__init__.py": "from typing import TYPE_CHECKING\n"
+                                                         "if TYPE_CHECKING:\n    from collector.db import Database\n",
+                     "common/__init__.py": ""})
+    assert package_graph(tmp_path)["agent.probes"] == {"agent"}  # a function-level import counts
+    assert package_graph(tmp_path)["collector.migrations"] == set()  # a type-only one does not
+    assert cycle_lines(tmp_path) == ["agent -> agent.probes -> agent"]
+    (tmp_path / "agent" / "probes" / "usage.py").write_text("from .. import config\n")
+    (tmp_path / "agent" / "config.py").write_text("")
+    assert cycle_lines(tmp_path) == ["agent -> agent.probes -> agent"]  # relative imports resolve too
+    (tmp_path / "agent" / "probes" / "usage.py").write_text("import common\n")
+    assert cycle_lines(tmp_path) == []

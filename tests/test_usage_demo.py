@@ -2,18 +2,24 @@
 and a simulated day gives sensible rates (the same plan the `bbt demo` simulation plays)."""
 from __future__ import annotations
 
+import copy
 import random
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 import protocol
-from bbt import demo
+from bbt import demo, demo_story
 from bbt.demo_run import demo_days, prepare
 from bbt.sim import SimDevice, plan_day
 from collector import usage
-from collector.db import connect
+from collector.db import Database, connect
 from collector.school_calendar import iso_week
 from tests.usage_script import DeviceScript, ingest
 
@@ -38,6 +44,37 @@ class Recorder(SimDevice):
         self.session_end(when)
         self._event("power", {"state": "off"}, when)
         self.on = False
+
+
+@dataclass
+class Replayed:
+    """The demo week replayed up to Thursday 10:30 once for the module (the slow part); each test works on a
+    copy of the store and of the story."""
+
+    now: datetime
+    days: list[date]
+    db_path: str
+    school: demo.DemoSchool
+    story: demo_story.Story
+    progress: list[tuple[int, int]]
+
+    def copy(self, folder: Path) -> tuple[Database, demo_story.Story]:
+        path = str(folder / "demo.db")
+        with closing(sqlite3.connect(self.db_path)) as src, closing(sqlite3.connect(path)) as dst:
+            src.backup(dst)
+        return connect(path), copy.deepcopy(self.story)
+
+
+@pytest.fixture(scope="module")
+def thursday(tmp_path_factory: pytest.TempPathFactory) -> Replayed:
+    now = datetime(2026, 11, 26, 10, 30, tzinfo=ZoneInfo(demo.TZ))
+    days = demo_days(now.date())
+    db_path, _, school = prepare(tmp_path_factory.mktemp("demo"), days)
+    db = connect(db_path)
+    progress: list[tuple[int, int]] = []
+    story = demo_story.replay(db, school, days, now, lambda i, n: progress.append((i, n)))
+    db.close()
+    return Replayed(now, days, db_path, school, story, progress)
 
 
 def test_demo_day_rates(tmp_path: Path) -> None:
@@ -75,20 +112,13 @@ def test_demo_day_rates(tmp_path: Path) -> None:
     db.close()
 
 
-def test_demo_story_replay(tmp_path: Path) -> None:
+def test_demo_story_replay(thursday: Replayed, tmp_path: Path) -> None:
     """The replayed week on a Thursday morning: last week whole, this week so far, the rest of today
     left to play live; the fault register as the maintainer finds it."""
-    from bbt import demo_story
-    from collector.db import connect
-
-    now = datetime(2026, 11, 26, 10, 30, tzinfo=ZoneInfo(demo.TZ))
-    days = demo_days(now.date())
-    db_path, logins, school = prepare(tmp_path / "demo", days)
-    db = connect(db_path)
-    seen: list[tuple[int, int]] = []
-    story = demo_story.replay(db, school, days, now, lambda i, n: seen.append((i, n)))
+    now, days, school = thursday.now, thursday.days, thursday.school
+    db, story = thursday.copy(tmp_path)
     demo_story.register(db, school, days, now)
-    assert seen == [(i + 1, len(days)) for i in range(len(days))] and len(days) == 9
+    assert thursday.progress == [(i + 1, len(days)) for i in range(len(days))] and len(days) == 9
     t = now.timestamp()
     last_week = usage.week_rates(db, demo.SCHOOL, "2026-W47", "teacher", t)
     rate = sum(r["used"] for r in last_week) / sum(r["scheduled"] for r in last_week)
@@ -130,18 +160,13 @@ def test_demo_story_replay(tmp_path: Path) -> None:
     db.close()
 
 
-def test_demo_today_plays_on(tmp_path: Path) -> None:
+def test_demo_today_plays_on(thursday: Replayed, tmp_path: Path) -> None:
     """After the replay, today carries on where it stopped: the PCs' seq numbers follow on (no gap),
     lessons after now are used live, heartbeats keep a PC that is on alive."""
-    from bbt import demo_story
     from bbt.sim import Simulation
-    from collector.db import connect
 
-    now = datetime(2026, 11, 26, 10, 30, tzinfo=ZoneInfo(demo.TZ))
-    days = demo_days(now.date())
-    db_path, _, school = prepare(tmp_path / "demo", days)
-    db = connect(db_path)
-    story = demo_story.replay(db, school, days, now)
+    now = thursday.now
+    db, story = thursday.copy(tmp_path)
     clock = [now]
     sim = Simulation(list(story.devices.values()), story.later, demo.TZ, clock=lambda: clock[0])
     for minutes in range(0, 9 * 60, 5):  # 10:30 to 19:30 in five-minute ticks

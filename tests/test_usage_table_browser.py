@@ -2,15 +2,13 @@
 by its own form and links, no console error, no failed request, nothing wider than the screen."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.brokers import free_port
-from tests.browser import browser, login
+from tests.browser import browser, login, serve
 from tests.dash import PASSWORD, make_app
 from tests.helpers import ROOT
 from tests.usage_big import WEEK, S, seed
@@ -22,20 +20,16 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[str]:
-    from waitress.server import create_server
-
     from dashboard.users import add_user
 
     app = make_app(str(tmp_path / "bbt.db"))
     db = app.extensions["bbt_db"]
     seed(db, tmp_path)
     add_user(db, "boss", "headteacher", PASSWORD, S, None, must_change=False)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=2)
-    threading.Thread(target=server.run, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}"
+        with serve(app) as base:
+            yield base
     finally:
-        server.close()
         db.close()
 
 

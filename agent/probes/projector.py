@@ -1,4 +1,4 @@
-"""The classroom's projector or panel over PJLink (agent.pjlink): power, input, lamp hours, errors.
+"""The classroom's projector or panel over PJLink (agent.probes.pjlink): power, input, lamp hours, errors.
 
 Its address comes from agent.ini (``projector``) or from the school's policy (``projectors``:
 {device: "host[:port]"}, filled by the collector from the devices import); the password from
@@ -12,8 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from agent import pjlink
-from agent.probes import Probe
+from agent.probes import Probe, pjlink
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.context import Context

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 import protocol
 from agent.probes import Probe
-from agent.usbblock import UsbBlocker, default_blocker
+from agent.probes.usbblock import UsbBlocker, default_blocker
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.context import Context

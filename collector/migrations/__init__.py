@@ -12,8 +12,10 @@ import importlib
 import pkgutil
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from collector.db import Database
+if TYPE_CHECKING:  # collector imports this package; a runtime import back would be a cycle
+    from collector.db import Database
 
 TYPES = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
