@@ -1,0 +1,386 @@
+"""`bbt server` under load: supervised processes (ingest apart from the web pages) against one process.
+
+    .venv/bin/python bench/server_ingest.py [--events 40000] [--repeat 2] [--pcs 200] [--backlog 500]
+
+(a) Ingest ratio. A fresh Mosquitto per run; the consumer subscribes, then four C publishers
+    (`mosquitto_pub -l -q 1`, one device topic each) pipe ``--events``/4 heartbeats (CONTRACT wire
+    format) each as fast as the broker takes them. Consumers, each alone in its turn: `mosquitto_sub`
+    (C, counting lines: the ceiling), `bbt server` (supervised, external broker) and
+    `bbt server --one-process`; bbt's count is what it stored durably (SQLite WAL, synchronous=FULL,
+    acknowledged after commit). rate = events / (last stored - first publish); best of ``--repeat``.
+    The CPU each process of `bbt server` used is read from /proc (µs per event).
+(b) Dashboard p95. A 200-classroom school with a term of data (bench/dashboard.py); signed-in users
+    (API token) request pages and API endpoints with think time, at rest and then during a boot storm:
+    ``--pcs`` PCs (C publishers) each send a ``--backlog``-event backlog at once. Both modes.
+Writes bench/results/server_ingest.json and .md; progress lines on stderr. Target: ingest >= 0.5 x
+mosquitto_sub.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest import payload  # noqa: E402
+from tests.brokers import Mosquitto, free_port  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+TICK = os.sysconf("SC_CLK_TCK")
+PUBLISHERS = 4
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def stored(db: str) -> int:
+    """Rows in events (max rowid: cheap to poll; the store only appends here)."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def write_streams(folder: Path, school: str, devices: list[str], per_device: int, start: int = 0) -> list[Path]:
+    """One file of wire-format heartbeats per device, a JSON message a line (for `mosquitto_pub -l`)."""
+    files = []
+    for i, dev in enumerate(devices):
+        f = folder / f"{dev}.lines"
+        with f.open("wb") as out:
+            for seq in range(start, start + per_device):
+                out.write(payload(i, seq).replace(b'"id":"e-', f'"id":"{dev}-'.encode()) + b"\n")
+        files.append(f)
+    return files
+
+
+def publish(port: int, school: str, devices: list[str], files: list[Path]) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for dev, f in zip(devices, files, strict=True):
+        with f.open("rb") as stdin:
+            procs.append(subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-l",
+                                           "-i", f"bench-{dev}", "-t", f"bbt/v1/{school}/{dev}/events"],
+                                          stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+class BbtServer:
+    """`bbt server` in a subprocess on an external broker."""
+
+    def __init__(self, work: Path, port: int, db: str, one_process: bool) -> None:
+        self.db, self.http = db, free_port()
+        self.log = work / f"server-{time.monotonic_ns()}.log"
+        args = ["server", "--db", db, "--broker", f"mqtt://127.0.0.1:{port}", "--http", f"127.0.0.1:{self.http}",
+                "--client-id", "bench-collector", *(["--one-process"] if one_process else [])]
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "bbt", *args], cwd=ROOT, stdout=out,
+                                         stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        deadline = time.time() + 90
+        while "bbt server:" not in self.log.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"bbt server did not start: {self.log.read_text(errors='replace')}")
+            time.sleep(0.1)
+
+    def pids(self) -> dict[str, int]:
+        found = dict(re.findall(r"started the (\w+) process \(pid (\d+)\)", self.log.read_text(errors="replace")))
+        return {"supervisor" if found else "server": self.proc.pid, **{k: int(v) for k, v in found.items()}}
+
+    def cpu(self) -> dict[str, float]:
+        return {role: cpu_s(pid) for role, pid in self.pids().items()}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def sub_count(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
+
+
+def until_all(count: Any, total: int, t0: float, limit: float) -> tuple[float, int]:
+    """Poll until ``count()`` reaches total (or stops growing for ``limit``); (time of last growth, count)."""
+    last_n, last_t = count(), time.time()
+    while last_n < total and time.time() - last_t < limit:
+        time.sleep(0.05)
+        n = count()
+        if n != last_n:
+            last_n, last_t = n, time.time()
+    return last_t, last_n
+
+
+def ingest_run(consumer: str, total: int, work: Path) -> dict[str, Any]:
+    """One live run: the consumer subscribed, four C publishers send the stream."""
+    run = work / f"run-{consumer}-{time.monotonic_ns()}"
+    run.mkdir()
+    broker = Mosquitto(run / "mosquitto").start()
+    devices = [f"pc-{i}" for i in range(PUBLISHERS)]
+    files = write_streams(run, "s1", devices, total // PUBLISHERS)
+    server: BbtServer | None = None
+    sub: subprocess.Popen[bytes] | None = None
+    try:
+        if consumer == "mosquitto_sub":
+            out = run / "sub.out"
+            with out.open("wb") as f:
+                sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-c",
+                                        "-i", "bench-sub", "-t", "bbt/v1/+/+/events"], stdout=f)
+            time.sleep(1.0)
+            count: Any = lambda: sub_count(out)  # noqa: E731
+        else:
+            server = BbtServer(run, broker.port, str(run / "bbt.db"), consumer == "bbt server --one-process")
+            count = lambda: stored(server.db)  # noqa: E731
+            cpu0 = server.cpu()
+        t0 = time.time()
+        pubs = publish(broker.port, "s1", devices, files)
+        t_end, n = until_all(count, total, t0, 30.0)
+        pub_end = time.time()
+        for p in pubs:
+            p.wait(60)
+        elapsed = max(t_end - t0, 1e-6)
+        r: dict[str, Any] = {"consumer": consumer, "events": n, "of": total, "seconds": round(elapsed, 2),
+                             "rate": round(n / elapsed), "complete": n >= total,
+                             "publishers_done_s": round(min(pub_end, time.time()) - t0, 2)}
+        if server is not None:
+            r["cpu_us_per_event"] = {k: round((v - cpu0.get(k, 0.0)) / max(n, 1) * 1e6, 1)
+                                     for k, v in server.cpu().items()}
+        return r
+    finally:
+        if sub is not None:
+            sub.terminate()
+            sub.wait(10)
+        if server is not None:
+            server.stop()
+        broker.stop()
+
+
+# -- (b) the dashboard during a boot storm -----------------------------------------------------------
+
+class Probe:
+    """``users`` signed-in users, each on its own connection, requesting the endpoints in turn with a
+    random think time; every request's (start, seconds, path, status) is kept."""
+
+    def __init__(self, port: int, token: str, paths: list[str], users: int, think: float) -> None:
+        self.port, self.token, self.paths, self.think = port, token, paths, think
+        self.samples: list[tuple[float, float, str, int]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._user, args=(i,), daemon=True) for i in range(users)]
+        for t in self._threads:
+            t.start()
+
+    def _user(self, i: int) -> None:
+        rng = random.Random(i)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        k = i
+        while not self._stop.is_set():
+            path = self.paths[k % len(self.paths)]
+            k += 1
+            t0, w0 = time.perf_counter(), time.time()
+            try:
+                conn.request("GET", path, headers={"Authorization": f"Bearer {self.token}"})
+                r = conn.getresponse()
+                r.read()
+                status = r.status
+            except OSError:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                status = 0
+            self.samples.append((w0, time.perf_counter() - t0, path, status))
+            self._stop.wait(rng.uniform(0.5, 1.5) * self.think)
+        conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(70)
+
+    def window(self, a: float, b: float) -> dict[str, Any]:
+        picked = [s for s in self.samples if a <= s[0] < b]
+        lat = sorted(s[1] for s in picked)
+        if not lat:
+            return {"requests": 0}
+
+        def pct(p: float) -> float:
+            return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 1)
+        return {"requests": len(lat), "errors": sum(1 for s in picked if s[3] != 200), "p50_ms": pct(0.5),
+                "p95_ms": pct(0.95), "max_ms": round(1000 * lat[-1], 1)}
+
+
+def storm_run(mode: str, dataset: Path, token: str, paths: list[str], args: argparse.Namespace,
+              work: Path) -> dict[str, Any]:
+    """The dashboard at rest, then while ``args.pcs`` PCs send their backlogs at once."""
+    run = work / f"storm-{mode.replace(' ', '_')}-{time.monotonic_ns()}"
+    run.mkdir()
+    db = run / "bench.db"
+    shutil.copy(dataset, db)
+    devices = [f"pc{i:03d}" for i in range(args.pcs)]
+    files = write_streams(run, "bench", devices, args.backlog, start=10_000)
+    broker = Mosquitto(run / "mosquitto").start()
+    server = BbtServer(run, broker.port, str(db), mode == "one process")
+    probe: Probe | None = None
+    try:
+        probe = Probe(server.http, token, paths, args.users, args.think)
+        time.sleep(3.0)  # warm-up: templates compiled, caches filled
+        rest0 = time.time()
+        say(f"  {mode}: dashboard at rest for {args.rest_seconds:.0f} s ...")
+        time.sleep(args.rest_seconds)
+        base, total = stored(str(db)), args.pcs * args.backlog
+        cpu0 = server.cpu()
+        t0 = time.time()
+        say(f"  {mode}: boot storm: {args.pcs} PCs send {args.backlog} events each ...")
+        pubs = publish(broker.port, "bench", devices, files)
+        t_end, n = until_all(lambda: stored(str(db)) - base, total, t0, 30.0)
+        for p in pubs:
+            p.wait(60)
+        probe.stop()
+        cpu = {k: round((v - cpu0.get(k, 0.0)) / max(n, 1) * 1e6, 1) for k, v in server.cpu().items()}
+        elapsed = max(t_end - t0, 1e-6)
+        r = {"mode": mode, "rest": probe.window(rest0, t0), "storm": probe.window(t0, t_end),
+             "per_path": {p.split("?")[0]: {"rest": probe_path(probe, p, rest0, t0),
+                                            "storm": probe_path(probe, p, t0, t_end)} for p in paths},
+             "storm_events": n, "of": total, "storm_seconds": round(elapsed, 1), "storm_rate": round(n / elapsed),
+             "cpu_us_per_event": cpu}
+        say(f"  {mode}: p95 at rest {r['rest'].get('p95_ms')} ms, during the storm {r['storm'].get('p95_ms')} ms; "
+            f"{n}/{total} stored in {elapsed:.1f} s")
+        return r
+    finally:
+        if probe is not None:
+            probe.stop()
+        server.stop()
+        broker.stop()
+
+
+def probe_path(probe: Probe, path: str, a: float, b: float) -> float | None:
+    lat = sorted(s[1] for s in probe.samples if a <= s[0] < b and s[2] == path)
+    return round(1000 * lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1) if lat else None
+
+
+def build_dataset(work: Path, classes: int) -> tuple[Path, str, list[str]]:
+    from datetime import datetime, timedelta
+
+    from bench.dashboard import SCHOOL, TZ, build
+    from collector.school_calendar import iso_week
+
+    say(f"building a {classes}-classroom school with a term of data ...")
+    url, token, _info = build(work / "dataset", classes)
+    week = iso_week(datetime.now(TZ).date() - timedelta(days=7))
+    paths = [f"/?school={SCHOOL}", f"/overview.json?school={SCHOOL}", f"/api/v1/devices?school={SCHOOL}",
+             "/api/v1/stats/ingest", f"/usage/teachers?school={SCHOOL}&week={week}"]
+    return Path(url), token, paths
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=40000)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--pcs", type=int, default=200)
+    ap.add_argument("--backlog", type=int, default=500)
+    ap.add_argument("--classes", type=int, default=200)
+    ap.add_argument("--users", type=int, default=8)
+    ap.add_argument("--think", type=float, default=0.5)
+    ap.add_argument("--rest-seconds", type=float, default=20.0)
+    ap.add_argument("--parts", default="ingest,storm")
+    args = ap.parse_args()
+    out: dict[str, Any] = {"machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python "
+                                      f"{platform.python_version()}",
+                           "load_average_before": [round(x, 2) for x in os.getloadavg()], "args": vars(args)}
+    with tempfile.TemporaryDirectory(prefix="bbt-bench-server-") as tmp:
+        work = Path(tmp)
+        if "ingest" in args.parts:
+            runs = []
+            for i in range(args.repeat):
+                for consumer in ("mosquitto_sub", "bbt server", "bbt server --one-process"):
+                    r = ingest_run(consumer, args.events, work)
+                    say(f"ingest run {i + 1}/{args.repeat}: {consumer:26s} {r['rate']:6d} events/s "
+                        f"({r['events']}/{r['of']} in {r['seconds']} s) {r.get('cpu_us_per_event', '')}")
+                    runs.append(r)
+            best = {c: max(r["rate"] for r in runs if r["consumer"] == c) for c in {r["consumer"] for r in runs}}
+            out["ingest"] = {"runs": runs, "best": best, "target": 0.5,
+                             "ratio": {c: round(best[c] / best["mosquitto_sub"], 2) for c in best}}
+        if "storm" in args.parts:
+            dataset, token, paths = build_dataset(work, args.classes)
+            out["storm"] = [storm_run(mode, dataset, token, paths, args, work)
+                            for mode in ("supervised processes", "one process")]
+    out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "server_ingest.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    (RESULTS / "server_ingest.md").write_text(markdown(out), encoding="utf-8")
+    print(markdown(out))
+
+
+def markdown(r: dict[str, Any]) -> str:
+    a = r["args"]
+    lines = ["# `bbt server` under load / 采集与仪表盘负载基准", "",
+             f"`bench/server_ingest.py`, {r['machine']}. Load average before / after: "
+             f"{r['load_average_before']} / {r['load_average_after']} (a shared machine: other work ran too).", ""]
+    if "ingest" in r:
+        g = r["ingest"]
+        lines += ["## Ingest ratio (target >= 0.5 x mosquitto_sub)", "",
+                  f"{a['events']} heartbeats from {PUBLISHERS} C publishers (`mosquitto_pub -l -q 1`), a fresh "
+                  "Mosquitto per run, the consumer subscribed first; bbt counts what it stored durably "
+                  f"(acknowledged after commit). Best of {a['repeat']}.", "",
+                  "| consumer | events/s (best) | / mosquitto_sub |", "|---|---|---|"]
+        lines += [f"| {c} | {g['best'][c]} | **{g['ratio'][c]}** |" for c in sorted(g["best"])]
+        lines += ["", "| run | consumer | events/s | stored / sent | seconds | CPU µs per event (by process) |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {i + 1} | {x['consumer']} | {x['rate']} | {x['events']} / {x['of']} | {x['seconds']} | "
+                  f"{x.get('cpu_us_per_event', '-')} |" for i, x in enumerate(g["runs"])]
+        lines.append("")
+    if "storm" in r:
+        lines += ["## Dashboard p95 at rest and during a boot storm", "",
+                  f"A {a['classes']}-classroom school with a term of data; {a['users']} signed-in users, think time "
+                  f"{a['think']} s, requesting in turn: overview page, its JSON, the devices API, the ingest stats "
+                  f"API, the weekly teacher table. At rest for {a['rest_seconds']:.0f} s, then {a['pcs']} PCs send "
+                  f"a {a['backlog']}-event backlog each at once (C publishers, QoS 1).", "",
+                  "| mode | p95 at rest (ms) | p95 during storm (ms) | p50 rest / storm | requests rest / storm | "
+                  "errors | storm stored | storm s | events/s | CPU µs per event |", "|---" * 10 + "|"]
+        for s in r["storm"]:
+            rest, st = s["rest"], s["storm"]
+            lines.append(f"| {s['mode']} | {rest.get('p95_ms')} | **{st.get('p95_ms')}** | {rest.get('p50_ms')} / "
+                         f"{st.get('p50_ms')} | {rest['requests']} / {st['requests']} | "
+                         f"{rest.get('errors', 0) + st.get('errors', 0)} | {s['storm_events']} / {s['of']} | "
+                         f"{s['storm_seconds']} | {s['storm_rate']} | {s['cpu_us_per_event']} |")
+        lines += ["", "p95 per endpoint (ms, rest → storm):", ""]
+        for s in r["storm"]:
+            lines.append(f"- {s['mode']}: " + "; ".join(f"`{p}` {v['rest']} → {v['storm']}"
+                                                       for p, v in s["per_path"].items()))
+        lines.append("")
+    lines += ["Reproduce: `.venv/bin/python bench/server_ingest.py`", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
