@@ -64,6 +64,8 @@ def bind_http(host: str, port: int) -> socket.socket:
 @dataclasses.dataclass
 class Child:
     role: str
+    name: str  # the role, numbered when several ingest processes share the stream ("ingest-2")
+    index: int = 0
     proc: subprocess.Popen[str] | None = None
     started: float = 0.0
     backoff: float = BACKOFF_FIRST_S
@@ -79,7 +81,12 @@ class Supervisor:
         self.opts = opts
         self.notice = notice
         self.core = Server(opts, notice, role="broker")
-        self.children = {role: Child(role) for role in ROLES}
+        n = opts.ingest_processes
+        if n > 1 and opts.broker is None:
+            raise ServerStartError("多个采集进程需要外部 MQTT 代理（--broker）；--ingest-processes above 1 needs an "
+                                   "external broker with shared subscriptions (--broker), the embedded one has none")
+        ingest = [Child("ingest", "ingest")] if n <= 1 else [Child("ingest", f"ingest-{i}", i) for i in range(1, n + 1)]
+        self.children = {c.name: c for c in [*ingest, Child("web", "web")]}
         self.http_sock: socket.socket | None = None
         self.relay_sock: socket.socket | None = None
         self.http_port = opts.http_port
@@ -111,17 +118,20 @@ class Supervisor:
             self.stop()
             raise
         for child in self.children.values():
-            t = threading.Thread(target=self._watch, args=(child,), name=f"bbt-watch-{child.role}", daemon=True)
+            t = threading.Thread(target=self._watch, args=(child,), name=f"bbt-watch-{child.name}", daemon=True)
             t.start()
             self._threads.append(t)
 
-    def _spec(self, role: str) -> dict[str, Any]:
+    def _spec(self, child: Child) -> dict[str, Any]:
         assert self.core.broker_cfg is not None and self.http_sock and self.relay_sock
         opts = dataclasses.asdict(self.opts)
         opts["http_port"] = self.http_port
+        if child.index:  # one of several on the stream: an MQTT shared subscription, a client id each
+            opts.update(client_id=f"{self.opts.client_id}-{child.index}",
+                        share_group=self.opts.share_group or f"{self.opts.client_id}-ingest")
         spec: dict[str, Any] = {"opts": opts, "broker": dataclasses.asdict(self.core.broker_cfg),
                                 "tls": dataclasses.asdict(self.core.tls) if self.core.tls else None}
-        if role == "web":
+        if child.role == "web":
             spec.update(http_fd=self.http_sock.fileno(), relay_fd=self.relay_sock.fileno())
         else:
             spec["relay_port"] = self.relay_sock.getsockname()[1]
@@ -131,7 +141,7 @@ class Supervisor:
         with self._lock:
             if self._stopping.is_set():
                 return
-            spec = self._spec(child.role)
+            spec = self._spec(child)
             fds = [spec[k] for k in ("http_fd", "relay_fd") if k in spec]
             root = str(Path(__file__).resolve().parent.parent)
             env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
@@ -144,8 +154,8 @@ class Supervisor:
             child.proc.stdin.write(json.dumps(spec) + "\n")  # kept open: EOF tells the child we are gone
             child.proc.stdin.flush()
             threading.Thread(target=self._read, args=(child, child.proc.stdout), daemon=True,
-                             name=f"bbt-out-{child.role}").start()
-        log.info("started the %s process (pid %d)", child.role, child.proc.pid)
+                             name=f"bbt-out-{child.name}").start()
+        log.info("started the %s process (pid %d)", child.name, child.proc.pid)
 
     @staticmethod
     def _read(child: Child, out: IO[str]) -> None:
@@ -163,10 +173,10 @@ class Supervisor:
         while not child.ready.wait(0.1):
             code = child.proc.poll()
             if code is not None:
-                raise ServerStartError(f"{child.role} 进程未能启动（退出代码 {code}）；the {child.role} process "
+                raise ServerStartError(f"{child.name} 进程未能启动（退出代码 {code}）；the {child.name} process "
                                        f"did not start (exit code {code}): see its messages above")
             if time.monotonic() > deadline:
-                self.notice(f"警告：{child.role} 进程 {READY_TIMEOUT_S:.0f} 秒内未就绪。Warning: the {child.role} "
+                self.notice(f"警告：{child.name} 进程 {READY_TIMEOUT_S:.0f} 秒内未就绪。Warning: the {child.name} "
                             f"process is not ready after {READY_TIMEOUT_S:.0f} s; carrying on.")
                 return
 
@@ -181,8 +191,8 @@ class Supervisor:
             if ran >= STABLE_S:
                 child.backoff = BACKOFF_FIRST_S
             log.error("%s 进程退出（退出代码 %s，运行 %.0f 秒），%.0f 秒后重启。The %s process (pid %d) exited with "
-                      "code %s after %.0f s; restarting it in %.0f s", child.role, code, ran, child.backoff,
-                      child.role, child.proc.pid, code, ran, child.backoff)
+                      "code %s after %.0f s; restarting it in %.0f s", child.name, code, ran, child.backoff,
+                      child.name, child.proc.pid, code, ran, child.backoff)
             if self._stopping.wait(child.backoff):
                 return
             child.backoff = min(child.backoff * 2, BACKOFF_MAX_S)

@@ -59,6 +59,7 @@ class ServerOptions:
     secret_key: str | None = None
     client_id: str = "bbt-collector"
     share_group: str | None = None  # district: one of several collectors on $share/GROUP/...
+    ingest_processes: int = 1  # supervised (bbt.processes): ingest processes sharing the stream (--broker)
     extra_config: dict[str, Any] = field(default_factory=dict)
 
 

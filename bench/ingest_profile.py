@@ -27,8 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.server_ingest import PUBLISHERS, RESULTS, publish, say, stored, until_all, write_streams  # noqa: E402
 from bbt.server import Attached, Server, ServerOptions  # noqa: E402
+from bench.server_ingest import PUBLISHERS, RESULTS, publish, say, stored, until_all, write_streams  # noqa: E402
 from common.mqttconf import BrokerConfig  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 
@@ -97,7 +97,8 @@ def direct(events: int) -> dict[str, float]:
     n = len(msgs)
     v, st = validation / n * 1e6, store / n * 1e6
     return {"ingest process, whole (process CPU over a run)": round(whole, 1), "validation (prepare)": round(v, 1),
-            "store (apply_batch, batches of 500)": round(st, 1), "store, wall time with fsync": round(store_wall / n * 1e6, 1),
+            "store (apply_batch, batches of 500)": round(st, 1),
+            "store, wall time with fsync": round(store_wall / n * 1e6, 1),
             "paho and the rest (whole - validation - store)": round(whole - v - st, 1)}
 
 
@@ -141,7 +142,8 @@ def run(events: int, profiled: bool = True) -> dict[str, Any]:
 def markdown(r: dict[str, Any]) -> str:
     lines = ["# Ingest process profile / 采集进程 CPU 剖析", "",
              f"`bench/ingest_profile.py`: {r['events']} heartbeats from {PUBLISHERS} C publishers, the ingest part "
-             "of `bbt server` (collector + maintenance) with cProfile (thread CPU time) in every thread. µs of CPU per event "
+             "of `bbt server` (collector + maintenance) with cProfile (thread CPU time) in every thread. µs of CPU per "
+             "event "
              f"(profiled: higher than without cProfile; the shares are what counts). Total: "
              f"**{r['total_us_per_event']} µs/event**.", "",
              "| part | µs per event | share |", "|---|---|---|"]

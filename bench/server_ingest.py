@@ -43,6 +43,9 @@ from tests.brokers import Mosquitto, free_port  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 TICK = os.sysconf("SC_CLK_TCK")
 PUBLISHERS = 4
+CONSUMERS = ("mosquitto_sub", "bbt server", "bbt server --one-process", "bbt server --ingest-processes 2")
+MODES = {"supervised processes": [], "one process": ["--one-process"],
+         "supervised, 2 ingest processes": ["--ingest-processes", "2"]}
 
 
 def say(msg: str) -> None:
@@ -94,11 +97,11 @@ def publish(port: int, school: str, devices: list[str], files: list[Path]) -> li
 class BbtServer:
     """`bbt server` in a subprocess on an external broker."""
 
-    def __init__(self, work: Path, port: int, db: str, one_process: bool) -> None:
+    def __init__(self, work: Path, port: int, db: str, extra: list[str]) -> None:
         self.db, self.http = db, free_port()
         self.log = work / f"server-{time.monotonic_ns()}.log"
         args = ["server", "--db", db, "--broker", f"mqtt://127.0.0.1:{port}", "--http", f"127.0.0.1:{self.http}",
-                "--client-id", "bench-collector", *(["--one-process"] if one_process else [])]
+                "--client-id", "bench-collector", *extra]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "bbt", *args], cwd=ROOT, stdout=out,
                                          stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
@@ -109,7 +112,7 @@ class BbtServer:
             time.sleep(0.1)
 
     def pids(self) -> dict[str, int]:
-        found = dict(re.findall(r"started the (\w+) process \(pid (\d+)\)", self.log.read_text(errors="replace")))
+        found = dict(re.findall(r"started the ([\w-]+) process \(pid (\d+)\)", self.log.read_text(errors="replace")))
         return {"supervisor" if found else "server": self.proc.pid, **{k: int(v) for k, v in found.items()}}
 
     def cpu(self) -> dict[str, float]:
@@ -161,7 +164,7 @@ def ingest_run(consumer: str, total: int, work: Path) -> dict[str, Any]:
             time.sleep(1.0)
             count: Any = lambda: sub_count(out)  # noqa: E731
         else:
-            server = BbtServer(run, broker.port, str(run / "bbt.db"), consumer == "bbt server --one-process")
+            server = BbtServer(run, broker.port, str(run / "bbt.db"), consumer.split()[2:])
             count = lambda: stored(server.db)  # noqa: E731
             cpu0 = server.cpu()
         t0 = time.time()
@@ -249,7 +252,7 @@ def storm_run(mode: str, dataset: Path, token: str, paths: list[str], args: argp
     devices = [f"pc{i:03d}" for i in range(args.pcs)]
     files = write_streams(run, "bench", devices, args.backlog, start=10_000)
     broker = Mosquitto(run / "mosquitto").start()
-    server = BbtServer(run, broker.port, str(db), mode == "one process")
+    server = BbtServer(run, broker.port, str(db), MODES[mode])
     probe: Probe | None = None
     try:
         probe = Probe(server.http, token, paths, args.users, args.think)
@@ -322,7 +325,7 @@ def main() -> None:
         if "ingest" in args.parts:
             runs = []
             for i in range(args.repeat):
-                for consumer in ("mosquitto_sub", "bbt server", "bbt server --one-process"):
+                for consumer in CONSUMERS:
                     r = ingest_run(consumer, args.events, work)
                     say(f"ingest run {i + 1}/{args.repeat}: {consumer:26s} {r['rate']:6d} events/s "
                         f"({r['events']}/{r['of']} in {r['seconds']} s) {r.get('cpu_us_per_event', '')}")
@@ -333,7 +336,7 @@ def main() -> None:
         if "storm" in args.parts:
             dataset, token, paths = build_dataset(work, args.classes)
             out["storm"] = [storm_run(mode, dataset, token, paths, args, work)
-                            for mode in ("supervised processes", "one process")]
+                            for mode in MODES]
     out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "server_ingest.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")

@@ -191,3 +191,13 @@ def test_the_relay_tells_the_schools_of_each_stored_batch() -> None:
     finally:
         sender.close()
         receiver.stop()
+
+
+def test_two_ingest_processes_share_the_stream(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    srv = Running(tmp_path, "--broker", mosquitto.url, "--ingest-processes", "2")
+    try:
+        assert len(srv.pids("ingest-1")) == 1 and len(srv.pids("ingest-2")) == 1
+        assert pub(mosquitto.port, heartbeats("pc-1", 0, 2000)).wait(30) == 0
+        wait_for(lambda: stored(srv.db) == 2000, 30, what="every event stored once by the two")
+    finally:
+        assert srv.stop() == 0, srv.text()
