@@ -79,7 +79,7 @@ def fill_rollup(db: Database, rng: random.Random, days: list[date], now: float) 
                 ivs = [(a, min(ls.end_t, a + rng.randint(300, 2400)))]
             u = attribute(ls, f"pc{int(ls.klass[:-1]) - 1:03d}", ivs, [ls.start_t + 60.0], [], 10.0, now)
             rows.append((SCHOOL, ls.date, ls.klass, ls.period, iso_week(d), ls.teacher, ls.subject, 0, ls.start_t,
-                         ls.end_t, u.device, u.in_use_s, int(u.used), int(u.counted), u.status, None, u.note))
+                         ls.end_t, u.device, u.in_use_s, int(u.used), int(u.counted), u.status, None, 0, u.note))
         marks.append((SCHOOL, d.isoformat(), now, len(lessons)))
     with db.transaction():
         db.executemany(usage.INSERT, rows)

@@ -166,6 +166,7 @@ def main() -> None:
     r = run(args.events)
     say("the same without a profiler ...")
     r["unprofiled_us_per_event"] = direct(args.events)
+    r["summary"] = {f"{k} (µs/event)": v for k, v in r["unprofiled_us_per_event"].items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest_profile.json").write_text(json.dumps(r, indent=1) + "\n")
     (RESULTS / "ingest_profile.md").write_text(markdown(r), encoding="utf-8")

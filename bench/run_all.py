@@ -35,6 +35,7 @@ QUICK = {
     "dashboard": ["--seconds", "8"],
     "district": ["--quick"],
     "ingest": ["--repeat", "1"],
+    "server_ingest": ["--repeat", "1", "--rest-seconds", "8"],
     "usage": ["--repeat", "3", "--schools", "10"],
 }
 NOISE = {"machine", "when", "python", "cpus", "samples", "agent_cmd"}

@@ -106,10 +106,14 @@ class BbtServer:
             self.proc = subprocess.Popen([sys.executable, "-m", "bbt", *args], cwd=ROOT, stdout=out,
                                          stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         deadline = time.time() + 90
-        while "bbt server:" not in self.log.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"bbt server did not start: {self.log.read_text(errors='replace')}")
-            time.sleep(0.1)
+        try:
+            while "bbt server:" not in self.log.read_text(errors="replace"):
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"bbt server did not start: {self.log.read_text(errors='replace')}")
+                time.sleep(0.1)
+        except BaseException:
+            self.stop()
+            raise
 
     def pids(self) -> dict[str, int]:
         found = dict(re.findall(r"started the ([\w-]+) process \(pid (\d+)\)", self.log.read_text(errors="replace")))
@@ -338,10 +342,43 @@ def main() -> None:
             out["storm"] = [storm_run(mode, dataset, token, paths, args, work)
                             for mode in MODES]
     out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    out["summary"] = summary(out)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "server_ingest.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     (RESULTS / "server_ingest.md").write_text(markdown(out), encoding="utf-8")
     print(markdown(out))
+
+
+NOTES = """## Reading the figures
+
+- The ingest process's own ceiling is its CPU per event (the "CPU µs per event" columns; where it
+  goes: bench/results/ingest_profile.md): about 50-55 µs on this machine, so one ingest process
+  stores at most ~18,000-20,000 events/s however many cores are free. `mosquitto_sub` (C, storing
+  nothing) receives the four C publishers' stream at 55,000-60,000 events/s, so the ratio is
+  bounded near 0.3 until the per-event CPU falls (paho, validation, store). A second ingest process
+  (`--ingest-processes 2`, shared subscription) only helps where a core is free: here the two
+  cores are shared with Mosquitto and the publishers.
+- Supervised processes pay off where the one process lost most: during the boot storm the web side
+  no longer takes the GIL from ingest, so the storm is stored faster and the pages wait less. The
+  web side's CPU per stored event during the storm is far above ingest's. Sampled with py-spy
+  during a storm (2026-12-05, supervised): 77 % of the web process's busy samples were the usage
+  pages, nearly all of it `usage.refresh_day`/`ensure_days` recomputing the days the backlog keeps
+  dirtying on a GET (issue 21: "reads never write"), 9 % the alert engine, 5 % waitress; that
+  refresh also takes SQLite's write lock from ingest. The ingest process's busy samples: store
+  43 %, paho 31 %, validation 23 % (a real school's store: device state, gaps, usage marks).
+- The machine is shared with other work (load averages above): single runs vary by ±30 %.
+"""
+
+
+def summary(r: dict[str, Any]) -> dict[str, Any]:
+    """The figures bench/run_all.py puts in SUMMARY.md."""
+    out: dict[str, Any] = {}
+    for consumer, ratio in r.get("ingest", {}).get("ratio", {}).items():
+        if consumer != "mosquitto_sub":
+            out[f"{consumer} / mosquitto_sub (target >= 0.5)"] = ratio
+    for s in r.get("storm", []):
+        out[f"dashboard p95 ms, {s['mode']}, rest / storm"] = f"{s['rest'].get('p95_ms')} / {s['storm'].get('p95_ms')}"
+    return out
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -381,7 +418,7 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"- {s['mode']}: " + "; ".join(f"`{p}` {v['rest']} → {v['storm']}"
                                                        for p, v in s["per_path"].items()))
         lines.append("")
-    lines += ["Reproduce: `.venv/bin/python bench/server_ingest.py`", ""]
+    lines += [NOTES, "Reproduce: `.venv/bin/python bench/server_ingest.py`", ""]
     return "\n".join(lines)
 
 
