@@ -18,18 +18,15 @@ mosquitto_sub.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
-import random
 import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._probes import AlertProbe, Probe, probe_path  # noqa: E402
 from bench.ingest import payload  # noqa: E402
 from tests.brokers import Mosquitto, free_port  # noqa: E402
 
@@ -193,56 +191,6 @@ def ingest_run(consumer: str, total: int, work: Path) -> dict[str, Any]:
 
 # -- (b) the dashboard during a boot storm -----------------------------------------------------------
 
-class Probe:
-    """``users`` signed-in users, each on its own connection, requesting the endpoints in turn with a
-    random think time; every request's (start, seconds, path, status) is kept."""
-
-    def __init__(self, port: int, token: str, paths: list[str], users: int, think: float) -> None:
-        self.port, self.token, self.paths, self.think = port, token, paths, think
-        self.samples: list[tuple[float, float, str, int]] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._user, args=(i,), daemon=True) for i in range(users)]
-        for t in self._threads:
-            t.start()
-
-    def _user(self, i: int) -> None:
-        rng = random.Random(i)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        k = i
-        while not self._stop.is_set():
-            path = self.paths[k % len(self.paths)]
-            k += 1
-            t0, w0 = time.perf_counter(), time.time()
-            try:
-                conn.request("GET", path, headers={"Authorization": f"Bearer {self.token}"})
-                r = conn.getresponse()
-                r.read()
-                status = r.status
-            except OSError:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-                status = 0
-            self.samples.append((w0, time.perf_counter() - t0, path, status))
-            self._stop.wait(rng.uniform(0.5, 1.5) * self.think)
-        conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(70)
-
-    def window(self, a: float, b: float) -> dict[str, Any]:
-        picked = [s for s in self.samples if a <= s[0] < b]
-        lat = sorted(s[1] for s in picked)
-        if not lat:
-            return {"requests": 0}
-
-        def pct(p: float) -> float:
-            return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 1)
-        return {"requests": len(lat), "errors": sum(1 for s in picked if s[3] != 200), "p50_ms": pct(0.5),
-                "p95_ms": pct(0.95), "max_ms": round(1000 * lat[-1], 1)}
-
-
 def storm_run(mode: str, dataset: Path, token: str, paths: list[str], args: argparse.Namespace,
               work: Path) -> dict[str, Any]:
     """The dashboard at rest, then while ``args.pcs`` PCs send their backlogs at once."""
@@ -255,8 +203,10 @@ def storm_run(mode: str, dataset: Path, token: str, paths: list[str], args: argp
     broker = Mosquitto(run / "mosquitto").start()
     server = BbtServer(run, broker.port, str(db), MODES[mode])
     probe: Probe | None = None
+    alerts: AlertProbe | None = None
     try:
         probe = Probe(server.http, token, paths, args.users, args.think)
+        alerts = AlertProbe(broker.port, str(db), devices[-1])
         time.sleep(3.0)  # warm-up: templates compiled, caches filled
         rest0 = time.time()
         say(f"  {mode}: dashboard at rest for {args.rest_seconds:.0f} s ...")
@@ -270,26 +220,25 @@ def storm_run(mode: str, dataset: Path, token: str, paths: list[str], args: argp
         for p in pubs:
             p.wait(60)
         probe.stop()
+        alerts.stop()
         cpu = {k: round((v - cpu0.get(k, 0.0)) / max(n, 1) * 1e6, 1) for k, v in server.cpu().items()}
         elapsed = max(t_end - t0, 1e-6)
         r = {"mode": mode, "rest": probe.window(rest0, t0), "storm": probe.window(t0, t_end),
              "per_path": {p.split("?")[0]: {"rest": probe_path(probe, p, rest0, t0),
                                             "storm": probe_path(probe, p, t0, t_end)} for p in paths},
              "storm_events": n, "of": total, "storm_seconds": round(elapsed, 1), "storm_rate": round(n / elapsed),
-             "cpu_us_per_event": cpu}
+             "cpu_us_per_event": cpu, "alert_latency": {"rest": alerts.window(rest0, t0),
+                                                         "storm": alerts.window(t0, t_end)}}
         say(f"  {mode}: p95 at rest {r['rest'].get('p95_ms')} ms, during the storm {r['storm'].get('p95_ms')} ms; "
             f"{n}/{total} stored in {elapsed:.1f} s")
         return r
     finally:
         if probe is not None:
             probe.stop()
+        if alerts is not None:
+            alerts.stop(0.0)
         server.stop()
         broker.stop()
-
-
-def probe_path(probe: Probe, path: str, a: float, b: float) -> float | None:
-    lat = sorted(s[1] for s in probe.samples if a <= s[0] < b and s[2] == path)
-    return round(1000 * lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1) if lat else None
 
 
 def build_dataset(work: Path, classes: int) -> tuple[Path, str, list[str]]:
@@ -339,6 +288,11 @@ def main() -> None:
             out["storm"] = [storm_run(mode, dataset, token, paths, args, work)
                             for mode in MODES]
     out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    previous = RESULTS / "server_ingest.json"
+    if previous.exists():  # a part not run now keeps its last results
+        for part, value in json.loads(previous.read_text()).items():
+            if part in ("ingest", "storm") and part not in out:
+                out[part] = value
     out["summary"] = summary(out)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "server_ingest.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
@@ -410,6 +364,15 @@ def markdown(r: dict[str, Any]) -> str:
                          f"{st.get('p50_ms')} | {rest['requests']} / {st['requests']} | "
                          f"{rest.get('errors', 0) + st.get('errors', 0)} | {s['storm_events']} / {s['of']} | "
                          f"{s['storm_seconds']} | {s['storm_rate']} | {s['cpu_us_per_event']} |")
+        lines += ["", "Alert latency (a PC reports a fault every 1.5 s; seconds until the alert engine in the web "
+                  "process has fired it — stored, before any notification):", "",
+                  "| mode | at rest: p50 / max (fired of sent) | during the storm: p50 / max (fired of sent) |",
+                  "|---|---|---|"]
+        for s in r["storm"]:
+            al = s.get("alert_latency", {})
+            lines.append(f"| {s['mode']} | " + " | ".join(
+                f"{w.get('p50_s')} / {w.get('max_s')} ({w.get('fired', 0)} of {w.get('faults', 0)})"
+                for w in (al.get("rest", {}), al.get("storm", {}))) + " |")
         lines += ["", "p95 per endpoint (ms, rest → storm):", ""]
         for s in r["storm"]:
             lines.append(f"- {s['mode']}: " + "; ".join(f"`{p}` {v['rest']} → {v['storm']}"
