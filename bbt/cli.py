@@ -121,18 +121,30 @@ def broker_from(broker: Optional[str], mqtt_username: Optional[str], mqtt_passwo
               help="join the collectors' MQTT shared-subscription group (district set-up)")
 @click.option("--client-id", default="bbt-collector", show_default=True, envvar="BBT_CLIENT_ID",
               help="the collector's MQTT client id (unique per process, stable across restarts)")
+@click.option("--one-process", is_flag=True, envvar="BBT_ONE_PROCESS",
+              help="run ingest, alerts and the dashboard in this one process (default: ingest in one child "
+                   "process, dashboard and alerts in another, both restarted when they die)")
+@click.option("--ingest-processes", default=1, show_default=True, type=click.IntRange(1, 16),
+              envvar="BBT_INGEST_PROCESSES",
+              help="ingest processes sharing the stream (MQTT shared subscription; needs --broker): for a server "
+                   "with cores to spare")
 def server(db_url: Optional[str], http: str, mqtt_port: Optional[int], mqtt_tls: bool, mqtt_tls_host: Any,
-           mqtt_host: Optional[str], share_group: Optional[str], client_id: str, **broker_kw: Any) -> None:
+           mqtt_host: Optional[str], share_group: Optional[str], client_id: str, one_process: bool,
+           ingest_processes: int, **broker_kw: Any) -> None:
     """Collector + dashboard (and the embedded broker when no --broker is given)."""
+    from bbt.processes import Supervisor
     from bbt.server import Server, ServerOptions
 
+    if one_process and ingest_processes > 1:
+        raise click.UsageError("--ingest-processes and --one-process exclude each other")
     host, port = parse_hostport(http)
     opts = ServerOptions(db_url=db_url, broker=broker_from(**broker_kw), http_host=host, http_port=port,
                          mqtt_port=(8883 if mqtt_tls else 1883) if mqtt_port is None else mqtt_port,
                          mqtt_host=mqtt_host,
                          mqtt_tls=mqtt_tls, mqtt_tls_hosts=list(mqtt_tls_host), share_group=share_group,
-                         client_id=client_id)
-    srv = Server(opts, notice=lambda m: click.echo(m, err=True))
+                         client_id=client_id, ingest_processes=ingest_processes)
+    notice = lambda m: click.echo(m, err=True)  # noqa: E731
+    srv = Server(opts, notice=notice) if one_process else Supervisor(opts, notice=notice)
     srv.start()
     assert srv.broker_cfg is not None
     click.echo(f"bbt server: broker {srv.broker_cfg.url}{_listening(srv)}, dashboard {srv.url}")

@@ -1,9 +1,9 @@
 """Run every benchmark of the project and write bench/results/SUMMARY.md, one markdown table.
 
-Every ``bench/NAME.py`` (except this file) is a benchmark that writes ``bench/results/NAME.json``
-(and ``NAME.md``); they are found, not listed, so a new one is picked up by itself. Each runs in
-its own process, one after the other (they measure the machine: never two at once), with its
-output shown as it goes. The summary takes each result's ``summary`` object when it has one,
+Every ``bench/NAME.py`` (except this file and helpers named ``_NAME.py``) is a benchmark that writes
+``bench/results/NAME.json`` (and ``NAME.md``); they are found, not listed, so a new one is picked up
+by itself. Each runs in its own process, one after the other (they measure the machine: never two
+at once), with its output shown as it goes. The summary takes each result's ``summary`` object when it has one,
 else its top-level figures, and links the full report.
 
     .venv/bin/python bench/run_all.py                 # everything, full sizes (long)
@@ -35,6 +35,7 @@ QUICK = {
     "dashboard": ["--seconds", "8"],
     "district": ["--quick"],
     "ingest": ["--repeat", "1"],
+    "server_ingest": ["--repeat", "1", "--rest-seconds", "8"],
     "usage": ["--repeat", "3", "--schools", "10"],
 }
 NOISE = {"machine", "when", "python", "cpus", "samples", "agent_cmd"}
@@ -42,7 +43,7 @@ MAX_FIGURES = 8
 
 
 def discover() -> list[str]:
-    return sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in ("run_all", "__init__"))
+    return sorted(p.stem for p in BENCH.glob("*.py") if p.stem != "run_all" and not p.stem.startswith("_"))
 
 
 def run(name: str, extra: list[str], timeout: float) -> dict[str, Any]:
