@@ -1,0 +1,173 @@
+"""CPU per event of each stage of the collector's ingest path, on real bytes (a micro-benchmark).
+
+    .venv/bin/python bench/ingest_cpu.py [--events 20000] [--repeat 3]
+
+Stages, each timed with the CPU clock of the thread doing the work (best of ``--repeat``):
+- receive: MQTT PUBLISH packets (QoS 1, the heartbeats of bench/ingest.py) arrive on a loopback TCP
+  socket from a minimal broker stand-in; the collector's own client (``Collector.make_client``:
+  collector/fastmqtt.py and the collector's callbacks) reads them and queues them for the writer.
+- validate: ``collector.ingest.prepare`` of each queued message (the contract checks).
+- store: ``collector.store.apply_batch`` in batches of 500 on SQLite (WAL, synchronous=FULL) —
+  CPU only; the fsync per batch is wall time, reported apart.
+- ack: ``ack_many`` of each batch and paho writing the PUBACKs to the socket.
+Writes bench/results/ingest_cpu.md and ingest_cpu.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest import DEVICES, payload  # noqa: E402
+from collector.ingest import Incoming, prepare  # noqa: E402
+from collector.service import Collector  # noqa: E402
+from collector.store import apply_batch  # noqa: E402
+from common.mqttconf import BrokerConfig  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+BATCH = 500
+
+
+def remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, byte = n >> 7, n & 0x7F
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def publish_packet(topic: str, body: bytes, mid: int) -> bytes:
+    t = topic.encode()
+    rest = struct.pack("!H", len(t)) + t + struct.pack("!H", mid) + body
+    return b"\x32" + remaining_length(len(rest)) + rest
+
+
+def stream(n: int) -> bytes:
+    return b"".join(publish_packet(f"bbt/v1/s1/pc-{i % DEVICES:04d}/events", payload(i % DEVICES, i // DEVICES),
+                                   i % 65535 + 1) for i in range(n))
+
+
+class StandIn:
+    """Accepts one client, answers its CONNECT with a CONNACK, sends ``data`` and drains what comes back."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.recv(4096)  # CONNECT
+            conn.sendall(b"\x20\x02\x00\x00" + self.data)
+            while conn.recv(65536):
+                pass
+        self.listener.close()
+
+
+def cpu_per_event(fn: Callable[[], int]) -> tuple[float, float]:
+    """(CPU µs, wall µs) per event of ``fn`` (which returns how many events it handled)."""
+    c0, w0 = time.thread_time(), time.perf_counter()
+    n = fn()
+    return (time.thread_time() - c0) * 1e6 / n, (time.perf_counter() - w0) * 1e6 / n
+
+
+def run_once(n: int, packets: bytes, work: Path) -> dict[str, float]:
+    stand_in = StandIn(packets)
+    col = Collector(str(work / "bbt.db"), BrokerConfig(host="127.0.0.1", port=stand_in.port), client_id="bench-cpu")
+    client = col.make_client()
+    client.connect("127.0.0.1", stand_in.port, 60)
+    msgs: list[Incoming] = []
+
+    def receive() -> int:
+        while len(msgs) < n:
+            client.loop_read()
+            while not col._q.empty():
+                msgs.append(col._q.get_nowait())
+        return n
+
+    out: dict[str, float] = {}
+    out["receive"], _ = cpu_per_event(receive)
+    prepared: list[Any] = []
+
+    def validate() -> int:
+        prepared.extend(prepare(m) for m in msgs)
+        return n
+    out["validate"], _ = cpu_per_event(validate)
+    batches = [prepared[i:i + BATCH] for i in range(0, n, BATCH)]
+
+    def store() -> int:
+        for b in batches:
+            apply_batch(col.db, b, col.ack_handler)
+        return n
+    out["store"], out["store_wall"] = cpu_per_event(store)
+
+    def ack() -> int:
+        for i in range(0, n, BATCH):
+            client.ack_many([(m.mid, m.qos) for m in msgs[i:i + BATCH]])
+            while client.want_write():
+                client.loop_write()
+        return n
+    out["ack"], _ = cpu_per_event(ack)
+    client.disconnect()
+    col.db.close()
+    stored = len(prepared) - sum(p.kind == "rejected" for p in prepared)
+    assert stored == n, f"{n - stored} of {n} messages were rejected"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--label", default="")
+    args = ap.parse_args()
+    packets = stream(args.events)
+    load = [round(x, 1) for x in os.getloadavg()]
+    runs = []
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory(prefix="bbt-cpu-") as tmp:
+            runs.append(run_once(args.events, packets, Path(tmp)))
+            print(json.dumps({k: round(v, 1) for k, v in runs[-1].items()}), flush=True)
+    best = {k: round(min(r[k] for r in runs), 1) for k in runs[0]}
+    best["total_cpu"] = round(sum(v for k, v in best.items() if k != "store_wall"), 1)
+    out = {"machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+           "events": args.events, "repeat": args.repeat, "load_average_before": load, "best_us_per_event": best,
+           "runs": runs, "label": args.label}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ingest_cpu.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_md(out)
+    print(json.dumps(best))
+
+
+def write_md(out: dict[str, Any]) -> None:
+    best = out["best_us_per_event"]
+    lines = ["# Ingest CPU per event / 采集每条消息的 CPU 开销", "",
+             f"Machine: {out['machine']}. {out['events']} single-event QoS 1 heartbeat messages, best of "
+             f"{out['repeat']} runs (load average before: {out['load_average_before']}). "
+             "µs of CPU of the thread doing the stage, per event.", "",
+             "| stage | µs/event |", "|---|---|"]
+    for k in ("receive", "validate", "store", "ack", "total_cpu"):
+        lines.append(f"| {k} | {best[k]} |")
+    lines += ["", f"store wall time (incl. one fsync per batch of {BATCH}): {best['store_wall']} µs/event.", "",
+              "Reproduce: `.venv/bin/python bench/ingest_cpu.py`", ""]
+    (RESULTS / "ingest_cpu.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
