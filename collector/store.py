@@ -21,7 +21,8 @@ import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from operator import attrgetter
+from typing import Any, Callable
 
 from collector.db import Database
 from collector.ingest import EventRow, Prepared, data_json
@@ -35,6 +36,7 @@ INSERT_EVENT = f"INSERT INTO events {EVENT_COLS} VALUES (?, ?, ?, ?, ?, ?, ?, ?,
 CHUNK = 500  # rows per multi-row statement (10 parameters each: well inside both backends' limits)
 REORDER_WINDOW_S = 10.0
 COUNTERS = ("duplicates", "gaps", "rejected", "stored")  # sorted: the same lock order everywhere
+_SEQ = attrgetter("seq")
 
 
 @dataclass
@@ -247,34 +249,35 @@ def _apply_device_events(db: Database, school: str, device: str, rows: list[Even
     last_seq = st.last_seq
     new_gaps = 0
     now = time.time()
-    for row in sorted(rows, key=lambda r: r.seq):
-        if last_seq is None or row.seq == last_seq + 1:
-            last_seq = row.seq
-        elif row.seq > last_seq + 1:
+    hb: float | None = None
+    ahead = False
+    for row in sorted(rows, key=_SEQ) if len(rows) > 1 else rows:
+        seq = row.seq
+        if last_seq is None or seq == last_seq + 1:
+            last_seq = seq
+        elif seq > last_seq + 1:
             db.execute("INSERT INTO gaps (school, device, seq_from, seq_to, opened) VALUES (?, ?, ?, ?, ?)",
-                       (school, device, last_seq + 1, row.seq - 1, now))
+                       (school, device, last_seq + 1, seq - 1, now))
             new_gaps += 1
-            last_seq = row.seq
+            last_seq = seq
         else:
-            new_gaps += _fill_gap(db, school, device, row.seq, now)
-        in_use = _in_use_after(row)
-        if in_use is not None and row.t >= st.in_use_t and not row.clock_fault:
-            st.in_use, st.in_use_t = in_use, row.t
-        if row.type == "fault":
-            _apply_fault(db, row)
-        elif row.type == "inventory":
-            apply_inventory(db, row, row.received)
-        elif row.type == "drift":
-            apply_drift(db, row)
-        elif row.type == "protection":
-            apply_protection(db, row)
-        elif row.type == "projector":
-            apply_projector(db, row)
+            new_gaps += _fill_gap(db, school, device, seq, now)
+        if row.clock_fault:
+            ahead = True
+        else:
+            in_use = _in_use_after(row)
+            if in_use is not None and row.t >= st.in_use_t:
+                st.in_use, st.in_use_t = in_use, row.t
+            if row.type == "heartbeat" and (hb is None or row.t > hb):
+                hb = row.t
+        apply = _APPLY_TYPE.get(row.type)
+        if apply is not None:
+            apply(db, row)
     st.last_seq = last_seq
-    _apply_clock(db, school, device, rows, st.clock_open)
-    hb = [r.t for r in rows if r.type == "heartbeat" and not r.clock_fault]
-    if hb and (st.last_heartbeat_t is None or st.last_heartbeat_t < max(hb)):
-        st.last_heartbeat_t = max(hb)
+    future = next(r for r in rows if r.clock_fault) if ahead else None  # the first to arrive
+    _apply_clock(db, school, device, future, bool(rows) and st.clock_open)
+    if hb is not None and (st.last_heartbeat_t is None or st.last_heartbeat_t < hb):
+        st.last_heartbeat_t = hb
     return new_gaps, st
 
 
@@ -346,11 +349,16 @@ def _apply_fault(db: Database, row: EventRow) -> None:
         close_fault(db, row.school, row.device, d["code"], row.t)
 
 
-def _apply_clock(db: Database, school: str, device: str, rows: list[EventRow], clock_open: bool) -> None:
-    """An event stamped >5 min ahead opens a 'clock' fault; a later sane event clears it."""
-    future = [r for r in rows if r.clock_fault]
-    if future:
+def _apply_clock(db: Database, school: str, device: str, future: EventRow | None, clear: bool) -> None:
+    """An event stamped >5 min ahead (``future``) opens a 'clock' fault; a later sane event clears it."""
+    if future is not None:
         open_fault(db, school, device, "clock", "warning", "collector",
-                   f"device clock ahead: event {future[0].id} stamped {future[0].ts}", time.time(), future[0].id)
-    elif rows and clock_open:
+                   f"device clock ahead: event {future.id} stamped {future.ts}", time.time(), future.id)
+    elif clear:
         close_fault(db, school, device, "clock", time.time())
+
+
+# event types that change more than the device's row, and what applies them
+_APPLY_TYPE: dict[str, Callable[[Database, EventRow], object]] = {
+    "fault": _apply_fault, "inventory": lambda db, row: apply_inventory(db, row, row.received),
+    "drift": apply_drift, "protection": apply_protection, "projector": apply_projector}
