@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
 from dataclasses import dataclass
+from itertools import chain
 from operator import attrgetter
 from typing import Any, Callable
 
@@ -107,9 +107,12 @@ def insert_events(db: Database, rows: list[tuple[EventRow, float]]) -> list[bool
         if db.dialect == "postgresql":  # one array per column
             source, params = PG_EVENT_SOURCE, [list(col) for col in zip(*values, strict=True)]
         else:
-            source, params = f"VALUES {_values(len(part), 10)}", [v for row in values for v in row]
+            source, params = f"VALUES {_values(len(part), 10)}", list(chain.from_iterable(values))
         got = db.query(f"INSERT INTO events {EVENT_COLS} {source} ON CONFLICT DO NOTHING "
                        "RETURNING school, device, id", params)
+        if len(got) == len(part):  # a row returned for each: all were new
+            new += [True] * len(part)
+            continue
         inserted = {(g["school"], g["device"], g["id"]) for g in got}
         for r, _ in part:
             key = (r.school, r.device, r.id)
@@ -133,42 +136,61 @@ def apply_batch(db: Database, batch: list[Prepared], ack_handler: Any = None,
         if quarantined:
             db.executemany("INSERT INTO quarantine (received, topic, code, reason, size, head) "
                            "VALUES (?, ?, ?, ?, ?, ?)", quarantined)
-        seen: dict[tuple[str, str], float] = {}
-        for p in batch:
-            if p.kind != "rejected":
-                key = (p.school, p.device)
-                seen[key] = max(seen.get(key, p.msg.received), p.msg.received)
-        touch_devices(db, seen)
+        touch_devices(db, _last_seen(batch))
         candidates: list[tuple[EventRow, float]] = []
         for p in batch:
-            if p.kind == "status":
+            if p.kind == "events":
+                received = p.msg.received
+                candidates += [(row, received) for row in p.events]
+            elif p.kind == "status":
                 _apply_status(db, p)
                 res.statuses += 1
             elif p.kind == "ack":
                 if ack_handler is not None:
                     ack_handler(db, p)
                 res.acks += 1
-            elif p.kind == "events":
-                candidates += [(row, p.msg.received) for row in p.events]
-        by_device: dict[tuple[str, str], list[EventRow]] = defaultdict(list)
+        by_device: dict[tuple[str, str], list[EventRow]] = {}
         for (row, _), is_new in zip(candidates, insert_events(db, candidates), strict=True):
             if is_new:
-                res.stored += 1
-                by_device[(row.school, row.device)].append(row)
-            else:
-                res.duplicates += 1
-        states = _device_states(db, sorted(by_device))
-        updates = []
-        for key in sorted(by_device):
-            gaps, st = _apply_device_events(db, key[0], key[1], by_device[key], states[key])
-            res.gaps += gaps
-            updates.append((st.last_seq, st.in_use, st.in_use_t, st.last_heartbeat_t, key[0], key[1]))
-        _write_states(db, updates)
-        for school in sorted({k[0] for k in by_device}):  # sorted: the same lock order everywhere
-            mark_events(db, school, [(r.type, r.t) for k in sorted(by_device) if k[0] == school
-                                     for r in by_device[k] if not r.clock_fault])
+                key = (row.school, row.device)
+                rows = by_device.get(key)
+                if rows is None:
+                    by_device[key] = [row]
+                else:
+                    rows.append(row)
+        res.stored = sum(len(rows) for rows in by_device.values())
+        res.duplicates = len(candidates) - res.stored
+        res.gaps = _apply_devices(db, by_device)
         _count(db, res, counter_shard)
     return res
+
+
+def _last_seen(batch: list[Prepared]) -> dict[tuple[str, str], float]:
+    """When each device of the batch (whose messages were not rejected) was last heard from."""
+    seen: dict[tuple[str, str], float] = {}
+    for p in batch:
+        if p.kind != "rejected":
+            key, received = (p.school, p.device), p.msg.received
+            if seen.get(key, received) <= received:
+                seen[key] = received
+    return seen
+
+
+def _apply_devices(db: Database, by_device: dict[tuple[str, str], list[EventRow]]) -> int:
+    """Each device's state after its newly stored events, written back at once; returns the change in gaps."""
+    keys = sorted(by_device)
+    states = _device_states(db, keys)
+    updates = []
+    gaps = 0
+    for key in keys:
+        new_gaps, st = _apply_device_events(db, key[0], key[1], by_device[key], states[key])
+        gaps += new_gaps
+        updates.append((st.last_seq, st.in_use, st.in_use_t, st.last_heartbeat_t, key[0], key[1]))
+    _write_states(db, updates)
+    for school in sorted({k[0] for k in keys}):  # sorted: the same lock order everywhere
+        mark_events(db, school, [(r.type, r.t) for k in keys if k[0] == school
+                                 for r in by_device[k] if not r.clock_fault])
+    return gaps
 
 
 def _count(db: Database, res: BatchResult, shard: str | None) -> None:
