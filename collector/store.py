@@ -234,25 +234,27 @@ def _write_states(db: Database, updates: list[tuple[Any, ...]]) -> None:
 
 
 def _device_states(db: Database, keys: list[tuple[str, str]]) -> dict[tuple[str, str], DeviceState]:
+    """The stored state of these devices, read by primary key (school, then its devices in chunks)."""
     out: dict[tuple[str, str], DeviceState] = {}
-    wanted = set(keys)
-    for i in range(0, len(keys), CHUNK):
-        names = sorted({k[1] for k in keys[i:i + CHUNK]})
-        params: list[Any]
-        if db.dialect == "postgresql":
-            where, params = "= ANY(?::text[])", [names]
-        else:
-            where, params = f"IN ({', '.join('?' * len(names))})", names
-        rows = db.query(
-            "SELECT d.school, d.device, d.last_seq, d.in_use, d.in_use_t, d.last_heartbeat_t, "
-            "(SELECT COUNT(*) FROM faults f WHERE f.school = d.school AND f.device = d.device "
-            " AND f.code = 'clock' AND f.cleared_t IS NULL) AS clock_open "
-            f"FROM devices d WHERE d.device {where}", params)
-        for r in rows:
-            key = (r["school"], r["device"])
-            if key in wanted:
-                out[key] = DeviceState(r["last_seq"], int(r["in_use"] or 0), r["in_use_t"] or 0.0,
-                                       r["last_heartbeat_t"], bool(r["clock_open"]))
+    by_school: dict[str, list[str]] = {}
+    for school, device in keys:
+        by_school.setdefault(school, []).append(device)
+    for school, devices in sorted(by_school.items()):
+        for i in range(0, len(devices), CHUNK):
+            names = devices[i:i + CHUNK]
+            params: list[Any]
+            if db.dialect == "postgresql":
+                where, params = "= ANY(?::text[])", [school, names]
+            else:
+                where, params = f"IN ({', '.join('?' * len(names))})", [school, *names]
+            rows = db.query(
+                "SELECT d.device, d.last_seq, d.in_use, d.in_use_t, d.last_heartbeat_t, "
+                "(SELECT COUNT(*) FROM faults f WHERE f.school = d.school AND f.device = d.device "
+                " AND f.code = 'clock' AND f.cleared_t IS NULL) AS clock_open "
+                f"FROM devices d WHERE d.school = ? AND d.device {where}", params)
+            for r in rows:
+                out[(school, r["device"])] = DeviceState(r["last_seq"], int(r["in_use"] or 0), r["in_use_t"] or 0.0,
+                                                         r["last_heartbeat_t"], bool(r["clock_open"]))
     return out
 
 
