@@ -2,7 +2,6 @@
 client with the fast path receives from a real Mosquitto exactly what a plain paho client receives."""
 from __future__ import annotations
 
-import struct
 import threading
 import time
 from typing import Any
@@ -11,33 +10,18 @@ import paho.mqtt.client as mqtt
 from paho.mqtt import _packet
 
 from collector.fastmqtt import BufferedReadClient, take_publishes
-from tests.brokers import Mosquitto
+from tests.brokers import Mosquitto, publish_packet
 from tests.helpers import close, publisher, wait_for
 
-
-def remaining_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, byte = n >> 7, n & 0x7F
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def publish(topic: bytes, body: bytes, qos: int, mid: int = 0, retain: bool = False, dup: bool = False) -> bytes:
-    rest = struct.pack("!H", len(topic)) + topic + (struct.pack("!H", mid) if qos else b"") + body
-    return bytes([0x30 | dup << 3 | qos << 1 | retain]) + remaining_length(len(rest)) + rest
-
-
-PACKETS = [publish(b"bbt/v1/s1/pc-1/events", b'{"id":"a"}', 1, 1),
-           publish(b"bbt/v1/s1/pc-2/status", b"", 0, retain=True),
-           publish(b"t/\xff\xfe", b"x" * 200, 1, 65535, dup=True),  # not UTF-8: the collector quarantines it
-           publish(b"big", b"y" * 20000, 1, 3),  # a 3-byte remaining length
-           publish("bbt/v1/s1/教室/events".encode(), "中文".encode(), 1, 4),
+PACKETS = [publish_packet(b"bbt/v1/s1/pc-1/events", b'{"id":"a"}', 1, 1),
+           publish_packet(b"bbt/v1/s1/pc-2/status", b"", 0, retain=True),
+           publish_packet(b"t/\xff\xfe", b"x" * 200, 1, 65535, dup=True),  # not UTF-8: the collector quarantines it
+           publish_packet(b"big", b"y" * 20000, 1, 3),  # a 3-byte remaining length
+           publish_packet("bbt/v1/s1/教室/events".encode(), "中文".encode(), 1, 4),
            b"\xd0\x00",  # PINGRESP: paho's
-           publish(b"after-ping", b"z", 1, 5),
-           publish(b"qos2", b"q", 2, 6),  # QoS 2: paho's (PUBREC/PUBREL)
-           publish(b"last", b"w", 0)]
+           publish_packet(b"after-ping", b"z", 1, 5),
+           publish_packet(b"qos2", b"q", 2, 6),  # QoS 2: paho's (PUBREC/PUBREL)
+           publish_packet(b"last", b"w", 0)]
 
 
 def paho_decoded(packet: bytes) -> tuple[bytes, bytes, int, int, bool]:
