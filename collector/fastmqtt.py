@@ -118,13 +118,17 @@ class BufferedReadClient(mqtt.Client):
         return out
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        if self._fast() and not self._bbt_rbuf and self._sock is not None:
+        if self._sock is None:
+            return super().loop_read(max_packets)  # MQTT_ERR_NO_CONN
+        if self._fast() and not self._bbt_rbuf:
             try:  # fill the buffer here, so that the chunk's first packet takes the fast path too
                 chunk = super()._sock_recv(CHUNK)
             except BlockingIOError:
                 return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS  # what paho returns when nothing is there
             except OSError:
-                chunk = b""  # paho's own read below meets the error again and handles it
+                chunk = b""
+            if not chunk:  # closed or failed: paho's own read meets it again and handles it (reconnects)
+                return super().loop_read(max_packets)
             self._bbt_rbuf += chunk
         rc = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
         while self._sock is not None:

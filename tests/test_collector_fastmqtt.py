@@ -115,3 +115,24 @@ def test_the_fast_path_receives_what_paho_receives_from_mosquitto(mosquitto: Mos
         assert ("fm/retained", b"kept", 1, True) in fast_got
     finally:
         close(pub)
+
+
+def test_the_fast_path_sees_the_broker_go_away(mosquitto: Mosquitto) -> None:
+    """A closed connection reaches paho at once (no busy loop on a socket at its end, no wait for keepalive)."""
+    c = BufferedReadClient(mqtt.CallbackAPIVersion.VERSION2, client_id="fm-gone", manual_ack=True)
+    c.publish_sink = lambda published: None
+    lost = threading.Event()
+    c.on_disconnect = lambda *a: lost.set()
+    c.on_subscribe = lambda *a: subscribed.set()
+    c.on_connect = lambda cl, *a: cl.subscribe("fm/#", 1)
+    subscribed = threading.Event()
+    c.connect("127.0.0.1", mosquitto.port, keepalive=60)
+    c.loop_start()
+    try:
+        wait_for(subscribed.is_set, what="subscribed")
+        cpu = time.process_time()
+        mosquitto.stop()
+        wait_for(lost.is_set, timeout=5, what="the disconnect")
+        assert time.process_time() - cpu < 1.0
+    finally:
+        close(c)
