@@ -121,11 +121,10 @@ def test_the_fast_path_sees_the_broker_go_away(mosquitto: Mosquitto) -> None:
     """A closed connection reaches paho at once (no busy loop on a socket at its end, no wait for keepalive)."""
     c = BufferedReadClient(mqtt.CallbackAPIVersion.VERSION2, client_id="fm-gone", manual_ack=True)
     c.publish_sink = lambda published: None
-    lost = threading.Event()
+    lost, subscribed = threading.Event(), threading.Event()
     c.on_disconnect = lambda *a: lost.set()
     c.on_subscribe = lambda *a: subscribed.set()
     c.on_connect = lambda cl, *a: cl.subscribe("fm/#", 1)
-    subscribed = threading.Event()
     c.connect("127.0.0.1", mosquitto.port, keepalive=60)
     c.loop_start()
     try:
