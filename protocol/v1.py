@@ -298,10 +298,19 @@ def decode_json(payload: bytes) -> Any:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as e:
         raise Rejected("not_utf8", "payload is not UTF-8 (byte %d)" % e.start) from None
-    try:
+    try:  # json.loads without its whitespace scans when the text is one JSON value, end to end
+        obj, end = _RAW_DECODE(text)
+        if end == len(text):
+            return obj
+    except ValueError:
+        pass
+    try:  # anything else (whitespace around, extra data, not JSON): json.loads's own answer and message
         return json.loads(text)
     except ValueError as e:
         raise Rejected("not_json", "payload is not JSON: %s" % e) from None
+
+
+_RAW_DECODE = json.JSONDecoder().raw_decode
 
 
 def decode_events(payload: bytes, device: str) -> List[Dict[str, Any]]:

@@ -132,6 +132,22 @@ def test_parse_time_fast_path_is_the_reference_parse_on_every_shape() -> None:
             assert (got.isoformat(), got.tzname()) == (expected.isoformat(), expected.tzname()), value
 
 
+def test_decode_json_answers_as_json_loads() -> None:
+    """decode_json skips json.loads's whitespace scans for a bare value; whatever else comes, the answer (or the
+    error's message) is json.loads's own."""
+    for text in ('{"a":1}', ' {"a":1}', '{"a":1} ', '\n[1,2]\t', '{"a":1}{"b":2}', '{"a":1} x', "\ufeff{}", "",
+                 "   ", "nul", '{"a":NaN}', '"s"', "1", "[1,", '{"a":1', "[]", "tru"):
+        try:
+            expected: object = json.loads(text)
+        except ValueError as e:
+            expected = f"payload is not JSON: {e}"
+        try:
+            got: object = protocol.decode_json(text.encode())
+        except Rejected as r:
+            got = r.message
+        assert got == expected, text
+
+
 def test_status_and_ack() -> None:
     s = protocol.decode_status(enc({"online": False, "reason": "lost"}))
     assert s["online"] is False
