@@ -150,7 +150,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--label", default="")
+    ap.add_argument("--label", default="", help="what code this is (e.g. a branch and commit)")
+    ap.add_argument("--baseline", type=Path, help="ingest_cpu.json of an earlier run (other code) to compare with")
     args = ap.parse_args()
     packets = stream(args.events)
     load = [round(x, 1) for x in os.getloadavg()]
@@ -165,6 +166,9 @@ def main() -> None:
     out = {"machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
            "events": args.events, "repeat": args.repeat, "load_average_before": load, "best_us_per_event": best,
            "runs": runs, "label": args.label}
+    if args.baseline:
+        base = json.loads(args.baseline.read_text())
+        out["baseline"] = {k: base[k] for k in ("label", "load_average_before", "repeat", "best_us_per_event")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest_cpu.json").write_text(json.dumps(out, indent=2) + "\n")
     write_md(out)
@@ -172,19 +176,27 @@ def main() -> None:
 
 
 def write_md(out: dict[str, Any]) -> None:
-    best = out["best_us_per_event"]
+    best, base = out["best_us_per_event"], out.get("baseline")
     lines = ["# Ingest CPU per event / 采集每条消息的 CPU 开销", "",
-             f"Machine: {out['machine']}. {out['events']} single-event QoS 1 heartbeat messages, best of "
-             f"{out['repeat']} runs (load average before: {out['load_average_before']}). "
-             "µs of CPU of the thread doing the stage, per event.", "",
-             "| stage | µs/event |", "|---|---|"]
-    for k in (*STAGES, "total_cpu"):
-        lines.append(f"| {k} | {best[k]} |")
-    lines += ["", f"store wall time (incl. one fsync per batch of {BATCH}): {best['store_wall']} µs/event.", "",
-              f"End to end (the whole collector draining its persistent session from Mosquitto): "
-              f"{best['e2e_process_cpu']} µs of process CPU per event (every thread), "
-              f"{best['e2e_events_per_s']:.0f} events/s.", "",
-              "Reproduce: `.venv/bin/python bench/ingest_cpu.py`", ""]
+             f"Machine: {out['machine']}. {out['events']} single-event QoS 1 heartbeat messages of {DEVICES} "
+             f"devices, best of {out['repeat']} runs (load average before: {out['load_average_before']}; the "
+             "machine is shared, so single runs are noisy). µs of CPU of the thread doing the stage, per event.", ""]
+    keys = (*STAGES, "total_cpu", "e2e_process_cpu", "e2e_events_per_s")
+    names = {"total_cpu": "sum of the stages", "e2e_process_cpu": "end to end: process CPU (every thread)",
+             "e2e_events_per_s": "end to end: events/s"}
+    if base:
+        b = base["best_us_per_event"]
+        lines += [f"Before: {base['label']} (best of {base['repeat']}, load {base['load_average_before']}). "
+                  f"Now: {out['label']}.", "", "| stage | before | now | before / now |", "|---|---|---|---|"]
+        for k in keys:
+            ratio = best[k] / b[k] if k == "e2e_events_per_s" else b[k] / best[k]
+            lines.append(f"| {names.get(k, k)} | {b[k]:.1f} | {best[k]:.1f} | {ratio:.2f} |")
+    else:
+        lines += ["| stage | µs/event |", "|---|---|"] + [f"| {names.get(k, k)} | {best[k]:.1f} |" for k in keys]
+    lines += ["", f"store wall time (incl. one fsync per batch of {BATCH}): {best['store_wall']} µs/event.",
+              "End to end: the whole collector (network and writer threads) drains the stream from its persistent "
+              "session on a real Mosquitto; events/s is the higher the better (its column is now / before).", "",
+              "Reproduce: `.venv/bin/python bench/ingest_cpu.py [--baseline OTHER/ingest_cpu.json --label ...]`", ""]
     (RESULTS / "ingest_cpu.md").write_text("\n".join(lines))
 
 
