@@ -152,27 +152,47 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--label", default="", help="what code this is (e.g. a branch and commit)")
     ap.add_argument("--baseline", type=Path, help="ingest_cpu.json of an earlier run (other code) to compare with")
+    ap.add_argument("--merge", type=Path, nargs="+", help="measure nothing: report the best of these earlier runs "
+                    "(of this code, e.g. taken in turn with the baseline's on a shared machine)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "ingest_cpu.json")
     args = ap.parse_args()
-    packets = stream(args.events)
     load = [round(x, 1) for x in os.getloadavg()]
-    runs = []
-    for _ in range(args.repeat):
-        with tempfile.TemporaryDirectory(prefix="bbt-cpu-") as tmp:
-            runs.append(run_once(args.events, packets, Path(tmp)) | end_to_end(args.events, Path(tmp)))
-            print(json.dumps({k: round(v, 1) for k, v in runs[-1].items()}), flush=True)
+    runs: list[dict[str, float]] = []
+    if args.merge:
+        for path in args.merge:
+            earlier = json.loads(path.read_text())
+            runs += earlier["runs"]
+            load = max(load, earlier["load_average_before"])
+    else:
+        packets = stream(args.events)
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="bbt-cpu-") as tmp:
+                runs.append(run_once(args.events, packets, Path(tmp)) | end_to_end(args.events, Path(tmp)))
+                print(json.dumps({k: round(v, 1) for k, v in runs[-1].items()}), flush=True)
+    out = report(runs, args, load)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    if args.out == RESULTS / "ingest_cpu.json":
+        write_md(out)
+    print(json.dumps(out["summary"]))
+
+
+def report(runs: list[dict[str, float]], args: argparse.Namespace, load: list[float]) -> dict[str, Any]:
     best = {k: round(max(r[k] for r in runs) if k == "e2e_events_per_s" else min(r[k] for r in runs), 1)
             for k in runs[0]}
     best["total_cpu"] = round(sum(best[k] for k in STAGES), 1)
     out = {"machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-           "events": args.events, "repeat": args.repeat, "load_average_before": load, "best_us_per_event": best,
-           "runs": runs, "label": args.label}
+           "events": args.events, "repeat": len(runs), "load_average_before": load, "best_us_per_event": best,
+           "runs": runs, "label": args.label,
+           "summary": {"cpu_us_per_event": best["total_cpu"], "e2e_process_cpu_us_per_event": best["e2e_process_cpu"],
+                       "e2e_events_per_s": best["e2e_events_per_s"]}}
     if args.baseline:
         base = json.loads(args.baseline.read_text())
         out["baseline"] = {k: base[k] for k in ("label", "load_average_before", "repeat", "best_us_per_event")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest_cpu.json").write_text(json.dumps(out, indent=2) + "\n")
-    write_md(out)
-    print(json.dumps(best))
+        b = base["best_us_per_event"]
+        out["summary"] |= {"cpu_vs_baseline": round(b["total_cpu"] / best["total_cpu"], 2),
+                           "e2e_cpu_vs_baseline": round(b["e2e_process_cpu"] / best["e2e_process_cpu"], 2)}
+    return out
 
 
 def write_md(out: dict[str, Any]) -> None:
@@ -196,7 +216,9 @@ def write_md(out: dict[str, Any]) -> None:
     lines += ["", f"store wall time (incl. one fsync per batch of {BATCH}): {best['store_wall']} µs/event.",
               "End to end: the whole collector (network and writer threads) drains the stream from its persistent "
               "session on a real Mosquitto; events/s is the higher the better (its column is now / before).", "",
-              "Reproduce: `.venv/bin/python bench/ingest_cpu.py [--baseline OTHER/ingest_cpu.json --label ...]`", ""]
+              "Reproduce: `.venv/bin/python bench/ingest_cpu.py [--baseline OTHER/ingest_cpu.json --label ...]`; on a "
+              "shared machine take runs of both in turn (`--repeat 1 --out FILE`) and report the best of each "
+              "(`--merge FILE...`).", ""]
     (RESULTS / "ingest_cpu.md").write_text("\n".join(lines))
 
 
