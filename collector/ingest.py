@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Callable
 
 import protocol
 
@@ -61,7 +61,32 @@ def clean_text(s: str) -> str:
     return s.encode("utf-8", errors="backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+def _data_encoder() -> Callable[[Any], str]:
+    """JSON, compact and ASCII-escaped, NaN refused: ``JSONEncoder.encode`` without its per-call set-up.
+
+    ``encode`` builds the C encoder on every call; this builds it once, without the cycle check (what
+    ``json.loads`` returns has no cycles). Where the C encoder is missing or differs, ``encode`` itself."""
+    slow = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+    try:
+        from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+
+        c_encode = c_make_encoder(None, json.JSONEncoder().default, encode_basestring_ascii, None, ":", ",",
+                                  False, False, False)
+    except (ImportError, TypeError):
+        return slow
+
+    def encode(obj: Any) -> str:
+        return "".join(c_encode(obj, 0))
+
+    sample = {"a": [1, 1.5, -0.0, 1e300, "é\u2028\ud800", None, True, {}], "b": {"c": []}}
+    try:
+        same = encode(sample) == slow(sample)
+    except Exception:
+        same = False
+    return encode if same else slow
+
+
+_ENCODE = _data_encoder()
 
 
 def _encodes(v: str) -> bool:

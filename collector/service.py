@@ -87,6 +87,16 @@ class Collector:
             topic = bytes(msg._topic).decode("utf-8", errors="backslashreplace")
         self._q.put(Incoming(topic, bytes(msg.payload), time.time(), msg.mid, msg.qos, bool(msg.retain)))
 
+    def _on_publishes(self, published: list[tuple[bytes, bytes, int, int, bool]]) -> None:
+        """fastmqtt's sink: what ``_on_message`` does, for all the messages of one read at once."""
+        now, put = time.time(), self._q.put
+        for topic, payload, mid, qos, retain in published:
+            try:
+                text = topic.decode("utf-8")
+            except UnicodeDecodeError:
+                text = topic.decode("utf-8", errors="backslashreplace")
+            put(Incoming(text, payload, now, mid, qos, retain))
+
     # -- writer side ---------------------------------------------------------
     def _take_batch(self) -> list[Incoming]:
         try:
@@ -171,16 +181,22 @@ class Collector:
                         client.ack(mid, qos)
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> None:
+    def make_client(self) -> Any:
+        """The collector's MQTT client with its callbacks (not yet connected); kept as ``self.client``."""
         from collector.fastmqtt import BufferedReadClient
 
-        self._client = make_client(self.broker, self.client_id, clean_session=False, manual_ack=True,
-                                   client_class=BufferedReadClient)
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._client.max_inflight_messages_set(1000)
+        self._client = client = make_client(self.broker, self.client_id, clean_session=False, manual_ack=True,
+                                            client_class=BufferedReadClient)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.publish_sink = self._on_publishes
+        client.max_inflight_messages_set(1000)
+        return client
+
+    def start(self) -> None:
+        self.make_client()
         self._writer = threading.Thread(target=self._run_writer, name="bbt-writer", daemon=True)
         self._writer.start()
         self._client.connect_async(self.broker.host, self.broker.port, self.broker.keepalive)

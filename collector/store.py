@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from itertools import chain
+from operator import attrgetter, itemgetter
+from typing import Any, Callable
 
 from collector.db import Database
 from collector.ingest import EventRow, Prepared, data_json
@@ -35,6 +36,8 @@ INSERT_EVENT = f"INSERT INTO events {EVENT_COLS} VALUES (?, ?, ?, ?, ?, ?, ?, ?,
 CHUNK = 500  # rows per multi-row statement (10 parameters each: well inside both backends' limits)
 REORDER_WINDOW_S = 10.0
 COUNTERS = ("duplicates", "gaps", "rejected", "stored")  # sorted: the same lock order everywhere
+_SEQ = attrgetter("seq")
+_KEY = itemgetter(0, 1, 2)  # school, device, id
 
 
 @dataclass
@@ -101,19 +104,38 @@ def insert_events(db: Database, rows: list[tuple[EventRow, float]]) -> list[bool
         part = rows[i:i + CHUNK]
         values = [(r.school, r.device, r.id, r.seq, r.type, r.ts, r.t, received, data_json(r), int(r.clock_fault))
                   for r, received in part]
+        values.sort(key=_KEY)  # primary key order (stable: of two copies the first to arrive is kept): cheaper
         params: list[Any]
         if db.dialect == "postgresql":  # one array per column
             source, params = PG_EVENT_SOURCE, [list(col) for col in zip(*values, strict=True)]
         else:
-            source, params = f"VALUES {_values(len(part), 10)}", [v for row in values for v in row]
-        got = db.query(f"INSERT INTO events {EVENT_COLS} {source} ON CONFLICT DO NOTHING "
-                       "RETURNING school, device, id", params)
+            source, params = f"VALUES {_values(len(part), 10)}", list(chain.from_iterable(values))
+        insert = f"INSERT INTO events {EVENT_COLS} {source} ON CONFLICT DO NOTHING"
+        if db.dialect == "sqlite" and _all_new(db, insert, params, len(part)):
+            new += [True] * len(part)
+            continue
+        got = db.query(insert + " RETURNING school, device, id", params)
+        if len(got) == len(part):  # a row returned for each: all were new
+            new += [True] * len(part)
+            continue
         inserted = {(g["school"], g["device"], g["id"]) for g in got}
         for r, _ in part:
             key = (r.school, r.device, r.id)
             new.append(key in inserted)
             inserted.discard(key)  # a second copy within the same batch is a duplicate
     return new
+
+
+def _all_new(db: Database, insert: str, params: list[Any], n: int) -> bool:
+    """SQLite: run ``insert`` without RETURNING (whose rows cost CPU); True when all ``n`` rows were new,
+    else False with nothing inserted (the caller then learns which were new with RETURNING)."""
+    db.execute("SAVEPOINT new_events")
+    if db.execute(insert, params) == n:
+        db.execute("RELEASE new_events")
+        return True
+    db.execute("ROLLBACK TO new_events")
+    db.execute("RELEASE new_events")
+    return False
 
 
 def apply_batch(db: Database, batch: list[Prepared], ack_handler: Any = None,
@@ -131,42 +153,61 @@ def apply_batch(db: Database, batch: list[Prepared], ack_handler: Any = None,
         if quarantined:
             db.executemany("INSERT INTO quarantine (received, topic, code, reason, size, head) "
                            "VALUES (?, ?, ?, ?, ?, ?)", quarantined)
-        seen: dict[tuple[str, str], float] = {}
-        for p in batch:
-            if p.kind != "rejected":
-                key = (p.school, p.device)
-                seen[key] = max(seen.get(key, p.msg.received), p.msg.received)
-        touch_devices(db, seen)
+        touch_devices(db, _last_seen(batch))
         candidates: list[tuple[EventRow, float]] = []
         for p in batch:
-            if p.kind == "status":
+            if p.kind == "events":
+                received = p.msg.received
+                candidates += [(row, received) for row in p.events]
+            elif p.kind == "status":
                 _apply_status(db, p)
                 res.statuses += 1
             elif p.kind == "ack":
                 if ack_handler is not None:
                     ack_handler(db, p)
                 res.acks += 1
-            elif p.kind == "events":
-                candidates += [(row, p.msg.received) for row in p.events]
-        by_device: dict[tuple[str, str], list[EventRow]] = defaultdict(list)
+        by_device: dict[tuple[str, str], list[EventRow]] = {}
         for (row, _), is_new in zip(candidates, insert_events(db, candidates), strict=True):
             if is_new:
-                res.stored += 1
-                by_device[(row.school, row.device)].append(row)
-            else:
-                res.duplicates += 1
-        states = _device_states(db, sorted(by_device))
-        updates = []
-        for key in sorted(by_device):
-            gaps, st = _apply_device_events(db, key[0], key[1], by_device[key], states[key])
-            res.gaps += gaps
-            updates.append((st.last_seq, st.in_use, st.in_use_t, st.last_heartbeat_t, key[0], key[1]))
-        _write_states(db, updates)
-        for school in sorted({k[0] for k in by_device}):  # sorted: the same lock order everywhere
-            mark_events(db, school, [(r.type, r.t) for k in sorted(by_device) if k[0] == school
-                                     for r in by_device[k] if not r.clock_fault])
+                key = (row.school, row.device)
+                rows = by_device.get(key)
+                if rows is None:
+                    by_device[key] = [row]
+                else:
+                    rows.append(row)
+        res.stored = sum(len(rows) for rows in by_device.values())
+        res.duplicates = len(candidates) - res.stored
+        res.gaps = _apply_devices(db, by_device)
         _count(db, res, counter_shard)
     return res
+
+
+def _last_seen(batch: list[Prepared]) -> dict[tuple[str, str], float]:
+    """When each device of the batch (whose messages were not rejected) was last heard from."""
+    seen: dict[tuple[str, str], float] = {}
+    for p in batch:
+        if p.kind != "rejected":
+            key, received = (p.school, p.device), p.msg.received
+            if seen.get(key, received) <= received:
+                seen[key] = received
+    return seen
+
+
+def _apply_devices(db: Database, by_device: dict[tuple[str, str], list[EventRow]]) -> int:
+    """Each device's state after its newly stored events, written back at once; returns the change in gaps."""
+    keys = sorted(by_device)
+    states = _device_states(db, keys)
+    updates = []
+    gaps = 0
+    for key in keys:
+        new_gaps, st = _apply_device_events(db, key[0], key[1], by_device[key], states[key])
+        gaps += new_gaps
+        updates.append((st.last_seq, st.in_use, st.in_use_t, st.last_heartbeat_t, key[0], key[1]))
+    _write_states(db, updates)
+    for school in sorted({k[0] for k in keys}):  # sorted: the same lock order everywhere
+        mark_events(db, school, [(r.type, r.t) for k in keys if k[0] == school
+                                 for r in by_device[k] if not r.clock_fault])
+    return gaps
 
 
 def _count(db: Database, res: BatchResult, shard: str | None) -> None:
@@ -195,25 +236,27 @@ def _write_states(db: Database, updates: list[tuple[Any, ...]]) -> None:
 
 
 def _device_states(db: Database, keys: list[tuple[str, str]]) -> dict[tuple[str, str], DeviceState]:
+    """The stored state of these devices, read by primary key (school, then its devices in chunks)."""
     out: dict[tuple[str, str], DeviceState] = {}
-    wanted = set(keys)
-    for i in range(0, len(keys), CHUNK):
-        names = sorted({k[1] for k in keys[i:i + CHUNK]})
-        params: list[Any]
-        if db.dialect == "postgresql":
-            where, params = "= ANY(?::text[])", [names]
-        else:
-            where, params = f"IN ({', '.join('?' * len(names))})", names
-        rows = db.query(
-            "SELECT d.school, d.device, d.last_seq, d.in_use, d.in_use_t, d.last_heartbeat_t, "
-            "(SELECT COUNT(*) FROM faults f WHERE f.school = d.school AND f.device = d.device "
-            " AND f.code = 'clock' AND f.cleared_t IS NULL) AS clock_open "
-            f"FROM devices d WHERE d.device {where}", params)
-        for r in rows:
-            key = (r["school"], r["device"])
-            if key in wanted:
-                out[key] = DeviceState(r["last_seq"], int(r["in_use"] or 0), r["in_use_t"] or 0.0,
-                                       r["last_heartbeat_t"], bool(r["clock_open"]))
+    by_school: dict[str, list[str]] = {}
+    for school, device in keys:
+        by_school.setdefault(school, []).append(device)
+    for school, devices in sorted(by_school.items()):
+        for i in range(0, len(devices), CHUNK):
+            names = devices[i:i + CHUNK]
+            params: list[Any]
+            if db.dialect == "postgresql":
+                where, params = "= ANY(?::text[])", [school, names]
+            else:
+                where, params = f"IN ({', '.join('?' * len(names))})", [school, *names]
+            rows = db.query(
+                "SELECT d.device, d.last_seq, d.in_use, d.in_use_t, d.last_heartbeat_t, "
+                "(SELECT COUNT(*) FROM faults f WHERE f.school = d.school AND f.device = d.device "
+                " AND f.code = 'clock' AND f.cleared_t IS NULL) AS clock_open "
+                f"FROM devices d WHERE d.school = ? AND d.device {where}", params)
+            for r in rows:
+                out[(school, r["device"])] = DeviceState(r["last_seq"], int(r["in_use"] or 0), r["in_use_t"] or 0.0,
+                                                         r["last_heartbeat_t"], bool(r["clock_open"]))
     return out
 
 
@@ -247,34 +290,35 @@ def _apply_device_events(db: Database, school: str, device: str, rows: list[Even
     last_seq = st.last_seq
     new_gaps = 0
     now = time.time()
-    for row in sorted(rows, key=lambda r: r.seq):
-        if last_seq is None or row.seq == last_seq + 1:
-            last_seq = row.seq
-        elif row.seq > last_seq + 1:
+    hb: float | None = None
+    ahead = False
+    for row in sorted(rows, key=_SEQ) if len(rows) > 1 else rows:
+        seq = row.seq
+        if last_seq is None or seq == last_seq + 1:
+            last_seq = seq
+        elif seq > last_seq + 1:
             db.execute("INSERT INTO gaps (school, device, seq_from, seq_to, opened) VALUES (?, ?, ?, ?, ?)",
-                       (school, device, last_seq + 1, row.seq - 1, now))
+                       (school, device, last_seq + 1, seq - 1, now))
             new_gaps += 1
-            last_seq = row.seq
+            last_seq = seq
         else:
-            new_gaps += _fill_gap(db, school, device, row.seq, now)
-        in_use = _in_use_after(row)
-        if in_use is not None and row.t >= st.in_use_t and not row.clock_fault:
-            st.in_use, st.in_use_t = in_use, row.t
-        if row.type == "fault":
-            _apply_fault(db, row)
-        elif row.type == "inventory":
-            apply_inventory(db, row, row.received)
-        elif row.type == "drift":
-            apply_drift(db, row)
-        elif row.type == "protection":
-            apply_protection(db, row)
-        elif row.type == "projector":
-            apply_projector(db, row)
+            new_gaps += _fill_gap(db, school, device, seq, now)
+        if row.clock_fault:
+            ahead = True
+        else:
+            in_use = _in_use_after(row)
+            if in_use is not None and row.t >= st.in_use_t:
+                st.in_use, st.in_use_t = in_use, row.t
+            if row.type == "heartbeat" and (hb is None or row.t > hb):
+                hb = row.t
+        apply = _APPLY_TYPE.get(row.type)
+        if apply is not None:
+            apply(db, row)
     st.last_seq = last_seq
-    _apply_clock(db, school, device, rows, st.clock_open)
-    hb = [r.t for r in rows if r.type == "heartbeat" and not r.clock_fault]
-    if hb and (st.last_heartbeat_t is None or st.last_heartbeat_t < max(hb)):
-        st.last_heartbeat_t = max(hb)
+    future = next(r for r in rows if r.clock_fault) if ahead else None  # the first to arrive
+    _apply_clock(db, school, device, future, bool(rows) and st.clock_open)
+    if hb is not None and (st.last_heartbeat_t is None or st.last_heartbeat_t < hb):
+        st.last_heartbeat_t = hb
     return new_gaps, st
 
 
@@ -350,11 +394,16 @@ def _apply_fault(db: Database, row: EventRow) -> None:
         close_fault(db, row.school, row.device, d["code"], row.t)
 
 
-def _apply_clock(db: Database, school: str, device: str, rows: list[EventRow], clock_open: bool) -> None:
-    """An event stamped >5 min ahead opens a 'clock' fault; a later sane event clears it."""
-    future = [r for r in rows if r.clock_fault]
-    if future:
+def _apply_clock(db: Database, school: str, device: str, future: EventRow | None, clear: bool) -> None:
+    """An event stamped >5 min ahead (``future``) opens a 'clock' fault; a later sane event clears it."""
+    if future is not None:
         open_fault(db, school, device, "clock", "warning", "collector",
-                   f"device clock ahead: event {future[0].id} stamped {future[0].ts}", time.time(), future[0].id)
-    elif rows and clock_open:
+                   f"device clock ahead: event {future.id} stamped {future.ts}", time.time(), future.id)
+    elif clear:
         close_fault(db, school, device, "clock", time.time())
+
+
+# event types that change more than the device's row, and what applies them
+_APPLY_TYPE: dict[str, Callable[[Database, EventRow], object]] = {
+    "fault": _apply_fault, "inventory": lambda db, row: apply_inventory(db, row, row.received),
+    "drift": apply_drift, "protection": apply_protection, "projector": apply_projector}

@@ -12,6 +12,7 @@ USAGE_EVENT_TYPES = ("session", "heartbeat", "power", "fault")
 MARK = ("INSERT INTO usage_days (school, date, dirty) VALUES (?, ?, 1) "
         "ON CONFLICT (school, date) DO UPDATE SET dirty = usage_days.dirty + 1")
 _tz_cache: dict[str, ZoneInfo] = {}
+WHOLE_MINUTE_OFFSETS = 1e8  # 1973-03-03: from then on every time zone's UTC offset is whole minutes
 
 
 def _tz(db: Database, school: str) -> ZoneInfo:
@@ -30,7 +31,10 @@ def mark_events(db: Database, school: str, items: Iterable[tuple[str, float]]) -
     if not times:
         return
     tz = _tz(db, school)
-    dates = {datetime.fromtimestamp(t, tz).date().isoformat() for t in times}
+    # a local date changes only on a whole UTC minute where every offset in force is whole minutes (since
+    # 1973 everywhere): one date per minute, computed once; earlier times one by one
+    stamps = {int(t // 60) * 60 if t >= WHOLE_MINUTE_OFFSETS else t for t in times}
+    dates = {datetime.fromtimestamp(t, tz).date().isoformat() for t in stamps}
     db.executemany(MARK, [(school, d) for d in sorted(dates)])
 
 

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -178,3 +179,16 @@ class TcpProxy:
         self.cut()
         self._thread.join(2)
         self._srv.close()
+
+
+def publish_packet(topic: bytes, body: bytes, qos: int = 1, mid: int = 0, retain: bool = False,
+                   dup: bool = False) -> bytes:
+    """An MQTT 3.1.1 PUBLISH packet as a broker sends it (for tests and benches of packet parsing)."""
+    rest = struct.pack("!H", len(topic)) + topic + (struct.pack("!H", mid) if qos else b"") + body
+    n, length = len(rest), bytearray()
+    while True:  # remaining length: 7 bits a byte, low first
+        n, byte = n >> 7, n & 0x7F
+        length.append(byte | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes([0x30 | dup << 3 | qos << 1 | retain]) + bytes(length) + rest

@@ -19,7 +19,8 @@ WHY = ("collector/fastmqtt.py relies on paho-mqtt's private {what}; paho-mqtt " 
 METHODS = {"_packet_queue": ["self", "command", "packet", "mid", "qos", "info"],
            "_sock_recv": ["self", "bufsize"], "_sock_close": ["self"],
            "loop_read": ["self", "max_packets"], "ack": ["self", "mid", "qos"]}
-ATTRIBUTES = ("_out_packet", "_sockpairW", "_sock")
+ATTRIBUTES = ("_out_packet", "_sockpairW", "_sock", "_in_packet", "_msgtime_mutex", "_last_bytes_received",
+              "_protocol", "_manual_ack")
 
 
 def client(cls: Any = mqtt.Client) -> Any:
@@ -43,6 +44,24 @@ def test_the_private_attributes_fastmqtt_uses_are_there() -> None:
     for name in ATTRIBUTES:
         assert hasattr(c, name), WHY.format(what=f"attribute Client.{name}")
     assert isinstance(c._out_packet, collections.deque), WHY.format(what="Client._out_packet (a deque)")
+    assert c._in_packet["command"] == 0, WHY.format(what="Client._in_packet (command 0 between packets)")
+    assert c._manual_ack is True and c._protocol == mqtt.MQTTv311, WHY.format(what="_manual_ack / _protocol")
+    assert callable(mqtt.time_func) and isinstance(c._last_bytes_received, float), \
+        WHY.format(what="time_func / Client._last_bytes_received (the keepalive's clock)")
+
+
+def test_paho_reads_a_packet_the_way_fastmqtt_leaves_it() -> None:
+    """fastmqtt hands paho the packets it does not take itself: paho must read them through _sock_recv
+    and reset _in_packet's command to 0 after each one (fastmqtt parses only between packets)."""
+    c = client(BufferedReadClient)
+    c._bbt_rbuf += b"\xd0\x00"  # PINGRESP, served from fastmqtt's buffer
+    c._sock = object()  # not None: paho reads; every read is served from the buffer
+    try:
+        rc = mqtt.Client.loop_read(c)
+    finally:
+        c._sock = None
+    assert rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and not c._bbt_rbuf, WHY.format(what="Client.loop_read")
+    assert c._in_packet["command"] == 0, WHY.format(what="Client._packet_read (resetting _in_packet)")
 
 
 def test_a_quietly_queued_packet_looks_like_one_paho_queues_itself() -> None:
@@ -55,3 +74,14 @@ def test_a_quietly_queued_packet_looks_like_one_paho_queues_itself() -> None:
     paho_entry, our_entry = theirs._out_packet[0], ours._out_packet[0]
     assert set(our_entry) == set(paho_entry), WHY.format(what=f"out-packet entry keys {sorted(paho_entry)}")
     assert our_entry == paho_entry
+
+
+def test_ack_many_writes_the_pubacks_paho_would_write() -> None:
+    theirs, ours = client(), client(BufferedReadClient)
+    mids = [1, 7, 300, 65535]
+    for mid in mids:
+        theirs.ack(mid, 1)  # not connected: paho queues the PUBACK and cannot write it yet
+    ours.ack_many([(mid, 1) for mid in mids])
+    paho_bytes = b"".join(bytes(e["packet"]) for e in theirs._out_packet)
+    assert len(theirs._out_packet) == len(mids), WHY.format(what="Client.ack / _send_puback")
+    assert [bytes(e["packet"]) for e in ours._out_packet] == [paho_bytes], WHY.format(what="PUBACK packet")

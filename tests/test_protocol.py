@@ -98,6 +98,56 @@ def test_time_parsing() -> None:
     assert not protocol.is_future(now + timedelta(minutes=4), now)
 
 
+def shapes() -> list[str]:
+    """Every shape the RFC 3339 pattern lets through, real and impossible dates, times, fractions, offsets."""
+    out = []
+    for date in ("2026-11-23", "2024-02-29", "2023-02-29", "0001-01-01", "0000-01-01", "9999-12-31", "2026-13-01",
+                 "2026-04-31"):
+        for sep in "Tt ":
+            for hms in ("08:05:00", "23:59:59", "23:59:60", "24:00:00", "12:60:00", "25:00:00"):
+                for frac in ("", ".1", ".123", ".12345", ".123456", ".1234567", ".999999999"):
+                    for off in ("Z", "z", "+08:00", "-00:00", "+23:59", "+24:00", "-24:00", "+05:30", "+00:60"):
+                        out.append(f"{date}{sep}{hms}{frac}{off}")
+    return out
+
+
+def test_parse_time_fast_path_is_the_reference_parse_on_every_shape() -> None:
+    """parse_time hands the pattern's matches to datetime.fromisoformat first (a C parser) and falls back to its
+    own reading of the pattern's groups: the two must agree, to the offset and the error, on this Python."""
+    from protocol.v1 import _TIME_RE, _time_of
+
+    for value in shapes():
+        m = _TIME_RE.match(value)
+        assert m is not None, value
+        try:
+            expected: object = _time_of(m, value, "ts")
+        except Rejected as r:
+            expected = r.message
+        try:
+            got: object = protocol.parse_time(value)
+        except Rejected as r:
+            got = r.message
+        assert got == expected, value
+        if isinstance(got, datetime) and isinstance(expected, datetime):
+            assert (got.isoformat(), got.tzname()) == (expected.isoformat(), expected.tzname()), value
+
+
+def test_decode_json_answers_as_json_loads() -> None:
+    """decode_json skips json.loads's whitespace scans for a bare value; whatever else comes, the answer (or the
+    error's message) is json.loads's own."""
+    for text in ('{"a":1}', ' {"a":1}', '{"a":1} ', '\n[1,2]\t', '{"a":1}{"b":2}', '{"a":1} x', "\ufeff{}", "",
+                 "   ", "nul", '{"a":NaN}', '"s"', "1", "[1,", '{"a":1', "[]", "tru"):
+        try:
+            expected: object = json.loads(text)
+        except ValueError as e:
+            expected = f"payload is not JSON: {e}"
+        try:
+            got: object = protocol.decode_json(text.encode())
+        except Rejected as r:
+            got = r.message
+        assert got == expected, text
+
+
 def test_status_and_ack() -> None:
     s = protocol.decode_status(enc({"online": False, "reason": "lost"}))
     assert s["online"] is False

@@ -41,6 +41,17 @@ def test_idempotent_and_counted(db) -> None:  # type: ignore[no-untyped-def]
     assert dev["last_heartbeat_t"] == (T0 + timedelta(seconds=3)).timestamp()
 
 
+def test_of_two_copies_of_one_event_in_a_batch_the_first_is_stored(db) -> None:  # type: ignore[no-untyped-def]
+    first = msg("pc1", [5], data={"in_use": True, "idle_s": 9})
+    second = msg("pc1", [5], data={"in_use": False, "idle_s": 1})  # the same id, other data
+    others = [msg(f"pc{i}", [0]) for i in (0, 2, 3)]  # sorted before and after pc1
+    r = store.apply_batch(db, [others[2], first, others[0], second, others[1]])
+    assert (r.stored, r.duplicates) == (4, 1)
+    assert [row["data"] for row in db.query("SELECT data FROM events WHERE device = 'pc1'")] == \
+        ['{"in_use":true,"idle_s":9}']
+    assert db.query("SELECT in_use FROM devices WHERE device = 'pc1'")[0]["in_use"] == 1
+
+
 def test_reordered_batches_leave_no_gap_but_a_real_loss_does(db) -> None:  # type: ignore[no-untyped-def]
     store.apply_batch(db, [msg("pc1", [0, 1])])
     r1 = store.apply_batch(db, [msg("pc1", [4, 5])])  # 2-3 come later, from the other collector
