@@ -110,10 +110,14 @@ class Supervisor:
             self.relay_sock = batch_relay.bind()
             self.relay_sock.set_inheritable(True)
             self.core.start()
-            for child in self.children.values():
-                self._spawn(child)
-            for child in self.children.values():
-                self._await_ready(child)
+            # ingest first: once the dashboard answers, the collector has subscribed (with a shared
+            # subscription, what devices publish before that reaches nobody)
+            for role in ROLES:
+                group = [c for c in self.children.values() if c.role == role]
+                for child in group:
+                    self._spawn(child)
+                for child in group:
+                    self._await_ready(child)
         except BaseException:
             self.stop()
             raise
