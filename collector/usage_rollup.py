@@ -17,6 +17,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Hashable
@@ -275,17 +276,37 @@ def _overlaps(db: Database, school: str, d: date, tz: Any, r: Row | None) -> Cal
 
 _live: OrderedDict[Hashable, Day] = OrderedDict()
 _live_lock = threading.Lock()
+# Days being computed, by (store, school, date): a read that comes meanwhile takes that result instead of
+# computing the day again side by side (a boot storm dirties today between any two page views).
+_flights: dict[Hashable, tuple[float, Future[Day]]] = {}
+JOIN_WITHIN_S = 5.0  # a read joins a computation for a "now" at most this far from its own
 
 
 def live_day(db: Database, d: date, version: Hashable, now: float, model: Callable[[], SchoolModel]) -> Day:
     """A stale day computed in memory, from the cache when computed for the same version of the day
-    and a time between the same lesson ends."""
+    and a time between the same lesson ends, or from a computation of the day already under way."""
+    key = version[:3] if isinstance(version, tuple) else version
     with _live_lock:
         hit = _live.get(version)
         if hit is not None and hit.since <= now and (hit.until is None or now < hit.until):
             _live.move_to_end(version)
             return hit
-    day = replace(compute(db, model(), d, now), version=version)
+        flight = _flights.get(key)
+        joined, mine = (flight[1] if flight and abs(flight[0] - now) <= JOIN_WITHIN_S else None), Future[Day]()
+        if joined is None:
+            _flights[key] = (now, mine)
+    if joined is not None:
+        return joined.result()
+    try:
+        day = replace(compute(db, model(), d, now), version=version)
+    except BaseException as e:
+        mine.set_exception(e)
+        raise
+    finally:
+        with _live_lock:
+            if _flights.get(key, (0, None))[1] is mine:
+                del _flights[key]
+    mine.set_result(day)
     with _live_lock:
         _live[version] = day
         while len(_live) > LIVE_DAYS:

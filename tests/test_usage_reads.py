@@ -4,6 +4,7 @@ computed in memory and equal what the job stores, and the job's refresh is bound
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -162,6 +163,43 @@ def test_live_days_are_cached_by_version_and_time(db: Database, tmp_path: Path) 
     later, _fresh = usage_rollup.live_days(db, S, [thu], during + 60)
     assert later[thu] is early[thu]
     assert usage_counts(db)["lesson_usage"] == 0
+
+
+def test_reads_of_a_day_being_computed_take_that_computation(db: Database, db_url: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Page views side by side while a storm keeps today stale: one computation of the day, not one each."""
+    import threading
+
+    from collector.db import connect
+
+    import_school(db, tmp_path)
+    assert ingest(db, S, script()) > 100
+    thu, calls, real = date.fromisoformat(THU), [], usage_rollup.compute
+
+    def slow_compute(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        time.sleep(0.5)  # long enough for the other readers to arrive while it runs
+        return real(*args, **kwargs)
+    monkeypatch.setattr(usage_rollup, "compute", slow_compute)
+    after = datetime(2026, 5, 7, 12, 0, tzinfo=TZ).timestamp()
+    results: list[Any] = []
+
+    def read() -> None:
+        own = connect(db_url)
+        try:
+            results.append(usage_rollup.live_days(own, S, [thu], after)[0][thu])
+        finally:
+            own.close()
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for t in readers:
+        t.start()
+        time.sleep(0.05)
+    for t in readers:
+        t.join(30)
+    assert len(results) == 4 and len(calls) == 1
+    assert all(r is results[0] for r in results)
+    mark_dates(db, S, [THU])  # the day changed after: the next read computes it again
+    assert usage_rollup.live_days(db, S, [thu], after)[0][thu] is not results[0] and len(calls) == 2
 
 
 def test_publishing_stores_the_week_first(db: Database, tmp_path: Path) -> None:
