@@ -3,8 +3,8 @@
     .venv/bin/python bench/server_ingest.py [--events 40000] [--repeat 2] [--pcs 200] [--backlog 500]
 
 (a) Ingest ratio. A fresh Mosquitto per run; the consumer subscribes, then four C publishers
-    (`mosquitto_pub -l -q 1`, one device topic each) pipe ``--events``/4 heartbeats (CONTRACT wire
-    format) each as fast as the broker takes them. Consumers, each alone in its turn: `mosquitto_sub`
+    (`mosquitto_pub -l -q 1`, one device topic each) pipe ``--events``/4 heartbeats (the wire
+    format of protocol.md §1) each as fast as the broker takes them. Consumers, each alone in its turn: `mosquitto_sub`
     (C, counting lines: the ceiling), `bbt server` (supervised, external broker) and
     `bbt server --one-process`; bbt's count is what it stored durably (SQLite WAL, synchronous=FULL,
     acknowledged after commit). rate = events / (last stored - first publish); best of ``--repeat``.
@@ -303,27 +303,23 @@ def main() -> None:
 
 NOTES = """## Reading the figures
 
-- The ingest process's own ceiling is its CPU per event (the "CPU µs per event" columns; where it
-  goes: bench/results/ingest_profile.md): about 50-55 µs on this machine, so one ingest process
-  stores at most ~18,000-20,000 events/s however many cores are free. `mosquitto_sub` (C, storing
-  nothing) receives the four C publishers' stream at 50,000-60,000 events/s, so one ingest process
-  stays near 0.3 of it until the per-event CPU falls (paho, validation, store). A second ingest
-  process (`--ingest-processes 2`, shared subscription) reaches about 0.4 in its good runs, with
-  the two cores shared with Mosquitto and the publishers.
-- During the boot storm the dashboard's p95 is set by the weekly teacher table (seconds): a GET
-  recomputes the days the backlog keeps dirtying (`usage.refresh_day`/`ensure_days`; issue 21's
-  "reads never write"), and that refresh also takes SQLite's write lock from ingest. Sampled with
-  py-spy during a storm (supervised): 77 % of the web process's busy samples were the usage pages,
-  nearly all of it that refresh, 9 % the alert engine, 5 % waitress; the ingest process's: store
-  43 %, paho 31 %, validation 23 % (a real school's store: device state, gaps, usage marks).
-  Separate processes take the GIL away from that work, not the write lock: the other pages stay at
-  100-400 ms, but on this shared machine the supervised mode's storm p95 and drain time against one
-  process's swing from run to run (see the runs below); two ingest processes drained fastest each time.
+- Ingest: one ingest process spends about 20-25 µs of CPU per event (the "CPU µs per event" column;
+  per stage: bench/results/ingest_cpu.md), so it is no longer the bottleneck it was at 50-55 µs:
+  supervised, it stores the four C publishers' stream at about two thirds of what `mosquitto_sub`
+  (C, storing nothing) receives. In one process it shares its GIL with the web pages and alerts and
+  stays lower. Two ingest processes on a shared subscription gain nothing on these 2 cores (two
+  Python processes, Mosquitto and four publishers on two CPUs); on a server with cores to spare
+  they are how a district scales (bench/results/district.md).
+- Boot storm: the other pages stay around 100 ms; the dashboard's p95 is set by the weekly teacher
+  table, which computes today's roll-up in memory while the backlog keeps it stale (reads never
+  write; views that come during one computation of a day share it). In separate processes that work
+  no longer competes with ingest for one GIL: the backlog is stored sooner and the p95 is lower
+  than in one process.
 - An alert waits behind a backlog: the fault event is queued in the collector's MQTT session behind
   what the PCs sent before it (one queue per session), so during the storm its latency is about the
-  time to drain that queue (the max is close to the storm's length). Faster ingest shortens it; only a
-  separate path for faults would keep it near the 0.1 s at rest.
-- The machine is shared with other work (load averages above): single runs vary by up to 2-3 times.
+  time to drain that queue. Faster ingest shortens it; only a separate path for faults would keep it
+  near the 0.1 s at rest.
+- The machine is shared with other work (load averages above): single runs vary by up to 2 times.
 """
 
 
