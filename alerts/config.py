@@ -36,7 +36,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "projector_lamp": {"enabled": True, "severity": "info", "hours": 3000},
     # 课外使用 (不得允许学生单独使用): a PC in use for ``minutes`` outside lessons on a school day
     "outside_use": {"enabled": False, "severity": "info", "minutes": 20, "check_every_min": 10},
-    # 病毒防护 / 安全补丁 (protocol 1.2 protection events -> faults in the register, collector.protection)
+    # 病毒防护 / 安全补丁 (protocol 1.2 protection events -> faults in the register, collector.intake.protection)
     "protection": {"enabled": True, "severity": "warning", "severity_threat": "critical", "signature_days": 7,
                    "patch_days": 14, "update_days": 60},
     # 严禁无关U盘: a USB volume not on the school policy's usb allow-list, in lessons and outside them

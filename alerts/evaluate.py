@@ -14,10 +14,10 @@ from typing import Any, Callable
 from alerts import config, faultlog, protection, routing, rules, store
 from alerts.rules import Candidate, Device
 from alerts.schedule import Schedule, term_cutoff
-from collector import policy
 from collector.db import Database, Row
-from collector.projectors import school_projectors
-from collector.registry import DEFAULT_HEARTBEAT_S, effective_online, school_settings, school_tz
+from collector.devices import policy
+from collector.devices.projectors import school_projectors
+from collector.devices.registry import DEFAULT_HEARTBEAT_S, effective_online, school_settings, school_tz
 
 log = logging.getLogger(__name__)
 EVENT_TYPES = ("software", "drift", "inventory", "power", "usb")
@@ -146,7 +146,7 @@ def event_candidates(db: Database, school: str, events: list[Row], sched: Schedu
 def _inventory_candidates(db: Database, dev: Device, event_id: str, data: dict[str, Any], t: float,
                           r: dict[str, Any]) -> list[Candidate]:
     """New software against the previous inventory; a swapped machine (serial or board changed), which the
-    collector recorded as drift when it stored this inventory (collector.assets.sync_inventory)."""
+    collector recorded as drift when it stored this inventory (collector.school.assets.sync_inventory)."""
     out: list[Candidate] = []
     if r["new_software"].get("enabled"):
         prev = db.query("SELECT data FROM events WHERE school = ? AND device = ? AND type = 'inventory' "
@@ -195,7 +195,7 @@ def outside_candidates(db: Database, school: str, now: float, cfg: dict[str, Any
     if last is not None and now - float(last) < float(opts.get("check_every_min", 10)) * 60:
         return []
     store.kv_set(db, key, repr(now))
-    from collector.outside_use import day_rows
+    from collector.rates.outside_use import day_rows
 
     rows = day_rows(db, school, datetime.fromtimestamp(now, school_tz(db, school)).date(), now)
     return rules.outside_use(rows, {d.device: d for d in devices}, now, opts)
@@ -207,7 +207,7 @@ def _previous_week(local: datetime) -> str:
 
 
 def default_weekly(db: Database, school: str, week: str, now: float) -> dict[str, Any]:
-    from collector.usage import below_threshold
+    from collector.rates.usage import below_threshold
 
     return below_threshold(db, school, week, now)
 

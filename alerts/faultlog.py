@@ -4,7 +4,7 @@ A fault reported by an agent gets its ticket at the next evaluation pass; a faul
 registers (a teacher's 报修, a power cut entered afterwards) is written to the ``faults`` table
 too, with its severity and times. Either awaits review (待核实): only once a maintainer or admin
 confirms it as affecting teaching does it leave lessons out of the usage rates (protocol.md §3,
-``review_ticket`` -> collector.fault_review).
+``review_ticket`` -> collector.rates.fault_review).
 """
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import protocol
-from collector import codes, fault_review
-from collector.attribution import NEVER_EXCUSES
+from collector import codes
 from collector.db import Database, Row
-from collector.registry import iso
-from collector.store import open_fault
+from collector.devices.registry import iso
+from collector.intake.store import open_fault
+from collector.lessons.attribution import NEVER_EXCUSES
+from collector.rates import fault_review
 from common.errors import BbtError
 
 EDITABLE = ("cause", "responsibility", "handling", "repair_record", "parts", "summary")
@@ -128,7 +129,7 @@ def update_ticket(db: Database, ticket_id: int, fields: dict[str, Any], by: str,
 
 def review_ticket(db: Database, ticket_id: int, review: str, by: str, from_t: float | None = None,
                   to_t: float | None = None, via: str = "dashboard", now: float | None = None) -> Row:
-    """Confirm (影响上课) or reject (误报) the ticket's fault; see collector.fault_review."""
+    """Confirm (影响上课) or reject (误报) the ticket's fault; see collector.rates.fault_review."""
     t = get_ticket(db, ticket_id)
     try:
         fault_review.review_fault(db, int(t["fault_id"]), review, by, from_t, to_t, via, now)

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from collector import codes
-from collector.attribution import NEVER_EXCUSES
+from collector.lessons.attribution import NEVER_EXCUSES
 
 MAX_BYTES = 2000  # WeCom bot text messages: 2048 bytes
 SEVERITY_TAG = {"critical": " 【紧急】", "warning": "", "info": " 【提示】"}

@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 from alerts import config, messages, routing, store
 from alerts.evaluate import labels_of
-from collector import fault_review
 from collector.db import Database, Row
-from collector.registry import school_tz
+from collector.devices.registry import school_tz
+from collector.rates import fault_review
 
 log = logging.getLogger(__name__)
 FIRING_KINDS = ("firing", "repeat", "escalation")

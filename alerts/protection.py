@@ -1,5 +1,5 @@
 """Protection faults (病毒防护, 安全补丁) in the fault register: from each device's newest
-``protection`` state (collector.protection) the faults ``virus``, ``av_off``, ``av_outdated`` and
+``protection`` state (collector.intake.protection) the faults ``virus``, ``av_off``, ``av_outdated`` and
 ``patches_pending`` are opened and cleared (source ``protection``), so they get a register ticket
 and an alert through the ``fault`` rule like any fault, and clear when a later report is clean.
 
@@ -11,9 +11,9 @@ import json
 from typing import Any
 
 from alerts import store
-from collector import protection
 from collector.db import Database
-from collector.store import close_fault, open_fault
+from collector.intake import protection
+from collector.intake.store import close_fault, open_fault
 
 SOURCE = "protection"
 

@@ -269,7 +269,7 @@ def unclean_shutdowns(dev: Device, unclean_times: list[float], t: float, opts: M
 def usage_below(school: str, week: str, rows: Iterable[Mapping[str, Any]], who: str, t: float,
                 opts: Mapping[str, Any], threshold: float) -> list[Candidate]:
     """At the week's end: each teacher/class whose row says ``below_threshold`` (rows as protocol.md §4,
-    made by collector.usage, the one owner of the threshold; ``threshold`` only names it in the text)."""
+    made by collector.rates.usage, the one owner of the threshold; ``threshold`` only names it in the text)."""
     out = []
     for r in rows:
         rate = r.get("rate")
@@ -288,7 +288,7 @@ def usage_below(school: str, week: str, rows: Iterable[Mapping[str, Any]], who: 
 def outside_use(rows: Iterable[Mapping[str, Any]], devices: Mapping[str, Device], t: float,
                 opts: Mapping[str, Any]) -> list[Candidate]:
     """课外使用: a device in use for at least ``minutes`` outside its class's lessons on one school day
-    (rows as collector.outside_use.day_rows); one alert per device and day."""
+    (rows as collector.rates.outside_use.day_rows); one alert per device and day."""
     limit = float(opts.get("minutes", 20))
     out = []
     for r in rows:

@@ -1,7 +1,7 @@
 """What the alert rules need to know about the timetable, behind a small interface.
 
 ``DbSchedule`` reads the school model the usage area keeps (bell, timetable, substitutions,
-calendar, terms: collector.usage.load_model); ``NoSchedule`` knows no lessons and treats mainland
+calendar, terms: collector.rates.usage.load_model); ``NoSchedule`` knows no lessons and treats mainland
 China's working days as teaching days; ``StaticSchedule`` takes plain data (tests, tools).
 """
 from __future__ import annotations
@@ -112,7 +112,7 @@ class DbSchedule:
         self._lock = threading.Lock()
 
     def _model(self, school: str) -> Any:
-        from collector.usage import load_model
+        from collector.rates.usage import load_model
 
         with self._lock:
             hit = self._models.get(school)
@@ -123,7 +123,7 @@ class DbSchedule:
             return hit[1]
 
     def _day(self, school: str, t: float) -> tuple[bool, list[Any]]:
-        from collector.timetable import lessons_on
+        from collector.lessons.timetable import lessons_on
 
         model = self._model(school)
         d = datetime.fromtimestamp(t, model.tz).date()

@@ -248,7 +248,7 @@ def user_add(name: str, role: str, school: Optional[str], klass: Optional[str], 
 @db_option
 def user_unlock(name: str, db_url: Optional[str]) -> None:
     """Lift the login throttling of a user after failed logins (audited)."""
-    from collector.retention import actor
+    from collector.audit import actor
     from dashboard import audit, throttle
     from dashboard.users import get_user
 

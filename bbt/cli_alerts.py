@@ -58,7 +58,7 @@ def config_show(school: str, db_url: Optional[str]) -> None:
 def alerts_list(school: str, state: str, db_url: Optional[str]) -> None:
     """Alerts, newest first: id, state, severity, place and subject."""
     from alerts import messages, store
-    from collector.registry import school_tz
+    from collector.devices.registry import school_tz
 
     db = open_db(db_url)
     tz = school_tz(db, school)
@@ -194,7 +194,7 @@ def faults_add(school: str, device: str, code: str, severity: str, reporter: str
 def faults_list(school: str, review: Optional[str], everything: bool, db_url: Optional[str]) -> None:
     """The register's entries (open ones by default) with their review (待核实 / 影响上课 / 误报)."""
     from alerts import faultlog
-    from collector.registry import school_tz
+    from collector.devices.registry import school_tz
 
     db = open_db(db_url)
     faultlog.sync_tickets(db, school, time.time())
@@ -234,7 +234,7 @@ def faults_export(school: str, term: Optional[str], out: str, db_url: Optional[s
     from datetime import date, datetime
 
     from alerts import faultlog
-    from collector.registry import school_tz
+    from collector.devices.registry import school_tz
 
     db = open_db(db_url)
     tz = school_tz(db, school)

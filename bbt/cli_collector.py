@@ -16,7 +16,7 @@ DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 def _broker(broker_kw: dict[str, Any], db: Any = None) -> Any:
     """The broker to publish to; without --mqtt-username, as the collector's account of the embedded
     broker when the store has one (`bbt server` made it)."""
-    from collector import credentials
+    from collector.intake import credentials
 
     kw = dict(broker_kw)
     kw["broker"] = kw.get("broker") or os.environ.get("BBT_BROKER") or DEFAULT_BROKER
@@ -54,7 +54,7 @@ def policy() -> None:
 @db_option
 def policy_show(school: str, db_url: Optional[str]) -> None:
     """Print the school's stored policy (the defaults if none was set)."""
-    from collector import policy as pol
+    from collector.devices import policy as pol
 
     p = pol.get_policy(open_db(db_url), school)
     click.echo(f"# {school}: version {p['version']}" + ("" if p["version"] else " (defaults, never set)"), err=True)
@@ -69,9 +69,9 @@ def policy_show(school: str, db_url: Optional[str]) -> None:
 @broker_options
 def policy_set(file: str, school: str, no_publish: bool, db_url: Optional[str], **broker_kw: Any) -> None:
     """Validate, store and publish (retained) a school's policy from FILE.json."""
-    from collector import policy as pol
-    from collector import school_keys
-    from collector.mqttout import PublishError, publish_all
+    from collector.devices import policy as pol
+    from collector.devices import school_keys
+    from collector.devices.mqttout import PublishError, publish_all
 
     db = open_db(db_url)
     p = pol.set_policy(db, school, pol.load_file(file), source=os.path.basename(file))
@@ -112,8 +112,8 @@ def _target_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _send(kind: str, args: dict[str, Any], device: Optional[str], klass: Optional[str], school: Optional[str],
           expires_in: int, db_url: Optional[str], broker_kw: dict[str, Any]) -> None:
-    from collector import commands, school_keys
-    from collector.mqttout import PublishError, publish_all
+    from collector.devices import commands, school_keys
+    from collector.devices.mqttout import PublishError, publish_all
 
     db = open_db(db_url)
     targets = commands.resolve_targets(db, device, klass, school)
@@ -185,7 +185,7 @@ def cmd_cancel_shutdown(device: Optional[str], klass: Optional[str], school: Opt
 def cmd_list(school: Optional[str], device: Optional[str], state: Optional[str], limit: int,
              db_url: Optional[str]) -> None:
     """Commands and their state (sent, acked, failed, expired)."""
-    from collector import commands
+    from collector.devices import commands
 
     for r in commands.list_commands(open_db(db_url), school, state, device, limit):
         click.echo(f"{r['id']}\t{r['school']}/{r['device']}\t{r['kind']}\t{r['state']}\tissued {_when(r['issued'])}"
@@ -208,7 +208,7 @@ def deploy() -> None:
 @click.option("--data-dir", default="/var/lib/mosquitto/", show_default=True, help="Mosquitto's persistence folder")
 def deploy_mosquitto(devices_csv: str, school: str, out_dir: str, port: int, data_dir: str) -> None:
     """Write mosquitto.conf, passwd, acl and device-passwords.csv (0600) for a school's devices."""
-    from collector.deploy import write_mosquitto
+    from collector.operations.deploy import write_mosquitto
 
     r = write_mosquitto(devices_csv, school, out_dir, port=port, data_dir=data_dir)
     click.echo(f"wrote {r.out}/mosquitto.conf, passwd, acl for {r.devices} devices + the collector account; "

@@ -31,7 +31,7 @@ def collect(db_url: Optional[str], share_group: Optional[str], client_id: Option
     import signal
     import threading
 
-    from collector.service import Collector
+    from collector.intake.service import Collector
     from common.errors import BbtError
 
     broker = broker_from(**broker_kw)
@@ -45,7 +45,7 @@ def collect(db_url: Optional[str], share_group: Optional[str], client_id: Option
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     col.start()
-    from collector.maintenance import Maintenance  # commands, policies, daily heartbeat retention
+    from collector.operations.maintenance import Maintenance  # commands, policies, daily heartbeat retention
 
     stop_maintenance = Maintenance(col, purge_every=86400.0).start()
     group = f", shared group {share_group}" if share_group else ""

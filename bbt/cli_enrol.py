@@ -36,7 +36,7 @@ def enrol_token(school: str, rotate: bool, days: float, server: str, mqtt_port: 
     last line, after the agent.ini that enrols every PC of the school."""
     from urllib.parse import urlsplit
 
-    from collector import enrolment
+    from collector.intake import enrolment
 
     db = open_db(db_url)
     row = enrolment.current(db, school)
@@ -56,7 +56,7 @@ def enrol_token(school: str, rotate: bool, days: float, server: str, mqtt_port: 
 def school_key(school: str, db_url: Optional[str]) -> None:
     """Print the public key the server signs this school's policies and commands with (made when missing):
     the `command_key` of agents that do not enrol (a Mosquitto set-up with `bbt deploy mosquitto`)."""
-    from collector import school_keys
+    from collector.devices import school_keys
 
     click.echo(f"command_key = {school_keys.public_key(open_db(db_url), school)}")
 
@@ -76,7 +76,7 @@ def _target(f: Any) -> Any:
 @_target
 def device_revoke(name: str, school: str, db_url: Optional[str]) -> None:
     """Cut a PC off: its credentials stop working and the embedded broker drops its connection."""
-    from collector import credentials
+    from collector.intake import credentials
 
     credentials.revoke(open_db(db_url), school, name, _who())
     click.echo(f"{school}/{name} revoked (to let it enrol again: bbt device reset {name} --school {school})")
@@ -86,7 +86,7 @@ def device_revoke(name: str, school: str, db_url: Optional[str]) -> None:
 @_target
 def device_reset(name: str, school: str, db_url: Optional[str]) -> None:
     """Forget a PC's credentials so that it can enrol again (a reinstalled PC)."""
-    from collector import credentials
+    from collector.intake import credentials
 
     credentials.reset(open_db(db_url), school, name, _who())
     click.echo(f"{school}/{name} reset: it may enrol again with the school's secret")
@@ -97,7 +97,8 @@ def device_reset(name: str, school: str, db_url: Optional[str]) -> None:
 def device_provision(name: str, school: str, db_url: Optional[str]) -> None:
     """Make a PC's MQTT account without enrolment (scripts, simulators); prints its password alone on the
     last line. The PC's agent.ini then needs username, password and command_key (printed too)."""
-    from collector import credentials, school_keys
+    from collector.devices import school_keys
+    from collector.intake import credentials
 
     db = open_db(db_url)
     password = credentials.provision(db, school, name, _who())

@@ -9,8 +9,8 @@ import click
 
 
 def run(db: Any, kind: str, file: str, school: str, *, replace: bool, dry_run: bool, create_school: bool) -> None:
-    from collector.import_report import plan_lines
-    from collector.imports import apply_plan, import_warnings, plan_import
+    from collector.school.import_report import plan_lines
+    from collector.school.imports import apply_plan, import_warnings, plan_import
 
     with db.transaction():  # the comparison and the writing see the same store
         plan = plan_import(db, kind, school, file, replace=replace, create_school=create_school)
@@ -27,8 +27,8 @@ def run(db: Any, kind: str, file: str, school: str, *, replace: bool, dry_run: b
 
 
 def write_template(kind: str, out: Optional[str]) -> None:
-    from collector.import_columns import KINDS
-    from collector.import_templates import template_name, template_xlsx
+    from collector.school.import_columns import KINDS
+    from collector.school.import_templates import template_name, template_xlsx
 
     if kind not in KINDS:
         raise click.BadParameter(f"{kind!r} is not one of {', '.join(KINDS)}", param_hint="KIND")

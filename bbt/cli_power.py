@@ -1,4 +1,4 @@
-"""`bbt power`: group power actions from the command line (collector.power / collector.wake; the
+"""`bbt power`: group power actions from the command line (collector.operations.power / collector.operations.wake; the
 dashboard's 电源管理 page does the same): shutdown / 雷雨关机 / wake by school, building or floor,
 their results, the switch-on schedule."""
 from __future__ import annotations
@@ -28,8 +28,8 @@ def _scope(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _go(db: Any, action_id: str, created: list[dict[str, Any]], broker_kw: dict[str, Any], wait: float) -> None:
     from bbt.cli_collector import _broker
-    from collector import commands, school_keys
-    from collector.mqttout import PublishError, publish_all
+    from collector.devices import commands, school_keys
+    from collector.devices.mqttout import PublishError, publish_all
 
     messages: list[tuple[str, bytes, bool]] = []
     for c in created:
@@ -48,7 +48,7 @@ def _go(db: Any, action_id: str, created: list[dict[str, Any]], broker_kw: dict[
 
 
 def _show(db: Any, action_id: str, wait: float = 0.0) -> None:
-    from collector import power as p
+    from collector.operations import power as p
 
     deadline = time.monotonic() + wait
     res = p.results(db, action_id)
@@ -69,7 +69,7 @@ def _show(db: Any, action_id: str, wait: float = 0.0) -> None:
 def power_shutdown(school: str, building: Optional[str], floor: Optional[str], wait: float, db_url: Optional[str],
                    delay: int, text: Optional[str], **broker_kw: Any) -> None:
     """Shut down every online PC of a school, building or floor."""
-    from collector import power as p
+    from collector.operations import power as p
 
     db = open_db(db_url)
     args: dict[str, Any] = {"delay_s": delay, **({"text": text} if text else {})}
@@ -82,7 +82,7 @@ def power_shutdown(school: str, building: Optional[str], floor: Optional[str], w
 def power_storm(school: str, building: Optional[str], floor: Optional[str], wait: float, db_url: Optional[str],
                 **broker_kw: Any) -> None:
     """雷雨关机: idle PCs off in a minute, PCs in use after a 10-minute countdown."""
-    from collector import power as p
+    from collector.operations import power as p
 
     db = open_db(db_url)
     action_id, created = p.create_group(db, school, "shutdown", p.storm_args(), "cli", building, floor, "storm")
@@ -94,7 +94,7 @@ def power_storm(school: str, building: Optional[str], floor: Optional[str], wait
 def power_wake(school: str, building: Optional[str], floor: Optional[str], wait: float, db_url: Optional[str],
                **broker_kw: Any) -> None:
     """Switch on the offline PCs (wake-on-LAN through an online PC of each subnet)."""
-    from collector import wake
+    from collector.operations import wake
 
     db = open_db(db_url)
     action_id, created = wake.create_wake(db, school, "cli", building, floor)
@@ -116,7 +116,7 @@ def power_result(action_id: str, db_url: Optional[str]) -> None:
 @db_option
 def power_schedule(school: str, enabled: bool, minutes_before: int, db_url: Optional[str]) -> None:
     """Set the school's switch-on schedule (the running collector applies it)."""
-    from collector import wake
+    from collector.operations import wake
 
     wake.set_schedule(open_db(db_url), school, enabled, minutes_before, "cli")
     click.echo(f"{school}: switch-on {'on' if enabled else 'off'}, {minutes_before} min before the first period")

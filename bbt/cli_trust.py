@@ -31,7 +31,7 @@ def _group(main: click.Group, name: str, help_: str) -> click.Group:
 def deploy_certs(school: str, out: str, devices_csv: Optional[str], device_ids: tuple, hosts: tuple,
                  port: int, renew_devices: bool) -> None:
     """School CA, broker certificate, per-device client certificates, signing key, Mosquitto TLS config."""
-    from collector.certs import CertPlan, make_certs, read_devices_csv
+    from collector.intake.certs import CertPlan, make_certs, read_devices_csv
 
     devices = list(device_ids)
     if devices_csv:
@@ -52,7 +52,7 @@ def deploy_keys(out: str) -> None:
 
     created: list = []
     kept: list = []
-    from collector.backup import make_key
+    from collector.operations.backup import make_key
 
     pub = ensure_keypair(Path(out) / "command-signing.key", created, kept)
     click.echo(f"{'created' if created else 'kept'} {Path(out) / 'command-signing.key'}")
@@ -62,7 +62,7 @@ def deploy_keys(out: str) -> None:
 
 
 def _key(key_file: Optional[str]) -> Optional[bytes]:
-    from collector.backup import load_key
+    from collector.operations.backup import load_key
 
     return load_key(key_file) if key_file else None
 
@@ -78,8 +78,8 @@ key_option = click.option("--key", "key_file", envvar="BBT_BACKUP_KEY", default=
 @key_option
 def backup_cmd(db_url: Optional[str], out: str, keep: int, key_file: Optional[str]) -> None:
     """Online backup of the store (SQLite backup API or pg_dump), while the server keeps running."""
-    from collector.backup import backup
-    from collector.retention import audit
+    from collector.audit import audit
+    from collector.operations.backup import backup
 
     db = open_db(db_url)
     path = backup(db, out, keep, _key(key_file))
@@ -95,9 +95,9 @@ def backup_cmd(db_url: Optional[str], out: str, keep: int, key_file: Optional[st
 @click.option("--force", is_flag=True, help="replace a store that already holds data")
 def restore_cmd(file: str, db_url: Optional[str], key_file: Optional[str], force: bool) -> None:
     """Replace the store with a backup (stop `bbt server` first)."""
-    from collector.backup import BackupError, restore
+    from collector.audit import audit
     from collector.db import connect
-    from collector.retention import audit
+    from collector.operations.backup import BackupError, restore
 
     target = connect(db_url)
     try:
@@ -114,7 +114,7 @@ def restore_cmd(file: str, db_url: Optional[str], key_file: Optional[str], force
 
 
 def _has_schema(db: Any) -> bool:
-    from collector.retention import table_columns
+    from collector.operations.retention import table_columns
 
     return "schema_migrations" in table_columns(db)
 
@@ -130,7 +130,7 @@ def purge_cmd(db_url: Optional[str], teacher: Optional[str], school: Optional[st
     """Retention and personal-data purges; every purge is written to the audit log."""
     import os
 
-    from collector.retention import HEARTBEAT_DAYS, purge_heartbeats, purge_teacher
+    from collector.operations.retention import HEARTBEAT_DAYS, purge_heartbeats, purge_teacher
 
     if not teacher and not heartbeats:
         raise click.UsageError("give --teacher NAME or --heartbeats")

@@ -23,9 +23,9 @@ def agent_update() -> None:
 @db_option
 def offer_cmd(wheel: str, school: str, percent: float, db_url: Optional[str]) -> None:
     """Store WHEEL in the server's data folder and offer it (signed with the school's key) in the policy."""
-    from collector import agent_updates
-    from collector.broker_tls import data_dir
-    from collector.retention import audit
+    from collector.audit import audit
+    from collector.devices import agent_updates
+    from collector.intake.broker_tls import data_dir
 
     db = open_db(db_url)
     try:
@@ -45,7 +45,7 @@ def offer_cmd(wheel: str, school: str, percent: float, db_url: Optional[str]) ->
 @db_option
 def show_cmd(school: str, db_url: Optional[str]) -> None:
     """The school's current offer as JSON (null: none)."""
-    from collector import agent_updates
+    from collector.devices import agent_updates
 
     db = open_db(db_url)
     try:
@@ -59,8 +59,8 @@ def show_cmd(school: str, db_url: Optional[str]) -> None:
 @db_option
 def withdraw_cmd(school: str, db_url: Optional[str]) -> None:
     """Offer nothing any more (PCs that installed it keep it)."""
-    from collector import agent_updates
-    from collector.retention import audit
+    from collector.audit import audit
+    from collector.devices import agent_updates
 
     db = open_db(db_url)
     try:

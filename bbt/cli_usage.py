@@ -13,7 +13,7 @@ FORMATS = ("json", "csv", "xlsx", "html")
 
 
 def _week_days(week: str) -> list:
-    from collector.school_calendar import week_days
+    from collector.lessons.school_calendar import week_days
 
     try:
         return week_days(week)
@@ -35,8 +35,8 @@ def _check_school(db: Any, school: str) -> None:
 
 def _refresh(db: Any, school: str, days: list) -> None:
     """Compute the days whose stored figures are stale, showing progress on stderr (in memory: a report
-    is a read and never writes; the report then finds them in collector.usage_rollup's cache)."""
-    from collector import usage
+    is a read and never writes; the report then finds them in collector.rates.usage_rollup's cache)."""
+    from collector.rates import usage
 
     with click.progressbar(days, label=f"计算 {school} 使用情况 / computing", file=sys.stderr,
                            show_pos=True) as bar:
@@ -67,7 +67,7 @@ lang_option = click.option("--lang", type=click.Choice(("zh", "en")), default="z
 
 def _write_report(rep: dict, fmt: str, out: Optional[str], lang: str) -> None:
     """A report (week, month or range) in one format to --out or standard output."""
-    from collector import usage_export
+    from collector.rates import usage_export
 
     if fmt == "xlsx":
         if not out and sys.stdout.isatty():
@@ -93,12 +93,12 @@ def register(main: click.Group) -> None:
     @db_option
     def report_week(week: str, school: str, fmt: str, out: Optional[str], lang: str, db_url: Optional[str]) -> None:
         """The weekly report of ISO week WEEK (e.g. 2026-W48): rates per teacher and class."""
-        from collector.usage_report import weekly_report
+        from collector.rates.usage_report import weekly_report
 
         db = open_db(db_url)
         days = _week_days(week)
         _check_school(db, school)
-        from collector.usage import published
+        from collector.rates.usage import published
 
         if published(db, school, week) is None:
             _refresh(db, school, days)
@@ -115,8 +115,8 @@ def register(main: click.Group) -> None:
         """The patrol record (巡课登记) of DAY (YYYY-MM-DD): every lesson and its status."""
         import json
 
-        from collector import usage_export
-        from collector.usage_report import make_patrol
+        from collector.rates import usage_export
+        from collector.rates.usage_report import make_patrol
 
         d = _parse_day(day)
         db = open_db(db_url)
@@ -137,7 +137,7 @@ def register(main: click.Group) -> None:
     @db_option
     def report_publish(week: str, school: str, db_url: Optional[str]) -> None:
         """Publish (freeze) the report of WEEK (一周一公布); a published week keeps its figures."""
-        from collector.usage_report import publish_week, review_warning
+        from collector.rates.usage_report import publish_week, review_warning
 
         db = open_db(db_url)
         _check_school(db, school)
@@ -160,7 +160,7 @@ def register(main: click.Group) -> None:
     @db_option
     def report_settings(school: str, pairs: tuple, db_url: Optional[str]) -> None:
         """Show or change a school's usage settings."""
-        from collector import usage_settings
+        from collector.lessons import usage_settings
 
         db = open_db(db_url)
         changes = {}
@@ -189,7 +189,7 @@ def register_term(report: click.Group) -> None:
         import json
         from datetime import timedelta
 
-        from collector import usage, usage_export
+        from collector.rates import usage, usage_export
 
         d = _parse_day(day)
         db = open_db(db_url)
@@ -209,7 +209,7 @@ def register_range(report: click.Group) -> None:
             db_url: Optional[str]) -> None:
         from datetime import timedelta
 
-        from collector.usage_report import range_report
+        from collector.rates.usage_report import range_report
 
         start, end = span
         db = open_db(db_url)
@@ -228,7 +228,7 @@ def register_range(report: click.Group) -> None:
     def report_range(start: str, end: str, school: str, fmt: str, out: Optional[str], lang: str,
                      db_url: Optional[str]) -> None:
         """Rates and lessons from FROM to TO (YYYY-MM-DD, both included), e.g. for the monthly check."""
-        from collector.usage_report import parse_range
+        from collector.rates.usage_report import parse_range
 
         try:
             span = parse_range(start, end)
@@ -246,7 +246,7 @@ def register_range(report: click.Group) -> None:
     def report_month(month: str, school: str, fmt: str, out: Optional[str], lang: str,
                      db_url: Optional[str]) -> None:
         """The month MONTH (YYYY-MM, e.g. 2026-11): 教导处每月教学常规检查."""
-        from collector.usage_report import parse_month
+        from collector.rates.usage_report import parse_month
 
         try:
             span = parse_month(month)

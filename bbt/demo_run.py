@@ -15,7 +15,7 @@ import click
 
 from bbt import demo, demo_story
 from bbt.sim import Simulation
-from collector.school_calendar import iso_week
+from collector.lessons.school_calendar import iso_week
 
 ROLES = (("admin", "系统管理员"), ("headteacher", "校长"), ("class_teacher", "班主任"), ("teacher", "任课教师"),
          ("maintainer", "维护人员"))
@@ -50,9 +50,12 @@ def prepare(folder: Path, days: list[date] | None = None
             ) -> tuple[str, dict[str, tuple[str, str]], demo.DemoSchool]:
     """Fresh demo store with the school imported and a user per role; returns (db path,
     {role: (user, password)}, school)."""
-    from collector import imports, migrations, policy, usage_settings
+    from collector import migrations
     from collector.db import connect
-    from collector.registry import ensure_school
+    from collector.devices import policy
+    from collector.devices.registry import ensure_school
+    from collector.lessons import usage_settings
+    from collector.school import imports
     from dashboard.users import add_user
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,8 +87,8 @@ def prepare(folder: Path, days: list[date] | None = None
 def provision_devices(db_path: str, devices: list[str]) -> dict[str, str]:
     """The simulated PCs' own MQTT accounts (the embedded broker is closed), made server-side as an
     admin's script would; a real PC gets its account by enrolling."""
-    from collector import credentials
     from collector.db import connect
+    from collector.intake import credentials
 
     db = connect(db_path)
     try:
@@ -118,8 +121,8 @@ def write_history(db_path: str, school: demo.DemoSchool, days: list[date], now: 
 
 
 def week_summary(db: Any, week: str, now: datetime) -> str:
-    """One line on a week's figures, as the usage page shows them (collector.usage owns the rate)."""
-    from collector import usage
+    """One line on a week's figures, as the usage page shows them (collector.rates.usage owns the rate)."""
+    from collector.rates import usage
 
     rows = usage.week_rates(db, demo.SCHOOL, week, "teacher", now.timestamp())
     scheduled = sum(r["scheduled"] for r in rows)

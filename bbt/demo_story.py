@@ -1,8 +1,8 @@
 """The demo school's week as a story, written into the store before the dashboard opens.
 
 The past school days (last week and this week up to now) are replayed at once: each simulated PC's
-messages go through the collector's own validation and store (``collector.ingest.prepare`` and
-``collector.store.apply_batch``), stamped as received when they were sent. On the way, the things a
+messages go through the collector's own validation and store (``collector.devices.ingest.prepare`` and
+``collector.intake.store.apply_batch``), stamped as received when they were sent. On the way, the things a
 maintainer meets happen through the agents' fault events: a projector without signal, a disk filling,
 a PC left on; a teacher's 报修; one entry confirmed as affecting teaching, one rejected as 误报.
 What happens from now on plays live on the real clock (``bbt.sim.Simulation``).
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from bbt import demo
 from bbt.sim import RecordingDevice, Step, plan_day
 from collector.db import Database
-from collector.ingest import Incoming
+from collector.devices.ingest import Incoming
 
 HISTORY_HEARTBEAT_S = 120  # the replayed days: within the collector's online window (3 × 60 s)
 BATCH = 500
@@ -45,7 +45,7 @@ class Story:
 
 def history_days(today: date) -> list[date]:
     """The ordinary school days from last week's Monday up to today (today if it is one), oldest first."""
-    from collector.school_calendar import official
+    from collector.lessons.school_calendar import official
 
     monday = today - timedelta(days=today.weekday() + 7)
     days = [monday + timedelta(days=i) for i in range((today - monday).days + 1)]
@@ -99,8 +99,8 @@ def _day_steps(school: demo.DemoSchool, rng: random.Random, device: str, day: da
 
 
 def _store(db: Database, messages: list[Incoming]) -> int:
-    from collector.ingest import prepare
-    from collector.store import apply_batch
+    from collector.devices.ingest import prepare
+    from collector.intake.store import apply_batch
 
     messages.sort(key=lambda m: m.received)  # stable: one PC's messages keep their order
     stored = 0
@@ -182,7 +182,7 @@ def register(db: Database, school: demo.DemoSchool, days: list[date], now: datet
     """The fault register as a maintainer would have it: tickets for the PCs' faults, a teacher's 报修,
     one entry confirmed (影响上课), one rejected (误报), the rest awaiting review (待核实)."""
     from alerts import faultlog
-    from collector import fault_review
+    from collector.rates import fault_review
 
     t = now.timestamp()
     tz = now.tzinfo

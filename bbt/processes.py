@@ -7,7 +7,7 @@ program (``python -m bbt.processes ingest|web``):
 * ingest: the collector (MQTT in, durable batches, acknowledge after commit) and its maintenance;
 * web: the dashboard (waitress on the inherited socket), the alert engine and the scheduled jobs.
 
-Each stored batch is told to the web process with a loopback datagram (collector.batch_relay); the
+Each stored batch is told to the web process with a loopback datagram (collector.intake.batch_relay); the
 alert engine's periodic full pass (2 s) covers a lost one. A child that dies is restarted after
 1 s, doubling to 30 s while it keeps dying (back to 1 s once it has run a minute); every exit is
 logged with its code. The sockets and the broker stay with the supervisor, so a restart neither
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from bbt.server import Attached, Server, ServerOptions, ServerStartError, http_port_taken
-from collector import batch_relay
-from collector.broker_tls import TlsFiles
+from collector.intake import batch_relay
+from collector.intake.broker_tls import TlsFiles
 from common.mqttconf import BrokerConfig
 
 log = logging.getLogger(__name__)

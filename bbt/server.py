@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from alerts import engine as alerts_engine
-from collector import batch_relay, broker_tls, credentials, maintenance, migrations, school_keys, trust_jobs, usage_jobs
-from collector.broker import EmbeddedBroker, port_free
-from collector.broker_auth import Authority
+from collector import migrations
 from collector.db import connect
-from collector.service import Collector
+from collector.devices import school_keys
+from collector.intake import batch_relay, broker_tls, credentials
+from collector.intake.broker import EmbeddedBroker, port_free
+from collector.intake.broker_auth import Authority
+from collector.intake.service import Collector
+from collector.operations import maintenance, trust_jobs
+from collector.rates import usage_jobs
 from common.errors import BbtError
 from common.mqttconf import BrokerConfig
 from dashboard import create_app
@@ -52,7 +56,7 @@ class ServerOptions:
     broker: BrokerConfig | None = None  # None: run the embedded broker
     mqtt_host: str | None = None  # None: all interfaces unless the dashboard is on loopback only
     mqtt_port: int = 1883
-    mqtt_tls: bool = False  # the embedded broker speaks TLS with a generated school CA (collector.broker_tls)
+    mqtt_tls: bool = False  # the embedded broker speaks TLS with a generated school CA (collector.intake.broker_tls)
     mqtt_tls_hosts: list[str] = field(default_factory=list)  # extra names/IPs for its certificate
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -69,7 +73,7 @@ class Attached:
     broker: BrokerConfig  # the supervisor's embedded broker or the external one
     tls: broker_tls.TlsFiles | None = None  # the embedded broker's TLS files (its CA goes to enrolling PCs)
     http_socket: socket.socket | None = None  # web: the listening socket the supervisor bound
-    relay_socket: socket.socket | None = None  # web: where stored batches are told (collector.batch_relay)
+    relay_socket: socket.socket | None = None  # web: where stored batches are told (collector.intake.batch_relay)
     relay_port: int = 0  # ingest: where to tell them
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import protocol
-from collector.ingest import Incoming
+from collector.devices.ingest import Incoming
 from common import __version__
 from common.mqttconf import BrokerConfig, make_client
 

@@ -23,9 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collector import backup as bk  # noqa: E402
 from collector import migrations  # noqa: E402
 from collector.db import connect  # noqa: E402
+from collector.operations import backup as bk  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

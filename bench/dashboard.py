@@ -41,13 +41,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.usage import _ts, timetable_lines, write_csvs  # noqa: E402
-from collector import migrations, usage  # noqa: E402
-from collector.attribution import attribute  # noqa: E402
+from collector import migrations  # noqa: E402
 from collector.db import Database, connect  # noqa: E402
-from collector.imports import run_import  # noqa: E402
-from collector.registry import ensure_school  # noqa: E402
-from collector.school_calendar import iso_week  # noqa: E402
-from collector.timetable import lessons_on  # noqa: E402
+from collector.devices.registry import ensure_school  # noqa: E402
+from collector.lessons.attribution import attribute  # noqa: E402
+from collector.lessons.school_calendar import iso_week  # noqa: E402
+from collector.lessons.timetable import lessons_on  # noqa: E402
+from collector.rates import usage  # noqa: E402
+from collector.school.imports import run_import  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TZ = ZoneInfo("Asia/Shanghai")

@@ -37,7 +37,7 @@ import psutil  # noqa: E402
 import protocol  # noqa: E402
 from collector import migrations  # noqa: E402
 from collector.db import connect  # noqa: E402
-from collector.registry import ingest_stats  # noqa: E402
+from collector.devices.registry import ingest_stats  # noqa: E402
 from tests import pg  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 

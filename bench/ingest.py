@@ -227,7 +227,8 @@ class BbtCollector(Consumer):
         self.db = str(self.work / "bbt.db")
         self.log = (self.work / "collect.log").open("ab")
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, "-m", "bbt", "collect", "--broker", f"mqtt://127.0.0.1:{self.port}",
+        self.proc = subprocess.Popen([sys.executable, "-m", "bbt", "collect", "--broker",
+                                      f"mqtt://127.0.0.1:{self.port}",
                                       "--db", self.db, "--client-id", "bench-collector"],
                                      cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
@@ -296,7 +297,7 @@ NOTES = """## Where the time goes (profiled, `cProfile` per thread)
 
 Per message the collector spends roughly 50-100 µs of CPU in one Python process (one GIL),
 depending on the machine: paho parsing the PUBLISH and calling back (less with
-`collector/fastmqtt.py`, which reads the socket in 64 KiB chunks instead of several `recv` calls
+`collector/intake/fastmqtt.py`, which reads the socket in 64 KiB chunks instead of several `recv` calls
 per packet and wakes paho's network thread once per acknowledged batch instead of once per
 PUBACK), contract validation (about a third: JSON, RFC 3339 time, per-type checks) and the store
 (about half: multi-row insert with RETURNING, device state, counters, one fsync per batch of up

@@ -5,9 +5,9 @@
 Stages, each timed with the CPU clock of the thread doing the work (best of ``--repeat``):
 - receive: MQTT PUBLISH packets (QoS 1, the heartbeats of bench/ingest.py) arrive on a loopback TCP
   socket from a minimal broker stand-in; the collector's own client (``Collector.make_client``:
-  collector/fastmqtt.py and the collector's callbacks) reads them and queues them for the writer.
-- validate: ``collector.ingest.prepare`` of each queued message (the contract checks).
-- store: ``collector.store.apply_batch`` in batches of 500 on SQLite (WAL, synchronous=FULL) —
+  collector/intake/fastmqtt.py and the collector's callbacks) reads them and queues them for the writer.
+- validate: ``collector.devices.ingest.prepare`` of each queued message (the contract checks).
+- store: ``collector.intake.store.apply_batch`` in batches of 500 on SQLite (WAL, synchronous=FULL) —
   CPU only; the fsync per batch is wall time, reported apart.
 - ack: ``ack_many`` of each batch and paho writing the PUBACKs to the socket.
 - end to end: the whole collector (``Collector.start``: network thread and writer thread) drains the same
@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import DEVICES, Publishers, payload  # noqa: E402
-from collector.ingest import Incoming, prepare  # noqa: E402
-from collector.service import Collector  # noqa: E402
-from collector.store import apply_batch  # noqa: E402
+from collector.devices.ingest import Incoming, prepare  # noqa: E402
+from collector.intake.service import Collector  # noqa: E402
+from collector.intake.store import apply_batch  # noqa: E402
 from common.mqttconf import BrokerConfig  # noqa: E402
 from tests.brokers import Mosquitto, publish_packet  # noqa: E402
 

@@ -6,7 +6,7 @@ What the ingest child of `bbt server` runs (``Server(role="ingest")``: collector
 in this process with a cProfile per thread, against a fresh Mosquitto; four C publishers
 (`mosquitto_pub -l -q 1`) send the stream. The breakdown: paho (the network thread: reading,
 parsing, the on_message enqueue; and the acknowledgements sent from the writer), validation
-(collector.ingest.prepare: JSON, the wire contract) and the store (collector.store.apply_batch:
+(collector.devices.ingest.prepare: JSON, the wire contract) and the store (collector.intake.store.apply_batch:
 SQL, commit and fsync). cProfile itself adds overhead: the absolute µs are higher than unprofiled
 (bench/results/server_ingest.md reads the unprofiled CPU from /proc), the shares are what counts.
 Writes bench/results/ingest_profile.json and .md.
@@ -33,9 +33,9 @@ from common.mqttconf import BrokerConfig  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 
 PARTS = {  # (file suffix, function) whose cumulative time is the part (on the writer thread)
-    "validation (collector.ingest.prepare)": ("collector/ingest.py", "prepare"),
-    "store (collector.store.apply_batch)": ("collector/store.py", "apply_batch"),
-    "acknowledgements (paho, after commit)": ("collector/fastmqtt.py", "ack_many"),
+    "validation (collector.devices.ingest.prepare)": ("collector/devices/ingest.py", "prepare"),
+    "store (collector.intake.store.apply_batch)": ("collector/intake/store.py", "apply_batch"),
+    "acknowledgements (paho, after commit)": ("collector/intake/fastmqtt.py", "ack_many"),
 }
 
 
@@ -74,10 +74,10 @@ def direct(events: int) -> dict[str, float]:
     """Without a profiler: the ingest part's whole CPU over a run, and validation and store timed alone on
     the same messages (thread CPU time); paho is the rest."""
     from collector import migrations
-    from collector.commands import handle_ack
     from collector.db import connect
-    from collector.ingest import Incoming, prepare
-    from collector.store import apply_batch
+    from collector.devices.commands import handle_ack
+    from collector.devices.ingest import Incoming, prepare
+    from collector.intake.store import apply_batch
 
     whole = run(events, profiled=False)["cpu_us_per_event"]
     with tempfile.TemporaryDirectory(prefix="bbt-profile-") as tmp:

@@ -246,7 +246,7 @@ def build_dataset(work: Path, classes: int) -> tuple[Path, str, list[str]]:
     from datetime import datetime, timedelta
 
     from bench.dashboard import SCHOOL, TZ, build
-    from collector.school_calendar import iso_week
+    from collector.lessons.school_calendar import iso_week
 
     say(f"building a {classes}-classroom school with a term of data ...")
     url, token, _info = build(work / "dataset", classes)

@@ -4,18 +4,18 @@
 
 District: ``schools × classes`` classes (default 50 × 40 = 2,000), 8 lessons a day Monday to
 Friday (40 a week), over one autumn term (2026-09-01 .. 2027-01-15, the real holiday calendar).
-Every lesson of the term goes through the real attribution (collector.attribution.attribute) from
+Every lesson of the term goes through the real attribution (collector.lessons.attribution.attribute) from
 synthetic in-use intervals and is stored in the ``lesson_usage`` rollup with the same INSERT as
 the daily update. Measured: the weekly rates (teachers and classes, protocol.md §4 rows) of every
-school for week 2026-W48 through the public ``collector.usage.week_rates`` (freshness check
-included), and all schools at once through ``collector.usage.district_week_rates`` (a few queries in all).
+school for week 2026-W48 through the public ``collector.rates.usage.week_rates`` (freshness check
+included), and all schools at once through ``collector.rates.usage.district_week_rates`` (a few queries in all).
 
 Daily update: school s000 also gets one term of raw events at agent density (a heartbeat every
 60 s from 07:30 to 17:30 and a session per used lesson: about 2.3 million events), and
-``collector.usage.refresh_day`` (load the school model, read the day's events and faults,
+``collector.rates.usage.refresh_day`` (load the school model, read the day's events and faults,
 attribute every lesson, rewrite the day's rollup: the scheduled job's write) is timed for one school
 day, beside the pure reads of that day: a stale day computed in memory (a cache miss of
-``collector.usage_rollup.live_day``), the same read again (a cache hit) and the read of the stored day.
+``collector.rates.usage_rollup.live_day``), the same read again (a cache hit) and the read of the stored day.
 
 Writes bench/results/usage.json and usage.md. Targets: weekly district rates <= 1 s, daily
 update of one school <= 200 ms.
@@ -39,13 +39,14 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collector import migrations, usage  # noqa: E402
-from collector.attribution import attribute  # noqa: E402
+from collector import migrations  # noqa: E402
 from collector.db import Database, connect  # noqa: E402
-from collector.imports import run_import  # noqa: E402
-from collector.registry import ensure_school  # noqa: E402
-from collector.school_calendar import iso_week  # noqa: E402
-from collector.timetable import lessons_on  # noqa: E402
+from collector.devices.registry import ensure_school  # noqa: E402
+from collector.lessons.attribution import attribute  # noqa: E402
+from collector.lessons.school_calendar import iso_week  # noqa: E402
+from collector.lessons.timetable import lessons_on  # noqa: E402
+from collector.rates import usage  # noqa: E402
+from collector.school.imports import run_import  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -184,7 +185,7 @@ READS = {"stale": "stale: computed in memory, no write", "cached": "stale, again
 def day_reads(db: Database, school: str, day: date, now: float, repeat: int) -> dict[str, list[float]]:
     """Pure reads of one day: stale (marked dirty first, so computed in memory), the same again (cached),
     and fresh (stored by the job's refresh_day)."""
-    from collector.usage_marks import mark_dates
+    from collector.lessons.usage_marks import mark_dates
 
     stale: list[float] = []
     for _ in range(repeat):

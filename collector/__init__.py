@@ -1,1 +1,2 @@
-"""The collector: ingest, storage, school data, usage and alerts (server side)."""
+"""The collector (server side): a foundation here (store, migrations, leases, codes, spreadsheets, the audit log)
+and sub-packages, lowest first: devices, lessons, school, intake, rates, operations (docs/collector.md)."""

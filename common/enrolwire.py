@@ -1,4 +1,4 @@
-"""The enrolment exchange's wire format, shared by the server (collector.enrolment) and the agent
+"""The enrolment exchange's wire format, shared by the server (collector.intake.enrolment) and the agent
 (agent.enrol). Python 3.8+.
 
 Request (POST /api/v1/enrol, JSON): ``school``, ``device``, ``nonce`` (random, 16-128 chars) and

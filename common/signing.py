@@ -221,7 +221,7 @@ def wire_key() -> Any:
 
 
 def sign_command(cmd: Dict[str, Any], key: Any = None) -> Dict[str, Any]:
-    """A command as it goes on the wire: signed with ``key`` (the school's, collector.school_keys) or the
+    """A command as it goes on the wire: signed with ``key`` (the school's, collector.devices.school_keys) or the
     configured BBT_SIGNING_KEY (its own issued/expires); as it is when there is neither."""
     key = key or wire_key()
     return cmd if key is None else sign(cmd, key)

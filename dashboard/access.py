@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterable
 
 from flask import abort, current_app, g, jsonify, redirect, request, url_for
 
-from collector import registry
 from collector.db import Database
+from collector.devices import registry
 from dashboard.users import ROLES, User
 
 PUBLIC = "public"
@@ -129,7 +129,8 @@ class Scope:
 
     def visible_device_rows(self, db: Database, school: str, rows: Rows) -> Rows:
         """The rows (alerts, register entries: each names a ``device``) about devices the user sees: device
-        roles all of them, a class teacher those of their class's devices (collector.registry.device_classes)."""
+        roles all of them, a class teacher those of their class's devices
+        (collector.devices.registry.device_classes)."""
         if self.user.role in DEVICE_ROLES:
             return rows
         classes = registry.device_classes(db, school)

@@ -7,7 +7,8 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from collector import registry, usage_settings
+from collector.devices import registry
+from collector.lessons import usage_settings
 from dashboard import audit, get_db, throttle
 from dashboard import sessions as session_store
 from dashboard.access import allow

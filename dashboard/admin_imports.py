@@ -1,6 +1,6 @@
 """Admin imports (timetable, bell, devices, calendar...): templates, upload, preview of the difference, apply.
 
-The preview reads the file and compares it with the store (collector.imports.plan_import): it
+The preview reads the file and compares it with the store (collector.school.imports.plan_import): it
 shows the rows it understood, what would be added, removed and changed, and the warnings, in
 the page's language, and writes nothing. Applying recomputes the plan in one transaction and
 refuses if the store changed since the preview (the user confirms what they saw).
@@ -19,13 +19,13 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from collector import imports
-from collector.import_columns import KINDS
-from collector.import_errors import ImportError_
-from collector.import_plan import Plan
-from collector.import_report import describe, encoding_note
-from collector.import_templates import template_name, template_xlsx
-from collector.readers import SUFFIXES, read_book
+from collector.school import imports
+from collector.school.import_columns import KINDS
+from collector.school.import_errors import ImportError_
+from collector.school.import_plan import Plan
+from collector.school.import_report import describe, encoding_note
+from collector.school.import_templates import template_name, template_xlsx
+from collector.school.readers import SUFFIXES, read_book
 from common.errors import BbtError
 from dashboard import audit, get_db
 from dashboard.access import allow

@@ -1,5 +1,5 @@
 """Admin: the per-school policy editor: software rules, in-use settings and the USB allow-list
-(collector.policy; published retained to the school's PCs)."""
+(collector.devices.policy; published retained to the school's PCs)."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +7,8 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from collector import policy
-from collector.policy import PolicyError, UnsafePolicyError
+from collector.devices import policy
+from collector.devices.policy import PolicyError, UnsafePolicyError
 from dashboard import audit, get_db, sending
 from dashboard.access import allow
 from dashboard.admin import actor, bp

@@ -1,4 +1,4 @@
-"""The agent packages offered for self-update (collector.agent_updates), served to the PCs.
+"""The agent packages offered for self-update (collector.devices.agent_updates), served to the PCs.
 
 Public like the enrolment endpoint: a package is no secret, and the agent installs it only when its
 SHA-256 equals the one in the offer its school's key signed (agent/selfupdate.py).
@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, send_file
 
-from collector import agent_updates
-from collector.broker_tls import data_dir
+from collector.devices import agent_updates
+from collector.intake.broker_tls import data_dir
 from dashboard.access import PUBLIC, allow
 
 bp = Blueprint("agent_updates", __name__, url_prefix=agent_updates.URL_PREFIX)

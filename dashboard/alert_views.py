@@ -13,7 +13,8 @@ from flask import Blueprint, abort, jsonify, render_template, request, send_file
 import protocol
 from alerts import faultlog, store
 from alerts.rules import fault_title
-from collector import fault_review, registry
+from collector.devices import registry
+from collector.rates import fault_review
 from dashboard import get_db
 from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, PUBLIC, allow, current_scope
 from dashboard.api import bp as api

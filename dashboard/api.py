@@ -6,7 +6,8 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from alerts import config as alert_config
-from collector import projectors, protection, registry
+from collector.devices import projectors, registry
+from collector.intake import protection
 from dashboard import devstate, get_db
 from dashboard.access import ANY_USER, DEVICE_ROLES, Scope, allow, current_scope
 

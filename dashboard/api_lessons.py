@@ -7,7 +7,7 @@
 * ``POST /api/v1/lesson-marks/{id}/reverse`` ``{"reason"?}``: a headteacher or admin reverses a mark;
 * ``GET  /api/v1/usage/outside?school=S&date=D``: each device's use outside lessons (课外使用).
 
-Marks and reversals are audited with their author (collector.lesson_marks, same transaction).
+Marks and reversals are audited with their author (collector.lessons.lesson_marks, same transaction).
 """
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from typing import Any
 
 from flask import abort, jsonify, request
 
-from collector import lesson_marks, outside_use, usage
-from collector.lesson_marks import MarkError
-from collector.registry import school_tz
+from collector.devices.registry import school_tz
+from collector.lessons import lesson_marks
+from collector.lessons.lesson_marks import MarkError
+from collector.rates import outside_use, usage
 from dashboard import get_db
 from dashboard.access import DEVICE_ROLES, MARK_ROLES, REVERSE_ROLES, Scope, allow, current_scope
 from dashboard.api import bp, resolve_school

@@ -17,9 +17,9 @@ from typing import Any
 
 from flask import Response, abort, jsonify, request
 
-from collector import usage, usage_export
-from collector.school_calendar import iso_week, week_days
-from collector.usage_report import parse_month, parse_range, range_report, weekly_report
+from collector.lessons.school_calendar import iso_week, week_days
+from collector.rates import usage, usage_export
+from collector.rates.usage_report import parse_month, parse_range, range_report, weekly_report
 from dashboard import get_db
 from dashboard.access import SCHOOL_WIDE, allow, current_scope, scoped_rates
 from dashboard.api import bp, resolve_school

@@ -1,6 +1,6 @@
 """The asset ledger pages (设备清单, issue 18): the list per school, an item's page (what its QR label
 opens; it shows 盘点确认 while a stocktake is open), the form, and printable labels with QR codes.
-The data and its rules are collector.assets'; stocktakes are dashboard.stocktakes'."""
+The data and its rules are collector.school.assets'; stocktakes are dashboard.stocktakes'."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,15 +11,15 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from collector import assets, stocktake
-from collector.stocktake_export import ledger_workbook
+from collector.school import assets, stocktake
+from collector.school.stocktake_export import ledger_workbook
 from dashboard import audit, get_db
 from dashboard.access import ASSET_EDITORS, ASSET_READERS, Scope, allow, current_scope
 from dashboard.auth import client_ip
 from dashboard.overview import page_school
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
-# the ledger's labels (collector.assets, collector.stocktake) as the catalog knows them; templates show
+# the ledger's labels (collector.school.assets, collector.school.stocktake) as the catalog knows them; templates show
 # them through _(...). tests/test_assets_web.py checks that each of them has an English translation.
 CATALOG_LABELS = (_l("电脑"), _l("一体机"), _l("投影仪"), _l("白板"), _l("音箱"), _l("中控"), _l("其他"), _l("在用"),
                   _l("维修"), _l("报废"), _l("资产编号"), _l("品类"), _l("教室"), _l("楼"), _l("型号"), _l("序列号"),

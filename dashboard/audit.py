@@ -1,6 +1,6 @@
 """The audit log of admin actions and commands sent from the dashboard (no Flask here).
 
-It is the one audit log of bbt (migration 500, ``collector.retention.audit``), so `bbt audit`
+It is the one audit log of bbt (migration 500, ``collector.audit.audit``), so `bbt audit`
 shows dashboard actions next to backups and purges. The school and the client address go
 into the entry's detail.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from collector.audit import audit as write
+from collector.audit import audit_entries
 from collector.db import Database
-from collector.retention import audit as write
-from collector.retention import audit_entries
 
 
 def record(db: Database, actor: str, action: str, school: str | None = None, target: str | None = None,

@@ -9,9 +9,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector import queries
-from collector.attribution import epoch_of
 from collector.db import Database
+from collector.lessons.attribution import epoch_of
+from collector.rates import queries
 
 
 def status_changes(db: Database, school: str, device: str, since: float) -> list[dict]:

@@ -9,8 +9,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from alerts import config as alert_config
-from collector import commands, inventory, outside_use, projectors, protection, queries, registry
-from collector.commands import CommandError
+from collector.devices import commands, projectors, registry
+from collector.devices.commands import CommandError
+from collector.intake import inventory, protection
+from collector.rates import outside_use, queries
 from dashboard import audit, devicedata, devstate, get_db, sending
 from dashboard.access import DEVICE_ROLES, OPERATORS, allow, current_scope
 from dashboard.auth import client_ip
@@ -87,7 +89,7 @@ COMMAND_KINDS = ("shutdown", "message", "cancel_shutdown", "refresh_inventory")
 
 
 def command_args(kind: str, form: Any) -> dict[str, Any]:
-    """The command's args from the form (validated again by collector.commands.create)."""
+    """The command's args from the form (validated again by collector.devices.commands.create)."""
     text = (form.get("text") or "").strip()
     if kind == "shutdown":
         args: dict[str, Any] = {"delay_s": int(form.get("delay_s") or 60)}

@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, render_template, request
 
-from collector import district
-from collector.registry import DEFAULT_TZ
-from collector.school_calendar import iso_week
+from collector.devices.registry import DEFAULT_TZ
+from collector.lessons.school_calendar import iso_week
+from collector.rates import district
 from dashboard import get_db
 from dashboard.access import allow
 from dashboard.auth import current_user

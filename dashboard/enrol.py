@@ -1,4 +1,4 @@
-"""Enrolment over HTTP (collector.enrolment): ``POST /api/v1/enrol`` for the agents (no login: the
+"""Enrolment over HTTP (collector.intake.enrolment): ``POST /api/v1/enrol`` for the agents (no login: the
 school's enrolment secret is the credential; refused attempts are audited and rate-limited per
 address), and the admin page that shows the secret, rotates it and revokes or resets PCs."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from collector import credentials, enrolment
-from collector.credentials import CredentialError
-from collector.enrolment import EnrolError
+from collector.intake import credentials, enrolment
+from collector.intake.credentials import CredentialError
+from collector.intake.enrolment import EnrolError
 from dashboard import get_db
 from dashboard.access import PUBLIC, allow
 from dashboard.admin import actor
@@ -80,7 +80,8 @@ def enrolment_page() -> Any:
 
 
 def _act(db: Any, school: str, form: Any) -> None:
-    """Rotate, revoke or reset (each audited by collector.enrolment / collector.credentials, as the admin)."""
+    """Rotate, revoke or reset (each audited by collector.intake.enrolment / collector.intake.credentials, as the
+    admin)."""
     action, device = form.get("action"), (form.get("device") or "").strip()
     if action == "rotate":
         try:

@@ -12,7 +12,9 @@ from flask_babel import gettext as _
 
 from alerts import faultlog
 from alerts import store as alert_store
-from collector import codes, fault_review, registry
+from collector import codes
+from collector.devices import registry
+from collector.rates import fault_review
 from dashboard import audit, get_db
 from dashboard.access import ACK_ROLES, ANY_USER, DEVICE_ROLES, OPERATORS, allow, current_scope
 from dashboard.auth import client_ip

@@ -1,6 +1,6 @@
 """Marking a lesson 外出上课 / 调课 from the lesson list, reversing a mark, and 课外使用 of a school day
 (routes on the usage blueprint). Who may do what: dashboard.access.Scope (may_mark_lesson,
-may_reverse_mark), the same checks as the API (dashboard.api_lessons); audited by collector.lesson_marks.
+may_reverse_mark), the same checks as the API (dashboard.api_lessons); audited by collector.lessons.lesson_marks.
 """
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from collector import lesson_marks, outside_use, usage
-from collector.attribution import AWAY_STATUSES
-from collector.lesson_marks import MarkError
+from collector.lessons import lesson_marks
+from collector.lessons.attribution import AWAY_STATUSES
+from collector.lessons.lesson_marks import MarkError
+from collector.rates import outside_use, usage
 from dashboard import get_db
 from dashboard.access import DEVICE_ROLES, MARK_ROLES, REVERSE_ROLES, Scope, allow, current_scope
 from dashboard.api_lessons import mark, reverse
 from dashboard.overview import page_school
 from dashboard.usage_pages import bp, today
 
-KIND_LABELS = {"away": _l("外出上课"), "swapped": _l("调课")}  # collector.lesson_place.MARK_KINDS
+KIND_LABELS = {"away": _l("外出上课"), "swapped": _l("调课")}  # collector.lessons.lesson_place.MARK_KINDS
 
 
 def mark_context(scope: Scope, school: str, week: str, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from collector.attribution import REVIEWS
+from collector.lessons.attribution import REVIEWS
 from dashboard.access import PUBLIC, allow
 
 bp = Blueprint("openapi", __name__)
@@ -143,7 +143,8 @@ PATHS: dict[str, dict[str, Any]] = {
 
 
 def _enrol_op() -> dict[str, Any]:
-    """POST /api/v1/enrol (collector.enrolment, common.enrolwire): public; the school's secret is the credential."""
+    """POST /api/v1/enrol (collector.intake.enrolment, common.enrolwire): public; the school's secret is the
+    credential."""
     err = {"content": {"application/json": {"schema": ERR}}}
     ID = SCHOOL["schema"]  # noqa: N806 (the contract's id rule)
     return {"post": {

@@ -7,7 +7,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, render_template, request
 
-from collector import queries, registry
+from collector.devices import registry
+from collector.rates import queries
 from dashboard import cache, devstate, get_db
 from dashboard.access import ANY_USER, Scope, allow, current_scope
 
@@ -69,17 +70,17 @@ def open_alerts(scope: Scope, school: str, classes: set[str | None]) -> int:
 
 
 def today_lessons(school: str, day: Any) -> list[dict[str, Any]]:
-    """The day's lessons from the usage rollup (collector.usage.rollup_rows: current, without writing):
+    """The day's lessons from the usage rollup (collector.rates.usage.rollup_rows: current, without writing):
     what the tiles count (usage.day_lessons also annotates each lesson's certainty, too slow here)."""
-    from collector import usage
+    from collector.rates import usage
 
     return usage.rollup_rows(get_db(), school, day, day)
 
 
 def usage_summary(scope: Scope, school: str, tz: Any) -> dict[str, Any] | None:
     """Today's lessons used so far and this week's rate, over what the user may see (None for maintainers)."""
-    from collector import usage
-    from collector.school_calendar import iso_week
+    from collector.lessons.school_calendar import iso_week
+    from collector.rates import usage
 
     user = scope.user
     if user.role == "maintainer":

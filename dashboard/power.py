@@ -1,6 +1,7 @@
 """电源管理: group commands by building, floor or whole school (preview, confirmation, per-PC results
 as they arrive, tally), 雷雨关机, wake-on-LAN switch-on (button and schedule). Maintainers and admins
-only (access.OPERATORS); every action audited. The logic is in collector.power / collector.wake."""
+only (access.OPERATORS); every action audited. The logic is in collector.operations.power /
+collector.operations.wake."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,8 +10,9 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_babel import gettext as _
 from markupsafe import Markup
 
-from collector import power, registry, wake
-from collector.commands import CommandError
+from collector.devices import registry
+from collector.devices.commands import CommandError
+from collector.operations import power, wake
 from dashboard import audit, get_db, sending
 from dashboard.access import OPERATORS, allow, current_scope
 from dashboard.auth import client_ip

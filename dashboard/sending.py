@@ -1,4 +1,4 @@
-"""Sending commands and policies from the dashboard over MQTT (collector.commands / collector.policy).
+"""Sending commands and policies from the dashboard over MQTT (collector.devices.commands / collector.devices.policy).
 
 The command or policy is stored first; it is then published at once with a short-lived client
 to the server's broker (app config BROKER). If the broker cannot be reached it stays pending
@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 from flask import current_app
 
-from collector import commands, policy, school_keys
 from collector.db import Database
-from collector.mqttout import PublishError, Send, publish_all
+from collector.devices import commands, policy, school_keys
+from collector.devices.mqttout import PublishError, Send, publish_all
 
 log = logging.getLogger(__name__)
 

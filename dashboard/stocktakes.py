@@ -1,6 +1,6 @@
 """Semester stocktake pages (学期清查盘点, issue 18): start one, tick items room by room (or confirm
 them by scanning their labels: dashboard.assets.confirm), finish and freeze it, export it (XLSX
-through collector.stocktake_export, a print view). The rules are collector.stocktake's."""
+through collector.school.stocktake_export, a print view). The rules are collector.school.stocktake's."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +8,8 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from collector import assets, stocktake, stocktake_export
-from collector.registry import school_tz
+from collector.devices.registry import school_tz
+from collector.school import assets, stocktake, stocktake_export
 from dashboard import audit, get_db
 from dashboard.access import ASSET_EDITORS, ASSET_READERS, allow, current_scope
 from dashboard.assets import may_edit

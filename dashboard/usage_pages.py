@@ -1,6 +1,6 @@
 """Usage pages: the teacher and class tables for a week, the term or any dates (from/to, 本月),
 trend, lesson drill-down, XLSX and CSV export of a week, a month or a range, and the print view
-for the staff meeting. Rates come from collector.usage (issue 4);
+for the staff meeting. Rates come from collector.rates.usage (issue 4);
 who sees which rows is the one rule of dashboard.access.scoped_rates, as in the API."""
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from alerts.rules import fault_title
-from collector import teacher_groups, usage
-from collector.registry import school_tz
-from collector.school_calendar import iso_week, week_days
+from collector.devices.registry import school_tz
+from collector.lessons import teacher_groups
+from collector.lessons.school_calendar import iso_week, week_days
+from collector.rates import usage
 from dashboard import cache, get_db, usage_table
 from dashboard.access import SCHOOL_WIDE, Scope, allow, current_scope, scoped_rates
 from dashboard.api_usage import RATE_ROLES, rate_rows, report_file, report_for_request, request_span
@@ -90,7 +91,7 @@ def trend_series(scope: Scope, school: str, week: str, by: str, keys: list[str])
 
 
 def data_version(school: str, week: str, period: str) -> tuple[Any, ...]:
-    """collector.usage.data_version of this week, the term so far or the dates (pure: no writes)."""
+    """collector.rates.usage.data_version of this week, the term so far or the dates (pure: no writes)."""
     days = week_days(week)
     start, end = days[0], days[-1]
     if period == "term":

@@ -1,6 +1,6 @@
 """公布 the week from the dashboard (一周一汇总，一周一公布): the week's state, what awaits review first
 (the fault register entries pending — reviewed on their ticket page), then a 公布 button with a
-confirmation step. Publishing goes through collector.usage_report.publish_week, as the CLI does, and
+confirmation step. Publishing goes through collector.rates.usage_report.publish_week, as the CLI does, and
 is audited; after publication the page lists the corrections that reviews made since.
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from alerts.rules import fault_title
-from collector import queries, usage
-from collector.registry import school_tz
-from collector.school_calendar import week_days
-from collector.usage_report import pending_entries, publish_week, review_warning
+from collector.devices.registry import school_tz
+from collector.lessons.school_calendar import week_days
+from collector.rates import queries, usage
+from collector.rates.usage_report import pending_entries, publish_week, review_warning
 from dashboard import audit, get_db
 from dashboard.access import allow, current_scope
 from dashboard.auth import client_ip

@@ -1,7 +1,7 @@
 """The rates table's view: search, 只看未达标, grouping (年级 / 教研组), sorting and paging, all from
 query arguments so that a filtered page is a shareable URL and works without JavaScript.
 
-Pure functions over the rate rows of collector.usage (rate_dict): nothing here computes a rate or
+Pure functions over the rate rows of collector.rates.usage (rate_dict): nothing here computes a rate or
 compares one with the threshold (``below_threshold`` comes with the rows).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from math import ceil
 from typing import Any, Callable, Mapping
 
-from collector.teacher_groups import grade_rank
+from collector.lessons.teacher_groups import grade_rank
 
 PAGE_SIZE = 50
 SORTS = ("name", "scheduled", "used", "rate", "below", "excluded", "awaiting_review")

@@ -12,8 +12,8 @@ from alerts import config
 from alerts.engine import AlertEngine
 from alerts.schedule import Schedule
 from bbt.sim import SimClock, SimDevice
-from collector.imports import import_devices
-from collector.service import Collector
+from collector.intake.service import Collector
+from collector.school.imports import import_devices
 from common.mqttconf import BrokerConfig
 from tests.webhook import WebhookReceiver
 

@@ -77,7 +77,7 @@ def dashboard_site(folder: Path, seed: Callable[[Any], object] = school_and_user
 
     with ExitStack() as stack:
         if live:
-            from collector.service import Collector
+            from collector.intake.service import Collector
             from common.mqttconf import BrokerConfig
 
             if mosquitto_binary() is None:

@@ -8,9 +8,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import protocol
-from collector.ingest import Incoming, prepare
-from collector.registry import ensure_school
-from collector.store import apply_batch
+from collector.devices.ingest import Incoming, prepare
+from collector.devices.registry import ensure_school
+from collector.intake.store import apply_batch
 
 SCHOOL = "s1"
 TZ = ZoneInfo("Asia/Shanghai")

@@ -14,7 +14,7 @@ from alerts import store
 from alerts.evaluate import evaluate_school
 from alerts.notify import Dispatcher
 from alerts.schedule import NoSchedule
-from collector.store import open_fault, touch_device
+from collector.intake.store import open_fault, touch_device
 from dashboard import create_app
 from dashboard.users import add_user, create_token
 

@@ -13,7 +13,7 @@ from alerts.schedule import StaticSchedule
 from bbt.cli import main
 from collector import migrations
 from collector.db import connect
-from collector.store import touch_device
+from collector.intake.store import touch_device
 
 
 def test_alert_and_fault_commands(tmp_path: Path) -> None:

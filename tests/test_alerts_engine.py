@@ -15,8 +15,8 @@ import pytest
 from alerts import config, store
 from alerts.engine import AlertEngine
 from alerts.schedule import DbSchedule, StaticSchedule
-from collector.imports import run_import
-from collector.store import INSERT_EVENT, open_fault, touch_device
+from collector.intake.store import INSERT_EVENT, open_fault, touch_device
+from collector.school.imports import run_import
 from tests.alert_rig import local_ts, school_config
 from tests.webhook import WebhookReceiver
 

@@ -8,7 +8,7 @@ from typing import Any
 from agent.probes import hwid
 from alerts import store as alert_store
 from alerts.engine import AlertEngine
-from collector import assets
+from collector.school import assets
 from tests.dash import SCHOOL, online, publish, school_day_at, school_hours, seed_school
 
 

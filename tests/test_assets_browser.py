@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from collector import assets, stocktake
-from collector.imports import run_import
+from collector.school import assets, stocktake
+from collector.school.imports import run_import
 from tests.browser import browser, dashboard_site, login, school_and_users
 from tests.dash import PASSWORD, SCHOOL, USERS
 

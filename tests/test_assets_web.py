@@ -14,9 +14,9 @@ import png
 import pytest
 import zxingcpp
 
-from collector import assets, stocktake
-from collector.import_errors import ImportError_
-from collector.imports import run_import
+from collector.school import assets, stocktake
+from collector.school.import_errors import ImportError_
+from collector.school.imports import run_import
 from tests.dash import SCHOOL, add_users, make_app, seed_school
 
 LEDGER = """资产编号,品类,教室,楼,型号,序列号,品牌,购置日期,保修截止,供应商,状态,设备

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.attribution import (
+from collector.lessons.attribution import (
     Ev,
     Fault,
     Lesson,
@@ -18,9 +18,9 @@ from collector.attribution import (
     overlap_seconds,
     session_intervals,
 )
-from collector.school_calendar import Term, default_term, official, plan_day, week_days, week_parity
-from collector.timetable import BellSet, SchoolModel, Slot, lessons_on
-from collector.usage import rates_of
+from collector.lessons.school_calendar import Term, default_term, official, plan_day, week_days, week_parity
+from collector.lessons.timetable import BellSet, SchoolModel, Slot, lessons_on
+from collector.rates.usage import rates_of
 
 TZ = ZoneInfo("Asia/Shanghai")
 M = 60.0

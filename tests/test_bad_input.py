@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from collector import registry
-from collector.service import Collector
+from collector.devices import registry
+from collector.intake.service import Collector
 from common.mqttconf import parse_broker_url
 from dashboard import create_app
 from dashboard.users import add_user, create_token

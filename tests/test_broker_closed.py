@@ -11,10 +11,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from collector import credentials, migrations
-from collector.broker import EmbeddedBroker
-from collector.broker_auth import Authority
+from collector import migrations
 from collector.db import Database, connect
+from collector.intake import credentials
+from collector.intake.broker import EmbeddedBroker
+from collector.intake.broker_auth import Authority
 from common.mqttconf import release_sockets
 from tests.brokers import free_port
 from tests.helpers import wait_for

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 import protocol
-from collector import district
-from collector.imports import run_import
-from collector.ingest import Incoming, prepare
-from collector.registry import ensure_school
-from collector.store import apply_batch
+from collector.devices.ingest import Incoming, prepare
+from collector.devices.registry import ensure_school
+from collector.intake.store import apply_batch
+from collector.rates import district
+from collector.school.imports import run_import
 from dashboard.users import UserError, add_user, create_token
 from tests.dash import make_app
 from tests.usage_script import DeviceScript, at

@@ -13,8 +13,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from collector import deploy, registry
-from collector.service import Collector
+from collector.devices import registry
+from collector.intake.service import Collector
+from collector.operations import deploy
 from common.mqttconf import BrokerConfig
 from tests.brokers import Mosquitto, free_port, mosquitto_binary
 from tests.helpers import run_bbt, wait_for

@@ -10,10 +10,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 import protocol
-from collector import commands, policy, school_keys
 from collector.db import connect
-from collector.maintenance import Maintenance
-from collector.service import Collector
+from collector.devices import commands, policy, school_keys
+from collector.intake.service import Collector
+from collector.operations.maintenance import Maintenance
 from common import signing
 from common.mqttconf import parse_broker_url
 from tests.brokers import Mosquitto, free_port

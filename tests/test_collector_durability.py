@@ -13,7 +13,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from collector.service import Collector
+from collector.intake.service import Collector
 from common.mqttconf import BrokerConfig, parse_broker_url
 from tests.brokers import Mosquitto, TcpProxy
 from tests.helpers import ROOT, bbt_cmd, close, wait_for

@@ -1,4 +1,4 @@
-"""collector/fastmqtt.py's own PUBLISH parser gives what paho's does, whatever the cut of the stream, and a
+"""collector/intake/fastmqtt.py's own PUBLISH parser gives what paho's does, whatever the cut of the stream, and a
 client with the fast path receives from a real Mosquitto exactly what a plain paho client receives."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt import _packet
 
-from collector.fastmqtt import BufferedReadClient, take_publishes
+from collector.intake.fastmqtt import BufferedReadClient, take_publishes
 from tests.brokers import Mosquitto, publish_packet
 from tests.helpers import close, publisher, wait_for
 

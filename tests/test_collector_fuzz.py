@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.ingest import Incoming, prepare
-from collector.service import Collector
+from collector.devices.ingest import Incoming, prepare
+from collector.intake.service import Collector
 from common.mqttconf import BrokerConfig
 
 DEVICES = ["pc-1", "pc-2", "pc-3"]

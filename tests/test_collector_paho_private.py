@@ -1,4 +1,4 @@
-"""collector/fastmqtt.py overrides private parts of paho-mqtt (pinned >=2.0,<3 in pyproject.toml).
+"""collector/intake/fastmqtt.py overrides private parts of paho-mqtt (pinned >=2.0,<3 in pyproject.toml).
 
 These tests fail with a message naming what changed, so that a paho upgrade breaks a test, not the collector."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from collector.fastmqtt import BufferedReadClient
+from collector.intake.fastmqtt import BufferedReadClient
 
-WHY = ("collector/fastmqtt.py relies on paho-mqtt's private {what}; paho-mqtt " + version("paho-mqtt")
+WHY = ("collector/intake/fastmqtt.py relies on paho-mqtt's private {what}; paho-mqtt " + version("paho-mqtt")
        + " changed it: adapt fastmqtt (or drop its overrides) before moving the pin in pyproject.toml")
 
 # the private methods fastmqtt overrides or calls, with the parameters it passes

@@ -1,5 +1,5 @@
-"""The reads the dashboard makes of the collector's tables (collector.queries, and the school model's in
-collector.registry, the audit log's in collector.retention), on small real stores: most on SQLite, the
+"""The reads the dashboard makes of the collector's tables (collector.rates.queries, and the school model's in
+collector.devices.registry, the audit log's in collector.audit), on small real stores: most on SQLite, the
 joins and the RETURNING of store.open_fault on PostgreSQL too (the ``db`` fixture)."""
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from alerts import faultlog
-from collector import queries, registry, retention
+from collector import audit
 from collector.db import Database
-from collector.ingest import Incoming, prepare
-from collector.store import apply_batch, close_fault, open_fault, touch_device
+from collector.devices import registry
+from collector.devices.ingest import Incoming, prepare
+from collector.intake.store import apply_batch, close_fault, open_fault, touch_device
+from collector.rates import queries
 
 NOW = time.time()
 S = "s1"
@@ -107,14 +109,14 @@ def test_school_model_reads(db: Database) -> None:
 
 @SQLITE
 def test_audit_entries_newest_first(db: Database) -> None:
-    retention.audit(db, "backup", "/srv/a", {"size": 1}, who="root", now=100)
-    retention.audit(db, "purge_teacher", "已离职教师-1", {}, who="admin", now=200)
-    retention.audit(db, "restore", None, {"ok": True}, who="root", now=200)
-    rows = retention.audit_entries(db)
+    audit.audit(db, "backup", "/srv/a", {"size": 1}, who="root", now=100)
+    audit.audit(db, "purge_teacher", "已离职教师-1", {}, who="admin", now=200)
+    audit.audit(db, "restore", None, {"ok": True}, who="root", now=200)
+    rows = audit.audit_entries(db)
     assert [(r["action"], r["actor"]) for r in rows] == [("restore", "root"), ("purge_teacher", "admin"),
                                                          ("backup", "root")]
     assert json.loads(rows[-1]["detail"]) == {"size": 1}
-    assert [r["action"] for r in retention.audit_entries(db, 1)] == ["restore"]
+    assert [r["action"] for r in audit.audit_entries(db, 1)] == ["restore"]
 
 
 def test_joins_and_open_fault_ids_on_both_backends(db: Database) -> None:

@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from collector import inventory, policy, registry, retention
-from collector.ingest import Incoming, prepare
-from collector.service import Collector
-from collector.store import apply_batch
+from collector.devices import policy, registry
+from collector.devices.ingest import Incoming, prepare
+from collector.intake import inventory
+from collector.intake.service import Collector
+from collector.intake.store import apply_batch
+from collector.operations import retention
 from common.mqttconf import BrokerConfig
 
 NOW = time.time()

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from collector import assets, codes, power
+from collector import codes
+from collector.operations import power
+from collector.school import assets
 from tests.browser import browser, login, serve
 from tests.crawl import crawl
 from tests.dash import (
@@ -48,7 +50,7 @@ def seed(db: Any, tmp: Path) -> None:
     maintainer's 停电 and a teacher's 报修; the alert engine turns them into alerts and register entries."""
     from alerts import faultlog
     from alerts.engine import AlertEngine
-    from collector.imports import run_import
+    from collector.school.imports import run_import
     from tests.dash import seed_school
 
     seed_school(db)
@@ -98,8 +100,8 @@ def seed(db: Any, tmp: Path) -> None:
 
 def seed_correction(db: Any) -> None:
     """The school day's week published, then the projector fault reviewed: a correction to show (公布, 打印)."""
-    from collector import fault_review
-    from collector.usage_report import publish_week
+    from collector.rates import fault_review
+    from collector.rates.usage_report import publish_week
 
     year, week, _day = school_day_at(8, 0).isocalendar()
     publish_week(db, SCHOOL, f"{year}-W{week:02d}", USERS["headteacher"][0])
@@ -110,8 +112,8 @@ def seed_correction(db: Any) -> None:
 def seed_assets(db: Any, tmp: Path) -> None:
     """A ledger of four items, a finished stocktake (one item missing, one found elsewhere) and an open one
     with one item confirmed: the asset, stocktake and print pages have something to show."""
-    from collector import stocktake
-    from collector.imports import run_import
+    from collector.school import stocktake
+    from collector.school.imports import run_import
 
     (tmp / "assets.csv").write_text("资产编号,品类,教室,楼,型号,序列号,品牌,状态,设备\n"
                                     "ZC-0101,电脑,A101,A楼,M720t,PC0ABCDE,联想,在用,pc-101\n"

@@ -26,7 +26,7 @@ DESKTOP = {"width": 1366, "height": 900}
 
 def seed(db: Any) -> None:
     """The demo school's 36 classrooms in several states, one with a fault, one session today."""
-    from collector.registry import ensure_school
+    from collector.devices.registry import ensure_school
 
     ensure_school(db, SCHOOL, "测试中学", "Asia/Shanghai")
     school = demo.build()

@@ -1,5 +1,5 @@
 """dashboard/ holds no SQL on the collector's tables: it reads them through collector functions
-(collector.queries, collector.registry, collector.retention). The tables the dashboard owns are those
+(collector.rates.queries, collector.devices.registry, collector.audit). The tables the dashboard owns are those
 the migrations numbered 300-399 create (users, tokens, web sessions, login attempts, ...)."""
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def test_dashboard_migrations_are_read() -> None:
 def test_dashboard_has_no_sql_on_collector_tables() -> None:
     owned = dashboard_tables()
     found = [hit for path in sorted((ROOT / "dashboard").glob("*.py")) for hit in foreign_sql(path, owned)]
-    assert not found, ("SQL on tables the dashboard does not own (read them through collector.queries, "
-                       "collector.registry or collector.retention):\n" + "\n".join(found))
+    assert not found, ("SQL on tables the dashboard does not own (read them through collector.rates.queries, "
+                       "collector.devices.registry or collector.audit):\n" + "\n".join(found))
 
 
 def test_a_planted_query_is_caught(tmp_path: Path) -> None:

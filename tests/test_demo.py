@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bbt import demo, demo_story
-from collector.school_calendar import iso_week
+from collector.lessons.school_calendar import iso_week
 from tests.brokers import free_port
 from tests.browser import browser, login
 from tests.helpers import ROOT, bbt_cmd, wait_for

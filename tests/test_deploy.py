@@ -21,7 +21,7 @@ import pytest
 
 import protocol
 from bbt.cli import main
-from collector.service import Collector
+from collector.intake.service import Collector
 from common.mqttconf import parse_broker_url
 from tests.brokers import free_port, mosquitto_binary, wait_port
 from tests.helpers import ROOT, close, publisher, wait_for

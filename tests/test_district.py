@@ -11,7 +11,7 @@ from pathlib import Path
 
 import protocol
 from collector.db import connect
-from collector.registry import ingest_stats
+from collector.devices.registry import ingest_stats
 from tests.brokers import Mosquitto
 from tests.helpers import ROOT, bbt_cmd, close, publisher, wait_for
 

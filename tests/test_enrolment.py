@@ -16,8 +16,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import protocol
-from collector import commands, credentials, enrolment, migrations, school_keys
+from collector import migrations
 from collector.db import Database, connect
+from collector.devices import commands, school_keys
+from collector.intake import credentials, enrolment
 from common import signing
 from common.enrolwire import answer_text, mac, request_text
 from common.mqttconf import release_sockets

@@ -20,10 +20,11 @@ from openpyxl import Workbook, load_workbook
 
 import protocol
 from bbt.cli import main
-from collector import sheets, usage
-from collector.fault_review import review_fault
-from collector.imports import run_import
-from collector.usage_export import rate_label
+from collector import sheets
+from collector.rates import usage
+from collector.rates.fault_review import review_fault
+from collector.rates.usage_export import rate_label
+from collector.school.imports import run_import
 from tests.browser import browser, login, serve
 from tests.dash import PASSWORD, make_app
 from tests.test_usage_week import WED, S, write

@@ -44,7 +44,7 @@ def raised_codes() -> set[str]:
             for p in patterns:
                 found |= set(re.findall(p, text, re.M))
     found |= {"policy_refused", "untrusted_policy"}  # agent/context.py, agent/trust.py: named by constants
-    return found - {"internal", "not_json"}  # collector.ingest's rejection reasons, not faults
+    return found - {"internal", "not_json"}  # collector.devices.ingest's rejection reasons, not faults
 
 
 def alert_kinds() -> set[str]:
@@ -192,7 +192,7 @@ def test_favicon_and_every_static_file_a_template_names_exist(app: Any) -> None:
 
 
 def test_a_published_weeks_correction_names_the_fault() -> None:
-    from collector.usage_export import correction_lines
+    from collector.rates.usage_export import correction_lines
 
     [line] = correction_lines({"corrections": [{"t": 1764547500.0, "by": "电工张", "device": "pc-101",
                                                 "code": "report_no_power", "review": "rejected", "changes": []}]})

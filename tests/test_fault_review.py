@@ -22,10 +22,11 @@ from alerts.evaluate import default_weekly, evaluate_school, week_end_candidates
 from alerts.notify import Dispatcher
 from alerts.schedule import NoSchedule
 from bbt.cli import main
-from collector import fault_review, usage, usage_export, usage_settings
-from collector.store import open_fault
-from collector.usage_jobs import tick
-from collector.usage_report import publish_week, review_warning, weekly_report
+from collector.intake.store import open_fault
+from collector.lessons import usage_settings
+from collector.rates import fault_review, usage, usage_export
+from collector.rates.usage_jobs import tick
+from collector.rates.usage_report import publish_week, review_warning, weekly_report
 from dashboard import create_app
 from dashboard.users import create_token
 from tests.test_usage_week import S, confirm_display_missing, import_school, script
@@ -283,7 +284,7 @@ def test_publishing_warns_and_the_cli_reviews(school: Any) -> None:
 
 def test_the_scheduled_publication_logs_the_warning(school: Any, caplog: pytest.LogCaptureFixture) -> None:
     db, _client, _tok = school
-    with caplog.at_level("WARNING", logger="collector.usage_jobs"):
+    with caplog.at_level("WARNING", logger="collector.rates.usage_jobs"):
         done = tick(db, at("2026-05-10", "20:01").timestamp())
     assert any(x.startswith(f"publish {S} {W}") and "待核实" in x for x in done)
     assert any("待核实" in rec.getMessage() for rec in caplog.records)

@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 from bbt.fleet import Fleet, FleetSpec, device_day, plan_schools, write_school_data
-from collector.service import Collector
+from collector.intake.service import Collector
 from common.mqttconf import parse_broker_url
 from tests.brokers import Mosquitto
 from tests.helpers import run_bbt, wait_for

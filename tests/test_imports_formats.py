@@ -9,9 +9,9 @@ import pytest
 import xlwt
 from openpyxl import Workbook
 
-from collector.import_errors import ImportError_
-from collector.import_report import plan_lines
-from collector.imports import plan_import, run_import
+from collector.school.import_errors import ImportError_
+from collector.school.import_report import plan_lines
+from collector.school.imports import plan_import, run_import
 
 CLASSES = ["三(1)班", "三(2)班", "三(3)班"]
 SUBJECTS = ["语文", "数学", "英语", "科学"]

@@ -12,8 +12,8 @@ from openpyxl import load_workbook
 
 from bbt.cli import main
 from collector.db import connect
-from collector.import_columns import KINDS
-from collector.timetable_grid import _name_of
+from collector.school.import_columns import KINDS
+from collector.school.timetable_grid import _name_of
 
 S = "school1"
 
@@ -128,7 +128,7 @@ def test_grid_titles(title: str, expected: tuple[str, Any]) -> None:
 
 
 def test_teacher_without_account_is_a_warning(db: Any, tmp_path: Path) -> None:
-    from collector.imports import plan_import, run_import
+    from collector.school.imports import plan_import, run_import
     from dashboard.users import add_user
 
     f = tmp_path / "tt.csv"

@@ -13,11 +13,12 @@ from alerts import rules, store
 from alerts.engine import AlertEngine
 from alerts.rules import Device
 from alerts.schedule import DbSchedule
-from collector import outside_use, usage, usage_export, usage_settings
-from collector.attribution import Lesson, attribute
-from collector.imports import classes_without_device, import_warnings, run_import
-from collector.lesson_place import Mark, away_of, outside_lessons, room_elsewhere, subject_elsewhere, subtract
-from collector.usage import rates_of
+from collector.lessons import usage_settings
+from collector.lessons.attribution import Lesson, attribute
+from collector.lessons.lesson_place import Mark, away_of, outside_lessons, room_elsewhere, subject_elsewhere, subtract
+from collector.rates import outside_use, usage, usage_export
+from collector.rates.usage import rates_of
+from collector.school.imports import classes_without_device, import_warnings, run_import
 from dashboard import create_app
 from dashboard.users import create_token
 from tests.helpers import run_bbt
@@ -262,7 +263,7 @@ def test_marks_roles_audit_and_reversal(db: Any, api: Any) -> None:
         ("boss", "lesson.mark_reversed", f"{S}/{WED}/二班/2")]
     assert log[0]["detail"]["reason"] == "带学生去科技馆" and log[2]["detail"]["marked_by"] == "王"
     # a published week is closed to marks
-    from collector.usage_report import publish_week
+    from collector.rates.usage_report import publish_week
 
     publish_week(db, S, W, "boss")
     api("POST", "/api/v1/lesson-marks", "王", 409, body)
@@ -341,7 +342,7 @@ def test_device_page_shows_use_outside_lessons(db: Any, pages: Any, tmp_path: Pa
     import time
     from datetime import datetime, timedelta
 
-    from collector.timetable import lessons_on
+    from collector.lessons.timetable import lessons_on
 
     page, _post = pages
     day = datetime.fromtimestamp(time.time(), usage.load_model(db, S).tz).date() - timedelta(days=1)

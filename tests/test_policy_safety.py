@@ -11,7 +11,7 @@ import pytest
 
 import protocol
 from agent.probes import software
-from collector import policy as pol
+from collector.devices import policy as pol
 from protocol.programs import SYSTEM_PROGRAMS, is_system_program, unsafe_deny_rules
 from tests.dash import SCHOOL, USERS, add_users, csrf_of, login, make_app, seed_school
 from tests.helpers import run_bbt

@@ -15,11 +15,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 import protocol
-from collector import commands, power, school_keys, wake
 from collector.db import Database, connect
+from collector.devices import commands, school_keys
+from collector.devices.mqttout import client_sender
+from collector.intake.service import Collector
 from collector.migrations import migrate
-from collector.mqttout import client_sender
-from collector.service import Collector
+from collector.operations import power, wake
 from common.mqttconf import parse_broker_url
 from tests.agent_helpers import Sink, start_agent, stop
 from tests.brokers import Mosquitto

@@ -15,12 +15,12 @@ import protocol
 from agent.commands import Commands
 from agent.desktop import LogDesktop
 from agent.wol import magic_packet, send_magic
-from collector import power, wake
-from collector.commands import CommandError
 from collector.db import connect
-from collector.imports import run_import
+from collector.devices.commands import CommandError
+from collector.devices.registry import ensure_school
 from collector.migrations import migrate
-from collector.registry import ensure_school
+from collector.operations import power, wake
+from collector.school.imports import run_import
 from tests.dash import online, publish, seed_school
 
 TZ = ZoneInfo("Asia/Shanghai")

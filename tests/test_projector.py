@@ -13,9 +13,9 @@ import protocol
 from agent.probes import pjlink
 from alerts import rules
 from alerts.rules import Device
-from collector import policy
-from collector.imports import import_devices
-from collector.maintenance import Maintenance
+from collector.devices import policy
+from collector.operations.maintenance import Maintenance
+from collector.school.imports import import_devices
 from tests.agent_helpers import start_agent, stop
 from tests.alert_rig import TZ, ManualClock, Rig, local_ts, school_config
 from tests.brokers import Mosquitto
@@ -70,7 +70,7 @@ def test_the_projector_event_is_a_versioned_addition() -> None:
 
 def test_a_collector_of_protocol_1_0_quarantines_the_projector_event(monkeypatch: pytest.MonkeyPatch) -> None:
     """What a collector from before v1.1 does with it: quarantined as unknown_type, the rest stored."""
-    from collector.ingest import Incoming, prepare
+    from collector.devices.ingest import Incoming, prepare
 
     ev = protocol.make_event("e1", 0, "projector", datetime.now(TZ), {"address": "a", "reachable": True})
     msg = Incoming(protocol.events_topic("s1", "pc-1"), protocol.dumps(ev), time.time())
@@ -103,7 +103,7 @@ def test_rules_left_on_at_night_after_school_and_lamp_hours() -> None:
 def test_import_column_reaches_the_policy_and_a_bad_address_is_refused(tmp_path: Path) -> None:
     from collector import migrations
     from collector.db import connect
-    from collector.import_errors import ImportError_
+    from collector.school.import_errors import ImportError_
 
     db = connect(str(tmp_path / "bbt.db"))
     migrations.migrate(db)
@@ -214,7 +214,7 @@ def test_the_end_of_day_shutdown_switches_the_projector_off_first_when_the_polic
 
 
 def test_projector_state_keeps_the_newest_report(db: Any) -> None:
-    from collector.projectors import projector_state
+    from collector.devices.projectors import projector_state
     from tests.dash import publish, seed_school
 
     seed_school(db)
@@ -235,8 +235,8 @@ def test_projector_state_keeps_the_newest_report(db: Any) -> None:
 def test_an_offer_is_stored_signed_and_published_with_the_policy(db: Any, tmp_path: Path) -> None:
     import zipfile
 
-    from collector import agent_updates, school_keys
-    from collector.agent_updates import UpdateError
+    from collector.devices import agent_updates, school_keys
+    from collector.devices.agent_updates import UpdateError
     from common.signing import verify
 
     wheel = tmp_path / "bbt-0.2.0-py3-none-any.whl"

@@ -17,9 +17,10 @@ from alerts import config, rules, store
 from alerts.engine import AlertEngine
 from alerts.rules import Device
 from alerts.schedule import StaticSchedule
-from collector import policy, protection
-from collector.ingest import EventRow
-from collector.store import touch_device
+from collector.devices import policy
+from collector.devices.ingest import EventRow
+from collector.intake import protection
+from collector.intake.store import touch_device
 from tests.alert_rig import Rig, school_config
 from tests.brokers import Mosquitto
 from tests.helpers import wait_for

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from collector import policy as pol
+from collector.devices import policy as pol
 from tests.browser import browser, dashboard_site, page_as
 from tests.dash import SCHOOL, publish, school_day_at
 

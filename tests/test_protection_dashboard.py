@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import protocol
-from collector import policy as pol
+from collector.devices import policy as pol
 from tests.dash import SCHOOL, USERS, add_users, csrf_of, login, make_app, publish, school_day_at, seed_school
 
 

@@ -74,7 +74,8 @@ def test_every_event_type_with_its_keys_and_values() -> None:
 
 
 def test_every_rejection_code() -> None:
-    sources = [Path(ROOT, "protocol", n) for n in ("v1.py", "usb.py")] + [Path(ROOT, "collector", "ingest.py")]
+    sources = [Path(ROOT, "protocol", n) for n in ("v1.py", "usb.py")] + [Path(ROOT, "collector", "devices",
+                                                                               "ingest.py")]
     codes = {c for p in sources for c in re.findall(r'(?:Rejected\(|code=)"(\w+)"', p.read_text(encoding="utf-8"))}
     assert {"bad_topic", "unknown_type", "internal"} <= codes
     missing = sorted(c for c in codes if f"`{c}`" not in section(1))
@@ -98,7 +99,7 @@ def test_policy_commands_and_versions() -> None:
 # -- §2 imports ----------------------------------------------------------------------------------
 
 def test_import_kinds_and_columns() -> None:
-    from collector.import_columns import KINDS
+    from collector.school.import_columns import KINDS
 
     rows = table(section(2), "Kinds and columns")
     assert set(rows) == set(KINDS)
@@ -108,7 +109,7 @@ def test_import_kinds_and_columns() -> None:
 
 
 def test_every_accepted_header() -> None:
-    from collector.import_columns import COLUMNS
+    from collector.school.import_columns import COLUMNS
 
     rows = table(section(2), "Column headers")
     assert set(rows) == set(COLUMNS)
@@ -118,8 +119,8 @@ def test_every_accepted_header() -> None:
 
 
 def test_file_formats_and_values() -> None:
-    from collector.readers import ENCODING_NOTE, SUFFIXES
-    from collector.school_imports import CAL_KINDS, WEEKS
+    from collector.school.readers import ENCODING_NOTE, SUFFIXES
+    from collector.school.school_imports import CAL_KINDS, WEEKS
 
     s2 = section(2)
     assert all(f"`{s}`" in s2 for s in SUFFIXES), SUFFIXES
@@ -130,8 +131,8 @@ def test_file_formats_and_values() -> None:
 # -- §3 the usage rule ---------------------------------------------------------------------------
 
 def test_usage_rule() -> None:
-    from collector import usage_settings
-    from collector.attribution import NEVER_EXCUSES, REVIEWS, STATUS_ZH, STATUSES
+    from collector.lessons import usage_settings
+    from collector.lessons.attribution import NEVER_EXCUSES, REVIEWS, STATUS_ZH, STATUSES
 
     s3 = section(3)
     rows = {k: cells for k, cells in re.findall(r"^\| `(\w+)` \| (.*)$", s3, flags=re.M)}
@@ -182,7 +183,7 @@ def test_every_route_with_its_roles(tmp_path: Path) -> None:
 
 
 def test_the_rate_rows_keys() -> None:
-    from collector import usage
+    from collector.rates import usage
 
     row = table(section(4), "Routes")["GET /api/v1/usage/teachers?school=S&week=W"][2]
     keys = set(usage.rate_dict(usage.make_rate("x", 1, 1, 0.6), "teacher"))

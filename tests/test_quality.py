@@ -111,3 +111,63 @@ def test_the_cycle_check_names_a_planted_cycle(tmp_path: Path) -> None:
     assert cycle_lines(tmp_path) == ["agent -> agent.probes -> agent"]  # relative imports resolve too
     (tmp_path / "agent" / "probes" / "usage.py").write_text("import common\n")
     assert cycle_lines(tmp_path) == []
+
+
+# -- the collector's foundation imports none of its sub-packages -------------------------------
+
+COLLECTOR_FOUNDATION = ("audit", "codes", "db", "lease", "migrations", "pg", "sheets")
+
+
+def foundation_imports(root: Path = Path(ROOT)) -> list[str]:
+    """Imports of a collector sub-package by a foundation module (collector/*.py, collector/migrations/)."""
+    col = root / "collector"
+    subs = {p.parent.name for p in col.glob("*/__init__.py")} - set(COLLECTOR_FOUNDATION)
+    files = [*col.glob("*.py"), *(col / "migrations").rglob("*.py")]
+    return sorted(f"{f.relative_to(root)}: imports {name}" for f in files for name in imported_names(f, root)
+                  if name.split(".")[0] == "collector" and name.split(".")[1:2] and name.split(".")[1] in subs)
+
+
+def test_the_collector_foundation_imports_no_sub_package() -> None:
+    col = Path(ROOT) / "collector"
+    assert {"intake", "rates"} <= {p.parent.name for p in col.glob("*/__init__.py")}, "collector/ is split"
+    strays = sorted({p.stem for p in col.glob("*.py")} - {"__init__", *COLLECTOR_FOUNDATION})
+    assert not strays, f"collector modules outside the foundation belong in a sub-package: {strays}"
+    found = foundation_imports()
+    assert not found, "the collector's foundation imports a sub-package:\n" + "\n".join(found)
+
+
+def test_the_foundation_check_catches_an_import(tmp_path: Path) -> None:
+    plant(tmp_path, {"collector/intake/store.py": "from collector import db\n",
+                     "collector/db.py": "def f():\n    from collector.intake import store\n",
+                     "collector/migrations/__init__.py": "import collector.rates.usage\n",
+                     "collector/rates/usage.py": ""})
+    assert foundation_imports(tmp_path) == ["collector/db.py: imports collector.intake",
+                                            "collector/db.py: imports collector.intake.store",
+                                            "collector/migrations/__init__.py: imports collector.rates.usage"]
+
+
+# -- the collector's sub-packages in layers: each imports only those before it in this order ----------
+
+COLLECTOR_ORDER = ("devices", "lessons", "school", "intake", "rates", "operations")  # README's Layout table
+
+
+def sub_package_upward(graph: dict[str, set[str]]) -> list[str]:
+    """Imports of a collector sub-package by one before it in COLLECTOR_ORDER (or by one not in it)."""
+    rank = {f"collector.{name}": i for i, name in enumerate(COLLECTOR_ORDER)}
+    return sorted(f"{pkg} imports {dep}" for pkg, deps in graph.items() if pkg.count(".") == 1
+                  and pkg.startswith("collector.") and pkg != "collector.migrations" for dep in deps
+                  if dep in rank and dep != pkg and rank.get(pkg, -1) <= rank[dep])
+
+
+def test_the_collector_sub_packages_import_only_those_before_them() -> None:
+    subs = {f"collector.{p.parent.name}" for p in (Path(ROOT) / "collector").glob("*/__init__.py")}
+    assert subs - {"collector.migrations"} == {f"collector.{n}" for n in COLLECTOR_ORDER}, "COLLECTOR_ORDER is complete"
+    bad = sub_package_upward(package_graph())
+    assert not bad, "a collector sub-package imports one after it (see COLLECTOR_ORDER):\n" + "\n".join(bad)
+
+
+def test_the_order_check_catches_an_import_of_a_later_sub_package() -> None:
+    graph = {"collector.devices": {"collector", "collector.rates"}, "collector.rates": {"collector.devices"},
+             "collector.extra": {"collector.devices"}}
+    assert sub_package_upward(graph) == ["collector.devices imports collector.rates",
+                                         "collector.extra imports collector.devices"]

@@ -21,8 +21,9 @@ import pytest
 import protocol
 from agent import selfupdate
 from agent.selfupdate import UpdateError, Versions
-from collector import migrations, school_keys
+from collector import migrations
 from collector.db import connect
+from collector.devices import school_keys
 from common import signing
 from tests.agent_helpers import start_agent, stop
 from tests.brokers import Mosquitto, free_port

@@ -18,8 +18,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from collector import batch_relay, credentials, migrations
+from collector import migrations
 from collector.db import connect
+from collector.intake import batch_relay, credentials
 from dashboard.users import add_user, create_token
 from tests.brokers import Mosquitto, free_port
 from tests.helpers import ROOT, bbt_cmd, close, wait_for

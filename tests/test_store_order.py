@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import protocol
-from collector import store
-from collector.ingest import Incoming, Prepared, prepare
-from collector.registry import ingest_stats
+from collector.devices.ingest import Incoming, Prepared, prepare
+from collector.devices.registry import ingest_stats
+from collector.intake import store
 
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from collector import backup as bk
-from collector import retention, trust_jobs
 from collector.db import Database, connect
+from collector.operations import backup as bk
+from collector.operations import retention, trust_jobs
 from tests.helpers import run_bbt, wait_for
 
 DAY = 86400.0

@@ -5,8 +5,8 @@ import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector import certainty as c
 from collector.db import Database
+from collector.rates import certainty as c
 
 TZ = ZoneInfo("Asia/Shanghai")
 HB = 60.0

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import protocol
-from collector import commands as collector_commands
-from collector import policy as collector_policy
+from collector.devices import commands as collector_commands
+from collector.devices import policy as collector_policy
 from common import signing
 from tests.agent_helpers import Sink, start_agent, stop
 from tests.brokers import Mosquitto

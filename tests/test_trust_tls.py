@@ -15,8 +15,8 @@ from cryptography import x509
 from agent.config import load_config
 from agent.probes.idle import IdleSource
 from agent.runner import Agent
-from collector.certs import CertPlan, make_certs
-from collector.service import Collector
+from collector.intake.certs import CertPlan, make_certs
+from collector.intake.service import Collector
 from common.mqttconf import BrokerConfig, tls_context
 from tests.brokers import Mosquitto, free_port, mosquitto_binary
 from tests.helpers import run_bbt, wait_for
@@ -163,7 +163,7 @@ def test_tls_settings_never_fall_back_to_plain_mqtt(tmp_path: Path) -> None:
 
 
 def test_devices_csv_and_bad_input(tmp_path: Path) -> None:
-    from collector.certs import CertError, read_devices_csv
+    from collector.intake.certs import CertError, read_devices_csv
 
     good = tmp_path / "devices.csv"
     good.write_text("\ufeffdevice,class\npc-101,一(1)班\npc-102,一(2)班\npc-101,一(1)班\n", encoding="utf-8")

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from collector import usage
-from collector.imports import run_import
-from collector.usage_report import publish_week
+from collector.rates import usage
+from collector.rates.usage_report import publish_week
+from collector.school.imports import run_import
 from dashboard import create_app
 from dashboard.users import create_token
 from tests.test_usage_week import (
@@ -106,7 +106,7 @@ def test_published_week_is_frozen(api, db, tmp_path: Path) -> None:  # type: ign
                                  (S, W))[0]["report"])
     assert stored["teachers"] == teachers
     # a departed teacher's name leaves the frozen report too (trust: bbt purge --teacher)
-    from collector.retention import purge_teacher
+    from collector.operations.retention import purge_teacher
 
     done = purge_teacher(db, "王", S, "test")
     frozen = json.dumps(usage.published(db, S, W), ensure_ascii=False)

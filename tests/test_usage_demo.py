@@ -18,9 +18,9 @@ import protocol
 from bbt import demo, demo_story
 from bbt.demo_run import demo_days, prepare
 from bbt.sim import SimDevice, plan_day
-from collector import usage
 from collector.db import Database, connect
-from collector.school_calendar import iso_week
+from collector.lessons.school_calendar import iso_week
+from collector.rates import usage
 from tests.usage_script import DeviceScript, ingest
 
 

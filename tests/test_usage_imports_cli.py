@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from openpyxl import Workbook, load_workbook
 
 from bbt.cli import main
-from collector import usage
-from collector.imports import run_import
-from collector.tables import ImportError_
-from collector.usage_jobs import tick
+from collector.rates import usage
+from collector.rates.usage_jobs import tick
+from collector.school.imports import run_import
+from collector.school.tables import ImportError_
 from tests.test_usage_week import EXPECTED_TEACHERS, S, confirm_display_missing, import_school, script, write
 from tests.usage_script import TZ, ingest
 

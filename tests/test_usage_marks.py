@@ -1,4 +1,4 @@
-"""collector/usage_marks.py computes a local date once per UTC minute: exact only because every time zone's
+"""collector/lessons/usage_marks.py computes a local date once per UTC minute: exact only because every time zone's
 offset has been whole minutes since WHOLE_MINUTE_OFFSETS (and its changes fall on whole minutes). Checked on
 this machine's time zone database, and on the marks themselves around midnights and clock changes."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import zoneinfo
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector.usage_marks import WHOLE_MINUTE_OFFSETS, mark_events
+from collector.lessons.usage_marks import WHOLE_MINUTE_OFFSETS, mark_events
 
 # zones with half and quarter hours, midnight clock changes (Sao Paulo), a change at 00:01 (St Johns until 2011)
 ZONES = ("Asia/Shanghai", "Asia/Kathmandu", "Asia/Kolkata", "America/St_Johns", "America/Sao_Paulo",

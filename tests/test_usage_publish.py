@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from alerts.faultlog import sync_tickets
-from collector import fault_review, usage
+from collector.rates import fault_review, usage
 from dashboard.users import add_user
 from tests.dash import PASSWORD, csrf_of, login, make_app
 from tests.test_usage_week import S, import_school, script

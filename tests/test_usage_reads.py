@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collector import outside_use, usage, usage_rollup
 from collector.db import Database
-from collector.usage_jobs import REFRESH_DAYS, tick
-from collector.usage_marks import mark_dates
+from collector.lessons.usage_marks import mark_dates
+from collector.rates import outside_use, usage, usage_rollup
+from collector.rates.usage_jobs import REFRESH_DAYS, tick
 from dashboard.users import create_token
 from tests.dash import make_app
 from tests.test_usage_week import EXPECTED_TEACHERS, FRI, MON, THU, S, confirm_display_missing, import_school, script
@@ -203,7 +203,7 @@ def test_reads_of_a_day_being_computed_take_that_computation(db: Database, db_ur
 
 
 def test_publishing_stores_the_week_first(db: Database, tmp_path: Path) -> None:
-    from collector.usage_report import publish_week
+    from collector.rates.usage_report import publish_week
 
     import_school(db, tmp_path)
     assert ingest(db, S, script()) > 100

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from collector.db import connect
-from collector.imports import ImportError_, run_import
-from collector.teacher_groups import grade_of, grade_rank, majority, teacher_grades, teacher_groups
+from collector.lessons.teacher_groups import grade_of, grade_rank, majority, teacher_grades, teacher_groups
+from collector.school.imports import ImportError_, run_import
 from dashboard.usage_table import NO_GROUP, View, ViewError, build, parse_view
 from dashboard.users import create_token
 from tests.dash import make_app

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import protocol
-from collector import fault_review, usage
-from collector.imports import run_import
-from collector.service import Collector
+from collector.intake.service import Collector
+from collector.rates import fault_review, usage
+from collector.school.imports import run_import
 from common.mqttconf import BrokerConfig
 from tests.brokers import Mosquitto
 from tests.helpers import close, publisher, wait_for

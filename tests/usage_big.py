@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from collector.imports import run_import
+from collector.school.imports import run_import
 from tests.usage_script import DeviceScript, ingest
 
 S = "big"

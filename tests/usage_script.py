@@ -68,8 +68,8 @@ def ingest(db: Any, school: str, scripts: list[DeviceScript]) -> int:
     """Store scripted events through the collector's own validation and store (no broker)."""
     import time
 
-    from collector.ingest import Incoming, prepare
-    from collector.store import apply_batch
+    from collector.devices.ingest import Incoming, prepare
+    from collector.intake.store import apply_batch
 
     stored = 0
     for dev in scripts:

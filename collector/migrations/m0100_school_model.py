@@ -1,7 +1,7 @@
 """School model (bell schedules, timetable, substitutions, calendar, terms) and the usage rollup.
 
 ``lesson_usage`` holds one row per scheduled lesson (school, date, class, period), computed from
-the events by collector.usage and refreshed when a day is marked dirty in ``usage_days``.
+the events by collector.rates.usage and refreshed when a day is marked dirty in ``usage_days``.
 ``usage_published`` keeps each published week frozen as JSON.
 """
 

@@ -3,7 +3,7 @@ the note on an away lesson, and use of the classroom PCs outside lessons (课外
 
 ``lesson_marks`` keeps every mark, also reversed ones (reversed_t set): the active mark of a lesson
 is the one not reversed. ``outside_use`` holds, per device and school day, the in-use seconds
-outside the class's lessons, recomputed with the day's rollup (collector.usage.refresh_day).
+outside the class's lessons, recomputed with the day's rollup (collector.rates.usage.refresh_day).
 """
 
 VERSION = 110

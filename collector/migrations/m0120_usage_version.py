@@ -1,6 +1,6 @@
 """The version of a school's usage model (timetable, bells, calendar, devices, settings): changed by
-every import and settings change (collector.usage_marks.invalidate_school), it keys the days
-computed in memory by reads (collector.usage_rollup.live_day) with the days' own versions."""
+every import and settings change (collector.lessons.usage_marks.invalidate_school), it keys the days
+computed in memory by reads (collector.rates.usage_rollup.live_day) with the days' own versions."""
 
 VERSION = 120
 NAME = "usage_version"

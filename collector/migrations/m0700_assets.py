@@ -2,7 +2,7 @@
 
 ``assets``: every item of a school's classrooms (the PC, projector or interactive panel, whiteboard,
 speakers, 中控), keyed by the school's asset code (资产编号). A PC's row carries the agent's device id
-and is filled from its inventory (collector.assets). ``stocktakes`` holds one row per stocktake;
+and is filled from its inventory (collector.school.assets). ``stocktakes`` holds one row per stocktake;
 ``stocktake_items`` copies the ledger when it starts and records each confirmation; a finished
 stocktake is frozen (its rows never change again)."""
 
