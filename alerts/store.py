@@ -8,7 +8,7 @@ import secrets
 from typing import Any
 
 from alerts.rules import Candidate
-from collector.db import Database, Row
+from collector.db import Database, Row, first
 from common.errors import BbtError
 
 OPEN = ("firing", "acknowledged")
@@ -46,8 +46,7 @@ def resolve(db: Database, alert_id: int, now: float, reason: str) -> bool:
 
 
 def get(db: Database, alert_id: int) -> Row | None:
-    rows = db.query("SELECT * FROM alerts WHERE id = ?", (alert_id,))
-    return rows[0] if rows else None
+    return first(db, "SELECT * FROM alerts WHERE id = ?", (alert_id,))
 
 
 def acknowledge(db: Database, alert_id: int, by: str, now: float) -> Row:

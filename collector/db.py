@@ -148,3 +148,9 @@ def connect(url: str | None = None) -> Database:
     elif "://" in url:
         raise StoreError(f"unsupported database URL {url!r}: use a file path or postgresql://")
     return SQLiteDB(url)
+
+
+def first(db: Database, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    """The query's first row, or None when it finds none."""
+    rows = db.query(sql, params)
+    return rows[0] if rows else None

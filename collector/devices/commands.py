@@ -35,16 +35,8 @@ def resolve_targets(db: Database, device: str | None = None, klass: str | None =
     """(school, device) pairs for exactly one of: a device, a class, a whole school."""
     if sum(x is not None for x in (device, klass)) > 1 or (device is None and klass is None and school is None):
         raise CommandError("name one target: a DEVICE, or --class C, or --school S")
-    where, params = [], []
-    if school is not None:
-        where.append("school = ?")
-        params.append(school)
-    if device is not None:
-        where.append("device = ?")
-        params.append(device)
-    if klass is not None:
-        where.append("class = ?")
-        params.append(klass)
+    given = {col: v for col, v in (("school", school), ("device", device), ("class", klass)) if v is not None}
+    where, params = [f"{col} = ?" for col in given], list(given.values())
     rows = db.query(f"SELECT school, device FROM devices WHERE {' AND '.join(where)} ORDER BY school, device", params)
     targets = [(r["school"], r["device"]) for r in rows]
     what = (f"device {device!r}" if device is not None else f"class {klass!r}" if klass is not None

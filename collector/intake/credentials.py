@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 import protocol
 from collector.audit import audit
-from collector.db import Database
+from collector.db import Database, first
 from common.errors import BbtError
 
 COLLECTOR_USER = "bbt:collector"  # ':' is not allowed in device ids: no PC can take this name
@@ -49,9 +49,8 @@ def verify_secret(secret_hash: str, secret: str) -> bool:
 
 
 def get(db: Database, device: str) -> dict[str, Any] | None:
-    rows = db.query("SELECT device, school, secret_hash, created, revoked, revoked_by, ip FROM device_credentials "
-                    "WHERE device = ?", (device,))
-    return rows[0] if rows else None
+    return first(db, "SELECT device, school, secret_hash, created, revoked, revoked_by, ip FROM device_credentials "
+                     "WHERE device = ?", (device,))
 
 
 def provision(db: Database, school: str, device: str, who: str, ip: str | None = None,

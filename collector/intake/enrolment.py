@@ -17,7 +17,7 @@ from typing import Any
 
 import protocol
 from collector.audit import audit
-from collector.db import Database
+from collector.db import Database, first
 from collector.devices import school_keys
 from collector.intake import credentials
 from common.enrolwire import answer_text, mac, request_text
@@ -55,9 +55,8 @@ def rotate(db: Database, school: str, who: str, days: float = DEFAULT_DAYS, now:
 
 
 def current(db: Database, school: str) -> dict[str, Any] | None:
-    rows = db.query("SELECT school, secret, created, expires, created_by FROM enrol_secrets WHERE school = ?",
-                    (school,))
-    return rows[0] if rows else None
+    return first(db, "SELECT school, secret, created, expires, created_by FROM enrol_secrets WHERE school = ?",
+                     (school,))
 
 
 def _valid_secret(db: Database, school: str, now: float) -> str:

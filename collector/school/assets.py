@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
-from collector.db import Database
+from collector.db import Database, first
 
 # item kind -> Chinese label (the import accepts either)
 ITEMS = {"pc": "电脑", "panel": "一体机", "projector": "投影仪", "whiteboard": "白板", "speakers": "音箱",
@@ -118,8 +118,7 @@ def list_assets(db: Database, school: str, room: str | None = None, building: st
 
 
 def get_asset(db: Database, asset_id: int) -> dict[str, Any] | None:
-    rows = db.query("SELECT * FROM assets WHERE id = ?", (asset_id,))
-    return rows[0] if rows else None
+    return first(db, "SELECT * FROM assets WHERE id = ?", (asset_id,))
 
 
 def rooms(db: Database, school: str) -> list[dict[str, Any]]:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from collector.school.import_errors import msg
 from collector.school.readers import halfwidth
 from collector.school.tables import Row, col_error
+
+T = TypeVar("T")
 
 CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
              "九": 9}
@@ -84,35 +86,29 @@ def text(name: Any, r: Row, col: str) -> str:
     return v
 
 
-def weekday(name: Any, r: Row, col: str = "weekday") -> int:
+def _parsed(name: Any, r: Row, col: str, parse: Callable[[str], T | None], code: str) -> T:
+    """The cell parsed, or the row's error naming the column and the value (message ``code``)."""
     v = r.values.get(col, "")
-    n = parse_weekday(v)
-    if n is None:
-        raise col_error(name, r, col, msg("bad_weekday", value=v))
-    return n
+    out = parse(v)
+    if out is None:
+        raise col_error(name, r, col, msg(code, value=v))
+    return out
+
+
+def weekday(name: Any, r: Row, col: str = "weekday") -> int:
+    return _parsed(name, r, col, parse_weekday, "bad_weekday")
 
 
 def period(name: Any, r: Row, col: str = "period") -> int:
-    v = r.values.get(col, "")
-    n = parse_period(v)
-    if n is None:
-        raise col_error(name, r, col, msg("bad_period", value=v))
+    n = _parsed(name, r, col, parse_period, "bad_period")
     if n > 30:
         raise col_error(name, r, col, msg("out_of_range", value=n, lo=1, hi=30))
     return n
 
 
 def minutes(name: Any, r: Row, col: str) -> int:
-    v = r.values.get(col, "")
-    n = parse_minutes(v)
-    if n is None:
-        raise col_error(name, r, col, msg("bad_time", value=v))
-    return n
+    return _parsed(name, r, col, parse_minutes, "bad_time")
 
 
 def a_date(name: Any, r: Row, col: str) -> str:
-    v = r.values.get(col, "")
-    d = parse_date(v)
-    if d is None:
-        raise col_error(name, r, col, msg("bad_date", value=v))
-    return d
+    return _parsed(name, r, col, parse_date, "bad_date")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from collector.db import Database
+from collector.db import Database, first
 
 
 class StocktakeError(ValueError):
@@ -19,14 +19,12 @@ class StocktakeError(ValueError):
 
 
 def open_stocktake(db: Database, school: str) -> dict[str, Any] | None:
-    rows = db.query("SELECT * FROM stocktakes WHERE school = ? AND finished IS NULL ORDER BY id DESC LIMIT 1",
-                    (school,))
-    return rows[0] if rows else None
+    return first(db, "SELECT * FROM stocktakes WHERE school = ? AND finished IS NULL ORDER BY id DESC LIMIT 1",
+                     (school,))
 
 
 def get(db: Database, stocktake_id: int) -> dict[str, Any] | None:
-    rows = db.query("SELECT * FROM stocktakes WHERE id = ?", (stocktake_id,))
-    return rows[0] if rows else None
+    return first(db, "SELECT * FROM stocktakes WHERE id = ?", (stocktake_id,))
 
 
 def list_stocktakes(db: Database, school: str) -> list[dict[str, Any]]:
@@ -63,8 +61,7 @@ def items(db: Database, stocktake_id: int, room: str | None = None) -> list[dict
 
 
 def item_of(db: Database, stocktake_id: int, asset_id: int) -> dict[str, Any] | None:
-    rows = db.query("SELECT * FROM stocktake_items WHERE stocktake_id = ? AND asset_id = ?", (stocktake_id, asset_id))
-    return rows[0] if rows else None
+    return first(db, "SELECT * FROM stocktake_items WHERE stocktake_id = ? AND asset_id = ?", (stocktake_id, asset_id))
 
 
 def confirm(db: Database, stocktake_id: int, asset_id: int, who: str, found_room: str | None = None,
@@ -114,9 +111,8 @@ def result(db: Database, stocktake_id: int) -> dict[str, Any]:
 
 
 def previous(db: Database, st: dict[str, Any]) -> dict[str, Any] | None:
-    rows = db.query("SELECT * FROM stocktakes WHERE school = ? AND finished IS NOT NULL AND started < ? "
-                    "ORDER BY started DESC, id DESC LIMIT 1", (st["school"], st["started"]))
-    return rows[0] if rows else None
+    return first(db, "SELECT * FROM stocktakes WHERE school = ? AND finished IS NOT NULL AND started < ? "
+                     "ORDER BY started DESC, id DESC LIMIT 1", (st["school"], st["started"]))
 
 
 def differences(db: Database, st: dict[str, Any]) -> list[dict[str, Any]]:
