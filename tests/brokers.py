@@ -192,3 +192,26 @@ def publish_packet(topic: bytes, body: bytes, qos: int = 1, mid: int = 0, retain
         if not n:
             break
     return bytes([0x30 | dup << 3 | qos << 1 | retain]) + bytes(length) + rest
+
+
+class EmbeddedRig:
+    """A store with two PCs' accounts and the collector's, and bbt's embedded broker on a free port."""
+
+    def __init__(self, tmp: Path) -> None:
+        from collector import migrations
+        from collector.db import connect
+        from collector.intake import credentials
+        from collector.intake.broker import EmbeddedBroker
+        from collector.intake.broker_auth import Authority
+
+        self.url = str(tmp / "bbt.db")
+        self.db = connect(self.url)
+        migrations.migrate(self.db)
+        self.pw = {d: credentials.provision(self.db, "s1", d, "test") for d in ("pc-1", "pc-2")}
+        self.collector_pw = credentials.collector_password(self.db)
+        self.broker = EmbeddedBroker(Authority(self.url), "127.0.0.1", free_port(), pick_free=False)
+        self.port = self.broker.start()
+
+    def close(self) -> None:
+        self.broker.stop()
+        self.db.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers import Mosquitto, mosquitto_binary
+from tests.brokers import EmbeddedRig, Mosquitto, mosquitto_binary
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -80,3 +80,11 @@ def db(db_url: str):  # type: ignore[no-untyped-def]
     migrations.migrate(d)
     yield d
     d.close()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[EmbeddedRig]:
+    """bbt's embedded broker with accounts (tests.brokers.EmbeddedRig)."""
+    r = EmbeddedRig(tmp_path)
+    yield r
+    r.close()

@@ -4,40 +4,15 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from collector import migrations
-from collector.db import Database, connect
 from collector.intake import credentials
-from collector.intake.broker import EmbeddedBroker
-from collector.intake.broker_auth import Authority
 from common.mqttconf import release_sockets
-from tests.brokers import free_port
+from tests.brokers import EmbeddedRig as Rig
 from tests.helpers import wait_for
-
-
-class Rig:
-    def __init__(self, tmp: Path) -> None:
-        self.url = str(tmp / "bbt.db")
-        self.db: Database = connect(self.url)
-        migrations.migrate(self.db)
-        self.pw = {d: credentials.provision(self.db, "s1", d, "test") for d in ("pc-1", "pc-2")}
-        self.collector_pw = credentials.collector_password(self.db)
-        self.broker = EmbeddedBroker(Authority(self.url), "127.0.0.1", free_port(), pick_free=False)
-        self.port = self.broker.start()
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    r = Rig(tmp_path)
-    yield r
-    r.broker.stop()
-    r.db.close()
 
 
 class Client:

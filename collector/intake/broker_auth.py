@@ -26,13 +26,13 @@ from typing import Any
 from amqtt.broker import Broker
 from amqtt.errors import MQTTError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
-from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.utils import gen_client_id
 
 import protocol
 from collector.db import Database, connect
 from collector.intake import credentials
+from collector.intake.broker_durable import DurableHandler, forward_accepted
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +166,19 @@ class TopicPlugin(BaseTopicPlugin):
 
 class ClosedBroker(Broker):
     """amqtt's Broker with the credentials checked right after the CONNECT is read, before the client id
-    is looked up among the sessions (the rest is amqtt's own ``_initialize_client_session``)."""
+    is looked up among the sessions (the rest is amqtt's own ``_initialize_client_session``), and QoS 1
+    kept (collector.intake.broker_durable)."""
+
+    async def _client_message_loop(self, client_session: Any, handler: Any) -> None:
+        try:
+            await super()._client_message_loop(client_session, handler)
+        finally:
+            await forward_accepted(self, client_session, handler)
 
     async def _initialize_client_session(self, reader: Any, writer: Any, remote_address: str,
                                          remote_port: int) -> tuple[Any, Any]:
         try:
-            handler, session = await BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+            handler, session = await DurableHandler.init_from_connect(reader, writer, self.plugins_manager)
         except MQTTError:
             await writer.close()
             raise
