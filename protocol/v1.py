@@ -328,8 +328,6 @@ def decode_events(payload: bytes, device: str) -> List[Dict[str, Any]]:
         try:
             out.append(validate_event(item, device))
         except Rejected as r:
-            if len(items) == 1:
-                raise
             raise Rejected(r.code, "event %d of %d: %s" % (i + 1, len(items), r.message)) from None
     return out
 
