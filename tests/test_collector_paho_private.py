@@ -48,6 +48,8 @@ def test_the_private_attributes_fastmqtt_uses_are_there() -> None:
     assert c._manual_ack is True and c._protocol == mqtt.MQTTv311, WHY.format(what="_manual_ack / _protocol")
     assert callable(mqtt.time_func) and isinstance(c._last_bytes_received, float), \
         WHY.format(what="time_func / Client._last_bytes_received (the keepalive's clock)")
+    assert mqtt.MQTTMessage(topic=b"bbt/v1/s/d/events")._topic == b"bbt/v1/s/d/events", \
+        WHY.format(what="MQTTMessage._topic (the raw topic the collector's on_message reads)")
 
 
 def test_paho_reads_a_packet_the_way_fastmqtt_leaves_it() -> None:

@@ -81,19 +81,16 @@ class Collector:
             log.warning("collector lost the broker (%s); reconnecting", rc)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:  # brokers check topics are UTF-8; quarantine it if one did not
-            topic = bytes(msg._topic).decode("utf-8", errors="backslashreplace")
-        self._q.put(Incoming(topic, bytes(msg.payload), time.time(), msg.mid, msg.qos, bool(msg.retain)))
+        """paho's callback, for what fastmqtt leaves to paho: one message through ``_on_publishes``."""
+        self._on_publishes([(bytes(msg._topic), bytes(msg.payload), msg.mid, msg.qos, bool(msg.retain))])
 
     def _on_publishes(self, published: list[tuple[bytes, bytes, int, int, bool]]) -> None:
-        """fastmqtt's sink: what ``_on_message`` does, for all the messages of one read at once."""
+        """fastmqtt's sink: every message of one read onto the queue, received now."""
         now, put = time.time(), self._q.put
         for topic, payload, mid, qos, retain in published:
             try:
                 text = topic.decode("utf-8")
-            except UnicodeDecodeError:
+            except UnicodeDecodeError:  # brokers check topics are UTF-8; quarantine it if one did not
                 text = topic.decode("utf-8", errors="backslashreplace")
             put(Incoming(text, payload, now, mid, qos, retain))
 
