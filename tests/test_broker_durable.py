@@ -67,6 +67,7 @@ def test_every_acknowledged_message_of_a_burst_that_ends_with_a_disconnect_arriv
         pc.loop_stop()
         wait_for(lambda: collector.payloads() == set(sent), 20,
                  what=f"every acknowledged message forwarded ({len(collector.payloads())} of {len(sent)})")
+        assert len(collector.got) == len(sent), "each forwarded once"
     finally:
         release_sockets(pc)
         collector.close()
